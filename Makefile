@@ -1,0 +1,41 @@
+# amlscore: each target is documented by its "## " comment; `make` alone lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= data/default
+
+.PHONY: help setup demo test test-code test-data test-model lint generate validate clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "amlscore needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install the pinned dependencies (constraints.txt)
+
+demo: setup ## The main job on the embedded default data set
+	$(BIN)/amlscore demo --out $(DATA)
+
+test: setup ## Run the whole test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+generate: setup ## Generate the default synthetic bank into $(DATA)
+	$(BIN)/amlscore generate --out $(DATA)
+
+validate: setup ## Validate the data set in $(DATA) against the contract
+	$(BIN)/amlscore validate $(DATA)
+
+lint: setup ## Byte-compile everything (a cheap syntax check)
+	$(BIN)/python -m compileall -q amlscore contract synth features models training serving tests
+
+clean: ## Remove generated data, runs and the virtual environment
+	rm -rf $(VENV) data runs mlruns mlflow.db state .pytest_cache

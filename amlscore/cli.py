@@ -1,0 +1,57 @@
+"""The ``amlscore`` command: one entry point, one subcommand per stage.
+
+Each stage's command lives in its own module under :mod:`amlscore.commands` and is registered
+here, so this file only shows what the tool can do. Errors caused by bad input
+(:class:`contract.errors.AmlError`) are printed for people, without a traceback, with exit 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from contract.errors import AmlError
+
+app = typer.Typer(
+    name="amlscore",
+    help="Money-laundering suspicion scoring: generate and validate data, build features, rate customers, "
+    "train, evaluate, serve and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_err = Console(stderr=True)
+
+# Registration: one line per command; each module owns its command's options and help.
+from amlscore.commands import generate as _generate  # noqa: E402
+from amlscore.commands import validate as _validate  # noqa: E402
+
+app.command("generate")(_generate.generate)
+app.command("validate")(_validate.validate)
+
+
+def main() -> None:
+    """Run the CLI, turning :class:`AmlError` into a readable message and a non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except AmlError as exc:
+        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        _err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors come here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m amlscore.cli
+    main()
