@@ -12,8 +12,9 @@ distributed engine runs as ``groupBy(entity).applyInPandas``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -125,9 +126,28 @@ def _peer_totals(facts: EventFacts, tx: TxnColumns, registry: CustomerRegistry, 
     return cum_cash[group, hi] - cum_cash[group, lo], cum_cnt[group, hi] - cum_cnt[group, lo]
 
 
-def _customer_primitives(tx: TxnColumns, facts: EventFacts, fact_matrix: np.ndarray, registry: CustomerRegistry, params: FeatureParams,
-                         progress: ProgressFn | None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray,
-                                                              np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+@dataclass
+class _CustomerPrims:
+    sums: np.ndarray
+    is_new_cp: np.ndarray
+    fan: dict[str, np.ndarray]
+    prev_t: np.ndarray
+    last_in_t: np.ndarray
+    sumsq_in: np.ndarray
+    sumsq_out: np.ndarray
+    max_in: np.ndarray
+    max_out: np.ndarray
+
+
+def _unsort(order: np.ndarray, values: np.ndarray) -> np.ndarray:
+    out = np.empty_like(values)
+    out[order] = values
+    return out
+
+
+def _customer_primitives(tx: TxnColumns, facts: EventFacts, fact_matrix: np.ndarray, registry: CustomerRegistry,
+                         params: FeatureParams) -> _CustomerPrims:
+    """Per-customer streaming quantities for a batch holding whole customers' histories."""
     n = len(tx)
     s = _sort_by(facts.cust)
     o, sf = s.order, s.seg_first
@@ -135,113 +155,151 @@ def _customer_primitives(tx: TxnColumns, facts: EventFacts, fact_matrix: np.ndar
     is_in = tx.is_in[o]
 
     prev_t_s, last_in_s = previous_times(t, sf, is_in, registry.onboard_ns[facts.cust[o]])
-    prev_t = np.empty(n, np.int64)
-    last_in = np.empty(n, np.int64)
-    prev_t[o] = prev_t_s
-    last_in[o] = last_in_s
+    prev_t = _unsort(o, prev_t_s)
     is_new_cp = _new_counterparty(facts, tx)
     is_react = reactivation_flags(tx.t_ns, prev_t, params)
-    if progress:
-        progress("history", 0.2)
 
+    # exact integer window sums: cumulative sum minus the cumulative sum before the window
     starts = {w: window_starts(t, sf, np.int64(WINDOW_NS[w])) for w in WINDOWS}
     values = window_sum_values(fact_matrix, is_new_cp, is_react)[o]
     sums_s = np.empty_like(values)
     for j, (_, w) in enumerate(WINDOW_SUMS):
         cum = np.cumsum(values[:, j])
         st = starts[w]
-        before = np.where(st > 0, cum[np.maximum(st - 1, 0)], 0)
-        sums_s[:, j] = cum - before
+        sums_s[:, j] = cum - np.where(st > 0, cum[np.maximum(st - 1, 0)], 0)
     del values
-    sums = np.empty_like(sums_s)
-    sums[o] = sums_s
+    sums = _unsort(o, sums_s)
     del sums_s
-    if progress:
-        progress("windows", 0.5)
 
+    # sums of squares restart per customer (the online state adds them in the same order); maxima
     sq = tx.amount[o] * tx.amount[o]
     amount_s = tx.amount[o]
-    sumsq = {}
-    maxes = {}
+    sumsq: dict[str, np.ndarray] = {}
+    maxes: dict[str, np.ndarray] = {}
     for d, mask in (("in", is_in), ("out", ~is_in)):
         cum = segment_cumsum(np.where(mask, sq, 0.0), sf)
-        sq_out = np.empty((n, len(VELOCITY_WINDOWS)), np.float64)
-        mx_out = np.empty((n, len(VELOCITY_WINDOWS)), np.float64)
-        for wi, w in enumerate(VELOCITY_WINDOWS):
+        sq_cols, mx_cols = [], []
+        for w in VELOCITY_WINDOWS:
             st = starts[w]
-            base = np.where(st > sf, cum[np.maximum(st - 1, 0)], 0.0)
-            tmp = np.empty(n, np.float64)
-            tmp[o] = cum - base
-            sq_out[:, wi] = tmp
-            tmp = np.empty(n, np.float64)
-            tmp[o] = window_max(t, sf, amount_s, mask, np.int64(WINDOW_NS[w]))
-            mx_out[:, wi] = tmp
-        sumsq[d] = sq_out
-        maxes[d] = mx_out
-    if progress:
-        progress("spreads", 0.7)
+            sq_cols.append(cum - np.where(st > sf, cum[np.maximum(st - 1, 0)], 0.0))
+            mx_cols.append(window_max(t, sf, amount_s, mask, np.int64(WINDOW_NS[w])))
+        sumsq[d] = _unsort(o, np.stack(sq_cols, axis=1))
+        maxes[d] = _unsort(o, np.stack(mx_cols, axis=1))
 
     cp, n_cp = _entity_codes(tx.counterparty_id)
     cp_s = cp[o]
-    distinct: dict[str, np.ndarray] = {}
+    fan: dict[str, np.ndarray] = {}
     for d, mask in (("in", is_in), ("out", ~is_in)):
         keys = np.where(mask & (cp_s >= 0), cp_s, -1)
         for w in ("7d", "30d"):
-            tmp = np.empty(n, np.int64)
-            tmp[o] = window_distinct(t, sf, keys, np.int64(n_cp), np.int64(WINDOW_NS[w]))
-            distinct[f"fan_{d}_{w}"] = tmp
-    return sums, is_new_cp, distinct, prev_t, last_in, sumsq["in"], sumsq["out"], maxes["in"], maxes["out"]
+            fan[f"fan_{d}_{w}"] = _unsort(o, window_distinct(t, sf, keys, np.int64(n_cp), np.int64(WINDOW_NS[w])))
+    return _CustomerPrims(sums=sums, is_new_cp=is_new_cp, fan=fan, prev_t=prev_t, last_in_t=_unsort(o, last_in_s),
+                          sumsq_in=sumsq["in"], sumsq_out=sumsq["out"], max_in=maxes["in"], max_out=maxes["out"])
 
 
-def compute_feature_arrays(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
-                           progress: ProgressFn | None = None) -> dict[str, np.ndarray]:
-    """Catalogue features for transactions already in time order, as ``name -> array`` (row order kept)."""
+def _take(obj, idx: np.ndarray):
+    """The rows ``idx`` of a dataclass of equal-length arrays (TxnColumns, EventFacts)."""
+    return type(obj)(**{f.name: getattr(obj, f.name)[idx] for f in fields(obj)})
+
+
+@dataclass(frozen=True)
+class _GlobalPrimitives:
+    """What needs the whole table: other customers on the same IP/device/operator, and peer totals."""
+
+    entity_distinct: dict[str, np.ndarray]
+    peer_cash_fen: np.ndarray
+    peer_txn_cnt: np.ndarray
+
+
+def _global_primitives(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry,
+                       params: FeatureParams) -> _GlobalPrimitives:
+    distinct = {
+        "ip_customers_24h": _distinct_per_entity(tx, facts, tx.ip_address, "24h"),
+        "ip_customers_7d": _distinct_per_entity(tx, facts, tx.ip_address, "7d"),
+        "device_customers_24h": _distinct_per_entity(tx, facts, tx.device_id, "24h"),
+        "device_customers_7d": _distinct_per_entity(tx, facts, tx.device_id, "7d"),
+        "operator_customers_30d": _distinct_per_entity(tx, facts, tx.operator_id, "30d"),
+    }
+    peer_cash, peer_cnt = _peer_totals(facts, tx, registry, params.peer_lookback_days)
+    return _GlobalPrimitives(distinct, peer_cash, peer_cnt)
+
+
+def _customer_partitions(cust: np.ndarray, chunk_rows: int) -> list[np.ndarray]:
+    """Row positions (in time order) split by whole customers into parts of about ``chunk_rows`` rows."""
+    order = np.argsort(cust, kind="stable")
+    sorted_cust = cust[order]
+    boundaries = np.flatnonzero(np.diff(sorted_cust)) + 1  # where a new customer starts
+    starts = np.concatenate([[0], boundaries])
+    parts: list[np.ndarray] = []
+    begin = 0
+    for b in starts[1:]:
+        if b - begin >= chunk_rows:
+            parts.append(np.sort(order[begin:b]))
+            begin = int(b)
+    parts.append(np.sort(order[begin:]))
+    return [p for p in parts if len(p)]
+
+
+def iter_feature_chunks(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
+                        chunk_rows: int = 1_000_000, progress: ProgressFn | None = None
+                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(row positions, feature matrix)`` per partition of whole customers.
+
+    ``txns`` must be in time order. Memory stays proportional to ``chunk_rows`` plus a few arrays
+    over the whole table; the matrix columns follow :data:`FEATURE_NAMES`.
+    """
     params = params or load_feature_params()
     registry = CustomerRegistry.from_customers(customers, params.bank_utc_offset_hours)
     tx = TxnColumns.from_frame(txns)
     if len(tx) == 0:
-        return {name: np.zeros(0, np.int64 if name in INTEGER_FEATURES else np.float64) for name in FEATURE_NAMES}
+        return
     facts = derive_facts(tx, registry, params)
-    fact_matrix = pack_facts(tx, facts)
-    sums, is_new_cp, distinct, prev_t, last_in, sq_in, sq_out, mx_in, mx_out = _customer_primitives(
-        tx, facts, fact_matrix, registry, params, progress
-    )
-    distinct["ip_customers_24h"] = _distinct_per_entity(tx, facts, tx.ip_address, "24h")
-    distinct["ip_customers_7d"] = _distinct_per_entity(tx, facts, tx.ip_address, "7d")
-    distinct["device_customers_24h"] = _distinct_per_entity(tx, facts, tx.device_id, "24h")
-    distinct["device_customers_7d"] = _distinct_per_entity(tx, facts, tx.device_id, "7d")
-    distinct["operator_customers_30d"] = _distinct_per_entity(tx, facts, tx.operator_id, "30d")
-    assert set(distinct) == set(DISTINCT_FEATURES)
-    peer_cash, peer_cnt = _peer_totals(facts, tx, registry, params.peer_lookback_days)
-    if progress:
-        progress("entities", 0.9)
-    prims = Primitives(
-        sums=sums,
-        sumsq_in=sq_in,
-        sumsq_out=sq_out,
-        max_in=mx_in,
-        max_out=mx_out,
-        distinct=distinct,
-        is_new_cp=is_new_cp,
-        prev_t=prev_t,
-        last_in_t=last_in,
-        onboard_ns=registry.onboard_ns[facts.cust],
-        peer_cash_fen=peer_cash,
-        peer_txn_cnt=peer_cnt,
-        peer_size=registry.peer_group_size(facts.cust, facts.local_day),
-        agent_other=registry.other_customers("agent", facts.cust, facts.local_day),
-        phone_other=registry.other_customers("phone", facts.cust, facts.local_day),
-        emergency_other=registry.other_customers("emergency", facts.cust, facts.local_day),
-        is_corporate=registry.is_corporate[facts.cust],
-        income=registry.income[facts.cust],
-    )
-    matrix = finalize(fact_matrix, tx.amount, prims, params)
-    if progress:
-        progress("done", 1.0)
+    glob = _global_primitives(tx, facts, registry, params)
+    peer_size = registry.peer_group_size(facts.cust, facts.local_day)
+    static = {kind: registry.other_customers(kind, facts.cust, facts.local_day)
+              for kind in ("agent", "phone", "emergency")}
+    parts = _customer_partitions(facts.cust, chunk_rows)
+    done = 0
+    for idx in parts:
+        ptx, pfacts = _take(tx, idx), _take(facts, idx)
+        fact_matrix = pack_facts(ptx, pfacts)
+        cp = _customer_primitives(ptx, pfacts, fact_matrix, registry, params)
+        distinct = dict(cp.fan)
+        distinct.update({k: v[idx] for k, v in glob.entity_distinct.items()})
+        prims = Primitives(
+            sums=cp.sums, sumsq_in=cp.sumsq_in, sumsq_out=cp.sumsq_out, max_in=cp.max_in, max_out=cp.max_out,
+            distinct=distinct, is_new_cp=cp.is_new_cp, prev_t=cp.prev_t, last_in_t=cp.last_in_t,
+            onboard_ns=registry.onboard_ns[pfacts.cust], peer_cash_fen=glob.peer_cash_fen[idx],
+            peer_txn_cnt=glob.peer_txn_cnt[idx], peer_size=peer_size[idx], agent_other=static["agent"][idx],
+            phone_other=static["phone"][idx], emergency_other=static["emergency"][idx],
+            is_corporate=registry.is_corporate[pfacts.cust], income=registry.income[pfacts.cust],
+        )
+        yield idx, finalize(fact_matrix, ptx.amount, prims, params)
+        done += len(idx)
+        if progress:
+            progress("features", done / len(tx))
+
+
+def compute_feature_arrays(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
+                           progress: ProgressFn | None = None, chunk_rows: int = 1_000_000) -> dict[str, np.ndarray]:
+    """Catalogue features for transactions already in time order, as ``name -> array`` (row order kept).
+
+    Integer features come back as int64, the others as float64.
+    """
+    n = len(txns)
+    matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
+    for idx, part in iter_feature_chunks(txns, customers, params, chunk_rows, progress):
+        matrix[idx] = part
     return {
         name: (matrix[:, j].astype(np.int64) if name in INTEGER_FEATURES else matrix[:, j])
         for j, name in enumerate(FEATURE_NAMES)
     }
+
+
+def ordered_transactions(txns: pd.DataFrame) -> pd.DataFrame:
+    """The transactions in time order (timestamp, then txn_id), as both feature paths count them."""
+    perm = _time_order(txns)
+    return txns if perm is None else txns.iloc[perm].reset_index(drop=True)
 
 
 def build_features(dataset: Dataset, params: FeatureParams | None = None,
@@ -251,13 +309,48 @@ def build_features(dataset: Dataset, params: FeatureParams | None = None,
 
     Integer features (counts, flags, codes) are ``int32``; the others ``float64`` (NaN = undefined).
     """
-    txns = dataset.transactions
-    perm = _time_order(txns)
-    if perm is not None:
-        txns = txns.iloc[perm].reset_index(drop=True)
+    txns = ordered_transactions(dataset.transactions)
     arrays = compute_feature_arrays(txns, dataset.customers, params, progress)
     frame = {c: txns[c].to_numpy() for c in ID_COLUMNS}
     for name in FEATURE_NAMES:
-        v = arrays[name]
+        v = arrays.pop(name)
         frame[name] = v.astype(np.int32) if name in INTEGER_FEATURES else v
     return pd.DataFrame(frame)
+
+
+def write_features(dataset: Dataset, path: str | Path, params: FeatureParams | None = None,
+                   chunk_rows: int = 500_000, progress: ProgressFn | None = None) -> int:
+    """Stream the feature rows of ``dataset`` to a Parquet file chunk by chunk; returns the row count.
+
+    Rows come out grouped by customer partition (each in time order), not in global time order.
+    Written to a temporary file first and renamed, so a failure never leaves a partial file.
+    """
+    import pyarrow as pa  # noqa: PLC0415 - only this writer needs it
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    txns = ordered_transactions(dataset.transactions)
+    target = Path(path)
+    tmp = target.with_name(target.name + ".partial")
+    writer = None
+    rows = 0
+    try:
+        for idx, part in iter_feature_chunks(txns, dataset.customers, params, chunk_rows, progress):
+            cols = {c: pa.array(txns[c].iloc[idx].astype(str).to_numpy() if c != "timestamp"
+                                else txns[c].iloc[idx].to_numpy()) for c in ID_COLUMNS}
+            for j, name in enumerate(FEATURE_NAMES):
+                cols[name] = pa.array(part[:, j].astype(np.int32) if name in INTEGER_FEATURES else part[:, j])
+            table = pa.table(cols)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+            rows += len(idx)
+        if writer is None:
+            raise ValueError("no transactions to compute features for")
+        writer.close()
+        writer = None
+        tmp.replace(target)
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return rows

@@ -52,11 +52,18 @@ def make_customers(n: int, seed: int = 0) -> pd.DataFrame:
         "declared_annual_income": income,
         "onboarded_at": onboard,
     })
+    return typed_customers(df)
+
+
+def typed_customers(df: pd.DataFrame) -> pd.DataFrame:
+    """Give a hand-made customers frame the loader's dtypes."""
+    df = df.copy()
     for c in ("customer_id", "home_region", "agent_id", "phone", "emergency_contact_phone", "nationality",
               "residence_country"):
         df[c] = df[c].astype("string")
     for c in ("customer_type", "occupation_or_industry"):
         df[c] = pd.Categorical(df[c], categories=_CAT[c])
+    df["onboarded_at"] = pd.to_datetime(df["onboarded_at"])
     return df
 
 
@@ -106,10 +113,19 @@ def make_transactions(customers: pd.DataFrame, n: int, seed: int = 1, start: str
         "terminal_region": np.where(terminal, "CN-11", None),
         "operator_id": np.where(rng.random(n) < 0.02, rng.choice(["OP1", "OP2"], n), None),
     })
+    return typed_transactions(df)
+
+
+def typed_transactions(df: pd.DataFrame) -> pd.DataFrame:
+    """Give a hand-made transactions frame the loader's dtypes and time order."""
+    df = df.copy()
     for c in ("txn_id", "customer_id", "account_id", "counterparty_id", "counterparty_country", "ip_address",
               "ip_country", "ip_region", "device_id", "terminal_id", "terminal_region", "operator_id"):
+        if c not in df:
+            df[c] = None
         df[c] = df[c].astype("string")
     for c in ("direction", "channel", "txn_type", "counterparty_type"):
         df[c] = pd.Categorical(df[c], categories=_CAT[c])
-    df = df.sort_values(["timestamp", "txn_id"], kind="stable").reset_index(drop=True)
-    return df
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    df["amount"] = df["amount"].astype("float64")
+    return df.sort_values(["timestamp", "txn_id"], kind="stable").reset_index(drop=True)

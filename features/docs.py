@@ -1,0 +1,65 @@
+"""Render the feature catalogue as Markdown for people (``docs/features.md`` is generated from here)."""
+
+from __future__ import annotations
+
+from features.catalogue import CATALOGUE, FEATURE_SET_VERSION, WINDOWS
+from features.params import FeatureParams, load_feature_params
+
+_GROUP_TITLES = {
+    "velocity": "Velocity and volume",
+    "cash": "Cash",
+    "channel": "Channel, amount and time of day",
+    "pass_through": "Pass-through",
+    "counterparty": "Counterparties",
+    "geography": "Geography",
+    "shared_identifiers": "Shared identifiers across customers",
+    "dormancy": "Dormancy",
+    "peer_group": "Peer groups and own history",
+    "profile": "Profile consistency",
+}
+
+_HEADER = """# Feature catalogue ({version})
+
+Generated from `features/catalogue.py` by `amlscore catalogue`; do not edit by hand.
+{count} features, one row per transaction. Parameters: `features/config/feature_params.yaml`
+(hash `{params_hash}`).
+
+How to read it:
+
+* **Window**: a window `w` ending at a transaction at time `t` covers `(t - w, t]`: the transaction
+  itself and the customer's (or the identifier's) earlier transactions, never a later one. Ties in
+  time are ordered by `txn_id`. Windows: {windows}.
+* **Entity**: what the feature is counted over: the transaction alone, the customer's history, an
+  IP address, device, operator, agent or phone shared across customers, or the peer group
+  (customer type x occupation or industry).
+* Amounts are CNY and summed exactly (in fen). A feature that is undefined is empty (`NaN`).
+* The same definitions feed training (offline, whole histories) and serving (online, one
+  transaction at a time); the test suite holds the two to identical values.
+
+Handling of awkward input on the online path: an unknown customer, a missing or malformed field or
+a transaction older than the customer's latest processed one is refused with a message naming it,
+and nothing is counted; a `txn_id` seen before returns the row it got then and is not counted again.
+Late transactions belong to the offline path, which orders the whole history.
+"""
+
+
+def render_catalogue_markdown(params: FeatureParams | None = None) -> str:
+    """The catalogue as a Markdown document, grouped by theme, with each feature's formula."""
+    params = params or load_feature_params()
+    lines = [_HEADER.format(version=FEATURE_SET_VERSION, count=len(CATALOGUE), params_hash=params.hash,
+                            windows=", ".join(WINDOWS))]
+    for group, title in _GROUP_TITLES.items():
+        specs = [s for s in CATALOGUE if s.group == group]
+        lines.append(f"\n## {title}\n")
+        lines.append("| feature | meaning | window | entity | formula |")
+        lines.append("|---|---|---|---|---|")
+        for s in specs:
+            formula = s.formula.replace("|", "\\|")
+            lines.append(f"| `{s.name}` | {s.meaning} | {s.window or '-'} | {s.entity} | `{formula}` |")
+    lines.append("\n## Parameters\n")
+    lines.append("| parameter | value |")
+    lines.append("|---|---|")
+    for key, value in params.model_dump(mode="json").items():
+        shown = ", ".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
+        lines.append(f"| `{key}` | {shown} |")
+    return "\n".join(lines) + "\n"
