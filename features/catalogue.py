@@ -171,8 +171,8 @@ def _counterparty_specs() -> list[FeatureSpec]:
                     "The counterparty (a customer of this bank) was never seen before with this customer.",
                     "counterparty_id not empty and not among the customer's earlier counterparties"),
         FeatureSpec("is_corp_indiv", "counterparty", "transaction", None, "flag",
-                    "A non-salary transfer between a corporate and an individual.",
-                    "{customer_type, counterparty_type} = {corporate, individual} and txn_type != salary"),
+                    "A transfer or remittance between a corporate and an individual (not payroll, bills or purchases).",
+                    "{customer_type, counterparty_type} = {corporate, individual} and txn_type in {transfer, remittance}"),
     ]
     for window in ("7d", "30d"):
         specs += [

@@ -222,7 +222,9 @@ def derive_facts(tx: TxnColumns, registry: CustomerRegistry, params: FeaturePara
     cust_corp = registry.is_corporate[cust]
     cp_corp = tx.cp_type == CP_TYPE_CODE["corporate"]
     cp_indiv = tx.cp_type == CP_TYPE_CODE["individual"]
-    is_corp_indiv = ((cust_corp & cp_indiv) | (~cust_corp & cp_corp)) & (tx.txn_type != TXN_TYPE_CODE["salary"])
+    # transfers only: paying a corporate biller or shop is not the corporate-to-personal pattern, nor is payroll
+    is_transfer = (tx.txn_type == TXN_TYPE_CODE["transfer"]) | (tx.txn_type == TXN_TYPE_CODE["remittance"])
+    is_corp_indiv = ((cust_corp & cp_indiv) | (~cust_corp & cp_corp)) & is_transfer
     return EventFacts(
         cust=cust,
         local_day=local_day,
