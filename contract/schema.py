@@ -87,28 +87,29 @@ class Column:
     min_value: float | None = None
     min_inclusive: bool = True
 
-    def rule(self) -> str:
-        """The column's rule in words, as the validator quotes it."""
-        parts: list[str] = []
+    def value_rule(self) -> str:
+        """What a non-empty cell must be, in words (e.g. ``a number > 0``): the first part of :meth:`rule`."""
         if self.kind == "category" and self.values:
-            parts.append("one of " + ", ".join(self.values))
-        elif self.kind == "bool":
-            parts.append("true or false")
-        elif self.kind == "date":
-            parts.append("a date YYYY-MM-DD")
-        elif self.kind == "timestamp":
-            parts.append("an ISO 8601 timestamp")
-        elif self.kind == "country":
-            parts.append("an ISO 3166-1 alpha-2 country code")
-        elif self.kind in ("decimal", "integer"):
+            return "one of " + ", ".join(self.values)
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "date":
+            return "a date YYYY-MM-DD"
+        if self.kind == "timestamp":
+            return "an ISO 8601 timestamp"
+        if self.kind == "country":
+            return "an ISO 3166-1 alpha-2 country code"
+        if self.kind in ("decimal", "integer"):
             noun = "a number" if self.kind == "decimal" else "a whole number"
             if self.min_value is None:
-                parts.append(noun)
-            else:
-                op = ">=" if self.min_inclusive else ">"
-                parts.append(f"{noun} {op} {self.min_value:g}")
-        else:
-            parts.append("text")
+                return noun
+            op = ">=" if self.min_inclusive else ">"
+            return f"{noun} {op} {self.min_value:g}"
+        return "text"
+
+    def rule(self) -> str:
+        """The column's rule in words, as the validator quotes it."""
+        parts: list[str] = [self.value_rule()]
         if self.unique:
             parts.append("unique")
         parts.append("may be empty" if self.nullable else "required")
