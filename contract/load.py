@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -78,7 +78,9 @@ class Dataset:
     source : Path or None
         The folder it was read from; None for in-memory data.
     fingerprint : str
-        sha256 hex identifying the data (see :func:`fingerprint_files`).
+        sha256 hex identifying the data (see :func:`fingerprint_files`). For in-memory data it is
+        computed on first use (serialising millions of rows only to hash them is slow, and writing
+        the data set does not need it).
     warnings : tuple of str
         Non-fatal remarks from validation, e.g. ignored extra columns.
     """
@@ -87,8 +89,15 @@ class Dataset:
     transactions: pd.DataFrame
     reports: pd.DataFrame
     source: Path | None
-    fingerprint: str
+    known_fingerprint: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        if self.known_fingerprint is None:
+            object.__setattr__(self, "known_fingerprint",
+                               fingerprint_frames(self.customers, self.transactions, self.reports))
+        return self.known_fingerprint  # type: ignore[return-value]
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """The three frames by table name."""
@@ -372,7 +381,7 @@ def dataset_from_frames(
     """
     report, tables = check_frames(customers, transactions, reports, max_errors)
     typed = typed_tables(report, tables)
-    return Dataset(*typed, source=None, fingerprint=fingerprint_frames(*typed), warnings=tuple(report.warnings))
+    return Dataset(*typed, source=None, warnings=tuple(report.warnings))
 
 
 # --------------------------------------------------------------------------------------------
