@@ -27,12 +27,14 @@ _err = Console(stderr=True)
 # Registration: one line per command; each module owns its command's options and help.
 from amlscore.commands import generate as _generate  # noqa: E402
 from amlscore.commands import features as _features  # noqa: E402
+from amlscore.commands import rate as _rate  # noqa: E402
 from amlscore.commands import validate as _validate  # noqa: E402
 
 app.command("generate")(_generate.generate)
 app.command("validate")(_validate.validate)
 app.command("features")(_features.features)
 app.command("catalogue")(_features.catalogue)
+app.command("rate")(_rate.rate)
 
 
 def main() -> None:

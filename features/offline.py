@@ -62,14 +62,24 @@ def _sort_by(key: np.ndarray) -> _Sorted:
     return _Sorted(order=order, seg_first=segment_firsts(key[order]))
 
 
+def _utc_ns(timestamps: pd.Series) -> np.ndarray:
+    """int64 UTC nanoseconds of a timestamp column, without materialising Timestamp objects."""
+    values = timestamps.array
+    if hasattr(values, "asi8"):  # DatetimeArray, tz-aware or naive (naive means UTC)
+        return np.asarray(values.asi8, dtype=np.int64)
+    return pd.to_datetime(timestamps, utc=True).array.asi8
+
+
 def _time_order(txns: pd.DataFrame) -> np.ndarray | None:
     """None when the frame is already ordered by (timestamp, txn_id), else the permutation that orders it."""
-    t = txns["timestamp"].to_numpy()
-    ids = txns["txn_id"].astype(str).to_numpy(dtype=object)
-    dt = np.diff(t.astype("datetime64[ns]").astype(np.int64)) if len(t) > 1 else np.zeros(0, np.int64)
-    if (dt > 0).all() or ((dt >= 0).all() and not _tie_out_of_order(dt, ids)):
+    t = _utc_ns(txns["timestamp"])
+    dt = np.diff(t)
+    if (dt > 0).all():
         return None
-    return np.lexsort((ids, t.astype("datetime64[ns]").astype(np.int64)))
+    ids = txns["txn_id"].astype(str).to_numpy(dtype=object)
+    if (dt >= 0).all() and not _tie_out_of_order(dt, ids):
+        return None
+    return np.lexsort((ids, t))
 
 
 def _tie_out_of_order(dt: np.ndarray, ids: np.ndarray) -> bool:
@@ -128,6 +138,9 @@ def _peer_totals(facts: EventFacts, tx: TxnColumns, registry: CustomerRegistry, 
 
 @dataclass
 class _CustomerPrims:
+    """Per-customer streaming quantities, rows in ``order`` (by customer, then time)."""
+
+    order: np.ndarray
     sums: np.ndarray
     is_new_cp: np.ndarray
     fan: dict[str, np.ndarray]
@@ -139,41 +152,35 @@ class _CustomerPrims:
     max_out: np.ndarray
 
 
-def _unsort(order: np.ndarray, values: np.ndarray) -> np.ndarray:
-    out = np.empty_like(values)
-    out[order] = values
-    return out
-
-
 def _customer_primitives(tx: TxnColumns, facts: EventFacts, fact_matrix: np.ndarray, registry: CustomerRegistry,
                          params: FeatureParams) -> _CustomerPrims:
-    """Per-customer streaming quantities for a batch holding whole customers' histories."""
-    n = len(tx)
+    """Per-customer streaming quantities for a batch holding whole customers' histories.
+
+    Everything is computed and returned in customer order (``order``), which is how the kernels
+    walk the rows; the caller puts the final feature rows back in place once.
+    """
     s = _sort_by(facts.cust)
     o, sf = s.order, s.seg_first
     t = tx.t_ns[o]
     is_in = tx.is_in[o]
 
-    prev_t_s, last_in_s = previous_times(t, sf, is_in, registry.onboard_ns[facts.cust[o]])
-    prev_t = _unsort(o, prev_t_s)
-    is_new_cp = _new_counterparty(facts, tx)
-    is_react = reactivation_flags(tx.t_ns, prev_t, params)
+    prev_t, last_in = previous_times(t, sf, is_in, registry.onboard_ns[facts.cust[o]])
+    is_new_cp = _new_counterparty(facts, tx)[o]  # "first seen" looks at pairs in time order
+    is_react = reactivation_flags(t, prev_t, params)
 
     # exact integer window sums: cumulative sum minus the cumulative sum before the window
     starts = {w: window_starts(t, sf, np.int64(WINDOW_NS[w])) for w in WINDOWS}
-    values = window_sum_values(fact_matrix, is_new_cp, is_react)[o]
-    sums_s = np.empty_like(values)
+    values = window_sum_values(fact_matrix[o], is_new_cp, is_react)
+    sums = np.empty_like(values)
     for j, (_, w) in enumerate(WINDOW_SUMS):
         cum = np.cumsum(values[:, j])
         st = starts[w]
-        sums_s[:, j] = cum - np.where(st > 0, cum[np.maximum(st - 1, 0)], 0)
+        sums[:, j] = cum - np.where(st > 0, cum[np.maximum(st - 1, 0)], 0)
     del values
-    sums = _unsort(o, sums_s)
-    del sums_s
 
     # sums of squares restart per customer (the online state adds them in the same order); maxima
-    sq = tx.amount[o] * tx.amount[o]
-    amount_s = tx.amount[o]
+    amount = tx.amount[o]
+    sq = amount * amount
     sumsq: dict[str, np.ndarray] = {}
     maxes: dict[str, np.ndarray] = {}
     for d, mask in (("in", is_in), ("out", ~is_in)):
@@ -182,9 +189,9 @@ def _customer_primitives(tx: TxnColumns, facts: EventFacts, fact_matrix: np.ndar
         for w in VELOCITY_WINDOWS:
             st = starts[w]
             sq_cols.append(cum - np.where(st > sf, cum[np.maximum(st - 1, 0)], 0.0))
-            mx_cols.append(window_max(t, sf, amount_s, mask, np.int64(WINDOW_NS[w])))
-        sumsq[d] = _unsort(o, np.stack(sq_cols, axis=1))
-        maxes[d] = _unsort(o, np.stack(mx_cols, axis=1))
+            mx_cols.append(window_max(t, sf, amount, mask, np.int64(WINDOW_NS[w])))
+        sumsq[d] = np.stack(sq_cols, axis=1)
+        maxes[d] = np.stack(mx_cols, axis=1)
 
     cp, n_cp = _entity_codes(tx.counterparty_id)
     cp_s = cp[o]
@@ -192,8 +199,8 @@ def _customer_primitives(tx: TxnColumns, facts: EventFacts, fact_matrix: np.ndar
     for d, mask in (("in", is_in), ("out", ~is_in)):
         keys = np.where(mask & (cp_s >= 0), cp_s, -1)
         for w in ("7d", "30d"):
-            fan[f"fan_{d}_{w}"] = _unsort(o, window_distinct(t, sf, keys, np.int64(n_cp), np.int64(WINDOW_NS[w])))
-    return _CustomerPrims(sums=sums, is_new_cp=is_new_cp, fan=fan, prev_t=prev_t, last_in_t=_unsort(o, last_in_s),
+            fan[f"fan_{d}_{w}"] = window_distinct(t, sf, keys, np.int64(n_cp), np.int64(WINDOW_NS[w]))
+    return _CustomerPrims(order=o, sums=sums, is_new_cp=is_new_cp, fan=fan, prev_t=prev_t, last_in_t=last_in,
                           sumsq_in=sumsq["in"], sumsq_out=sumsq["out"], max_in=maxes["in"], max_out=maxes["out"])
 
 
@@ -243,7 +250,7 @@ def _customer_partitions(cust: np.ndarray, chunk_rows: int) -> list[np.ndarray]:
 def iter_feature_chunks(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
                         chunk_rows: int = 1_000_000, progress: ProgressFn | None = None
                         ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(row positions, feature matrix)`` per partition of whole customers.
+    """Yield ``(row positions, feature matrix)`` per partition of whole customers (rows by customer).
 
     ``txns`` must be in time order. Memory stays proportional to ``chunk_rows`` plus a few arrays
     over the whole table; the matrix columns follow :data:`FEATURE_NAMES`.
@@ -264,32 +271,38 @@ def iter_feature_chunks(txns: pd.DataFrame, customers: pd.DataFrame, params: Fea
         ptx, pfacts = _take(tx, idx), _take(facts, idx)
         fact_matrix = pack_facts(ptx, pfacts)
         cp = _customer_primitives(ptx, pfacts, fact_matrix, registry, params)
+        rows = idx[cp.order]  # the partition's rows in customer order, as the primitives are
+        cust = facts.cust[rows]
         distinct = dict(cp.fan)
-        distinct.update({k: v[idx] for k, v in glob.entity_distinct.items()})
+        distinct.update({k: v[rows] for k, v in glob.entity_distinct.items()})
         prims = Primitives(
             sums=cp.sums, sumsq_in=cp.sumsq_in, sumsq_out=cp.sumsq_out, max_in=cp.max_in, max_out=cp.max_out,
             distinct=distinct, is_new_cp=cp.is_new_cp, prev_t=cp.prev_t, last_in_t=cp.last_in_t,
-            onboard_ns=registry.onboard_ns[pfacts.cust], peer_cash_fen=glob.peer_cash_fen[idx],
-            peer_txn_cnt=glob.peer_txn_cnt[idx], peer_size=peer_size[idx], agent_other=static["agent"][idx],
-            phone_other=static["phone"][idx], emergency_other=static["emergency"][idx],
-            is_corporate=registry.is_corporate[pfacts.cust], income=registry.income[pfacts.cust],
+            onboard_ns=registry.onboard_ns[cust], peer_cash_fen=glob.peer_cash_fen[rows],
+            peer_txn_cnt=glob.peer_txn_cnt[rows], peer_size=peer_size[rows], agent_other=static["agent"][rows],
+            phone_other=static["phone"][rows], emergency_other=static["emergency"][rows],
+            is_corporate=registry.is_corporate[cust], income=registry.income[cust],
         )
-        yield idx, finalize(fact_matrix, ptx.amount, prims, params)
+        yield rows, finalize(fact_matrix[cp.order], tx.amount[rows], prims, params)
         done += len(idx)
         if progress:
             progress("features", done / len(tx))
 
 
+def compute_feature_matrix(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
+                           progress: ProgressFn | None = None, chunk_rows: int = 1_000_000) -> np.ndarray:
+    """Catalogue features for transactions already in time order, as a float64 matrix (rows kept,
+    columns in :data:`FEATURE_NAMES` order)."""
+    matrix = np.empty((len(txns), len(FEATURE_NAMES)), dtype=np.float64)
+    for rows, part in iter_feature_chunks(txns, customers, params, chunk_rows, progress):
+        matrix[rows] = part
+    return matrix
+
+
 def compute_feature_arrays(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
                            progress: ProgressFn | None = None, chunk_rows: int = 1_000_000) -> dict[str, np.ndarray]:
-    """Catalogue features for transactions already in time order, as ``name -> array`` (row order kept).
-
-    Integer features come back as int64, the others as float64.
-    """
-    n = len(txns)
-    matrix = np.empty((n, len(FEATURE_NAMES)), dtype=np.float64)
-    for idx, part in iter_feature_chunks(txns, customers, params, chunk_rows, progress):
-        matrix[idx] = part
+    """As :func:`compute_feature_matrix`, as ``name -> array``: integer features int64, the others float64."""
+    matrix = compute_feature_matrix(txns, customers, params, progress, chunk_rows)
     return {
         name: (matrix[:, j].astype(np.int64) if name in INTEGER_FEATURES else matrix[:, j])
         for j, name in enumerate(FEATURE_NAMES)
@@ -310,12 +323,11 @@ def build_features(dataset: Dataset, params: FeatureParams | None = None,
     Integer features (counts, flags, codes) are ``int32``; the others ``float64`` (NaN = undefined).
     """
     txns = ordered_transactions(dataset.transactions)
-    arrays = compute_feature_arrays(txns, dataset.customers, params, progress)
-    frame = {c: txns[c].to_numpy() for c in ID_COLUMNS}
-    for name in FEATURE_NAMES:
-        v = arrays.pop(name)
-        frame[name] = v.astype(np.int32) if name in INTEGER_FEATURES else v
-    return pd.DataFrame(frame)
+    matrix = compute_feature_matrix(txns, dataset.customers, params, progress)
+    features = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), copy=False)
+    features = features.astype({name: np.int32 for name in FEATURE_NAMES if name in INTEGER_FEATURES})
+    ids = txns[list(ID_COLUMNS)].reset_index(drop=True)
+    return pd.concat([ids, features], axis=1)
 
 
 def write_features(dataset: Dataset, path: str | Path, params: FeatureParams | None = None,
