@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= data/default
 
-.PHONY: help setup demo test test-code test-data test-model lint generate validate clean
+.PHONY: help setup browser demo test lint generate validate features rate train evaluate serve bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -22,10 +22,18 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies (constraints.txt)
 
+browser: ## Install headless Chromium and CJK fonts from Debian for the report tests (when root)
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and fonts-noto-cjk from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	    || echo "could not install chromium: browser tests will be skipped"; \
+	else echo "chromium not found and not root: browser tests will be skipped (apt-get install chromium fonts-noto-cjk)"; fi
+
 demo: setup ## The main job on the embedded default data set
 	$(BIN)/amlscore demo --out $(DATA)
 
-test: setup ## Run the whole test suite (what CI runs)
+test: setup browser ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 generate: setup ## Generate the default synthetic bank into $(DATA)
@@ -33,6 +41,12 @@ generate: setup ## Generate the default synthetic bank into $(DATA)
 
 validate: setup ## Validate the data set in $(DATA) against the contract
 	$(BIN)/amlscore validate $(DATA)
+
+features: setup ## Offline features of $(DATA) into $(DATA)/features.parquet
+	$(BIN)/amlscore features --data $(DATA) --out $(DATA)/features.parquet
+
+rate: setup ## Rate every customer of $(DATA) (PBoC weighted method) into runs/rating
+	$(BIN)/amlscore rate --data $(DATA) --out runs/rating
 
 lint: setup ## Byte-compile everything (a cheap syntax check)
 	$(BIN)/python -m compileall -q amlscore contract synth features models training serving tests

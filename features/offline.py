@@ -344,18 +344,19 @@ def write_features(dataset: Dataset, path: str | Path, params: FeatureParams | N
     target = Path(path)
     tmp = target.with_name(target.name + ".partial")
     writer = None
-    rows = 0
+    rows_written = 0
     try:
-        for idx, part in iter_feature_chunks(txns, dataset.customers, params, chunk_rows, progress):
-            cols = {c: pa.array(txns[c].iloc[idx].astype(str).to_numpy() if c != "timestamp"
-                                else txns[c].iloc[idx].to_numpy()) for c in ID_COLUMNS}
+        for rows, part in iter_feature_chunks(txns, dataset.customers, params, chunk_rows, progress):
+            columns = part.T  # one contiguous row per feature after the copy below
+            columns = np.ascontiguousarray(columns)
+            arrays = [pa.Array.from_pandas(txns[c].iloc[rows].reset_index(drop=True)) for c in ID_COLUMNS]
             for j, name in enumerate(FEATURE_NAMES):
-                cols[name] = pa.array(part[:, j].astype(np.int32) if name in INTEGER_FEATURES else part[:, j])
-            table = pa.table(cols)
+                arrays.append(pa.array(columns[j].astype(np.int32) if name in INTEGER_FEATURES else columns[j]))
+            table = pa.Table.from_arrays(arrays, names=list(ID_COLUMNS) + list(FEATURE_NAMES))
             if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
+                writer = pq.ParquetWriter(tmp, table.schema, compression="lz4")
             writer.write_table(table)
-            rows += len(idx)
+            rows_written += len(rows)
         if writer is None:
             raise ValueError("no transactions to compute features for")
         writer.close()
@@ -365,4 +366,4 @@ def write_features(dataset: Dataset, path: str | Path, params: FeatureParams | N
         if writer is not None:
             writer.close()
         tmp.unlink(missing_ok=True)
-    return rows
+    return rows_written
