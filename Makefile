@@ -49,7 +49,7 @@ rate: setup ## Rate every customer of $(DATA) (PBoC weighted method) into runs/r
 	$(BIN)/amlscore rate --data $(DATA) --out runs/rating
 
 lint: setup ## Byte-compile everything (a cheap syntax check)
-	$(BIN)/python -m compileall -q amlscore contract synth features models training serving tests
+	$(BIN)/python -m compileall -q amlscore contract synth features models training serving reports notebooks tests
 
 clean: ## Remove generated data, runs and the virtual environment
 	rm -rf $(VENV) data runs mlruns mlflow.db state .pytest_cache

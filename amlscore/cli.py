@@ -28,6 +28,7 @@ _err = Console(stderr=True)
 from amlscore.commands import generate as _generate  # noqa: E402
 from amlscore.commands import features as _features  # noqa: E402
 from amlscore.commands import rate as _rate  # noqa: E402
+from amlscore.commands.report import report_app  # noqa: E402
 from amlscore.commands import validate as _validate  # noqa: E402
 
 app.command("generate")(_generate.generate)
@@ -35,6 +36,7 @@ app.command("validate")(_validate.validate)
 app.command("features")(_features.features)
 app.command("catalogue")(_features.catalogue)
 app.command("rate")(_rate.rate)
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:
