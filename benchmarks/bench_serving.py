@@ -1,0 +1,555 @@
+"""Benchmark of the scoring service over HTTP on loopback: latency, throughput, errors, memory.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_serving.py                  # short run (~2-3 minutes with the warm-up)
+    .venv/bin/python benchmarks/bench_serving.py --minutes 5      # plus a 5-minute soak at 100 req/s
+    .venv/bin/python benchmarks/bench_serving.py --out bench.json # also write the results as JSON
+
+What it does:
+
+1. generates a synthetic bank (``--customers`` x ``--days``, seed fixed) and splits it in time: the
+   history becomes the service's data folder (replayed into the online state before the clock
+   starts), the last ``--holdout-days`` become the load, in time order (repeated in laps shifted by
+   the holdout length, with new txn_ids, when a phase needs more transactions than that);
+2. trains a model set on the history with the training code into a private MLflow registry in the
+   working folder (or, with ``--tracking-uri``, serves the model set an existing registry's
+   ``--alias`` points at), then starts the real service (``bentoml serve
+   serving.service:AmlScoring``, one worker) on 127.0.0.1 with a fresh state folder and API keys
+   written by the benchmark;
+3. runs the load generator in a second process (asyncio + httpx, open loop: request *i* leaves at
+   ``t0 + i / rate`` whatever happened before, and its latency counts from that planned instant, so
+   a stalled server cannot hide its queueing): single transactions without explanations (channel
+   key), single transactions with explanations (compliance key, ``explain: true``), then batches
+   (closed loop, one batch in flight);
+4. samples the resident memory of the server's processes every second and reports its drift.
+
+Transactions of one customer are never in flight together (the next waits for the previous), so the
+service never sees them out of order; the wait counts in the latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+KEYS = {"bench-channel": ("channel", "bench-channel-key"), "bench-compliance": ("compliance", "bench-compliance-key"),
+        "bench-admin": ("admin", "bench-admin-key")}
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def prepare_data(work: Path, customers: int, days: int, holdout_days: int, seed: int) -> tuple[Path, list[dict[str, Any]]]:
+    """Write the history as the data folder; return it and the hold-out transactions (contract records)."""
+    import pandas as pd
+
+    from contract import write_dataset
+    from features.events import transaction_records
+    from features.offline import ordered_transactions
+    from synth import SynthConfig, generate_bank
+
+    bank = generate_bank(SynthConfig(customers=customers, days=days, seed=seed))
+    txns = ordered_transactions(bank.transactions)
+    ts = pd.to_datetime(txns["timestamp"], utc=True)
+    cut = ts.max() - pd.Timedelta(days=holdout_days)
+    history, load = txns.loc[(ts <= cut).to_numpy()], txns.loc[(ts > cut).to_numpy()]
+    reports = bank.reports
+    rdate = pd.to_datetime(reports["report_date"])
+    reports = reports.loc[(rdate <= cut.tz_localize(None)).to_numpy()]
+    reports = reports[reports["txn_id"].isna() | reports["txn_id"].isin(set(history["txn_id"]))]
+    folder = work / "data"
+    write_dataset({"customers": bank.customers, "transactions": history.reset_index(drop=True), "reports": reports}, folder)
+    return folder, list(transaction_records(load.reset_index(drop=True)))
+
+
+class Stream:
+    """The hold-out transactions in time order, repeated in laps shifted by the lap length."""
+
+    def __init__(self, records: list[dict[str, Any]], lap_days: float) -> None:
+        self.records = records
+        self.lap_ns = int(lap_days * 86_400 * 1e9)
+        self.i = 0
+
+    def take(self, n: int) -> list[dict[str, Any]]:
+        import pandas as pd
+
+        out = []
+        for _ in range(n):
+            lap, k = divmod(self.i, len(self.records))
+            rec = dict(self.records[k])
+            if lap:
+                rec["txn_id"] = f"{rec['txn_id']}-L{lap}"
+                t = pd.Timestamp(rec["timestamp"]) + pd.Timedelta(self.lap_ns * lap, unit="ns")
+                rec["timestamp"] = t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            out.append(rec)
+            self.i += 1
+        return out
+
+
+def train_model(work: Path, data: Path) -> str:
+    """Train a model set on the history with the training code and make it champion in a private registry."""
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    saved = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    try:
+        from training.tracking import set_alias
+        from training.train import TrainConfig, train
+
+        t = time.perf_counter()
+        result = train(TrainConfig(data=data, seed=42), log=True)
+        set_alias("champion", result.model_version)
+        print(f"model: trained version {result.model_version} in {time.perf_counter() - t:.1f} s: {result.model_set}",
+              flush=True)
+    finally:
+        if saved is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = saved
+    return uri
+
+
+# -- server ---------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(service: str, port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "bentoml", "serve", service, "--host", "127.0.0.1", "--port", str(port),
+           "--working-dir", str(ROOT)]
+    logf = open(log_path, "w")
+    return subprocess.Popen(cmd, env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 600.0) -> float:
+    import httpx
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"the service was not ready after {timeout:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+class RssSampler(threading.Thread):
+    """RSS (MiB) and CPU seconds of the server's process tree, once per ``every`` seconds.
+
+    The CPU time is what the server itself spent, whatever else runs on the machine: on a shared
+    machine it tells the service's cost apart from the queueing that other processes cause.
+    """
+
+    def __init__(self, pid: int, every: float = 1.0) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float]] = []
+        self.cpu: list[tuple[float, float]] = []
+        self._halt = threading.Event()
+        self.t0 = time.perf_counter()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._halt.is_set():
+            self.sample(root)
+            self._halt.wait(self.every)
+
+    def sample(self, root: Any = None) -> None:
+        import psutil
+
+        try:
+            root = root or psutil.Process(self.pid)
+            procs = [root] + root.children(recursive=True)
+            rss = cpu = 0.0
+            for p in procs:
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    t = p.cpu_times()
+                    cpu += t.user + t.system
+            now = round(time.perf_counter() - self.t0, 2)
+            self.samples.append((now, round(rss / 2**20, 1)))
+            self.cpu.append((now, cpu))
+        except psutil.Error:
+            pass
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+    def window(self, start: float, end: float) -> list[float]:
+        return [r for t, r in self.samples if start <= t <= end]
+
+    def cpu_between(self, start: float, end: float) -> float | None:
+        inside = [c for t, c in self.cpu if start <= t <= end]
+        return inside[-1] - inside[0] if len(inside) >= 2 else None
+
+
+# -- load generator (runs in its own process) ---------------------------------------------------------
+class _Conn:
+    """One persistent HTTP/1.1 connection: requests in turn, ``Content-Length`` bodies (what the service sends).
+
+    A hand-rolled client costs ~50 us of CPU per request; general-purpose async clients cost ~1 ms,
+    which on two cores would measure the load generator instead of the service.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        if self.writer is None or self.writer.is_closing():
+            await self.open()
+        assert self.reader is not None and self.writer is not None
+        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Type: application/json",
+                f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            self.writer = None
+            raise ConnectionError("connection closed by the server")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value.strip())
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+        data = await self.reader.readexactly(length) if length else b""
+        if close:
+            self.writer.close()
+            self.writer = None
+        return status, data
+
+
+async def _pool(url: str, size: int) -> tuple[str, asyncio.Queue]:
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    pool: asyncio.Queue = asyncio.Queue()
+    for _ in range(size):
+        c = _Conn(u.hostname or "127.0.0.1", u.port or 80)
+        await c.open()
+        pool.put_nowait(c)
+    return u.path, pool
+
+
+async def _open_loop(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], customers: list[str],
+                     rate: float) -> dict[str, Any]:
+    path, pool = await _pool(url, 16)
+    payloads = [json.dumps(b).encode() for b in bodies]
+    locks: dict[str, asyncio.Lock] = {}
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    loop = asyncio.get_running_loop()
+    t0 = loop.time() + 0.2
+
+    async def one(i: int, body: bytes, customer: str) -> None:
+        planned = t0 + i / rate
+        await asyncio.sleep(max(0.0, planned - loop.time()))
+        lock = locks.setdefault(customer, asyncio.Lock())
+        async with lock:
+            conn = await pool.get()
+            try:
+                status, _ = await conn.post(path, body, headers)
+                key = str(status)
+            except (OSError, ConnectionError, asyncio.IncompleteReadError, ValueError) as exc:
+                key = type(exc).__name__
+            finally:
+                pool.put_nowait(conn)
+        lat.append(loop.time() - planned)
+        if key != "200":
+            errors[key] = errors.get(key, 0) + 1
+
+    await asyncio.gather(*(one(i, b, c) for i, (b, c) in enumerate(zip(payloads, customers))))
+    return {"latencies": lat, "errors": errors, "elapsed": loop.time() - t0}
+
+
+async def _closed_batches(url: str, headers: dict[str, str], batches: list[dict[str, Any]]) -> dict[str, Any]:
+    path, pool = await _pool(url, 1)
+    conn = await pool.get()
+    payloads = [json.dumps(b).encode() for b in batches]
+    lat: list[float] = []
+    errors: dict[str, int] = {}
+    n_items = 0
+    t0 = time.perf_counter()
+    for body in payloads:
+        s = time.perf_counter()
+        status, data = await conn.post(path, body, headers)
+        lat.append(time.perf_counter() - s)
+        if status != 200:
+            errors[str(status)] = errors.get(str(status), 0) + 1
+            continue
+        res = json.loads(data)
+        n_items += res["n"]
+        if res["n_errors"]:
+            for item in res["results"]:
+                if "code" in item:
+                    errors[item["code"]] = errors.get(item["code"], 0) + 1
+    return {"latencies": lat, "errors": errors, "elapsed": time.perf_counter() - t0, "items": n_items}
+
+
+def load_worker(conn: Any, job: dict[str, Any]) -> None:
+    """Child process: run one phase and send the raw results back (or the error)."""
+    import traceback
+
+    try:
+        if job["kind"] == "open":
+            out = asyncio.run(_open_loop(job["url"], job["headers"], job["bodies"], job["customers"], job["rate"]))
+        else:
+            out = asyncio.run(_closed_batches(job["url"], job["headers"], job["batches"]))
+    except BaseException:
+        out = {"failed": traceback.format_exc()}
+    conn.send(out)
+    conn.close()
+
+
+def run_in_child(job: dict[str, Any]) -> dict[str, Any]:
+    """Run a phase in a fresh process (the load generator never shares a CPU budget with this one's threads)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    p = ctx.Process(target=load_worker, args=(child, job), daemon=True)
+    p.start()
+    child.close()
+    try:
+        out = parent.recv()
+    except EOFError:
+        raise RuntimeError(f"the load generator died (exit code {p.exitcode})") from None
+    p.join()
+    if "failed" in out:
+        raise RuntimeError("the load generator failed:\n" + out["failed"])
+    return out
+
+
+def summarise(name: str, raw: dict[str, Any], n_txn: int, started: float, ended: float, rss: RssSampler) -> dict[str, Any]:
+    import numpy as np
+
+    lat = np.array(raw["latencies"]) * 1000
+    mem = rss.window(started, ended)
+    cpu = rss.cpu_between(started, ended)
+    return {
+        "server_cpu_ms_per_txn": round(cpu * 1000 / max(n_txn, 1), 2) if cpu is not None else None,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "phase": name,
+        "requests": int(len(lat)),
+        "transactions": int(n_txn),
+        "seconds": round(raw["elapsed"], 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 2) if len(lat) else None,
+        "p90_ms": round(float(np.percentile(lat, 90)), 2) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 2) if len(lat) else None,
+        "max_ms": round(float(lat.max()), 2) if len(lat) else None,
+        "throughput_req_s": round(len(lat) / raw["elapsed"], 1),
+        "throughput_txn_s": round(n_txn / raw["elapsed"], 1),
+        "errors": raw["errors"],
+        "rss_mb_start": mem[0] if mem else None,
+        "rss_mb_end": mem[-1] if mem else None,
+        "rss_mb_max": max(mem) if mem else None,
+        "rss_mb_per_min": _slope_per_min(rss, started, ended),
+    }
+
+
+def _slope_per_min(rss: RssSampler, start: float, end: float) -> float | None:
+    """Least-squares slope of the RSS over the phase, MiB per minute (0 = flat)."""
+    import numpy as np
+
+    pts = [(t, r) for t, r in rss.samples if start <= t <= end]
+    if len(pts) < 5:
+        return None
+    t, r = np.array(pts).T
+    return round(float(np.polyfit(t / 60.0, r, 1)[0]), 2)
+
+
+def open_phase(name: str, url: str, headers: dict[str, str], stream: Stream, seconds: float, rate: float,
+               extra: dict[str, Any], rss: RssSampler) -> dict[str, Any]:
+    n = int(seconds * rate)
+    txns = stream.take(n)
+    job = {"kind": "open", "url": url, "headers": headers, "rate": rate,
+           "bodies": [{"transaction": t, **extra} for t in txns], "customers": [t["customer_id"] for t in txns]}
+    rss.sample()
+    started = time.perf_counter() - rss.t0
+    raw = run_in_child(job)
+    rss.sample()
+    return summarise(name, raw, n, started, time.perf_counter() - rss.t0, rss)
+
+
+def batch_phase(name: str, url: str, headers: dict[str, str], stream: Stream, batch_size: int, n_batches: int,
+                extra: dict[str, Any], rss: RssSampler) -> dict[str, Any]:
+    batches = [{"transactions": stream.take(batch_size), **extra} for _ in range(n_batches)]
+    rss.sample()
+    started = time.perf_counter() - rss.t0
+    raw = run_in_child({"kind": "batch", "url": url, "headers": headers, "batches": batches})
+    rss.sample()
+    out = summarise(name, raw, raw["items"], started, time.perf_counter() - rss.t0, rss)
+    out["batch_size"] = batch_size
+    return out
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    cols = ("phase", "requests", "transactions", "seconds", "p50_ms", "p99_ms", "max_ms", "throughput_txn_s", "errors",
+            "server_cpu_ms_per_txn", "load_average_1m", "rss_mb_start", "rss_mb_end")
+    widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c)).ljust(widths[c]) for c in cols))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1000, help="Synthetic bank size (customers).")
+    parser.add_argument("--days", type=int, default=120, help="Synthetic bank window (days): the model trains on the history.")
+    parser.add_argument("--warm-up-days", type=int, default=35, help="Days of history replayed into the online state.")
+    parser.add_argument("--holdout-days", type=float, default=7, help="Last days kept out of the history as load.")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seconds", type=float, default=30, help="Duration of each single-transaction phase.")
+    parser.add_argument("--rate", type=float, default=100, help="Requests per second of the single-transaction phases.")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batches", type=int, default=30, help="Batches in the batch phase.")
+    parser.add_argument("--minutes", type=float, default=0, help="Add a soak phase: single + explanations at --rate.")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="Registry holding the model set to serve (its --alias). Default: train one on the "
+                             "benchmark's history into a private registry in the working folder.")
+    parser.add_argument("--alias", default="champion")
+    parser.add_argument("--audit-sync", choices=("full", "normal"), default="full")
+    parser.add_argument("--service", default="serving.service:AmlScoring", help="Import path of the service.")
+    parser.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
+    parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
+    args = parser.parse_args(argv)
+
+    from serving.auth import write_keys_file
+    from serving.config import Settings
+    from serving.scoring import prepare_state
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="amlscore-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    data, holdout = prepare_data(work, args.customers, args.days, args.holdout_days, args.seed)
+    print(f"data: {args.customers} customers x {args.days} days, {len(holdout):,} hold-out transactions "
+          f"({time.perf_counter() - t:.1f} s)", flush=True)
+    if args.tracking_uri is None:
+        args.tracking_uri = train_model(work, data)
+    state = work / "state"
+    write_keys_file(state / "api_keys.yaml", KEYS)
+    env = {**os.environ, "AML_DATA_DIR": str(data), "AML_STATE_DIR": str(state), "AML_WARM_UP_DAYS": str(args.warm_up_days),
+           "MLFLOW_TRACKING_URI": args.tracking_uri, "AML_MODEL_ALIAS": args.alias, "AML_AUDIT_SYNC": args.audit_sync,
+           "AML_MAX_FUTURE_SECONDS": "0", "BENTOML_DO_NOT_TRACK": "true",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
+    t = time.perf_counter()
+    in_state, _ = prepare_state(Settings.from_env(env))
+    warm_s = time.perf_counter() - t
+    print(f"warm-up: {in_state:,} transactions into the online state in {warm_s:.1f} s", flush=True)
+
+    port = free_port()
+    proc = start_server(args.service, port, env, work / "server.log")
+    rss = None
+    results: list[dict[str, Any]] = []
+    try:
+        ready_s = wait_ready(port, proc)
+        print(f"service ready in {ready_s:.1f} s on port {port} (log: {work / 'server.log'})", flush=True)
+        rss = RssSampler(proc.pid)
+        rss.start()
+        base = f"http://127.0.0.1:{port}"
+        chan = {"Authorization": "Bearer bench-channel-key"}
+        comp = {"Authorization": "Bearer bench-compliance-key"}
+        stream = Stream(holdout, args.holdout_days + 0.5)
+        # a short warm-up of the HTTP path and the model (not measured)
+        open_phase("warm", f"{base}/v1/score", comp, stream, 3, 20, {"explain": True}, rss)
+        phases = [
+            ("single, no explanation (channel)", lambda: open_phase(
+                "single", f"{base}/v1/score", chan, stream, args.seconds, args.rate, {}, rss)),
+            ("single + explanation (compliance)", lambda: open_phase(
+                "single+explain", f"{base}/v1/score", comp, stream, args.seconds, args.rate, {"explain": True}, rss)),
+            (f"batches of {args.batch_size} (channel)", lambda: batch_phase(
+                f"batch{args.batch_size}", f"{base}/v1/score_batch", chan, stream, args.batch_size, args.batches, {}, rss)),
+            (f"batches of {args.batch_size} (compliance, no explanation)", lambda: batch_phase(
+                f"batch{args.batch_size}-compliance", f"{base}/v1/score_batch", comp, stream, args.batch_size,
+                max(args.batches // 3, 1), {}, rss)),
+        ]
+        if args.minutes:
+            phases.append((f"soak {args.minutes:g} min, single + explanation", lambda: open_phase(
+                f"soak{args.minutes:g}m", f"{base}/v1/score", comp, stream, args.minutes * 60, args.rate,
+                {"explain": True}, rss)))
+        for label, run in phases:
+            print(f"phase: {label} ...", flush=True)
+            results.append(run())
+            print(json.dumps(results[-1]), flush=True)
+        import httpx
+
+        health = httpx.post(f"{base}/v1/health", headers=chan, timeout=10).json()
+    finally:
+        if rss is not None:
+            rss.stop()
+        stop_server(proc)
+    print()
+    print_table(results)
+    rss_all = [r for _, r in rss.samples] if rss else []
+    summary = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
+        "load_average_at_end": os.getloadavg(),
+        "settings": vars(args) | {"work": str(work), "out": str(args.out) if args.out else None},
+        "warm_up_transactions": in_state,
+        "warm_up_s": round(warm_s, 1),
+        "ready_s": round(ready_s, 1),
+        "phases": results,
+        "rss_mb_first": rss_all[0] if rss_all else None,
+        "rss_mb_last": rss_all[-1] if rss_all else None,
+        "rss_samples": rss.samples if rss else [],
+        "audit_decisions": health.get("audit_decisions"),
+    }
+    print(f"\nRSS of the server: {summary['rss_mb_first']} MiB at the first sample, {summary['rss_mb_last']} MiB at the "
+          f"last; {summary['audit_decisions']} decisions in the audit log")
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

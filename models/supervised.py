@@ -1,0 +1,334 @@
+"""Supervised suspicion model: a thin, typed, scikit-learn-style wrapper over LightGBM's core.
+
+:class:`SuspicionClassifier` trains a binary LightGBM booster on labelled reports (``1`` =
+suspicious), early-stopped on the validation set's PR-AUC (LightGBM's ``average_precision``
+metric), and explains a prediction with LightGBM's own TreeSHAP (``pred_contrib=True``), so the
+explanation comes from the very trees that score.
+
+Heavy class imbalance is handled in two places, both explicit: the caller may down-sample
+presumed-normal rows (see :mod:`training.train`), and ``scale_pos_weight`` weighs the positives.
+Neither keeps :meth:`~SuspicionClassifier.predict_proba` calibrated to the population's base rate;
+the fusion (:mod:`models.fusion`) recalibrates on an untouched validation period.
+
+Score direction: :meth:`~SuspicionClassifier.predict_proba` ``[:, 1]`` is in [0, 1]; **the higher,
+the more suspicious**.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Any, Union
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_random_state
+
+__all__ = ["NotFittedError", "SuspicionClassifier"]
+
+# Named input types, in the manner of lightgbm/sklearn.py.
+_MatrixLike = Union[np.ndarray, pd.DataFrame]
+_LabelLike = Union[np.ndarray, pd.Series, list]
+_EvalSet = tuple  # (X_valid, y_valid) or (X_valid, y_valid, sample_weight)
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a fitted-only attribute or method is used before :meth:`fit`."""
+
+
+_doc_predict = """{what}
+
+Parameters
+----------
+X : array-like of shape (n_samples, n_features)
+    Rows in the column order used at fit (``feature_names_in_``).
+
+Returns
+-------
+{returns}
+"""
+
+
+class SuspicionClassifier(ClassifierMixin, BaseEstimator):
+    """LightGBM binary classifier of suspicious transactions.
+
+    Parameters
+    ----------
+    n_estimators : int, default=1000
+        Maximum number of boosting rounds; early stopping usually ends sooner.
+    learning_rate : float, default=0.1
+    num_leaves : int, default=31
+    min_child_samples : int, default=50
+        Minimum rows in a leaf: guards against learning a single reported customer.
+    colsample_bytree : float in (0, 1], default=0.7
+    subsample : float in (0, 1], default=0.8
+        Row bagging fraction (bagging every round).
+    reg_lambda : float >= 0, default=1.0
+    max_bin : int, default=63
+        Histogram bins per feature (fewer bins: faster, and enough for these features).
+    scale_pos_weight : float > 0, default=1.0
+        Weight of positive rows relative to negative ones.
+    early_stopping_rounds : int, default=50
+        Stop when the validation PR-AUC has not improved for this many rounds (needs ``eval_set``).
+    min_rounds : int, default=20
+        Never stop (nor choose a best iteration) before this many rounds: the first rounds'
+        PR-AUC on a small, noisy validation set is not a reliable optimum.
+    n_jobs : int, default=1
+        Threads. 1 is the safe choice on a small shared machine (OpenMP threads spin when cores
+        are busy); raise it on a dedicated one.
+    random_state : int, RandomState instance or None, default=None
+        Turned into a plain int before it reaches LightGBM, so a run replays.
+
+    Attributes
+    ----------
+    booster_ : lightgbm.Booster
+        The trained booster, cut at ``best_iteration_``.
+    best_iteration_ : int
+        Rounds kept (the best validation PR-AUC, or all rounds without ``eval_set``).
+    best_score_ : float or None
+        Validation PR-AUC at ``best_iteration_``.
+    evals_result_ : dict
+        Validation PR-AUC per round.
+    classes_ : ndarray of shape (2,)
+        ``[0, 1]``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names seen at fit (from a DataFrame, or ``f0..`` for arrays).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(400, 3)); y = (X[:, 0] > 1.2).astype(int)
+    >>> clf = SuspicionClassifier(n_estimators=20, min_child_samples=5, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, 1, closed="right")],
+        "num_leaves": [Interval(Integral, 2, 131072, closed="both")],
+        "min_child_samples": [Interval(Integral, 1, None, closed="left")],
+        "colsample_bytree": [Interval(Real, 0, 1, closed="right")],
+        "subsample": [Interval(Real, 0, 1, closed="right")],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "max_bin": [Interval(Integral, 2, None, closed="left")],
+        "scale_pos_weight": [Interval(Real, 0, None, closed="neither")],
+        "early_stopping_rounds": [Interval(Integral, 1, None, closed="left")],
+        "min_rounds": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_estimators: int = 1000, learning_rate: float = 0.1, num_leaves: int = 31,
+                 min_child_samples: int = 50, colsample_bytree: float = 0.7, subsample: float = 0.8,
+                 reg_lambda: float = 1.0, max_bin: int = 63, scale_pos_weight: float = 1.0,
+                 early_stopping_rounds: int = 50, min_rounds: int = 20, n_jobs: int = 1,
+                 random_state: Any = None) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.colsample_bytree = colsample_bytree
+        self.subsample = subsample
+        self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
+        self.scale_pos_weight = scale_pos_weight
+        self.early_stopping_rounds = early_stopping_rounds
+        self.min_rounds = min_rounds
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _core_params(self) -> dict[str, Any]:
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1)) if not isinstance(
+            self.random_state, (int, np.integer)) else int(self.random_state)
+        return {
+            "objective": "binary",
+            "metric": "average_precision",
+            "learning_rate": float(self.learning_rate),
+            "num_leaves": int(self.num_leaves),
+            "min_child_samples": int(self.min_child_samples),
+            "feature_fraction": float(self.colsample_bytree),
+            "bagging_fraction": float(self.subsample),
+            "bagging_freq": 1 if self.subsample < 1 else 0,
+            "lambda_l2": float(self.reg_lambda),
+            "max_bin": int(self.max_bin),
+            "scale_pos_weight": float(self.scale_pos_weight),
+            "num_threads": int(self.n_jobs),
+            "seed": seed,
+            "deterministic": True,
+            "force_col_wise": True,
+            "verbose": -1,
+        }
+
+    @staticmethod
+    def _matrix(X: _MatrixLike) -> tuple[np.ndarray, list[str]]:
+        if isinstance(X, pd.DataFrame):
+            return X.to_numpy(dtype=np.float64, na_value=np.nan), [str(c) for c in X.columns]
+        arr = np.asarray(X, dtype=np.float64)
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-D. Got an array of shape {arr.shape} instead.")
+        return arr, [f"f{i}" for i in range(arr.shape[1])]
+
+    def _check_fitted(self) -> lgb.Booster:
+        booster = getattr(self, "booster_", None)
+        if booster is None:
+            raise NotFittedError("No booster found. Need to call fit beforehand.")
+        return booster
+
+    def _input(self, X: _MatrixLike) -> np.ndarray:
+        self._check_fitted()
+        arr, names = self._matrix(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        if isinstance(X, pd.DataFrame) and list(names) != list(self.feature_names_in_):
+            raise ValueError("The feature names should match those that were passed during fit, in the same order.")
+        return arr
+
+    # -- fit / predict ------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: _MatrixLike, y: _LabelLike, sample_weight: np.ndarray | None = None,
+            eval_set: _EvalSet | None = None) -> "SuspicionClassifier":
+        """Train the booster; early-stop on ``eval_set``'s PR-AUC when given.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            1 = suspicious, 0 = not (confirmed or presumed).
+        sample_weight : array-like of shape (n_samples,), optional
+        eval_set : tuple (X_valid, y_valid[, sample_weight_valid]), optional
+            The validation period. Weights let a down-sampled validation set stand for the whole.
+
+        Returns
+        -------
+        self
+        """
+        arr, names = self._matrix(X)
+        y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
+        if len(y_arr) != len(arr):
+            raise ValueError(f"y has {len(y_arr)} rows but X has {len(arr)}.")
+        values = set(np.unique(y_arr).tolist())
+        if not values <= {0.0, 1.0}:
+            raise ValueError(f"y must hold 0 and 1 only. Got {sorted(values)!r} instead.")
+        if len(values) < 2:
+            raise ValueError("y must hold both classes (0 and 1) to train the classifier. Got one class only.")
+        params = self._core_params()
+        train = lgb.Dataset(arr, y_arr, weight=sample_weight, feature_name=_safe_names(names),
+                            params={"max_bin": params["max_bin"], "verbose": -1}, free_raw_data=True)
+        valid_sets, callbacks, record = [], [], {}
+        if eval_set is not None:
+            Xv, yv = eval_set[0], eval_set[1]
+            wv = eval_set[2] if len(eval_set) > 2 else None
+            arr_v, _ = self._matrix(Xv)
+            valid_sets = [lgb.Dataset(arr_v, np.asarray(yv, dtype=np.float64), weight=wv, reference=train)]
+            callbacks = [lgb.record_evaluation(record), _EarlyStopping(self.early_stopping_rounds, self.min_rounds)]
+        booster = lgb.train(params, train, num_boost_round=int(self.n_estimators), valid_sets=valid_sets,
+                            valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
+        best = booster.best_iteration if (eval_set is not None and booster.best_iteration > 0) else booster.current_iteration()
+        curve = record.get("valid", {}).get("average_precision", [])
+        # Keep only the chosen trees: the text model then scores without a num_iteration argument.
+        self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        self.best_iteration_ = int(best)
+        self.best_score_ = float(curve[best - 1]) if curve else None
+        self.evals_result_ = {"valid_average_precision": [float(v) for v in curve]}
+        self.classes_ = np.array([0, 1])
+        self.n_features_in_ = arr.shape[1]
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        return self
+
+    def predict_proba(self, X: _MatrixLike) -> np.ndarray:
+        arr = self._input(X)
+        p = self.booster_.predict(arr, num_threads=int(self.n_jobs))
+        return np.column_stack([1.0 - p, p])
+
+    predict_proba.__doc__ = _doc_predict.format(
+        what="Probability of each class; column 1 is suspicious (**the higher, the more suspicious**).",
+        returns="proba : ndarray of shape (n_samples, 2)")
+
+    def predict(self, X: _MatrixLike) -> np.ndarray:
+        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+
+    predict.__doc__ = _doc_predict.format(what="Class label at probability 0.5 (1 = suspicious).",
+                                          returns="labels : ndarray of shape (n_samples,)")
+
+    def contributions(self, X: _MatrixLike) -> np.ndarray:
+        arr = self._input(X)
+        return self.booster_.predict(arr, pred_contrib=True, num_threads=int(self.n_jobs))
+
+    contributions.__doc__ = _doc_predict.format(
+        what="TreeSHAP contributions to the log-odds (LightGBM ``pred_contrib=True``); the last column is the "
+             "expected value, and each row sums to the raw log-odds score.",
+        returns="contrib : ndarray of shape (n_samples, n_features + 1)")
+
+    def predict_one(self, x: np.ndarray) -> float:
+        """Probability of suspicion of rows given as a float64 array, skipping DataFrame checks (online path)."""
+        return self.booster_.predict(x, num_threads=1)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def to_text(self) -> str:
+        """The booster as LightGBM's text model format."""
+        return self._check_fitted().model_to_string()
+
+    def describe(self) -> dict:
+        """JSON-able parameters and fit results (stored beside the text model)."""
+        self._check_fitted()
+        params = {k: (None if isinstance(v, np.random.RandomState) else v) for k, v in self.get_params().items()}
+        return {"params": params, "best_iteration": self.best_iteration_, "best_score": self.best_score_,
+                "feature_names_in": [str(n) for n in self.feature_names_in_]}
+
+    @classmethod
+    def from_text(cls, text: str, spec: dict) -> "SuspicionClassifier":
+        """Rebuild a fitted classifier from :meth:`to_text` and :meth:`describe` output."""
+        clf = cls(**spec["params"])
+        clf.booster_ = lgb.Booster(model_str=text)
+        clf.best_iteration_ = int(spec["best_iteration"])
+        clf.best_score_ = spec.get("best_score")
+        clf.evals_result_ = {}
+        clf.classes_ = np.array([0, 1])
+        clf.feature_names_in_ = np.asarray(spec["feature_names_in"], dtype=object)
+        clf.n_features_in_ = len(clf.feature_names_in_)
+        return clf
+
+    def __sklearn_tags__(self):  # noqa: ANN204
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+
+def _safe_names(names: list[str]) -> list[str]:
+    """LightGBM forbids some characters in feature names; the catalogue's names are already safe."""
+    return [n if all(c.isalnum() or c == "_" for c in n) else f"f{i}" for i, n in enumerate(names)]
+
+
+class _EarlyStopping:
+    """Stop when the validation PR-AUC has not improved for ``rounds`` rounds, never before ``min_rounds``.
+
+    LightGBM's own callback has no minimum; on a small validation set the first rounds' PR-AUC is
+    noisy, and an early maximum there would end training after a handful of trees. The best
+    iteration is only chosen among rounds ``>= min_rounds``.
+    """
+
+    order = 30
+
+    def __init__(self, rounds: int, min_rounds: int) -> None:
+        self.rounds = rounds
+        self.min_rounds = min_rounds
+        self.best = -np.inf
+        self.best_iter = 0  # 1-based; 0 = none yet
+
+    def __call__(self, env: Any) -> None:
+        it = env.iteration + 1
+        score = float(env.evaluation_result_list[0][2])
+        if it < self.min_rounds:
+            return
+        if score > self.best:
+            self.best, self.best_iter = score, it
+        if it - self.best_iter >= self.rounds or it == env.end_iteration:
+            raise lgb.callback.EarlyStopException(self.best_iter - 1, env.evaluation_result_list)

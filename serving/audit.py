@@ -1,0 +1,324 @@
+"""The audit log: every decision, written and committed before the response leaves.
+
+An append-only SQLite database (WAL; ``synchronous=FULL`` by default, so a committed decision
+survives a power cut, not only a crash). Triggers refuse every ``UPDATE`` and ``DELETE``, and the
+code has no path that issues one. Each decision row carries a hash chained to the previous row
+(``chain_hash = sha256(previous chain_hash | row content)``), so :meth:`AuditLog.verify` detects a
+row changed or removed behind the service's back.
+
+Tables (see docs/serving.md for every column):
+
+* ``decisions``: one row per scored transaction: request id, txn id, customer, time, caller (key id
+  and role), endpoint, the input as received and its hash, the feature row, the full decision
+  (scores, components, risk level, rules fired, explanation when computed), model name/version,
+  feature-set and configuration hashes;
+* ``explanations``: explanations computed after the decision (``/v1/explain`` of a decision scored
+  without one), with the model version that made the decision; one per request id and language,
+  frozen once written;
+* ``replays``: every time a txn_id already decided was sent again, and by whom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    txn_id TEXT NOT NULL UNIQUE,
+    customer_id TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    batch_id TEXT,
+    input_hash TEXT NOT NULL,
+    input_json TEXT NOT NULL,
+    features BLOB NOT NULL,
+    suspicion_score REAL NOT NULL,
+    alert INTEGER NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    feature_set_version TEXT,
+    feature_params_hash TEXT,
+    rules_config_hash TEXT,
+    decision_json TEXT NOT NULL,
+    chain_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, decided_at);
+CREATE TABLE IF NOT EXISTS explanations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL REFERENCES decisions(request_id),
+    lang TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    explanation_json TEXT NOT NULL,
+    UNIQUE(request_id, lang)
+);
+CREATE TABLE IF NOT EXISTS replays (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    endpoint TEXT NOT NULL
+);
+"""
+_APPEND_ONLY = "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
+    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {op} on {t} refused'); END;\n"
+    for t in ("decisions", "explanations", "replays") for op in ("UPDATE", "DELETE")
+)
+_GENESIS = "0" * 64
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid() -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, 26 Crockford base-32 characters (sorts by time)."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def utc_now_iso() -> str:
+    """Current UTC time, ISO 8601 with microseconds and ``Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces (what hashes are computed over); NaN is refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def input_hash(record: dict[str, Any]) -> str:
+    """SHA-256 of a transaction record's canonical JSON: tells a replay from a reused txn_id."""
+    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One decision as the audit log holds it."""
+
+    request_id: str
+    txn_id: str
+    customer_id: str
+    decided_at: str
+    caller_key_id: str
+    caller_role: str
+    endpoint: str
+    batch_id: str | None
+    input_hash: str
+    input: dict[str, Any]
+    features: np.ndarray
+    suspicion_score: float
+    alert: bool
+    model_name: str
+    model_version: str
+    feature_set_version: str | None
+    feature_params_hash: str | None
+    rules_config_hash: str | None
+    decision: dict[str, Any]
+    seq: int | None = None
+    chain_hash: str | None = None
+
+
+_COLUMNS = ("request_id", "txn_id", "customer_id", "decided_at", "caller_key_id", "caller_role", "endpoint", "batch_id",
+            "input_hash", "input_json", "features", "suspicion_score", "alert", "model_name", "model_version",
+            "feature_set_version", "feature_params_hash", "rules_config_hash", "decision_json", "chain_hash")
+
+
+def _row_digest(prev: str, values: tuple[Any, ...]) -> str:
+    h = hashlib.sha256(prev.encode("ascii"))
+    for v in values:
+        h.update(b"\x1f")
+        h.update(v if isinstance(v, bytes) else str(v).encode("utf-8"))
+    return h.hexdigest()
+
+
+class AuditLog:
+    """Append-only decision log in SQLite (thread-safe; one connection behind a lock).
+
+    Parameters
+    ----------
+    path : path of the database file (created with its folder).
+    sync : ``"full"`` (fsync at every commit, survives a power cut) or ``"normal"`` (survives a crash
+        of the process, not of the machine).
+    """
+
+    def __init__(self, path: str | Path, sync: str = "full") -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        self._db.executescript(_SCHEMA + _APPEND_ONLY)
+        row = self._db.execute("SELECT chain_hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+        self._last_hash = row[0] if row else _GENESIS
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
+            pass
+
+    # -- writing --------------------------------------------------------------------------------
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        """Write decisions in one transaction and commit (durably) before returning; returns how many."""
+        records = list(records)
+        if not records:
+            return 0
+        with self._lock:
+            prev = self._last_hash
+            rows = []
+            for r in records:
+                values = (r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
+                          r.batch_id, r.input_hash, canonical_json(r.input),
+                          np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
+                          int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
+                          r.feature_params_hash, r.rules_config_hash, canonical_json(r.decision))
+                prev = _row_digest(prev, values)
+                rows.append(values + (prev,))
+            placeholders = ",".join("?" * len(_COLUMNS))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({placeholders})", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._last_hash = prev
+        return len(rows)
+
+    def append_explanation(self, request_id: str, lang: str, model_version: str, explanation: dict[str, Any]) -> dict[str, Any]:
+        """Freeze an explanation computed after the decision; the first one written for (request id, lang) wins."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json) "
+                "VALUES (?, ?, ?, ?, ?)", (request_id, lang, utc_now_iso(), model_version, canonical_json(explanation)))
+        stored = self.explanation(request_id, lang)
+        assert stored is not None
+        return stored
+
+    def append_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> None:
+        """Note that a decided txn_id was sent again (the original decision was returned)."""
+        with self._lock:
+            self._db.execute("INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (request_id, txn_id, utc_now_iso(), caller_key_id, caller_role, endpoint))
+
+    # -- reading --------------------------------------------------------------------------------
+    def _record(self, row: tuple[Any, ...] | None) -> AuditRecord | None:
+        if row is None:
+            return None
+        (seq, request_id, txn_id, customer_id, decided_at, key_id, role, endpoint, batch_id, ihash, input_json, feats,
+         score, alert, model_name, model_version, fset, fparams, rules_hash, decision_json, chain) = row
+        return AuditRecord(request_id=request_id, txn_id=txn_id, customer_id=customer_id, decided_at=decided_at,
+                           caller_key_id=key_id, caller_role=role, endpoint=endpoint, batch_id=batch_id,
+                           input_hash=ihash, input=json.loads(input_json),
+                           features=np.frombuffer(feats, dtype=np.float64).copy(), suspicion_score=float(score),
+                           alert=bool(alert), model_name=model_name, model_version=model_version,
+                           feature_set_version=fset, feature_params_hash=fparams, rules_config_hash=rules_hash,
+                           decision=json.loads(decision_json), seq=int(seq), chain_hash=chain)
+
+    def _one(self, where: str, value: str) -> AuditRecord | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = ?", (value,)).fetchone()
+        return self._record(row)
+
+    def by_txn(self, txn_id: str) -> AuditRecord | None:
+        """The decision recorded for a txn_id, or None."""
+        return self._one("txn_id", txn_id)
+
+    def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
+        """The decisions recorded for any of ``txn_ids`` (one query per 500 ids), by txn_id."""
+        out: dict[str, AuditRecord] = {}
+        ids = list(dict.fromkeys(txn_ids))
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            with self._lock:
+                rows = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id IN "
+                                        f"({','.join('?' * len(part))})", part).fetchall()
+            for row in rows:
+                rec = self._record(row)
+                assert rec is not None
+                out[rec.txn_id] = rec
+        return out
+
+    def by_request(self, request_id: str) -> AuditRecord | None:
+        """The decision recorded under a request id, or None."""
+        return self._one("request_id", request_id)
+
+    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
+        """A frozen deferred explanation: ``{computed_at, model_version, explanation}``, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT computed_at, model_version, explanation_json FROM explanations "
+                                   "WHERE request_id = ? AND lang = ?", (request_id, lang)).fetchone()
+        if row is None:
+            return None
+        return {"computed_at": row[0], "model_version": row[1], "explanation": json.loads(row[2])}
+
+    def count(self) -> int:
+        """Decisions in the log (the highest seq: rows are never deleted, so no table scan is needed)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
+
+    def replay_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
+
+    def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        """Every decision after ``after_seq``, in order (for reports and checks)."""
+        last = after_seq
+        while True:
+            with self._lock:
+                rows = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
+                                        "LIMIT 1000", (last,)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                rec = self._record(row)
+                assert rec is not None and rec.seq is not None
+                last = rec.seq
+                yield rec
+
+    def verify(self) -> tuple[bool, int, int | None]:
+        """Recompute the hash chain: ``(intact, rows checked, seq of the first bad row or None)``."""
+        prev = _GENESIS
+        n = 0
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
+                                        "LIMIT 1000", (last,)).fetchall()
+            if not rows:
+                return True, n, None
+            for row in rows:
+                seq, values, chain = row[0], tuple(row[1:-1]), row[-1]
+                values = values[:12] + (int(values[12]),) + values[13:]
+                prev = _row_digest(prev, values)
+                if prev != chain:
+                    return False, n, int(seq)
+                n += 1
+                last = seq
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,187 @@
+"""The ASGI gate in front of every ``/v1/`` route: API key, role, body size, one error shape.
+
+In order, before BentoML parses anything:
+
+1. authentication (401) and the role's permission for the route (403) (:mod:`serving.auth`);
+2. the body size: ``Content-Length`` above the limit, or a streamed body growing past it, gets 413
+   without the body being parsed (the limit of ``/v1/score_batch`` is larger);
+3. the caller is put in the request scope (``request.state.aml_caller``) for the API method.
+
+On the way out, every error response of a ``/v1/`` route that is not already in the service's
+error shape (BentoML's request-validation errors, unknown routes, wrong methods, unexpected
+failures) is rewritten into it: ``{"error", "code", "status", "details"?}``. Paths outside
+``/v1/`` (``/``, ``/docs.json``, ``/livez``, ``/readyz``, ``/healthz``, ``/metrics``) are open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from serving.auth import KeyStore, authorize, key_from_headers
+from serving.errors import NotReady, PayloadTooLarge, ServingError
+
+log = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+API_PREFIX = "/v1/"
+BATCH_ROUTE = "/v1/score_batch"
+_STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
+                 422: "unprocessable", 429: "too_many_requests", 500: "internal_error", 503: "not_ready",
+                 504: "timeout"}
+
+
+class Gate:
+    """What the middleware checks against, set by the service once it has loaded its keys."""
+
+    def __init__(self) -> None:
+        self.keys: KeyStore | None = None
+        self.max_body_bytes = 64 * 1024
+        self.max_batch_body_bytes = 4 * 1024 * 1024
+
+    def configure(self, keys: KeyStore, max_body_bytes: int, max_batch_body_bytes: int) -> None:
+        self.keys = keys
+        self.max_body_bytes = max_body_bytes
+        self.max_batch_body_bytes = max_batch_body_bytes
+
+
+GATE = Gate()
+
+
+def error_body(status: int, message: str, code: str | None = None, details: list[dict[str, Any]] | None = None) -> bytes:
+    out: dict[str, Any] = {"error": message, "code": code or _STATUS_CODES.get(status, "error"), "status": status}
+    if details:
+        out["details"] = details
+    return json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+
+def _loc(loc: Any) -> str:
+    parts = [str(p) for p in (loc or [])]
+    return ".".join(parts) if parts else "body"
+
+
+def rewrite_error(status: int, body: bytes) -> bytes:
+    """An error body in the service's shape (unchanged when it already is)."""
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None
+    if isinstance(data, list) and len(data) == 1 and isinstance(data[0], dict):  # BentoML wraps 4xx messages in a list
+        data = data[0]
+    if isinstance(data, dict) and "code" in data and "error" in data:
+        return body
+    if isinstance(data, dict) and isinstance(data.get("detail"), list):  # pydantic validation, as BentoML returns it
+        details = [{"loc": _loc(d.get("loc")), "msg": str(d.get("msg", "")), "type": str(d.get("type", ""))}
+                   for d in data["detail"] if isinstance(d, dict)]
+        summary = "; ".join(f"{d['loc']}: {d['msg']}" for d in details[:5])
+        more = f" (and {len(details) - 5} more)" if len(details) > 5 else ""
+        return error_body(status, f"invalid request: {summary}{more}", "invalid_request", details)
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return error_body(status, data["error"])
+    if isinstance(data, dict) and isinstance(data.get("detail"), str):
+        return error_body(status, data["detail"])
+    text = body.decode("utf-8", "replace").strip() or _STATUS_CODES.get(status, "error").replace("_", " ")
+    return error_body(status, text[:500])
+
+
+async def _send_error(send: Send, err: ServingError, extra_headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(err.body(), ensure_ascii=False).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if err.status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="amlscore"'))
+    await send({"type": "http.response.start", "status": err.status, "headers": headers + (extra_headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GateMiddleware:
+    """ASGI middleware applying :data:`GATE` to ``/v1/`` routes (see the module docstring)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], gate: Gate | None = None) -> None:
+        self.app = app
+        self.gate = gate or GATE
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        gate = self.gate
+        try:
+            if gate.keys is None:
+                raise NotReady("the service is starting: API keys are not loaded yet")
+            caller = gate.keys.authenticate(key_from_headers(headers))
+            authorize(caller, path)
+        except ServingError as err:
+            if err.status in (401, 403):
+                log.warning("refused %s %s: %s", scope.get("method"), path, err.message)
+            await _send_error(send, err)
+            return
+
+        limit = gate.max_batch_body_bytes if path == BATCH_ROUTE else gate.max_body_bytes
+        too_large = PayloadTooLarge(f"request body larger than {limit} bytes for {path}")
+        declared = headers.get("content-length")
+        if declared is not None:
+            try:
+                if int(declared) > limit:
+                    await _send_error(send, too_large, [(b"connection", b"close")])
+                    return
+            except ValueError:
+                pass
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _send_error(send, too_large, [(b"connection", b"close")])
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        scope.setdefault("state", {})["aml_caller"] = caller
+        delivered = False
+
+        async def replay_receive() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        held: Message | None = None
+        parts: list[bytes] = []
+
+        async def rewriting_send(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                if message["status"] >= 400:
+                    held = message
+                    return
+                await send(message)
+                return
+            if message["type"] == "http.response.body" and held is not None:
+                parts.append(message.get("body", b""))
+                if message.get("more_body", False):
+                    return
+                status = int(held["status"])
+                new_body = rewrite_error(status, b"".join(parts))
+                hdrs = [(k, v) for k, v in held.get("headers", []) if k.lower() not in (b"content-length", b"content-type")]
+                hdrs += [(b"content-type", b"application/json"), (b"content-length", str(len(new_body)).encode())]
+                await send({**held, "headers": hdrs})
+                await send({"type": "http.response.body", "body": new_body})
+                held = None
+                return
+            await send(message)
+
+        await self.app(scope, replay_receive, rewriting_send)

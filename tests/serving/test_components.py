@@ -1,0 +1,188 @@
+"""Unit tests of the serving parts that need no running app: settings, keys, errors, words, audit, feedback."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.audit import AuditLog, AuditRecord, input_hash, new_ulid
+from serving.auth import Caller, KeyStore, authorize, ensure_keys_file, hash_key, key_from_headers, write_keys_file
+from serving.config import Settings, SettingsError
+from serving.errors import Forbidden, Unauthorized, json_safe
+from serving.feedback import FeedbackStore, make_entry
+from serving.middleware import rewrite_error
+from serving.words import peer_comparisons, peer_group_words
+
+
+# -- settings -----------------------------------------------------------------------------------------
+def test_settings_from_env_and_back(tmp_path: Path) -> None:
+    env = {"AML_DATA_DIR": str(tmp_path / "d"), "AML_STATE_DIR": str(tmp_path / "s"), "AML_MODEL_VERSION": "7",
+           "AML_WARM_UP_DAYS": "all", "MLFLOW_TRACKING_URI": "sqlite:///x.db", "AML_AUDIT_SYNC": "normal"}
+    s = Settings.from_env(env)
+    assert s.model_version == "7" and s.warm_up_days is None and s.keys_file == tmp_path / "s" / "api_keys.yaml"
+    assert s.model_ref == "aml-model-set/7"
+    assert Settings.from_env(s.to_env()) == s
+
+
+@pytest.mark.parametrize("var,value,word", [("AML_WARM_UP_DAYS", "-3", "AML_WARM_UP_DAYS"),
+                                            ("AML_AUDIT_SYNC", "sometimes", "AML_AUDIT_SYNC"),
+                                            ("AML_MODEL_VERSION", "latest", "AML_MODEL_VERSION"),
+                                            ("AML_MAX_BODY_BYTES", "ten", "AML_MAX_BODY_BYTES")])
+def test_settings_errors_name_the_variable(var: str, value: str, word: str) -> None:
+    with pytest.raises(SettingsError, match=word) as exc:
+        Settings.from_env({var: value})
+    assert repr(value) in str(exc.value)
+
+
+# -- keys and roles ----------------------------------------------------------------------------------
+def test_keys_file_holds_hashes_only(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    created = ensure_keys_file(path)
+    assert created is not None and set(created) == {"channel", "compliance", "admin"}
+    text = path.read_text()
+    assert all(key not in text for key in created.values()) and hash_key(created["admin"]) in text
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert ensure_keys_file(path) is None  # never overwritten
+    store = KeyStore.load(path)
+    assert store.authenticate(created["channel"]) == Caller("dev-channel", "channel")
+    with pytest.raises(Unauthorized):
+        store.authenticate("wrong")
+    with pytest.raises(Unauthorized, match="missing"):
+        store.authenticate(None)
+
+
+def test_json_keys_file(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    write_keys_file(path, {"gw": ("channel", "k1")})
+    assert KeyStore.load(path).authenticate("k1").key_id == "gw"
+
+
+@pytest.mark.parametrize("doc,match", [
+    ({"keys": []}, "non-empty"),
+    ({"keys": [{"id": "a", "role": "root", "sha256": "0" * 64}]}, "role"),
+    ({"keys": [{"id": "a", "role": "channel", "sha256": "xyz"}]}, "sha256"),
+    ({"keys": [{"id": "a b", "role": "channel", "sha256": "0" * 64}]}, "'id'"),
+    ({"keys": [{"id": "a", "role": "channel", "sha256": "0" * 64}, {"id": "a", "role": "admin", "sha256": "1" * 64}]}, "unique"),
+])
+def test_bad_keys_files_are_refused(tmp_path: Path, doc: dict, match: str) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SettingsError, match=match):
+        KeyStore.load(path)
+
+
+def test_key_headers_and_permissions() -> None:
+    assert key_from_headers({"authorization": "Bearer abc"}) == "abc"
+    assert key_from_headers({"authorization": "bearer  abc "}) == "abc"
+    assert key_from_headers({"x-api-key": "k"}) == "k"
+    assert key_from_headers({"authorization": "Basic abc"}) is None
+    authorize(Caller("a", "admin"), "/v1/admin/reload")
+    authorize(Caller("c", "compliance"), "/v1/explain")
+    with pytest.raises(Forbidden, match="compliance"):
+        authorize(Caller("ch", "channel"), "/v1/customer_risk")
+    with pytest.raises(Forbidden):
+        authorize(Caller("c", "compliance"), "/v1/admin/reload")
+
+
+# -- error shape ---------------------------------------------------------------------------------------
+def test_rewrite_error_shapes() -> None:
+    bento = json.dumps({"error": "1 validation error for Input", "detail": [
+        {"type": "greater_than", "loc": ["transaction", "amount"], "msg": "Input should be greater than 0"}]}).encode()
+    out = json.loads(rewrite_error(400, bento))
+    assert out["code"] == "invalid_request" and "transaction.amount: Input should be greater than 0" in out["error"]
+    assert json.loads(rewrite_error(404, b"Not Found")) == {"error": "Not Found", "code": "not_found", "status": 404}
+    assert json.loads(rewrite_error(400, json.dumps([{"error": "boom"}]).encode()))["error"] == "boom"
+    ours = json.dumps({"error": "x", "code": "late_transaction", "status": 409}).encode()
+    assert rewrite_error(409, ours) == ours
+
+
+def test_json_safe() -> None:
+    assert json_safe({"a": float("nan"), "b": [np.float64(1.5), np.int64(2), np.bool_(True)], "c": np.array([1.0, np.inf])}) == \
+        {"a": None, "b": [1.5, 2, True], "c": [1.0, None]}
+
+
+# -- words ---------------------------------------------------------------------------------------------
+def test_peer_comparisons_in_both_languages() -> None:
+    f = {"peer_cash_ratio_30d": 4.2, "peer_txn_freq_ratio_30d": 1.0, "amount_vs_own_mean_90d": 3.0,
+         "amount_z_own_90d": 2.5, "flow_vs_income_90d": float("nan")}
+    en = peer_comparisons(f, "individual|self_employed", "in", False, "en")
+    assert en[0] == "Cash over 30 days is 4.2 times the average of individual self-employed customers."
+    assert any("own average incoming amount" in s and "+2.5 standard deviations" in s for s in en)
+    assert not any("income" in s.lower() and "annualised" in s for s in en)  # NaN: no sentence
+    zh = peer_comparisons(f, "corporate|real_estate", "out", True, "zh")
+    assert zh[0] == "近30日现金交易额是单位客户（房地产）平均水平的4.2倍。"
+    assert peer_group_words("individual|student", "en") == "individual student customers"
+
+
+# -- audit log -----------------------------------------------------------------------------------------
+def _record(i: int) -> AuditRecord:
+    rec = {"txn_id": f"T{i}", "amount": 10.0 + i}
+    return AuditRecord(request_id=new_ulid(), txn_id=f"T{i}", customer_id="C1", decided_at="2026-01-01T00:00:00Z",
+                       caller_key_id="k", caller_role="channel", endpoint="score", batch_id=None,
+                       input_hash=input_hash(rec), input=rec, features=np.arange(3.0), suspicion_score=12.5 + i,
+                       alert=bool(i % 2), model_name="m", model_version="1", feature_set_version="f",
+                       feature_params_hash="p", rules_config_hash="r", decision={"x": i})
+
+
+def test_audit_log_round_trip_chain_and_tamper_detection(tmp_path: Path) -> None:
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path, sync="normal")
+    recs = [_record(i) for i in range(5)]
+    log.append(recs[:2])
+    log.append(recs[2:])
+    got = log.by_txn("T3")
+    assert got is not None and got.request_id == recs[3].request_id and got.alert and np.array_equal(got.features, np.arange(3.0))
+    assert set(log.by_txns(["T1", "T4", "nope"])) == {"T1", "T4"}
+    assert log.by_request(recs[0].request_id).txn_id == "T0"
+    assert log.verify() == (True, 5, None)
+    with pytest.raises(sqlite3.IntegrityError):
+        log.append([_record(1)])  # the same txn_id twice
+    assert log.count() == 5
+    log.close()
+    reopened = AuditLog(path, sync="normal")  # the chain continues after a restart
+    reopened.append([_record(9)])
+    assert reopened.verify() == (True, 6, None)
+    reopened.close()
+    # someone edits a row behind the service's back (dropping the trigger first): the chain shows it
+    db = sqlite3.connect(path)
+    db.execute("DROP TRIGGER decisions_no_update")
+    db.execute("UPDATE decisions SET suspicion_score = 0 WHERE txn_id = 'T2'")
+    db.commit()
+    db.close()
+    ok, n, bad = AuditLog(path, sync="normal").verify()
+    assert not ok and n == 2 and bad == 3
+
+
+def test_ulids_sort_by_time() -> None:
+    ids = [new_ulid() for _ in range(3)]
+    assert all(len(i) == 26 for i in ids) and len(set(ids)) == 3
+
+
+# -- feedback ----------------------------------------------------------------------------------------
+def test_feedback_export_keeps_the_latest_per_transaction(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "fb.sqlite", tmp_path / "out")
+
+    def entry(label: str, day: str = "2026-01-02") -> object:
+        return make_entry(request_id="R1", txn_id="T1", customer_id="C1", txn_day="2026-01-05", label=label,
+                          typology="fan_in" if label == "suspicious" else None, analyst="a", note=None, report_date=day,
+                          caller_key_id="k", caller_role="compliance", model_version="1", alert=True, score=80.0,
+                          transaction_json=json.dumps({"txn_id": "T1", "amount": 5.0}))
+
+    store.record(entry("suspicious"))
+    store.record(entry("not_suspicious", "2026-02-01"))
+    reports = pd.read_csv(store.export_file, dtype=str, keep_default_na=False)
+    assert len(reports) == 1 and reports["label"].item() == "not_suspicious"
+    assert reports["report_date"].item() == "2026-02-01"
+    assert store.count() == 2
+    first = store.latest_frame()
+    assert first["report_date"].item() == "2026-02-01"
+    # a report date before the transaction's day is moved to that day
+    assert entry("suspicious", "2025-12-31").report_date == "2026-01-05"
+    typed = store.reports_frame()
+    assert typed["report_date"].dtype.kind == "M"
+    store.close()

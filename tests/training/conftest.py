@@ -1,0 +1,48 @@
+"""Fixtures for training tests: a small synthetic bank and a throw-away MLflow store.
+
+Every test here uses ``MLFLOW_TRACKING_URI=sqlite:///<tmp>/mlflow.db``: nothing touches the
+project's own store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from synth.bank import generate_bank, write_bank
+from synth.config import SynthConfig
+
+# Small and quick: every setting that only costs time is turned down.
+FAST = {"lgbm": {"n_estimators": 60, "min_rounds": 10, "early_stopping_rounds": 20},
+        "anomaly": {"n_estimators": 50}, "max_train_negatives": 20_000, "anomaly_fit_rows": 20_000}
+
+
+@pytest.fixture(scope="session")
+def bank_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bank") / "data"
+    write_bank(generate_bank(SynthConfig(customers=200, days=150, seed=3)), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    yield uri
+    if old is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = old
+
+
+@pytest.fixture(scope="session")
+def trained(bank_dir, tracking_uri):
+    """One logged and registered training run on the small bank (alias @challenger)."""
+    from training.train import TrainConfig, train
+
+    config = TrainConfig(data=bank_dir, seed=0, **FAST)
+    return train(config, experiment="tests")
