@@ -27,7 +27,10 @@ _err = Console(stderr=True)
 # Registration: one line per command; each module owns its command's options and help.
 from amlscore.commands import generate as _generate  # noqa: E402
 from amlscore.commands import features as _features  # noqa: E402
+from amlscore.commands import demo as _demo  # noqa: E402
 from amlscore.commands import rate as _rate  # noqa: E402
+from amlscore.commands import serve as _serve  # noqa: E402
+from amlscore.commands import train as _train  # noqa: E402
 from amlscore.commands.report import report_app  # noqa: E402
 from amlscore.commands import validate as _validate  # noqa: E402
 
@@ -36,7 +39,14 @@ app.command("validate")(_validate.validate)
 app.command("features")(_features.features)
 app.command("catalogue")(_features.catalogue)
 app.command("rate")(_rate.rate)
+app.command("train")(_train.train)
+app.command("evaluate")(_train.evaluate)
+app.command("promote")(_train.promote)
+app.command("score")(_train.score)
+app.command("feedback")(_train.feedback)
+app.command("serve")(_serve.serve)
 app.add_typer(report_app, name="report")
+app.command("demo")(_demo.demo)
 
 
 def main() -> None:
