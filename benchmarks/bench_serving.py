@@ -400,7 +400,7 @@ def _slope_per_min(rss: RssSampler, start: float, end: float) -> float | None:
     import numpy as np
 
     pts = [(t, r) for t, r in rss.samples if start <= t <= end]
-    if len(pts) < 5:
+    if len(pts) < 5 or end - start < 60:  # a slope over a few seconds says nothing
         return None
     t, r = np.array(pts).T
     return round(float(np.polyfit(t / 60.0, r, 1)[0]), 2)
@@ -451,7 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100, help="Requests per second of the single-transaction phases.")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--batches", type=int, default=30, help="Batches in the batch phase.")
-    parser.add_argument("--minutes", type=float, default=0, help="Add a soak phase: single + explanations at --rate.")
+    parser.add_argument("--minutes", type=float, default=0, help="Add a soak phase of this many minutes at --rate.")
+    parser.add_argument("--soak-explain", action=argparse.BooleanOptionalAction, default=True,
+                        help="Soak with explanations (compliance key) or without (channel key).")
     parser.add_argument("--tracking-uri", default=None,
                         help="Registry holding the model set to serve (its --alias). Default: train one on the "
                              "benchmark's history into a private registry in the working folder.")
@@ -512,9 +514,11 @@ def main(argv: list[str] | None = None) -> int:
                 max(args.batches // 3, 1), {}, rss)),
         ]
         if args.minutes:
-            phases.append((f"soak {args.minutes:g} min, single + explanation", lambda: open_phase(
-                f"soak{args.minutes:g}m", f"{base}/v1/score", comp, stream, args.minutes * 60, args.rate,
-                {"explain": True}, rss)))
+            soak_key, soak_extra = (comp, {"explain": True}) if args.soak_explain else (chan, {})
+            soak_name = f"soak{args.minutes:g}m" + ("+explain" if args.soak_explain else "")
+            phases.append((f"soak {args.minutes:g} min, single{' + explanation' if args.soak_explain else ''}",
+                           lambda: open_phase(soak_name, f"{base}/v1/score", soak_key, stream, args.minutes * 60,
+                                              args.rate, soak_extra, rss)))
         for label, run in phases:
             print(f"phase: {label} ...", flush=True)
             results.append(run())

@@ -23,8 +23,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, check_random_state, validate_data
 
 __all__ = ["NotFittedError", "SuspicionClassifier"]
 
@@ -34,8 +36,8 @@ _LabelLike = Union[np.ndarray, pd.Series, list]
 _EvalSet = tuple  # (X_valid, y_valid) or (X_valid, y_valid, sample_weight)
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a fitted-only attribute or method is used before :meth:`fit`."""
+class NotFittedError(_SklearnNotFittedError):
+    """Raised when a fitted-only attribute or method is used before :meth:`fit` (a scikit-learn NotFittedError)."""
 
 
 _doc_predict = """{what}
@@ -56,12 +58,12 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_estimators : int, default=1000
+    n_estimators : int, default=600
         Maximum number of boosting rounds; early stopping usually ends sooner.
-    learning_rate : float, default=0.1
+    learning_rate : float, default=0.05
     num_leaves : int, default=31
-    min_child_samples : int, default=50
-        Minimum rows in a leaf: guards against learning a single reported customer.
+    min_child_samples : int, default=20
+        Minimum rows in a leaf (a rare typology may have only a few dozen labelled rows).
     colsample_bytree : float in (0, 1], default=0.7
     subsample : float in (0, 1], default=0.8
         Row bagging fraction (bagging every round).
@@ -70,9 +72,9 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         Histogram bins per feature (fewer bins: faster, and enough for these features).
     scale_pos_weight : float > 0, default=1.0
         Weight of positive rows relative to negative ones.
-    early_stopping_rounds : int, default=50
+    early_stopping_rounds : int, default=100
         Stop when the validation PR-AUC has not improved for this many rounds (needs ``eval_set``).
-    min_rounds : int, default=20
+    min_rounds : int, default=50
         Never stop (nor choose a best iteration) before this many rounds: the first rounds'
         PR-AUC on a small, noisy validation set is not a reliable optimum.
     n_jobs : int, default=1
@@ -92,10 +94,10 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
     evals_result_ : dict
         Validation PR-AUC per round.
     classes_ : ndarray of shape (2,)
-        ``[0, 1]``.
+        The two labels seen at fit; ``classes_[1]`` (1 = suspicious) is the positive class.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
-        Column names seen at fit (from a DataFrame, or ``f0..`` for arrays).
+        Column names seen at fit (only when fitted on a DataFrame).
 
     Examples
     --------
@@ -123,10 +125,10 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_estimators: int = 1000, learning_rate: float = 0.1, num_leaves: int = 31,
-                 min_child_samples: int = 50, colsample_bytree: float = 0.7, subsample: float = 0.8,
+    def __init__(self, n_estimators: int = 600, learning_rate: float = 0.05, num_leaves: int = 31,
+                 min_child_samples: int = 20, colsample_bytree: float = 0.7, subsample: float = 0.8,
                  reg_lambda: float = 1.0, max_bin: int = 63, scale_pos_weight: float = 1.0,
-                 early_stopping_rounds: int = 50, min_rounds: int = 20, n_jobs: int = 1,
+                 early_stopping_rounds: int = 100, min_rounds: int = 50, n_jobs: int = 1,
                  random_state: Any = None) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -165,15 +167,6 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
             "verbose": -1,
         }
 
-    @staticmethod
-    def _matrix(X: _MatrixLike) -> tuple[np.ndarray, list[str]]:
-        if isinstance(X, pd.DataFrame):
-            return X.to_numpy(dtype=np.float64, na_value=np.nan), [str(c) for c in X.columns]
-        arr = np.asarray(X, dtype=np.float64)
-        if arr.ndim != 2:
-            raise ValueError(f"X must be 2-D. Got an array of shape {arr.shape} instead.")
-        return arr, [f"f{i}" for i in range(arr.shape[1])]
-
     def _check_fitted(self) -> lgb.Booster:
         booster = getattr(self, "booster_", None)
         if booster is None:
@@ -181,14 +174,9 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         return booster
 
     def _input(self, X: _MatrixLike) -> np.ndarray:
+        """Validated float64 matrix (feature count and, for a DataFrame, names as at fit)."""
         self._check_fitted()
-        arr, names = self._matrix(X)
-        if arr.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {arr.shape[1]} features, but {type(self).__name__} is expecting "
-                             f"{self.n_features_in_} features as input.")
-        if isinstance(X, pd.DataFrame) and list(names) != list(self.feature_names_in_):
-            raise ValueError("The feature names should match those that were passed during fit, in the same order.")
-        return arr
+        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
 
     # -- fit / predict ------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -209,15 +197,18 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        arr, names = self._matrix(X)
-        y_arr = np.asarray(y, dtype=np.float64).reshape(-1)
-        if len(y_arr) != len(arr):
-            raise ValueError(f"y has {len(y_arr)} rows but X has {len(arr)}.")
-        values = set(np.unique(y_arr).tolist())
-        if not values <= {0.0, 1.0}:
-            raise ValueError(f"y must hold 0 and 1 only. Got {sorted(values)!r} instead.")
-        if len(values) < 2:
-            raise ValueError("y must hold both classes (0 and 1) to train the classifier. Got one class only.")
+        arr, y_raw = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
+        check_classification_targets(y_raw)
+        classes = np.unique(y_raw)
+        if len(classes) != 2:
+            raise ValueError(f"Only binary classification is supported. y must hold both classes of a binary target "
+                             f"(e.g. 0 and 1). Got {len(classes)} class(es) instead: {classes.tolist()[:5]!r}.")
+        y_arr = (y_raw == classes[1]).astype(np.float64)  # classes_[1] (1 = suspicious) is the positive class
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, arr, dtype=np.float64)
+            if not np.any(sample_weight > 0):
+                raise ValueError("sample_weight must have at least one positive weight. Got all zeros instead.")
+        names = [str(n) for n in getattr(self, "feature_names_in_", [f"f{i}" for i in range(arr.shape[1])])]
         params = self._core_params()
         train = lgb.Dataset(arr, y_arr, weight=sample_weight, feature_name=_safe_names(names),
                             params={"max_bin": params["max_bin"], "verbose": -1}, free_raw_data=True)
@@ -225,21 +216,26 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         if eval_set is not None:
             Xv, yv = eval_set[0], eval_set[1]
             wv = eval_set[2] if len(eval_set) > 2 else None
-            arr_v, _ = self._matrix(Xv)
-            valid_sets = [lgb.Dataset(arr_v, np.asarray(yv, dtype=np.float64), weight=wv, reference=train)]
+            arr_v = validate_data(self, Xv, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+            yv01 = (np.asarray(yv) == classes[1]).astype(np.float64)
+            valid_sets = [lgb.Dataset(arr_v, yv01, weight=wv, reference=train)]
             callbacks = [lgb.record_evaluation(record), _EarlyStopping(self.early_stopping_rounds, self.min_rounds)]
         booster = lgb.train(params, train, num_boost_round=int(self.n_estimators), valid_sets=valid_sets,
                             valid_names=["valid"] if valid_sets else None, callbacks=callbacks)
-        best = booster.best_iteration if (eval_set is not None and booster.best_iteration > 0) else booster.current_iteration()
         curve = record.get("valid", {}).get("average_precision", [])
+        if eval_set is not None and booster.best_iteration > 0:
+            best = booster.best_iteration
+        elif curve:  # LightGBM ended by itself (no split left) before the early-stopping rule could decide
+            best = int(np.argmax(curve)) + 1
+        else:
+            best = booster.current_iteration()
+        best = max(1, min(best, booster.current_iteration(), len(curve) if curve else best))
         # Keep only the chosen trees: the text model then scores without a num_iteration argument.
         self.booster_ = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
         self.best_iteration_ = int(best)
         self.best_score_ = float(curve[best - 1]) if curve else None
         self.evals_result_ = {"valid_average_precision": [float(v) for v in curve]}
-        self.classes_ = np.array([0, 1])
-        self.n_features_in_ = arr.shape[1]
-        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.classes_ = classes
         return self
 
     def predict_proba(self, X: _MatrixLike) -> np.ndarray:
@@ -252,7 +248,8 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         returns="proba : ndarray of shape (n_samples, 2)")
 
     def predict(self, X: _MatrixLike) -> np.ndarray:
-        return (self.predict_proba(X)[:, 1] >= 0.5).astype(int)
+        positive = self.predict_proba(X)[:, 1] >= 0.5
+        return self.classes_[positive.astype(int)]
 
     predict.__doc__ = _doc_predict.format(what="Class label at probability 0.5 (1 = suspicious).",
                                           returns="labels : ndarray of shape (n_samples,)")
@@ -279,8 +276,11 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         """JSON-able parameters and fit results (stored beside the text model)."""
         self._check_fitted()
         params = {k: (None if isinstance(v, np.random.RandomState) else v) for k, v in self.get_params().items()}
+        names = getattr(self, "feature_names_in_", None)
         return {"params": params, "best_iteration": self.best_iteration_, "best_score": self.best_score_,
-                "feature_names_in": [str(n) for n in self.feature_names_in_]}
+                "classes": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+                "n_features_in": int(self.n_features_in_),
+                "feature_names_in": [str(n) for n in names] if names is not None else None}
 
     @classmethod
     def from_text(cls, text: str, spec: dict) -> "SuspicionClassifier":
@@ -290,9 +290,10 @@ class SuspicionClassifier(ClassifierMixin, BaseEstimator):
         clf.best_iteration_ = int(spec["best_iteration"])
         clf.best_score_ = spec.get("best_score")
         clf.evals_result_ = {}
-        clf.classes_ = np.array([0, 1])
-        clf.feature_names_in_ = np.asarray(spec["feature_names_in"], dtype=object)
-        clf.n_features_in_ = len(clf.feature_names_in_)
+        clf.classes_ = np.asarray(spec.get("classes", [0, 1]))
+        clf.n_features_in_ = int(spec.get("n_features_in") or clf.booster_.num_feature())
+        if spec.get("feature_names_in"):
+            clf.feature_names_in_ = np.asarray(spec["feature_names_in"], dtype=object)
         return clf
 
     def __sklearn_tags__(self):  # noqa: ANN204

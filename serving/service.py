@@ -92,7 +92,7 @@ class _HeapFreezer:
     is frozen too, so full collections stay short.
     """
 
-    def __init__(self, every: int = 20_000) -> None:
+    def __init__(self, every: int = 5_000) -> None:
         self.every = every
         self._since = 0
 

@@ -99,7 +99,7 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def metrics_table_rows(report: Any) -> list[tuple[str, ...]]:
     """Rows (score, PR-AUC, ROC-AUC, recall@0.5 %, recall@1 %, precision@100) for printing."""
-    names = {"fused": "fused suspicion score", "lgbm": "LightGBM", "rules": "rules", "anomaly": "IsolationForest"}
+    names = {"fused": "fused score", "lgbm": "LightGBM", "rules": "rules", "anomaly": "IsolationForest"}
     rows = []
     for key, label in names.items():
         m = report.components[key]

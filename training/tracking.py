@@ -38,6 +38,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,21 +162,28 @@ def log_model_set(model_set: ModelSet, example_features: pd.DataFrame, *, tags: 
     with tempfile.TemporaryDirectory(prefix="amlscore-model-set-") as tmp:
         local = Path(tmp) / "model_set"
         model_set.save(local)
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_NAME_IN_RUN,
-            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-            artifacts={"model_set": str(local)},
-            signature=signature,
-            input_example=example,
-            pip_requirements=_pip_requirements(),
-            metadata={k: v for k, v in model_set.metadata.items() if isinstance(v, (str, int, float, bool))},
-        )
+        with warnings.catch_warnings():
+            # MLflow asks for type hints on predict; the explicit signature below is the schema instead.
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"mlflow\..*")
+            info = _log_pyfunc(mlflow, local, signature, example, model_set)
     version = mlflow.register_model(info.model_uri, REGISTERED_MODEL_NAME, tags=tags or {})
     c = client()
     if alias:
         c.set_registered_model_alias(REGISTERED_MODEL_NAME, alias, version.version)
     c.set_registered_model_tag(REGISTERED_MODEL_NAME, "model_set_artifact_path", "artifacts/model_set")
     return info.model_uri, str(version.version)
+
+
+def _log_pyfunc(mlflow: Any, local: Path, signature: Any, example: pd.DataFrame, model_set: ModelSet) -> Any:
+    return mlflow.pyfunc.log_model(
+        name=MODEL_NAME_IN_RUN,
+        python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # models from code: no pickle
+        artifacts={"model_set": str(local)},
+        signature=signature,
+        input_example=example,
+        pip_requirements=_pip_requirements(),
+        metadata={k: v for k, v in model_set.metadata.items() if isinstance(v, (str, int, float, bool))},
+    )
 
 
 def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: pd.DataFrame, *,

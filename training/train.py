@@ -343,8 +343,11 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         rows_v = np.concatenate([pos_txn_va, neg_va])
         y_v = np.r_[np.ones(len(pos_txn_va)), np.zeros(len(neg_va))]
         w_v = np.r_[np.ones(len(pos_txn_va)), w_neg_va]
-        inst = SuspicionClassifier(**{**lgbm_params, "n_estimators": min(300, lgbm_params.get("n_estimators", 1000)),
-                                      "early_stopping_rounds": 30})
+        # the instance model only ranks rows within a report: a shorter, faster fit is enough
+        inst = SuspicionClassifier(**{**lgbm_params, "learning_rate": 0.1,
+                                      "n_estimators": min(300, lgbm_params.get("n_estimators", 300)),
+                                      "min_rounds": min(20, lgbm_params.get("min_rounds", 20)),
+                                      "early_stopping_rounds": min(30, lgbm_params.get("early_stopping_rounds", 30))})
         inst.fit(_matrix(feats, rows), y, eval_set=(_matrix(feats, rows_v), y_v, w_v))
         instance_iter = inst.best_iteration_
         bag_rows = np.concatenate([pos_bag_tr, pos_bag_va])

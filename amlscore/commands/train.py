@@ -78,12 +78,14 @@ def print_report(console: Console, report: Any, title: str) -> None:
 def print_slices(console: Console, report: Any) -> None:
     if not len(report.slices):
         return
-    t = Table(title="Per slice (alerts at the threshold; recall@1% within the overall top 1 %)", title_justify="left",
-              show_edge=False)
-    for col in ("slice", "value", "n", "positives", "alert rate", "PR-AUC", "recall@1%", "precision", "recall"):
+    t = Table(title="Per slice (alerts = alert rate at the threshold; prec/rec at the threshold; rec@1% within the "
+                    "overall top 1 %)", title_justify="left", show_edge=False)
+    for col in ("slice", "value", "n", "pos", "alerts", "PR-AUC", "rec@1%", "prec", "rec"):
         t.add_column(col, justify="left" if col in ("slice", "value") else "right")
     for r in report.slices.itertuples(index=False):
-        t.add_row(r.slice, r.value, f"{r.n:,}", f"{r.positives:,}", _fmt(r.alert_rate, 4), _fmt(r.pr_auc),
+        t.add_row(r.slice.replace("customer_type", "type").replace("industry_risk", "industry"),
+                  r.value.replace("_industry", "").replace("_banking", ""), f"{r.n:,}", f"{r.positives:,}",
+                  _fmt(r.alert_rate, 4), _fmt(r.pr_auc),
                   _fmt(r.recall_at_1pct), _fmt(r.precision_at_threshold), _fmt(r.recall_at_threshold))
     console.print(t)
 

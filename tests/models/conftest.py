@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from model_rows import IDX, random_features  # noqa: E402
 
 from features.catalogue import FEATURE_NAMES
 from features.params import load_feature_params
@@ -12,20 +19,6 @@ from models.fusion import SuspicionFusion, choose_thresholds
 from models.model_set import ModelSet
 from models.rules import evaluate_rules, load_rules_config
 from models.supervised import SuspicionClassifier
-
-IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
-
-
-def random_features(n: int, seed: int) -> np.ndarray:
-    """Plausible feature rows: non-negative counts/amounts, some NaN, a few rule triggers."""
-    rng = np.random.default_rng(seed)
-    X = np.abs(rng.normal(size=(n, len(FEATURE_NAMES)))) * rng.choice([1.0, 10.0, 1000.0], size=len(FEATURE_NAMES))
-    X[rng.random(X.shape) < 0.02] = np.nan
-    for name in ("is_cash", "is_in", "is_corporate", "is_high_risk_country", "is_ip_abroad", "is_corp_indiv"):
-        X[:, IDX[name]] = (rng.random(n) < 0.1).astype(float)
-    X[:, IDX["near_threshold_cash_cnt_7d"]] = rng.poisson(0.3, n)
-    return X
-
 
 @pytest.fixture(scope="session")
 def fitted_parts():

@@ -12,7 +12,7 @@ import pytest
 from features.catalogue import FEATURE_NAMES
 from models.model_set import FeatureMismatchError, ModelSet, ModelSetError
 
-from conftest import IDX, random_features
+from model_rows import IDX, random_features
 
 
 def _frame(X):

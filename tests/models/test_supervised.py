@@ -67,3 +67,18 @@ def test_errors_are_clear():
     clf = SuspicionClassifier(n_estimators=5).fit(pd.DataFrame(X, columns=list("abcdef")), y)
     with pytest.raises(ValueError, match="feature names should match"):
         clf.predict_proba(pd.DataFrame(X, columns=list("fedcba")))
+
+
+from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
+
+
+@parametrize_with_checks(
+    [SuspicionClassifier(n_estimators=5, min_child_samples=1, random_state=0)],
+    expected_failed_checks=lambda est: {
+        "check_sample_weight_equivalence_on_dense_data":
+            "LightGBM counts rows, not weights, for min_child_samples, and bagging samples rows: "
+            "a weight of 2 is not the same as a repeated row",
+    },
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ADMIN, CHANNEL, COMPLIANCE, KEYS, new_txn
+from serving_helpers import ADMIN, CHANNEL, COMPLIANCE, KEYS, new_txn
 
 httpx = pytest.importorskip("httpx")
 psutil = pytest.importorskip("psutil")

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from conftest import ADMIN, CHANNEL, COMPLIANCE, new_txn, start_client
+from serving_helpers import ADMIN, CHANNEL, COMPLIANCE, new_txn, start_client
 from features.catalogue import FEATURE_NAMES
 from serving_fakes import FakeLoader, FakeModelSet
 
