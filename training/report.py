@@ -133,7 +133,8 @@ def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:
         f"* Time split (bank clock): train {d['train_start']}..{d['valid_start']} (exclusive), validation "
         f"{d['valid_start']}..{d['test_start']} (exclusive), test {d['test_start']}..{d['test_end']}.",
         f"* Label cut-offs: train reports filed before {d['train_label_cutoff']}, validation before "
-        f"{d['valid_label_cutoff']}, test (evaluation only) before {d['test_label_cutoff'] or 'any date'}.",
+        f"{d['valid_label_cutoff']}, test (evaluation only) "
+        f"{'before ' + d['test_label_cutoff'] if d['test_label_cutoff'] else 'every report in the folder'}.",
         f"* Training labels: {diag['train_positives_transaction']} transaction-report positives, "
         f"{diag['train_positives_period']} period-report positives of which {diag['train_positives_period_kept']} kept "
         f"after refinement, {diag['train_confirmed_negatives']} confirmed negatives, "

@@ -219,6 +219,7 @@ def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: 
     with mlflow.start_run(experiment_id=exp_id, run_name=f"train {split['test_start']}") as run:
         mlflow.set_tags({"mlflow.source.git.commit": md["code_version"], "amlscore.stage": "train",
                          "data_source": md.get("data_source") or ""})
+        result.run_id = run.info.run_id  # the model card names its run
         mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory(prefix="amlscore-run-") as tmp:

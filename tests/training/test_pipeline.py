@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from models.model_set import ModelSet
 
 
-def test_run_logs_params_metrics_artifacts_and_registers_a_challenger(trained, tracking_uri):
+def test_run_logs_params_metrics_artifacts_and_registers_a_challenger(trained, tracking_uri, tmp_path):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -34,6 +34,8 @@ def test_run_logs_params_metrics_artifacts_and_registers_a_challenger(trained, t
     files = {a.path for a in client.list_artifacts(trained.run_id)}
     assert {"pr_curve.png", "score_histograms.png", "shap_summary.png", "model_card.md", "metrics.json",
             "per_typology.csv", "slices.csv", "features.json"} <= files
+    card = Path(client.download_artifacts(trained.run_id, "model_card.md", str(tmp_path))).read_text(encoding="utf-8")
+    assert trained.run_id in card and "| fused score |" in card
     mv = client.get_model_version_by_alias("aml-model-set", "challenger")
     assert str(mv.version) == trained.model_version and mv.run_id == trained.run_id
     assert mv.tags["test_start"] == trained.prepared.split.describe()["test_start"]
