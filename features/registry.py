@@ -57,6 +57,8 @@ class MembershipIndex:
 
     def count(self, keys: np.ndarray, days: np.ndarray) -> np.ndarray:
         """Members of each key onboarded on or before each day; 0 where key < 0."""
+        if len(self.key_start) == 0:  # nobody holds any key (e.g. no customer has an agent)
+            return np.zeros(len(keys), dtype=np.int64)
         safe = np.maximum(keys, 0)
         n = np.searchsorted(self.combined, safe * _DAY_STRIDE + days, side="right") - self.key_start[safe]
         return np.where(keys >= 0, n, 0).astype(np.int64)

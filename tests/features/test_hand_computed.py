@@ -95,3 +95,16 @@ def test_feature_values_match_hand_computation(rows, path, txn_id):
             assert math.isnan(got), f"{txn_id} {name}: expected NaN, got {got}"
         else:
             assert got == pytest.approx(expected, rel=1e-12), f"{txn_id} {name}"
+
+
+def test_a_bank_where_no_customer_has_an_agent_or_emergency_phone():
+    customers = typed_customers(pd.DataFrame([_customer("A"), _customer("B")]))
+    txns = typed_transactions(pd.DataFrame([
+        _txn("T1", "2025-03-01T02:00:00Z", "A", "in", 100.0, "counter", "cash_deposit"),
+        _txn("T2", "2025-03-01T03:00:00Z", "B", "out", 50.0, "counter", "cash_withdrawal"),
+    ]))
+    offline = compute_feature_arrays(txns, customers)
+    online = replay(OnlineFeatureState(customers), txns)
+    j = FEATURE_NAMES.index("agent_other_customers")
+    assert offline["agent_other_customers"].tolist() == [0, 0] == online[:, j].tolist()
+    assert offline["emergency_phone_other_customers"].tolist() == [0, 0]
