@@ -86,6 +86,13 @@ class PayloadTooLarge(ServingError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ServingError):
+    """The body is not JSON."""
+
+    error_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+
+
 class UnprocessableTransaction(ServingError):
     """Well-formed, but the contract or the customers table refuses it (e.g. an unknown customer)."""
 

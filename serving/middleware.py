@@ -3,9 +3,11 @@
 In order, before BentoML parses anything:
 
 1. authentication (401) and the role's permission for the route (403) (:mod:`serving.auth`);
-2. the body size: ``Content-Length`` above the limit, or a streamed body growing past it, gets 413
+2. the media type: JSON only (a body sent without ``Content-Type`` or as a form, as ``curl -d`` does,
+   is read as JSON; anything else gets 415);
+3. the body size: ``Content-Length`` above the limit, or a streamed body growing past it, gets 413
    without the body being parsed (the limit of ``/v1/score_batch`` is larger);
-3. the caller is put in the request scope (``request.state.aml_caller``) for the API method.
+4. the caller is put in the request scope (``request.state.aml_caller``) for the API method.
 
 On the way out, every error response of a ``/v1/`` route that is not already in the service's
 error shape (BentoML's request-validation errors, unknown routes, wrong methods, unexpected
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from serving.auth import KeyStore, authorize, key_from_headers
-from serving.errors import NotReady, PayloadTooLarge, ServingError
+from serving.errors import NotReady, PayloadTooLarge, ServingError, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -121,6 +123,16 @@ class GateMiddleware:
         except ServingError as err:
             if err.status in (401, 403):
                 log.warning("refused %s %s: %s", scope.get("method"), path, err.message)
+            await _send_error(send, err)
+            return
+
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype in ("", "application/x-www-form-urlencoded"):
+            # curl -d sends form encoding by default; every route here takes JSON, so read the body as JSON
+            scope["headers"] = [(k, v) for k, v in scope.get("headers", []) if k.lower() != b"content-type"]
+            scope["headers"].append((b"content-type", b"application/json"))
+        elif ctype != "application/json" and not ctype.endswith("+json"):
+            err = UnsupportedMediaType(f"the body must be JSON (Content-Type: application/json). Got {ctype!r} instead.")
             await _send_error(send, err)
             return
 

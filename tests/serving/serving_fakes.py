@@ -68,7 +68,7 @@ class FakeModelSet:
     def score_vector(self, x: np.ndarray) -> FakeScores:
         x = np.asarray(x, dtype=np.float64)
         assert x.ndim == 2 and x.shape[1] == len(FEATURE_NAMES)
-        amount = x[:, _IDX["amount"]]
+        amount = np.maximum(np.nan_to_num(x[:, _IDX["amount"]], nan=1.0), 1.0)
         rule = np.array([score_transaction_rules(row, self.rules_config).score for row in x])
         p = 1.0 / (1.0 + np.exp(-(np.log10(amount) - 4.5) * 2 * self.weight))
         anomaly = np.clip(np.log10(amount) / 7.0, 0, 1)

@@ -185,6 +185,15 @@ def test_oversized_payload_is_413(client: Any, customers: list[str]) -> None:
     assert counts(client) == before
 
 
+def test_json_only(client: Any, customers: list[str]) -> None:
+    body = json.dumps({"transaction": new_txn(customers[0], "R-CT-1", when())})
+    # curl -d sends a form content type: the body is read as JSON anyway
+    r = client.post("/v1/score", content=body, headers={**CHANNEL, "Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+    r = client.post("/v1/score", content=body, headers={**CHANNEL, "Content-Type": "text/plain"})
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type"
+
+
 def test_unknown_route_and_method(client: Any) -> None:
     assert client.post("/v1/nothing", json={}, headers=ADMIN).json()["code"] == "not_found"
     assert client.get("/v1/score", headers=ADMIN).status_code == 405
