@@ -132,6 +132,11 @@ class Calendar(BaseModel):
     holidays: list[date] = Field(default_factory=list)
     extra_working_days: list[date] = Field(default_factory=list)
 
+    @property
+    def covered_years(self) -> frozenset[int]:
+        """Years with at least one holiday listed: the years whose working days are known."""
+        return frozenset(d.year for d in self.holidays)
+
 
 class CustomerSettings(BaseModel):
     model_config = _STRICT
@@ -370,6 +375,16 @@ def _check_reviews(c: RulesConfig, p: list[str]) -> None:
     for i, d in enumerate(c.calendar.extra_working_days):
         if d.weekday() < 5:
             p.append(_problem(f"calendar.extra_working_days[{i}]", "a Saturday or Sunday that is worked", d.isoformat()))
+    holidays = set(c.calendar.holidays)
+    for i, d in enumerate(c.calendar.extra_working_days):
+        if d in holidays:
+            p.append(_problem(f"calendar.extra_working_days[{i}]", "a day that is not also listed as a holiday", d.isoformat()))
+    for name, days in (("holidays", c.calendar.holidays), ("extra_working_days", c.calendar.extra_working_days)):
+        seen: set[date] = set()
+        for i, d in enumerate(days):
+            if d in seen:
+                p.append(_problem(f"calendar.{name}[{i}]", "listed once", f"{d.isoformat()} a second time"))
+            seen.add(d)
 
 
 def _check_bins(name: str, b: Bins, m: int, p: list[str]) -> None:

@@ -8,11 +8,14 @@
 * Overdue = the customer's latest rating has a next review date before the as-of date.
 * A new customer must be rated within ``reviews.new_customer_rating_working_days`` (10) working days
   after the onboarding day. Working days are Monday to Friday, minus ``calendar.holidays``, plus
-  ``calendar.extra_working_days`` (weekend make-up days).
+  ``calendar.extra_working_days`` (weekend make-up days). A deadline in a year the calendar does not
+  cover (no holiday listed) is computed as Monday to Friday and raises :class:`CalendarGapWarning`,
+  because it may fall on a public holiday.
 """
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, datetime
 
 import numpy as np
@@ -44,6 +47,22 @@ def _day_series(values: pd.Series) -> pd.Series:
     return s.dt.normalize().astype("datetime64[ns]")
 
 
+class CalendarGapWarning(UserWarning):
+    """A working-day computation reached a year with no holidays in the configured calendar."""
+
+
+def _warn_uncovered_years(config: RulesConfig, days: np.ndarray) -> None:
+    if days.size == 0:
+        return
+    years = set(days.astype("datetime64[Y]").astype(int) + 1970)
+    missing = sorted(years - config.calendar.covered_years)
+    if missing:
+        warnings.warn(f"The working-day calendar (calendar.holidays in rules.yaml) has no holidays for "
+                      f"{', '.join(map(str, missing))}: deadlines there are counted Monday to Friday and may fall "
+                      f"on a public holiday. Add the State Council's holiday notice for those years.",
+                      CalendarGapWarning, stacklevel=3)
+
+
 def working_day_calendar(config: RulesConfig, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     """Sorted working days (``datetime64[D]``) in ``[start, end]``."""
     days = np.arange(np.datetime64(start.date(), "D"), np.datetime64(end.date(), "D") + 1)
@@ -65,6 +84,7 @@ def add_working_days(dates: pd.Series, n: int, config: RulesConfig) -> pd.Series
     cal = working_day_calendar(config, lo, hi + pd.Timedelta(days=7 * n + 60))
     values = d[ok].to_numpy().astype("datetime64[D]")
     pos = np.searchsorted(cal, values, side="right") + (n - 1)
+    _warn_uncovered_years(config, np.concatenate([values, cal[pos]]))
     out[ok] = pd.to_datetime(cal[pos]).astype("datetime64[ns]")
     return out
 

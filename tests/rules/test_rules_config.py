@@ -200,6 +200,15 @@ def test_other_meaning_checks():
     assert "'calendar.extra_working_days" in text and "Saturday or Sunday" in text
 
 
+def test_calendar_days_listed_twice_or_both_ways_are_refused():
+    data = default_config_data()
+    data["calendar"]["holidays"].append("2026-02-16")  # already a Spring Festival holiday
+    data["calendar"]["holidays"].append("2026-02-28")  # a worked Saturday listed as a holiday too
+    text = "\n".join(problems_of(data))
+    assert "'calendar.holidays[" in text and "2026-02-16 a second time" in text
+    assert "not also listed as a holiday" in text and "2026-02-28" in text
+
+
 def test_unknown_and_missing_settings():
     data = default_config_data()
     data["colour"] = "blue"

@@ -13,6 +13,7 @@ from models.rules import (
     review_schedule,
     unrated_new_customers,
 )
+from models.rules.review import CalendarGapWarning
 from rules_builders import AS_OF, NO_REPORTS, customer, customers_frame
 
 
@@ -28,10 +29,26 @@ def day(s: str) -> pd.Timestamp:
     ("2025-01-24", "2025-02-13"),  # 26 Jan, 27 Jan, 5, 6, 7, 8, 10, 11, 12, 13 Feb
     # National Day 2025: holidays 1-8 Oct; Sunday 28 Sep and Saturday 11 Oct are worked.
     ("2025-09-26", "2025-10-16"),  # 28, 29, 30 Sep, 9, 10, 11, 13, 14, 15, 16 Oct
+    # Spring Festival 2026: holidays 15-23 Feb; Saturdays 14 and 28 Feb are worked.
+    ("2026-02-09", "2026-02-28"),  # 10, 11, 12, 13, 14, 24, 25, 26, 27, 28 Feb
+    # New Year 2026: holidays 1-3 Jan; Sunday 4 Jan is worked.
+    ("2025-12-30", "2026-01-14"),  # 31 Dec, 4, 5, 6, 7, 8, 9, 12, 13, 14 Jan
+    # Mid-Autumn 25-27 Sep and National Day 1-7 Oct 2026; Sunday 20 Sep is worked.
+    ("2026-09-18", "2026-10-09"),  # 20, 21, 22, 23, 24, 28, 29, 30 Sep, 8, 9 Oct
 ])
 def test_ten_working_days(cfg, onboarded, deadline):
     got = add_working_days(pd.Series([day(onboarded)]), 10, cfg).iat[0]
     assert got == day(deadline)
+
+
+def test_a_year_without_holidays_is_flagged(cfg):
+    with pytest.warns(CalendarGapWarning, match="no holidays for 2027"):
+        got = add_working_days(pd.Series([day("2026-12-28")]), 10, cfg).iat[0]
+    assert got == day("2027-01-11")  # Monday to Friday only: 1 Jan 2027 is not known to be a holiday
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        add_working_days(pd.Series([day("2026-03-02")]), 10, cfg)  # covered: no warning
 
 
 def test_working_days_keep_missing_dates_missing(cfg):
