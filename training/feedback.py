@@ -28,11 +28,14 @@ from contract.load import Dataset
 from contract.schema import REPORTS
 from contract.validate import ContractViolationError, check_frames, empty_table, typed_tables
 
-__all__ = ["FEEDBACK_DIR", "FEEDBACK_FILE", "append_feedback", "feedback_files", "merge_feedback", "read_feedback",
-           "validate_reports"]
+__all__ = ["FEEDBACK_DIR", "FEEDBACK_FILE", "SERVED_TRANSACTIONS_FILE", "append_feedback", "feedback_files",
+           "merge_feedback", "merge_served_transactions", "read_feedback", "validate_reports"]
 
 FEEDBACK_DIR = "feedback"
 FEEDBACK_FILE = "feedback.csv"
+# written by the scoring service beside its reports export (serving/feedback.py); a data interface,
+# so training reads the file and never imports serving
+SERVED_TRANSACTIONS_FILE = "feedback_transactions.csv"
 REPORT_COLUMNS = list(REPORTS.column_names)
 
 
@@ -72,9 +75,9 @@ def _read_any(path: Path) -> pd.DataFrame:
 
 
 def feedback_files(data_dir: str | Path, extra: Iterable[str | Path] = ()) -> list[Path]:
-    """``<data>/feedback/*.csv`` (sorted by name) followed by the extra files."""
+    """``<data>/feedback/*.csv`` (sorted by name, served-transaction sidecars aside) followed by the extra files."""
     folder = Path(data_dir) / FEEDBACK_DIR
-    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    files = sorted(p for p in folder.glob("*.csv") if p.name != SERVED_TRANSACTIONS_FILE) if folder.is_dir() else []
     for p in extra:
         p = Path(p)
         if not p.is_file():
@@ -92,6 +95,48 @@ def read_feedback(files: list[Path]) -> pd.DataFrame:
     return rows.drop_duplicates("report_id", keep="last").reset_index(drop=True)
 
 
+def _served_sidecars(files: list[Path]) -> list[Path]:
+    found: list[Path] = []
+    for p in files:
+        side = p.parent / SERVED_TRANSACTIONS_FILE
+        if p.name != SERVED_TRANSACTIONS_FILE and side.is_file() and side not in found:
+            found.append(side)
+    return found
+
+
+def merge_served_transactions(dataset: Dataset, sidecars: list[Path]) -> tuple[Dataset, int]:
+    """The data set plus the served transactions of ``sidecars`` that it lacks (validated, time-ordered).
+
+    Raises
+    ------
+    AmlError
+        When a served transaction breaks the contract (e.g. its customer is not in the data set).
+    """
+    frames = [_read_any(p) for p in sidecars]
+    if not frames:
+        return dataset, 0
+    rows = pd.concat(frames, ignore_index=True).drop_duplicates("txn_id", keep="last")
+    rows = rows[~rows["txn_id"].astype(str).isin(set(dataset.transactions["txn_id"].astype(str)))]
+    if len(rows) == 0:
+        return dataset, 0
+    report, tables = check_frames(dataset.customers, rows.reset_index(drop=True), None, max_errors=50)
+    try:
+        _, typed, _ = typed_tables(report, tables)
+    except ContractViolationError as exc:
+        lines = [v.message for v in exc.report.violations]
+        raise AmlError(f"The served transactions in {', '.join(map(str, sidecars))} break the transactions contract:\n"
+                       + "\n".join(lines) + f"\n{exc.report.summary}") from None
+    own = dataset.transactions
+    merged = pd.concat([own, typed], ignore_index=True)
+    for c in own.columns:  # keep the contract dtypes (concat of categoricals may widen them)
+        if merged[c].dtype != own[c].dtype:
+            merged[c] = merged[c].astype(own[c].dtype) if len(own) else merged[c]
+    merged = merged.sort_values(["timestamp", "txn_id"], kind="stable").reset_index(drop=True)
+    # positional: (customers, transactions, reports, source, fingerprint, warnings)
+    return Dataset(dataset.customers, merged, dataset.reports, dataset.source, dataset.fingerprint,
+                   dataset.warnings), len(typed)
+
+
 def merge_feedback(dataset: Dataset, files: list[Path]) -> tuple[Dataset, int]:
     """The data set with its reports merged with the feedback files' rows (validated).
 
@@ -107,13 +152,15 @@ def merge_feedback(dataset: Dataset, files: list[Path]) -> tuple[Dataset, int]:
     rows = read_feedback(files)
     if len(rows) == 0:
         return dataset, 0
+    sidecars = _served_sidecars(files)
+    dataset, _ = merge_served_transactions(dataset, sidecars)
     typed = validate_reports(rows, dataset, source=", ".join(str(p) for p in files))
     own = dataset.reports[~dataset.reports["report_id"].astype(str).isin(set(typed["report_id"].astype(str)))]
     merged = pd.concat([own, typed], ignore_index=True)
     for c in REPORT_COLUMNS:  # keep the contract dtypes (concat of categoricals may widen them)
         merged[c] = merged[c].astype(dataset.reports[c].dtype) if len(dataset.reports) else merged[c]
     digest = hashlib.sha256(dataset.fingerprint.encode())
-    for p in files:
+    for p in [*files, *sidecars]:
         digest.update(p.name.encode())
         digest.update(hashlib.sha256(p.read_bytes()).hexdigest().encode())
     # positional: (customers, transactions, reports, source, fingerprint, warnings)

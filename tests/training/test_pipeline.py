@@ -164,3 +164,46 @@ def test_feedback_is_validated_deduplicated_and_used_by_training(trained, bank_d
     assert n == 1 and merged.fingerprint != ds.fingerprint
     lab = derive_labels(merged.transactions, merged.reports, cutoff=None, utc_offset_hours=8).set_index("txn_id")
     assert lab.loc[txn["txn_id"], "status"] == "not_suspicious"
+
+
+def _as_served_csv(rows: pd.DataFrame, path) -> None:
+    """Transactions as the scoring service exports them: contract columns, ISO timestamps, '' for missing."""
+    out = rows.astype(object).where(rows.notna(), "")
+    out["timestamp"] = rows["timestamp"].map(lambda t: t.isoformat())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(path, index=False)
+
+
+def test_feedback_on_served_transactions_brings_them_into_training(bank_dir, tmp_path):
+    from contract.errors import AmlError
+    from contract.load import Dataset, load_dataset
+    from training.feedback import SERVED_TRANSACTIONS_FILE, feedback_files, merge_feedback
+    from training.labels import derive_labels
+
+    full = load_dataset(bank_dir)
+    served = full.transactions.iloc[-3:]  # arrived through the service: not in the data folder
+    ds = Dataset(full.customers, full.transactions.iloc[:-3].reset_index(drop=True), full.reports, full.source,
+                 full.fingerprint, full.warnings)
+    export = tmp_path / "state" / "feedback"
+    _as_served_csv(served, export / SERVED_TRANSACTIONS_FILE)
+    txn = served.iloc[1]
+    pd.DataFrame([{"report_id": "SRV1", "customer_id": txn["customer_id"], "txn_id": txn["txn_id"],
+                   "period_start": "", "period_end": "",
+                   "report_date": (txn["timestamp"] + pd.Timedelta(days=2)).strftime("%Y-%m-%d"),
+                   "label": "suspicious", "typology": ""}]).to_csv(export / "feedback_reports.csv", index=False)
+    files = feedback_files(tmp_path / "nowhere", [export / "feedback_reports.csv"])
+    merged, n = merge_feedback(ds, files)
+    assert n == 1 and len(merged.transactions) == len(full.transactions)
+    pd.testing.assert_frame_equal(merged.transactions, full.transactions)  # same rows, dtypes and order
+    assert merged.fingerprint != ds.fingerprint
+    lab = derive_labels(merged.transactions, merged.reports, cutoff=None, utc_offset_hours=8).set_index("txn_id")
+    assert lab.loc[txn["txn_id"], "status"] == "suspicious"
+    # a served transaction that breaks the contract is refused with its row named, and nothing is merged
+    bad = served.copy()
+    bad["customer_id"] = "NO_SUCH_CUSTOMER"
+    _as_served_csv(bad, export / SERVED_TRANSACTIONS_FILE)
+    with pytest.raises(AmlError, match="served transactions .* break the transactions contract"):
+        merge_feedback(ds, files)
+    # the sidecar itself is never read as a reports file from a data folder
+    _as_served_csv(served, tmp_path / "data" / "feedback" / SERVED_TRANSACTIONS_FILE)
+    assert feedback_files(tmp_path / "data") == []
