@@ -3,6 +3,11 @@
 Each stage's command lives in its own module under :mod:`amlscore.commands` and is registered
 here, so this file only shows what the tool can do. Errors caused by bad input
 (:class:`contract.errors.AmlError`) are printed for people, without a traceback, with exit 2.
+
+Start-up stays cheap: the command modules import typer and rich only, and each command imports
+what it needs (pandas, the model code, MLflow, ...) when it runs, so ``amlscore --help`` or
+``amlscore report case`` never pay for the libraries of the other stages
+(``tests/reports/test_startup.py`` keeps it so).
 """
 
 from __future__ import annotations
@@ -11,8 +16,6 @@ import sys
 
 import typer
 from rich.console import Console
-
-from contract.errors import AmlError
 
 app = typer.Typer(
     name="amlscore",
@@ -53,21 +56,31 @@ def main() -> None:
     """Run the CLI, turning :class:`AmlError` into a readable message and a non-zero exit."""
     try:
         app(standalone_mode=False)
-    except AmlError as exc:
-        _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         _err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors come here in non-standalone mode
+    except Exception as exc:  # AmlError, and click usage errors in non-standalone mode
         import click
 
+        if _is_aml_error(exc):
+            _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+def _is_aml_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an :class:`contract.errors.AmlError` (imported only when something failed:
+    the contract package imports pandas)."""
+    if "contract.errors" not in sys.modules:  # nothing imported it, so nothing raised it
+        return False
+    from contract.errors import AmlError
+
+    return isinstance(exc, AmlError)
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m amlscore.cli

@@ -12,7 +12,8 @@ Public API (imports stay light until a function is called)::
 The pieces, each usable alone: :mod:`reports.store` (the data set laid out for fast reads),
 :mod:`reports.case` (the facts, pure data), :mod:`reports.narrative` (the draft STR narrative),
 :mod:`reports.charts` (inline SVG), :mod:`reports.html` (templates), :mod:`reports.portfolio`,
-:mod:`reports.sources` (model registry and audit log), :mod:`reports.i18n` (words and formats).
+:mod:`reports.sources` (model registry and audit log), :mod:`reports.model_cache` (a model set's scores
+and explanations kept in the store), :mod:`reports.i18n` (words and formats).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from reports.case import ModelInfo, score_frame_fast
+from reports.case import ModelInfo
 from reports.store import CaseStore
 
 
@@ -46,8 +46,9 @@ def list_alerts(store: CaseStore, *, model: ModelInfo | None = None, audit: Any 
         rules = store.table("rules", ["txn_id", "customer_id", "timestamp", "rule_score", "fired"])
         channel = store.table("transactions", ["channel"])["channel"].astype(str).to_numpy()
         if model is not None and model.model_set is not None:
-            key = f"{model.name or 'model'}-v{model.version or 'local'}".replace("/", "_")
-            s = store.batch_scores(key, lambda f: score_frame_fast(model.model_set, f))
+            from reports.model_cache import model_scores
+
+            s = model_scores(store, model)
             score = pd.Series(s["suspicion_score"].to_numpy(float), index=s["txn_id"].astype(str).to_numpy())
             alert = pd.Series(s["alert"].to_numpy(bool), index=s["txn_id"].astype(str).to_numpy())
             ids = rules["txn_id"].astype(str).to_numpy()

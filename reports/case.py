@@ -413,15 +413,13 @@ def _flt(v: Any) -> float | None:
 
 
 def _day(v: Any, name: str) -> pd.Timestamp:
+    """A date-like value as a naive midnight (:func:`models.rules.review.to_day`); :class:`CaseError` if it is not one."""
+    from models.rules.review import to_day
+
     try:
-        ts = pd.Timestamp(v)
-    except (TypeError, ValueError):
-        ts = pd.NaT
-    if ts is pd.NaT or pd.isna(ts):
-        raise CaseError(f"The '{name}' parameter must be a date YYYY-MM-DD. Got {v!r} instead.")
-    if ts.tzinfo is not None:
-        ts = ts.tz_localize(None)
-    return ts.normalize()
+        return to_day(v, name)
+    except AmlError as exc:
+        raise CaseError(str(exc)) from None
 
 
 def _whole_years(born: date | None, day: date) -> int | None:
@@ -854,6 +852,7 @@ def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any 
     """
     from features.catalogue import FEATURE_NAMES
     from models.rules import load_rules_config
+    from reports.model_cache import cached_scores, explain
 
     lang = i18n.check_lang(lang)
     if config is None:
@@ -896,7 +895,10 @@ def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any 
     txns = txns_all[in_window].reset_index(drop=True)
     feats = store.features(customer_id)[in_window].reset_index(drop=True)
     rules = store.rules(customer_id)[in_window].reset_index(drop=True)
-    scores = score_transactions(model, feats, rules, float(config.behaviour.unusual_rule_score))
+    # the store keeps a registered model set's scores of every transaction (reports.model_cache)
+    scores = cached_scores(store, model, customer_id, feats["txn_id"])
+    if scores is None:
+        scores = score_transactions(model, feats, rules, float(config.behaviour.unusual_rule_score))
     window = timeline_frame(store, txns, scores, rules)
 
     # -- the focal transaction and its decision ----------------------------------------------
@@ -931,8 +933,8 @@ def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any 
         if expl is None and explanation is not None:
             expl, source = explanation, explanation_source or "audit log (explained later)"
         if expl is None and model is not None and model.model_set is not None:
-            expl = _to_dict(model.model_set.explain_vector(np.asarray(record.features, dtype=float)[None, :],
-                                                           top_k=TOP_ATTRIBUTIONS, lang=lang))
+            expl = explain(store, model, np.asarray(record.features, dtype=float)[None, :], TOP_ATTRIBUTIONS, lang,
+                           txn_id=str(record.txn_id))
             expl["components"] = {**expl.get("components", {}), **comps}  # the decision's own components
             source = "recomputed"
         fired = list(d.get("rules_fired", ()))
@@ -957,7 +959,7 @@ def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any 
         threshold = model.threshold if has_model else float(config.behaviour.unusual_rule_score)
         if model is not None and model.model_set is not None:
             x = feats[list(FEATURE_NAMES)].iloc[[pos]].to_numpy(dtype=float)
-            expl = _to_dict(model.model_set.explain_vector(x, top_k=TOP_ATTRIBUTIONS, lang=lang))
+            expl = explain(store, model, x, TOP_ATTRIBUTIONS, lang, txn_id=str(focus_row["txn_id"]))
             source = "recomputed"
         fired = _fired_from_row(values, config)
         rule_score = _flt(focus_row.get("rule_score"))
@@ -1013,7 +1015,3 @@ def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any 
         as_of=as_of_d, generated_at=pd.Timestamp.now(tz="UTC"), profile=profile, rating=rating, score=score,
         transactions=window, alerted=alerted, peers=peers, counterparties=tuple(counterparties), shared=tuple(shared),
         n_shared_total=n_shared, versions=versions_facts(store, model, config, record), notes=tuple(notes))
-
-
-def _to_dict(expl: Any) -> dict[str, Any]:
-    return dict(expl.to_dict() if hasattr(expl, "to_dict") else expl)

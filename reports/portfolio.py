@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from reports import charts, i18n
-from reports.case import ModelInfo, Versions, score_frame_fast, versions_facts
+from reports.case import ModelInfo, Versions, versions_facts
 from reports.store import CaseStore
 
 MAX_OVERDUE_LISTED = 25
@@ -100,8 +100,9 @@ def alerts_from_store(store: CaseStore, model: ModelInfo | None, config: Any, pr
                       "time": store.local(rules["timestamp"]).to_numpy(), "channel": tx["channel"].astype(str).to_numpy(),
                       "fired": rules["fired"].astype(str).to_numpy()})
     if model is not None and model.model_set is not None:
-        key = f"{model.name or 'model'}-v{model.version or 'local'}".replace("/", "_")
-        scores = store.batch_scores(key, lambda f: score_frame_fast(model.model_set, f), progress=progress)
+        from reports.model_cache import model_scores
+
+        scores = model_scores(store, model, progress=progress)
         alert = pd.Series(scores["alert"].to_numpy(dtype=bool), index=scores["txn_id"].astype(str).to_numpy())
         f["alert"] = alert.reindex(f["txn_id"].to_numpy()).fillna(False).to_numpy(dtype=bool)
         return f, "batch"

@@ -20,7 +20,10 @@ file                    content
                         by day; ``daily_index.parquet`` gives each day's rows
 ``links.parquet``       identifiers used by two customers or more: IP address, device, operator (from
                         transactions), agent, phone and emergency-contact phone (from customers)
-``scores-<key>.parquet``  written on demand: every transaction scored by one model set (portfolio)
+``scores-<key>.parquet``  written on demand: every transaction scored by one model set (alert lists,
+                        portfolio, and the window of a case report: :mod:`reports.model_cache`)
+``explain-<key>.sqlite``  written on demand: one model set's explanations by feature vector
+                        (:mod:`reports.model_cache`)
 ======================  ================================================================================
 
 The three per-customer files are Arrow IPC files of small zstd-compressed record batches, memory
@@ -125,7 +128,7 @@ class CaseStore:
     # -- opening and building -------------------------------------------------------------------
     @classmethod
     def open(cls, data: str | Path, store_dir: str | Path | None = None, *, rebuild: bool = False,
-             progress: Progress | None = None) -> "CaseStore":
+             progress: Progress | None = None, dataset: Any = None, features: pd.DataFrame | None = None) -> "CaseStore":
         """Open the store of ``data``, building it first when it is missing or stale.
 
         Parameters
@@ -137,6 +140,8 @@ class CaseStore:
         rebuild : bool
             Build it again even when a current one exists.
         progress : callable(stage, fraction), optional
+        dataset, features : optional
+            The loaded data set and its features, when the caller has them (see :func:`build_store`).
         """
         data = Path(data)
         fp = data_fingerprint(data)
@@ -146,7 +151,7 @@ class CaseStore:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             if meta.get("fingerprint") == fp and meta.get("store_version") == STORE_VERSION:
                 return cls(root=root, data=data, meta=meta)
-        build_store(data, root, progress=progress)
+        build_store(data, root, progress=progress, dataset=dataset, features=features)
         return cls(root=root, data=data, meta=json.loads(meta_path.read_text(encoding="utf-8")))
 
     # -- metadata -------------------------------------------------------------------------------
@@ -243,18 +248,23 @@ class CaseStore:
         ids = [customer_id] if isinstance(customer_id, str) else list(customer_id)
         return self._read_customer("rules.arrow", ids)
 
-    @cached_property
-    def _txn_index(self) -> pd.DataFrame:
-        return _read_ipc(self.root / "rules.arrow", ["txn_id", "customer_id", "timestamp"])
-
     def find_transaction(self, txn_id: str) -> tuple[str, pd.Timestamp] | None:
-        """``(customer_id, UTC timestamp)`` of a transaction of the data set, or None."""
-        idx = self._txn_index
-        hit = np.flatnonzero(idx["txn_id"].to_numpy() == str(txn_id))
-        if not len(hit):
+        """``(customer_id, UTC timestamp)`` of a transaction of the data set, or None.
+
+        Reads the ``txn_id`` column alone (Arrow compute finds the row), then the one batch holding it.
+        """
+        import pyarrow.compute as pc
+
+        path = str(self.root / "rules.arrow")
+        schema = pa.ipc.open_file(pa.memory_map(path)).schema
+        ids = pa.ipc.open_file(pa.memory_map(path), options=pa.ipc.IpcReadOptions(
+            included_fields=[schema.get_field_index("txn_id")])).read_all().column(0)
+        i = pc.index(ids, pa.scalar(str(txn_id), type=ids.type)).as_py()
+        if i is None or i < 0:
             return None
-        row = idx.iloc[int(hit[0])]
-        return str(row["customer_id"]), pd.Timestamp(row["timestamp"])
+        batch = pa.ipc.open_file(pa.memory_map(path)).get_batch(i // BATCH_ROWS)
+        row = pa.Table.from_batches([batch.slice(i % BATCH_ROWS, 1)]).select(["customer_id", "timestamp"]).to_pandas()
+        return str(row["customer_id"].iat[0]), pd.Timestamp(row["timestamp"].iat[0])
 
     def table(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """A whole per-customer table (``transactions``, ``features`` or ``rules``), in customer order."""
@@ -319,8 +329,15 @@ class CaseStore:
 # ---------------------------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------------------------
-def build_store(data: str | Path, root: str | Path, progress: Progress | None = None) -> Path:
-    """Validate ``data``, compute its features and write the store into ``root`` (replacing it)."""
+def build_store(data: str | Path, root: str | Path, progress: Progress | None = None, *, dataset: Any = None,
+                features: pd.DataFrame | None = None) -> Path:
+    """Validate ``data``, compute its features and write the store into ``root`` (replacing it).
+
+    ``dataset`` (``contract.load_dataset(data)``) and ``features`` (``features.offline.build_features``
+    of it with the packaged parameters), when a caller already has them (``amlscore demo`` after
+    training), save loading and computing them again; a dataset whose fingerprint is not the
+    folder's is not used.
+    """
     from contract import load_dataset
     from contract.schema import CONTRACT_VERSION
     from features.offline import build_features
@@ -334,12 +351,14 @@ def build_store(data: str | Path, root: str | Path, progress: Progress | None = 
     data, root = Path(data), Path(root)
     started = time.perf_counter()
     report("loading", 0.0)
-    dataset = load_dataset(data, require_reports=False)
+    if dataset is None or getattr(dataset, "fingerprint", None) != data_fingerprint(data):
+        dataset, features = load_dataset(data, require_reports=False), None
     report("loading", 1.0)
     params = load_feature_params()
     cfg = load_rules_config()
     offset = float(cfg.bank.utc_offset_hours)
-    features = build_features(dataset, progress=lambda stage, frac: report("features", frac))
+    if features is None:
+        features = build_features(dataset, params, progress=lambda stage, frac: report("features", frac))
     report("features", 1.0)
 
     root.parent.mkdir(parents=True, exist_ok=True)

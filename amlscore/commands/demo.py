@@ -4,7 +4,10 @@ generate (synthetic bank, defaults: 2,000 customers, 365 days, seed 42; skipped 
 holds it) -> validate (the data contract) -> train (features, labels, LightGBM, IsolationForest,
 fusion, thresholds; logged to MLflow and registered as @challenger) -> promote (the first model
 becomes @champion; a later one only if it beats the champion) -> evaluate on the test period ->
-the metrics table, per typology, and how to open the MLflow UI.
+the metrics table, per typology, and how to open the MLflow UI -> prepare the case reports (what
+``amlscore report prepare --alias champion`` does: the data set's case store, @champion's scores
+of every transaction and explanations of every alert, so that ``amlscore report case`` of any alert
+takes a few seconds; ``--no-reports`` skips it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from rich.console import Console
 
 from amlscore.commands.progress import stage_progress
 from amlscore.commands.train import print_report, print_slices
-from contract.errors import AmlError
 
 
 def _has_data(folder: Path) -> bool:
@@ -31,8 +33,9 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generator and of training.")] = 42,
     regenerate: Annotated[bool, typer.Option("--regenerate", help="Generate the data again even if DIR holds a data set.")] = False,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="LightGBM threads.")] = 1,
+    reports: Annotated[bool, typer.Option("--reports/--no-reports", help="Prepare the case reports of @champion's alerts (case store, scores, explanations).")] = True,
 ) -> None:
-    """Generate -> validate -> train -> promote -> evaluate on the default synthetic bank."""
+    """Generate -> validate -> train -> promote -> evaluate -> prepare case reports, on the default synthetic bank."""
     from contract.load import load_dataset  # noqa: PLC0415
     from synth.bank import generate_bank, write_bank  # noqa: PLC0415
     from synth.config import SynthConfig  # noqa: PLC0415
@@ -102,6 +105,11 @@ def demo(
         console.print(f"[yellow]Typologies under 0.5 recall@1%:[/] {', '.join(low)} (the run's model_card.md and "
                       "per_typology.csv in MLflow give the numbers).")
     uri = tracking_uri()
+
+    # 6. case reports: the case store and @champion's scores and explanations (reports.model_cache)
+    if reports:
+        _prepare_reports(console, err, out, uri, dataset, result, reg.version)
+
     console.print(f"\nDone in {time.perf_counter() - t_all:.0f} s. MLflow: {uri}")
     if uri.startswith("sqlite:"):
         console.print("Open the MLflow UI from the project folder with:\n"
@@ -111,4 +119,27 @@ def demo(
         console.print(f"Open your MLflow server's UI ({uri}); experiment 'amlscore', model 'aml-model-set'.")
 
 
-__all__ = ["demo", "AmlError"]
+def _prepare_reports(console: Console, err: Console, out: Path, uri: str, dataset: object, result: object,
+                     champion_version: str) -> None:
+    """Step 6: what ``amlscore report prepare --alias champion`` does, reusing the features just computed."""
+    from features.params import load_feature_params  # noqa: PLC0415
+    from reports.model_cache import prepare_model  # noqa: PLC0415
+    from reports.sources import load_registered_model  # noqa: PLC0415
+    from reports.store import CaseStore  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    prep = getattr(result, "prepared", None)
+    reuse = (prep is not None and getattr(prep, "feedback_rows", 1) == 0
+             and prep.feature_params.hash == load_feature_params().hash)
+    with stage_progress("case store", err) as report:
+        store = CaseStore.open(out, progress=report, dataset=dataset if reuse else None,
+                               features=prep.features if reuse else None)
+    model = load_registered_model(alias="champion", tracking_uri=uri)  # resolved once here; kept for the reports
+    with stage_progress("explain alerts", err) as report:
+        done = prepare_model(store, model, progress=report)
+    console.print(f"[bold]6. case reports[/]: @champion (version {champion_version}) scores and explanations of its "
+                  f"{done['alerts']:,} alerts kept in {store.root} ({time.perf_counter() - t0:.0f} s); "
+                  "`amlscore report case --txn TXN_ID --out case.html` writes an alert's report in a few seconds.")
+
+
+__all__ = ["demo"]

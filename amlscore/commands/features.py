@@ -10,10 +10,6 @@ import typer
 from rich.console import Console
 
 from amlscore.commands.progress import stage_progress
-from contract.load import load_dataset
-from features.docs import render_catalogue_markdown
-from features.offline import write_features
-from features.params import load_feature_params
 
 
 def features(
@@ -23,6 +19,10 @@ def features(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, help="Rows per customer partition (bounds memory).")] = 500_000,
 ) -> None:
     """Compute the behavioural features of every transaction (offline path, point in time)."""
+    from contract.load import load_dataset
+    from features.offline import write_features
+    from features.params import load_feature_params
+
     console = Console(stderr=True)
     feature_params = load_feature_params(params)
     dataset = load_dataset(data, require_reports=False)
@@ -39,6 +39,8 @@ def catalogue(
     out: Annotated[Optional[Path], typer.Option("--out", help="Write the Markdown here instead of printing it.")] = None,
 ) -> None:
     """Print (or write) the feature catalogue as Markdown: name, meaning, window, entity, formula."""
+    from features.docs import render_catalogue_markdown
+
     text = render_catalogue_markdown()
     if out is None:
         typer.echo(text)

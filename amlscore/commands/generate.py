@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from contract.errors import AmlError
-from synth.bank import STEPS, SyntheticBank, generate_bank, write_bank
-from synth.config import OUTPUT_FORMATS, SynthConfig, parse_start
+if TYPE_CHECKING:  # imported by the functions that use them (the synthetic bank imports numpy and pandas)
+    from synth.bank import SyntheticBank
+    from synth.config import SynthConfig
 
 
 def generate(
@@ -45,6 +45,9 @@ def build_config(*, customers: int, days: int, seed: int, fmt: str, start: str) 
     AmlError
         Naming the option, what it accepts and what it got.
     """
+    from contract.errors import AmlError
+    from synth.config import OUTPUT_FORMATS, SynthConfig, parse_start
+
     if fmt not in OUTPUT_FORMATS:
         raise AmlError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}. Got {fmt!r} instead.")
     start_date: dt.date = parse_start(start)
@@ -59,6 +62,8 @@ def build_config(*, customers: int, days: int, seed: int, fmt: str, start: str) 
 
 
 def _generate_with_progress(config: SynthConfig, out: Path, fmt: str) -> SyntheticBank:
+    from synth.bank import STEPS, generate_bank, write_bank
+
     progress = Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[step]}"), TimeElapsedColumn(), console=Console(stderr=True))
     with progress:

@@ -8,10 +8,15 @@
   a batch run), explained with the same window as an alert;
 * ``amlscore report portfolio --out portfolio.html``: alerts per day, channel and typology,
   customer risk levels, overdue reviews;
-* ``amlscore report prepare``: build the data set's case store now (the first report otherwise
-  builds it: validation and features, about a minute for the default bank).
+* ``amlscore report prepare [--alias champion]``: build the data set's case store now (the first
+  report otherwise builds it: validation and features, about half a minute for the default bank)
+  and, with ``--alias`` or ``--model-version``, keep that model set's scores of every transaction
+  and explanations of every alert in it (:mod:`reports.model_cache`), so that a case report of any
+  alert neither starts MLflow nor loads the estimators. ``amlscore demo`` runs it for @champion.
 
-Registered in :mod:`amlscore.cli` with ``app.add_typer(report_app, name="report")``.
+Registered in :mod:`amlscore.cli` with ``app.add_typer(report_app, name="report")``. Importing this
+module is cheap (typer and rich): pandas, the reports package and the model code are imported by
+the command that runs.
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-
-from contract.errors import AmlError
 
 report_app = typer.Typer(name="report", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                          help="Case and portfolio reports (self-contained HTML, English or Chinese).")
@@ -41,9 +44,15 @@ AuditOpt = Annotated[Optional[Path], typer.Option("--audit", help="The service's
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="Folder of the case store (default: <data>/.report-cache/<fingerprint>).")]
 
 
+def _error(message: str) -> Exception:
+    from contract.errors import AmlError
+
+    return AmlError(message)
+
+
 def _lang(lang: str) -> str:
     if lang not in ("en", "zh"):
-        raise AmlError(f"The '--lang' option must be one of en, zh. Got {lang!r} instead.")
+        raise _error(f"The '--lang' option must be one of en, zh. Got {lang!r} instead.")
     return lang
 
 
@@ -113,9 +122,9 @@ def case(
     started = time.perf_counter()
     lang = _lang(lang)
     if sum(x is not None for x in (alert, txn, customer)) != 1:
-        raise AmlError("Give one of --alert REQUEST_ID, --txn TXN_ID, or --customer ID with --start and --end.")
+        raise _error("Give one of --alert REQUEST_ID, --txn TXN_ID, or --customer ID with --start and --end.")
     if customer is not None and (start is None or end is None):
-        raise AmlError("--customer needs --start and --end (YYYY-MM-DD).")
+        raise _error("--customer needs --start and --end (YYYY-MM-DD).")
     data = _data(data)
     store = _open_store(data, cache)
     log = None
@@ -167,7 +176,7 @@ def portfolio(
     hist = None
     if history is not None:
         if not history.is_file():
-            raise AmlError(f"The '--history' option must be an existing ratings.csv. Got {str(history)!r} instead.")
+            raise _error(f"The '--history' option must be an existing ratings.csv. Got {str(history)!r} instead.")
         hist = pd.read_csv(history, dtype={"customer_id": str})
     log = open_audit(audit) if audit is not None else None
     model = None if log is not None else _model(alias, model_version, model_dir, no_model, tracking_uri)
@@ -186,8 +195,13 @@ def prepare(
     data: DataOpt = None,
     cache: CacheOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Build again even when the store is current.")] = False,
+    alias: Annotated[Optional[str], typer.Option("--alias", help="Also score every transaction and explain every alert with this registered model set (e.g. champion).")] = None,
+    model_version: VersionOpt = None,
+    model_dir: ModelDirOpt = None,
+    tracking_uri: UriOpt = None,
 ) -> None:
-    """Build the case store of a data set now (validation, features, indexes), so reports start at once."""
+    """Build the case store of a data set now (validation, features, indexes), so reports start at once;
+    with --alias (or --model-version, --model-dir) also that model set's scores and explanations of alerts."""
     from reports.store import CaseStore
 
     data = _data(data)
@@ -196,3 +210,14 @@ def prepare(
         store = CaseStore.open(data, cache, rebuild=rebuild, progress=report)
     _console.print(f"case store of {data} ready at {store.root} ({store.meta['transactions']:,} transactions) "
                    f"in {time.perf_counter() - started:.1f} s")
+    if alias is None and model_version is None and model_dir is None:
+        return
+    from reports.model_cache import prepare_model
+
+    t0 = time.perf_counter()
+    model = _model(alias or "champion", model_version, model_dir, False, tracking_uri, required=True)
+    with _progress("model set") as report:
+        done = prepare_model(store, model, progress=report)
+    _console.print(f"{model.name} v{model.version}: {done['alerts']:,} alerts scored and explained "
+                   f"({done['explained']:,} new explanations) in {time.perf_counter() - t0:.1f} s; "
+                   f"kept in {store.root} as {done['key']}")

@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from serving.config import PROJECT_ROOT, Settings
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # as serving.config.PROJECT_ROOT (not imported here: pydantic, pandas)
 
 
 def _warm_up_days(value: str) -> int | None:
@@ -58,6 +58,8 @@ def serve(
         overrides["tracking_uri"] = tracking_uri
     if keys is not None:
         overrides["api_keys_file"] = keys.resolve()
+    from serving.config import Settings
+
     settings = Settings.from_env(**overrides)
 
     # fail here, with one clear message, rather than in a server worker that BentoML restarts in a loop

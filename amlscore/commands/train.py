@@ -22,7 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from amlscore.commands.progress import stage_progress
-from contract.errors import AmlError
+
+def _error(message: str) -> Exception:
+    """An :class:`contract.errors.AmlError` (imported when needed: the contract package imports pandas)."""
+    from contract.errors import AmlError
+
+    return AmlError(message)
+
 
 _DATA = typer.Option("--data", help="Data folder in the contract (customers, transactions, reports).", show_default=False)
 
@@ -33,7 +39,7 @@ def _date(value: Optional[str], option: str) -> Optional[dt.date]:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise AmlError(f"{option} must be a date YYYY-MM-DD. Got {value!r} instead.") from None
+        raise _error(f"{option} must be a date YYYY-MM-DD. Got {value!r} instead.") from None
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -121,7 +127,7 @@ def train(
     try:
         shares = tuple(float(x) for x in fractions.split(","))
     except ValueError:
-        raise AmlError(f"--fractions must be three numbers like 0.6,0.2,0.2. Got {fractions!r} instead.") from None
+        raise _error(f"--fractions must be three numbers like 0.6,0.2,0.2. Got {fractions!r} instead.") from None
     config = TrainConfig(data=data, cutoff=_date(cutoff, "--cutoff"), seed=seed, fractions=shares,  # type: ignore[arg-type]
                          valid_start=_date(valid_start, "--valid-start"), test_start=_date(test_start, "--test-start"),
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
@@ -146,7 +152,7 @@ def _load_registered(version: Optional[int], alias: Optional[str]):  # noqa: ANN
     from training.tracking import load_model_set  # noqa: PLC0415
 
     if version is not None and alias is not None:
-        raise AmlError("Give --version or --alias, not both.")
+        raise _error("Give --version or --alias, not both.")
     return load_model_set(version=version, alias=alias if version is None else None)
 
 
@@ -164,7 +170,7 @@ def evaluate(
     from training.scoring import evaluate_model_set, load_folder  # noqa: PLC0415
 
     if period not in ("auto", "test", "all"):
-        raise AmlError(f"--period must be auto, test or all. Got {period!r} instead.")
+        raise _error(f"--period must be auto, test or all. Got {period!r} instead.")
     console = Console(highlight=False, soft_wrap=True)
     reg = _load_registered(version, alias)
     folder = load_folder(data)
@@ -228,7 +234,7 @@ def score(
     from features.offline import build_features  # noqa: PLC0415
 
     if out.suffix not in (".parquet", ".csv"):
-        raise AmlError(f"--out must end in .parquet or .csv. Got {out.name!r} instead.")
+        raise _error(f"--out must end in .parquet or .csv. Got {out.name!r} instead.")
     console = Console(highlight=False, soft_wrap=True)
     reg = _load_registered(version, alias)
     ms = reg.model_set

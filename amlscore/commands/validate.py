@@ -7,15 +7,16 @@ It reads and never writes. Exit 0 when the data meets the contract, 1 when it br
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from contract.load import Dataset, load_dataset
-from contract.validate import ContractViolationError, ValidationReport
+if TYPE_CHECKING:  # imported when the command runs (the contract package imports pandas)
+    from contract.load import Dataset
+    from contract.validate import ValidationReport
 
 
 def validate(
@@ -31,6 +32,9 @@ def validate(
     ] = False,
 ) -> None:
     """Check a data folder against the input data contract (docs/data-contract.md)."""
+    from contract.load import load_dataset
+    from contract.validate import ContractViolationError
+
     console = Console(highlight=False, soft_wrap=True)
     try:
         dataset = load_dataset(folder, require_reports=not no_reports, max_errors=max_errors)

@@ -48,3 +48,40 @@ def busy_customer(store: Any) -> str:
 def audit(tmp_path_factory: pytest.TempPathFactory, store: Any, busy_customer: str) -> Any:
     """A throw-away audit log holding decisions on two transactions of ``busy_customer``."""
     return fake_audit_log(tmp_path_factory.mktemp("state") / "audit.sqlite", store, busy_customer)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, store: Any, bank_dir: Path) -> Path:
+    """A real (small) model set fitted on the test bank's features and saved as the registry stores it
+    (``<download>/artifacts/model_set``), with an ``MLmodel`` naming its run."""
+    import numpy as np
+    import pandas as pd
+
+    from features.catalogue import FEATURE_NAMES
+    from features.params import load_feature_params
+    from models.anomaly import BehaviourAnomalyDetector
+    from models.fusion import SuspicionFusion, choose_thresholds
+    from models.model_set import ModelSet
+    from models.rules import evaluate_rules, load_rules_config
+    from models.supervised import SuspicionClassifier
+
+    feats = store.table("features")
+    truth = pd.read_csv(bank_dir / "ground_truth.csv", dtype={"txn_id": str})
+    y = feats["txn_id"].astype(str).isin(truth["txn_id"]).to_numpy().astype(int)
+    X = feats[list(FEATURE_NAMES)].to_numpy(dtype=float)
+    order = np.random.default_rng(0).permutation(len(X))
+    tr, va = order[: len(X) * 2 // 3], order[len(X) * 2 // 3:]
+    clf = SuspicionClassifier(n_estimators=30, min_child_samples=10, min_rounds=5, random_state=0)
+    clf.fit(X[tr], y[tr], eval_set=(X[va], y[va]))
+    det = BehaviourAnomalyDetector(n_estimators=30, random_state=0).fit(X[tr])
+    config = load_rules_config()
+    r = evaluate_rules(feats.iloc[va], config)["rule_score"].to_numpy()
+    p, a = clf.predict_proba(X[va])[:, 1], det.anomaly_score(X[va])
+    fusion = SuspicionFusion().fit(r, p, a, y[va])
+    thresholds = choose_thresholds(fusion.score(r, p, a), y[va], target_alert_rate=0.02, target_precision=0.5)
+    ms = ModelSet(clf, det, fusion, thresholds, config, load_feature_params(), FEATURE_NAMES,
+                  {"data_fingerprint": store.fingerprint, "seed": 0})
+    root = tmp_path_factory.mktemp("registered") / "download"
+    ms.save(root / "artifacts" / "model_set")
+    (root / "MLmodel").write_text("artifact_path: somewhere\nrun_id: run-one\n", encoding="utf-8")
+    return root
