@@ -30,11 +30,15 @@ The three per-customer files are Arrow IPC files of small zstd-compressed record
 mapped: one customer's rows are one or two batches, read in a few milliseconds (a Parquet filter on
 a 135-column file costs ten times more). The store lives in ``<data>/.report-cache/<fingerprint>`` unless another folder is
 given, is written to a temporary folder and renamed into place, and is rebuilt whenever the data's
-fingerprint (sha256 of its files) changes.
+fingerprint (sha256 of its files) changes, or the code and configuration that derived it: the
+``features`` package's code, the feature parameters or the rules configuration.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -54,7 +58,7 @@ import pyarrow.parquet as pq
 
 from contract.errors import AmlError
 
-STORE_VERSION = 3
+STORE_VERSION = 4
 ROW_GROUP_ROWS = 8192
 BATCH_ROWS = 2048  # rows per record batch of the per-customer Arrow files
 CACHE_DIR_NAME = ".report-cache"
@@ -149,7 +153,7 @@ class CaseStore:
         meta_path = root / "store.json"
         if not rebuild and meta_path.is_file():
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            if meta.get("fingerprint") == fp and meta.get("store_version") == STORE_VERSION:
+            if meta.get("fingerprint") == fp and _derivation_current(meta):
                 return cls(root=root, data=data, meta=meta)
         build_store(data, root, progress=progress, dataset=dataset, features=features)
         return cls(root=root, data=data, meta=json.loads(meta_path.read_text(encoding="utf-8")))
@@ -329,6 +333,34 @@ class CaseStore:
 # ---------------------------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=1)
+def features_code_hash() -> str:
+    """sha256 of the :mod:`features` package's code: the store's feature rows were computed by it."""
+    spec = importlib.util.find_spec("features")  # finds the package without importing it
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(Path(root).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _derivation(params_hash: str, rules_hash: str) -> dict[str, Any]:
+    return {"store_version": STORE_VERSION, "features_code_hash": features_code_hash(),
+            "feature_params_hash": params_hash, "rules_config_hash": rules_hash}
+
+
+def _derivation_current(meta: dict[str, Any]) -> bool:
+    """Whether a store was derived by this code and configuration: features and rule scores are kept
+    in it, so new feature code, feature parameters or rules make it stale, not only new data."""
+    from features.params import load_feature_params
+    from models.rules import load_rules_config
+
+    want = _derivation(load_feature_params().hash, load_rules_config().hash)
+    return all(meta.get(k) == v for k, v in want.items())
+
+
+
 def build_store(data: str | Path, root: str | Path, progress: Progress | None = None, *, dataset: Any = None,
                 features: pd.DataFrame | None = None) -> Path:
     """Validate ``data``, compute its features and write the store into ``root`` (replacing it).
@@ -390,12 +422,10 @@ def build_store(data: str | Path, root: str | Path, progress: Progress | None = 
         _write(shared_identifiers(txns_sorted, dataset.customers, offset), staging / "links.parquet", row_group_size=65536)
         days = _to_local_day(txns["timestamp"], offset)
         meta = {
-            "store_version": STORE_VERSION,
+            **_derivation(params.hash, cfg.hash),
             "fingerprint": dataset.fingerprint,
             "data": str(data.resolve()),
             "contract_version": CONTRACT_VERSION,
-            "feature_params_hash": params.hash,
-            "rules_config_hash": cfg.hash,
             "rules_config_revision": cfg.revision,
             "utc_offset_hours": offset,
             "first_day": days.min().date().isoformat() if len(days) else None,

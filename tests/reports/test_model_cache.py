@@ -228,3 +228,21 @@ def test_without_a_registry_file_a_downloaded_version_is_used_and_an_alias_is_re
     with pytest.raises(SourceError, match="no MLflow store"):
         load_registered_model(alias="champion", tracking_uri=missing, cache_dir=cache)
     assert not (tmp_path / "none.db").exists()
+
+
+def test_case_store_is_rebuilt_when_the_feature_code_or_configuration_changed(fresh_store, bank_dir):
+    """Feature rows and rule scores are kept in the store: new code or configuration makes them stale."""
+    import json
+
+    from reports.store import CaseStore, features_code_hash
+
+    meta_path = fresh_store.root / "store.json"
+    assert fresh_store.meta["features_code_hash"] == features_code_hash()
+    same = CaseStore.open(bank_dir, fresh_store.root)
+    assert same.meta["built_at"] == fresh_store.meta["built_at"]  # current: reused as it is
+    for key in ("features_code_hash", "feature_params_hash", "rules_config_hash"):
+        stale = dict(fresh_store.meta, **{key: "0" * 64, "built_at": "stale"})
+        meta_path.write_text(json.dumps(stale), encoding="utf-8")
+        reopened = CaseStore.open(bank_dir, fresh_store.root)
+        assert reopened.meta["built_at"] != "stale", key
+        assert reopened.meta[key] == fresh_store.meta[key]
