@@ -5,8 +5,10 @@ Usage::
     .venv/bin/python benchmarks/bench_features.py                       # default data set, online latency
     .venv/bin/python benchmarks/bench_features.py --big-customers 20000 # also a ~5M-transaction history
 
-Each offline measurement runs in a fresh child process so that its peak RSS is its own. Figures go
-into the README by hand, with the date and the machine.
+Each offline measurement runs in a fresh child process so that its peak RSS is its own. Wall-clock
+figures need an otherwise idle machine; each line also gives the CPU time and the load average, so a
+run on a busy machine can be told apart. Figures go into the README by hand, with the date and the
+machine.
 """
 
 from __future__ import annotations
@@ -40,18 +42,20 @@ def offline_child(folder: str, out: str) -> None:
 
     dataset = load_dataset(folder, require_reports=False)
     n = len(dataset.transactions)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     txns = ordered_transactions(dataset.transactions)
     for _rows, _part in iter_feature_chunks(txns, dataset.customers, chunk_rows=500_000):
         pass  # compute only: every feature row of every partition, then dropped
-    compute = time.perf_counter() - start
-    start = time.perf_counter()
-    write_features(dataset, out, chunk_rows=500_000)
-    written = time.perf_counter() - start
+    compute, compute_cpu = time.perf_counter() - start, time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
+    write_features(dataset, out, chunk_rows=500_000)  # computes again, and writes (in a second thread)
+    written, written_cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
     print(json.dumps({"transactions": n, "compute_s": round(compute, 2), "compute_tx_per_s": round(n / compute),
+                      "compute_cpu_s": round(compute_cpu, 2),
                       "with_parquet_write_s": round(written, 2), "with_write_tx_per_s": round(n / written),
-                      "peak_rss_gb": round(peak_gb, 2)}))
+                      "with_write_cpu_s": round(written_cpu, 2), "peak_rss_gb": round(peak_gb, 2),
+                      "load_avg_1m": round(os.getloadavg()[0], 2)}))
 
 
 def _offline(folder: Path) -> dict:
@@ -77,15 +81,19 @@ def _online(folder: Path, warmup: int, measured: int) -> dict:
         gc.collect()
         gc.freeze()  # what a long-running service does after start-up: no full collections of old state
         lat = np.empty(measured)
+        cpu = time.process_time()
         for i, r in enumerate(records[warmup:]):
             t0 = time.perf_counter()
             state.update_vector(r)
             lat[i] = time.perf_counter() - t0
+        cpu = time.process_time() - cpu
         state.close()
     us = lat * 1e6
     return {"warmup": warmup, "measured": measured, "p50_us": round(float(np.percentile(us, 50))),
             "p99_us": round(float(np.percentile(us, 99))), "mean_us": round(float(us.mean())),
-            "store": "SQLite (WAL, synchronous=NORMAL)"}
+            "p99_9_us": round(float(np.percentile(us, 99.9))), "cpu_us_per_txn": round(cpu / measured * 1e6),
+            "store": "SQLite (WAL, synchronous=NORMAL, commit per transaction)",
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
@@ -98,12 +106,16 @@ def main() -> None:
     parser.add_argument("--big-days", type=int, default=365)
     parser.add_argument("--warmup", type=int, default=100_000)
     parser.add_argument("--measured", type=int, default=20_000)
+    parser.add_argument("--skip-offline", action="store_true", help="only the online latency (and --big-customers)")
+    parser.add_argument("--skip-online", action="store_true")
     args = parser.parse_args()
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     _generate(args.data, 2000, 365, 42)
-    print("offline, default data set:", json.dumps(_offline(args.data)))
-    print("online, per transaction:", json.dumps(_online(args.data, args.warmup, args.measured)))
+    if not args.skip_offline:
+        print("offline, default data set:", json.dumps(_offline(args.data)))
+    if not args.skip_online:
+        print("online, per transaction:", json.dumps(_online(args.data, args.warmup, args.measured)))
     if args.big_customers:
         big = ROOT / "data" / f"bench_{args.big_customers}x{args.big_days}"
         t0 = time.perf_counter()

@@ -1,18 +1,23 @@
 """Per-transaction facts derived from the contract fields, defined once for both paths.
 
-Everything here is a vectorised numpy function of a :class:`TxnColumns` batch: the offline path
-passes the whole transactions table, the online path a batch of one. The stateful parts (windows,
-first-seen counterparties, shared identifiers) are built on top of these facts.
+Each fact is defined once, in two layers used by both paths: the predicates on text fields
+(:class:`TextPredicates`, plain functions of one value) and the compiled :func:`fact_row`, which turns
+a row of contract codes and those predicates (:data:`RAW_COLUMNS`) into the packed facts
+(:data:`FACT_COLUMNS`). The offline path builds the rows for a whole table (:func:`derive_facts`,
+each predicate evaluated once per distinct value); the online path builds one from a record
+(:func:`raw_row`); both run :func:`fact_rows`. The stateful parts (windows, first-seen
+counterparties, shared identifiers) are built on top of these facts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from contract.schema import CHANNELS, COUNTERPARTY_TYPES, IP_CHANNELS, TXN_TYPES
 from features.params import FeatureParams
@@ -21,41 +26,43 @@ from features.registry import DAY_NS, HOUR_NS, CustomerRegistry
 TXN_TYPE_CODE = {name: i for i, name in enumerate(TXN_TYPES)}
 CHANNEL_CODE = {name: i for i, name in enumerate(CHANNELS)}
 CP_TYPE_CODE = {name: i for i, name in enumerate(COUNTERPARTY_TYPES)}
-_IP_CHANNEL_CODES = np.array([CHANNEL_CODE[c] for c in IP_CHANNELS])
-_TEXT_FIELDS = ("txn_id", "customer_id", "counterparty_id", "counterparty_country", "ip_address", "ip_country",
+_TEXT_FIELDS = ("customer_id", "counterparty_id", "counterparty_country", "ip_address", "ip_country",
                 "ip_region", "device_id", "operator_id")
 
 
-def _text_array(values: Any) -> np.ndarray:
-    """Object array of str with None for missing, whatever pandas string flavour came in."""
-    if isinstance(values, pd.Series):
-        arr = values.astype(object).to_numpy(dtype=object)
-    else:
-        arr = np.asarray(values, dtype=object)
-    missing = pd.isna(arr)
-    if missing.any():
-        arr = arr.copy()
-        arr[missing] = None
-    return arr
+@dataclass(frozen=True)
+class Coded:
+    """A text column as codes into its distinct values: ``values[codes[i]]``, code -1 when missing.
 
+    The batch path reads text only through these codes, so every text predicate is evaluated once per
+    distinct value and entity keys (IP, device, counterparty) need no further encoding.
+    """
 
-def _present(arr: np.ndarray) -> np.ndarray:
-    """Non-missing cells of a text array built by :func:`_text_array` (missing is None)."""
-    return np.not_equal(arr, None)
+    codes: np.ndarray  # int64
+    values: np.ndarray  # object array of str
 
+    def __len__(self) -> int:
+        return len(self.codes)
 
-def _isin(arr: np.ndarray, allowed: frozenset[str]) -> np.ndarray:
-    if len(arr) <= 64:  # a set lookup per element beats pandas' hashing set-up on tiny batches
-        return np.fromiter((x in allowed for x in arr), dtype=bool, count=len(arr))
-    return pd.Series(arr, dtype=object).isin(allowed).to_numpy()
+    @classmethod
+    def of(cls, column: Any) -> "Coded":
+        series = column if isinstance(column, pd.Series) else pd.Series(column, dtype=object)
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        return cls(codes=codes.astype(np.int64, copy=False), values=np.asarray(uniques, dtype=object))
+
+    def table(self, predicate: Callable[[Any], bool]) -> np.ndarray:
+        """``predicate`` (0/1) of each distinct value, then of missing (None): ``table[codes]`` gives every
+        cell's, as code -1 takes the last entry."""
+        return np.array([predicate(v) for v in self.values.tolist()] + [predicate(None)], dtype=np.int64)
 
 
 @dataclass
 class TxnColumns:
-    """The contract fields of a batch of transactions as plain numpy arrays."""
+    """The contract fields features read, for a batch of transactions: numbers as numpy arrays, text
+    as :class:`Coded` columns. ``txn_id`` is not among them: no feature reads it, and the batch is
+    in time order before it is built."""
 
-    txn_id: np.ndarray
-    customer_id: np.ndarray
+    customer_id: Coded
     t_ns: np.ndarray  # int64, UTC nanoseconds
     fen: np.ndarray  # int64, amount in fen (0.01 CNY): exact sums
     amount: np.ndarray  # float64, CNY
@@ -63,62 +70,30 @@ class TxnColumns:
     channel: np.ndarray  # int64 code, contract order
     txn_type: np.ndarray  # int64 code, contract order
     cp_type: np.ndarray  # int64 code, contract order
-    counterparty_id: np.ndarray
-    counterparty_country: np.ndarray
-    ip_address: np.ndarray
-    ip_country: np.ndarray
-    ip_region: np.ndarray
-    device_id: np.ndarray
-    operator_id: np.ndarray
+    counterparty_id: Coded
+    counterparty_country: Coded
+    ip_address: Coded
+    ip_country: Coded
+    ip_region: Coded
+    device_id: Coded
+    operator_id: Coded
 
     def __len__(self) -> int:
-        return len(self.txn_id)
+        return len(self.t_ns)
 
     @classmethod
     def from_frame(cls, txns: pd.DataFrame) -> "TxnColumns":
         """From a typed transactions frame (see :func:`contract.load_dataset`)."""
-        ts = txns["timestamp"]
-        if isinstance(ts.dtype, pd.DatetimeTZDtype):
-            ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
         amount = txns["amount"].to_numpy(dtype=np.float64)
         return cls(
-            txn_id=_text_array(txns["txn_id"]),
-            customer_id=_text_array(txns["customer_id"]),
-            t_ns=ts.to_numpy(dtype="datetime64[ns]").astype(np.int64),
+            t_ns=_utc_ns(txns["timestamp"]),
             fen=np.rint(amount * 100).astype(np.int64),
             amount=amount,
-            is_in=(txns["direction"].astype(str).to_numpy() == "in"),
+            is_in=_equals(txns["direction"], "in"),
             channel=_codes(txns["channel"], CHANNEL_CODE),
             txn_type=_codes(txns["txn_type"], TXN_TYPE_CODE),
             cp_type=_codes(txns["counterparty_type"], CP_TYPE_CODE),
-            **{f: _text_array(txns[f]) for f in _TEXT_FIELDS[2:]},
-        )
-
-    @classmethod
-    def from_records(cls, records: list[Mapping[str, Any]], t_ns: np.ndarray | None = None) -> "TxnColumns":
-        """From contract-shaped dicts (the online path); ``timestamp`` may be a str or a Timestamp.
-
-        ``t_ns`` may pass timestamps already parsed by the caller.
-        """
-        n = len(records)
-        if t_ns is None:
-            t_ns = np.fromiter((timestamp_ns(r["timestamp"]) for r in records), dtype=np.int64, count=n)
-        amount = np.fromiter((float(r["amount"]) for r in records), dtype=np.float64, count=n)
-
-        def text(f: str) -> np.ndarray:
-            return np.array([(r.get(f) or None) for r in records], dtype=object)
-
-        return cls(
-            txn_id=text("txn_id"),
-            customer_id=text("customer_id"),
-            t_ns=t_ns,
-            fen=np.rint(amount * 100).astype(np.int64),
-            amount=amount,
-            is_in=np.fromiter((r["direction"] == "in" for r in records), dtype=bool, count=n),
-            channel=np.fromiter((CHANNEL_CODE[r["channel"]] for r in records), dtype=np.int64, count=n),
-            txn_type=np.fromiter((TXN_TYPE_CODE[r["txn_type"]] for r in records), dtype=np.int64, count=n),
-            cp_type=np.fromiter((CP_TYPE_CODE[r["counterparty_type"]] for r in records), dtype=np.int64, count=n),
-            **{f: text(f) for f in _TEXT_FIELDS[2:]},
+            **{f: Coded.of(txns[f]) for f in _TEXT_FIELDS},
         )
 
 
@@ -160,91 +135,236 @@ def timestamp_ns(value: Any) -> int:
     return int(ts.tz_convert("UTC").value)
 
 
+def _utc_ns(timestamps: pd.Series) -> np.ndarray:
+    """int64 UTC nanoseconds of a timestamp column (naive means UTC), without a copy when it is one already."""
+    values = timestamps.array
+    if not isinstance(values, pd.arrays.DatetimeArray):
+        values = pd.to_datetime(timestamps, utc=True).array
+    return values.as_unit("ns").asi8
+
+
+def _equals(column: pd.Series, value: str) -> np.ndarray:
+    """``column == value`` as a bool array; through the codes when the column is categorical."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = list(column.cat.categories)
+        if value not in categories:
+            return np.zeros(len(column), dtype=bool)
+        return column.cat.codes.to_numpy() == categories.index(value)
+    return column.astype(str).to_numpy() == value
+
+
 def _codes(column: pd.Series, mapping: dict[str, int]) -> np.ndarray:
     if isinstance(column.dtype, pd.CategoricalDtype) and list(column.cat.categories) == list(mapping):
         return column.cat.codes.to_numpy(dtype=np.int64)
     return column.astype(str).map(mapping).to_numpy(dtype=np.int64)
 
 
+# Columns of the packed fact matrix (one int64 row per transaction; flags are 0/1). The history-free
+# part of every feature row; the finalize kernel reads it by these positions.
+FACT_COLUMNS = ("t_ns", "fen", "is_in", "channel", "txn_type", "hour_local", "is_weekend", "is_night", "is_cash",
+                "is_cash_dep", "is_cash_wd", "is_large_cash", "is_near_threshold", "is_round", "is_cross_border",
+                "is_high_risk", "is_ip_abroad", "is_ip_outside", "is_corp_indiv", "is_operated")
+_FC = {name: j for j, name in enumerate(FACT_COLUMNS)}
+N_FACTS = len(FACT_COLUMNS)
+# The inputs of the fact kernel, one int64 row per transaction: contract codes and the predicates on
+# text fields (0/1). The offline path builds them for a whole table, the online path for one record.
+RAW_COLUMNS = ("t_ns", "fen", "is_in", "channel", "txn_type", "cp_type", "cust_corporate", "cp_country_foreign",
+               "cp_country_high_risk", "has_ip_address", "ip_country_foreign", "ip_region_away", "has_operator")
+_RC = {name: j for j, name in enumerate(RAW_COLUMNS)}
+N_RAW = len(RAW_COLUMNS)
+
+
 @dataclass
 class EventFacts:
-    """Facts about each transaction that need no history."""
+    """Facts about each transaction that need no history.
+
+    ``matrix`` holds them packed (columns :data:`FACT_COLUMNS`); ``is_cash`` is a view of its column.
+    """
 
     cust: np.ndarray  # customer code
     local_day: np.ndarray
-    hour_local: np.ndarray
-    is_weekend: np.ndarray
-    is_night: np.ndarray
-    is_cash_dep: np.ndarray
-    is_cash_wd: np.ndarray
-    is_cash: np.ndarray
-    is_large_cash: np.ndarray
-    is_near_threshold: np.ndarray
-    is_round: np.ndarray
-    is_cross_border: np.ndarray
-    is_high_risk: np.ndarray
-    is_ip_abroad: np.ndarray
-    is_ip_outside: np.ndarray
-    is_corp_indiv: np.ndarray
-    is_operated: np.ndarray
-    has_cp: np.ndarray
+    matrix: np.ndarray  # int64 (n, len(FACT_COLUMNS))
+
+    @property
+    def is_cash(self) -> np.ndarray:
+        return self.matrix[:, _FC["is_cash"]]
 
 
-_HIGH_RISK_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+class TextPredicates:
+    """The facts read from text fields, each written once as a function of one value (missing = None).
+
+    The online path applies them to a record's values; the offline path to each distinct value of a
+    column (:meth:`lookup_tables`), which is both faster and the same code.
+    """
+
+    def __init__(self, params: FeatureParams) -> None:
+        self.bank_country = params.bank_country
+        self.high_risk = frozenset(params.high_risk_countries)
+
+    def foreign(self, country: str | None) -> bool:
+        """A known country other than the bank's."""
+        return country is not None and country != self.bank_country
+
+    def high_risk_country(self, country: str | None) -> bool:
+        return country in self.high_risk
+
+    @staticmethod
+    def present(value: str | None) -> bool:
+        return value is not None
+
+    @staticmethod
+    def away(region: str | None, home: str | None) -> bool:
+        """A known IP region other than the customer's home region (any region, when home is unknown)."""
+        return region is not None and region != home
+
+    def of_values(self, cp_country: str | None, ip_address: str | None, ip_country: str | None,
+                  ip_region: str | None, home: str | None, operator: str | None) -> list[int]:
+        """The text columns of :data:`RAW_COLUMNS` for one transaction."""
+        return [int(self.foreign(cp_country)), int(self.high_risk_country(cp_country)), int(self.present(ip_address)),
+                int(self.foreign(ip_country)), int(self.away(ip_region, home)), int(self.present(operator))]
+
+    def lookup_tables(self, tx: TxnColumns, cust: np.ndarray, registry: CustomerRegistry
+                      ) -> list[tuple[np.ndarray, tuple[np.ndarray, ...]]]:
+        """For a batch, the text columns of :data:`RAW_COLUMNS` as (table, codes): each predicate
+        evaluated once per distinct value (or pair of values), missing (code -1) last; a row's flag is
+        ``table[codes[row]]``."""
+        home = Coded.of(registry.home_region)  # one code per customer
+        away = np.array([[self.away(r, h) for h in [*home.values.tolist(), None]]
+                         for r in [*tx.ip_region.values.tolist(), None]], dtype=np.int64)
+        return [(tx.counterparty_country.table(self.foreign), (tx.counterparty_country.codes,)),
+                (tx.counterparty_country.table(self.high_risk_country), (tx.counterparty_country.codes,)),
+                (tx.ip_address.table(self.present), (tx.ip_address.codes,)),
+                (tx.ip_country.table(self.foreign), (tx.ip_country.codes,)),
+                (away, (tx.ip_region.codes, home.codes[cust])),
+                (tx.operator_id.table(self.present), (tx.operator_id.codes,))]
 
 
-def _high_risk_set(params: FeatureParams) -> frozenset[str]:
-    key = params.high_risk_countries
-    found = _HIGH_RISK_SETS.get(key)
-    if found is None:
-        found = _HIGH_RISK_SETS[key] = frozenset(key)
-    return found
+def _fill_raw_rows(raw: np.ndarray, tx: TxnColumns, cust: np.ndarray, registry: CustomerRegistry,
+                   text: list[tuple[np.ndarray, tuple[np.ndarray, ...]]], a: int, b: int) -> None:
+    """Rows ``a:b`` of the batch's kernel inputs (:data:`RAW_COLUMNS`) into ``raw`` (column by column)."""
+    for name, column in (("t_ns", tx.t_ns), ("fen", tx.fen), ("is_in", tx.is_in), ("channel", tx.channel),
+                         ("txn_type", tx.txn_type), ("cp_type", tx.cp_type)):
+        raw[:, _RC[name]] = column[a:b]
+    raw[:, _RC["cust_corporate"]] = registry.is_corporate[cust[a:b]]
+    for j, (table, codes) in enumerate(text, start=_RC["cp_country_foreign"]):
+        raw[:, j] = table[tuple(c[a:b] for c in codes)]
 
 
-def derive_facts(tx: TxnColumns, registry: CustomerRegistry, params: FeatureParams) -> EventFacts:
-    """Compute the history-free facts of a batch (see the catalogue for each definition)."""
-    cust = registry.codes(tx.customer_id)
-    local_ns = tx.t_ns + params.bank_utc_offset_hours * HOUR_NS
+def amount_fen(amount: float) -> int:
+    """An amount in whole fen, rounded half to even like ``np.rint`` (the batch conversion)."""
+    return int(round(amount * 100))
+
+
+def raw_row(record: Mapping[str, Any], t_ns: int, cust: int, registry: CustomerRegistry,
+            predicates: TextPredicates) -> list[int]:
+    """The kernel inputs (:data:`RAW_COLUMNS`) of one checked contract record."""
+    text = record.get
+    return [t_ns, amount_fen(float(record["amount"])), int(record["direction"] == "in"), CHANNEL_CODE[record["channel"]],
+            TXN_TYPE_CODE[record["txn_type"]], CP_TYPE_CODE[record["counterparty_type"]],
+            int(registry.is_corporate[cust]),
+            *predicates.of_values(text("counterparty_country") or None, text("ip_address") or None,
+                                  text("ip_country") or None, text("ip_region") or None, registry.home_region[cust],
+                                  text("operator_id") or None)]
+
+
+def fact_constants(params: FeatureParams) -> np.ndarray:
+    """What the fact kernel reads besides a row: UTC offset (ns), night start and end hours, large-cash
+    threshold, near-threshold lower bound and round unit (fen), then the contract's codes of cash
+    deposit, cash withdrawal, transfer, remittance, corporate and individual counterparties and the two
+    IP channels. Passed in rather than read as globals, so the compiled kernel's cache cannot keep
+    codes of an older contract."""
+    return np.array([params.bank_utc_offset_hours * HOUR_NS, params.night_hours[0], params.night_hours[1],
+                     params.large_cash_fen, params.near_threshold_low_fen, params.round_unit_fen,
+                     TXN_TYPE_CODE["cash_deposit"], TXN_TYPE_CODE["cash_withdrawal"], TXN_TYPE_CODE["transfer"],
+                     TXN_TYPE_CODE["remittance"], CP_TYPE_CODE["corporate"], CP_TYPE_CODE["individual"],
+                     CHANNEL_CODE[IP_CHANNELS[0]], CHANNEL_CODE[IP_CHANNELS[1]]], dtype=np.int64)
+
+
+_CHUNK_ROWS = 65_536  # rows of kernel inputs built at a time: a small buffer, reused
+
+
+def derive_facts(tx: TxnColumns, registry: CustomerRegistry, params: FeatureParams,
+                 out: np.ndarray | None = None) -> EventFacts:
+    """Compute the history-free facts of a batch (see the catalogue for each definition).
+
+    ``out`` (n, at least len(FACT_COLUMNS)) int64 receives the packed facts in its first columns,
+    so a caller can gather them with other per-row data; by default a new matrix.
+    """
+    cust = registry.codes_of(tx.customer_id.codes, tx.customer_id.values)
+    consts = fact_constants(params)
+    n = len(tx)
+    matrix = np.empty((n, N_FACTS), dtype=np.int64) if out is None else out[:, :N_FACTS]
+    text = TextPredicates(params).lookup_tables(tx, cust, registry)
+    raw = np.empty((min(n, _CHUNK_ROWS), N_RAW), dtype=np.int64, order="F")
+    for a in range(0, n, _CHUNK_ROWS):
+        b = min(n, a + _CHUNK_ROWS)
+        _fill_raw_rows(raw[: b - a], tx, cust, registry, text, a, b)
+        fact_rows(raw[: b - a], consts, matrix[a:b])
+    return EventFacts(cust=cust, local_day=(tx.t_ns + consts[0]) // DAY_NS, matrix=matrix)
+
+
+_F_T, _F_FEN, _F_IN, _F_CHANNEL, _F_TYPE = _FC["t_ns"], _FC["fen"], _FC["is_in"], _FC["channel"], _FC["txn_type"]
+_F_HOUR, _F_WEEKEND, _F_NIGHT = _FC["hour_local"], _FC["is_weekend"], _FC["is_night"]
+_F_CASH, _F_DEP, _F_WD = _FC["is_cash"], _FC["is_cash_dep"], _FC["is_cash_wd"]
+_F_LARGE, _F_NEAR, _F_ROUND = _FC["is_large_cash"], _FC["is_near_threshold"], _FC["is_round"]
+_F_CROSS, _F_HR, _F_IPAB, _F_IPOUT = _FC["is_cross_border"], _FC["is_high_risk"], _FC["is_ip_abroad"], _FC["is_ip_outside"]
+_F_CI, _F_OP = _FC["is_corp_indiv"], _FC["is_operated"]
+_R_T, _R_FEN, _R_IN, _R_CHANNEL, _R_TYPE = _RC["t_ns"], _RC["fen"], _RC["is_in"], _RC["channel"], _RC["txn_type"]
+_R_CP, _R_CORP, _R_CP_FOREIGN, _R_HIGH_RISK = _RC["cp_type"], _RC["cust_corporate"], _RC["cp_country_foreign"], \
+    _RC["cp_country_high_risk"]
+_R_HAS_IP, _R_IP_FOREIGN, _R_AWAY, _R_OPERATOR = _RC["has_ip_address"], _RC["ip_country_foreign"], \
+    _RC["ip_region_away"], _RC["has_operator"]
+
+
+@njit(cache=True)
+def fact_rows(raw: np.ndarray, consts: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The packed facts (columns :data:`FACT_COLUMNS`) of rows of :data:`RAW_COLUMNS`, into ``out``; the
+    definitions in words are in the catalogue. ``consts`` from :func:`fact_constants`."""
+    for i in range(raw.shape[0]):
+        fact_row(raw[i], consts, out[i])
+
+
+@njit(cache=True)
+def fact_row(raw: np.ndarray, consts: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One row of :func:`fact_rows`, written into ``out``."""
+    offset, night_start, night_end = consts[0], consts[1], consts[2]
+    large_fen, near_low_fen, round_fen = consts[3], consts[4], consts[5]
+    cash_deposit, cash_withdrawal, transfer_code, remittance = consts[6], consts[7], consts[8], consts[9]
+    cp_corporate, cp_individual, ip_channel_a, ip_channel_b = consts[10], consts[11], consts[12], consts[13]
+    t, fen, kind, channel, cp_type = raw[_R_T], raw[_R_FEN], raw[_R_TYPE], raw[_R_CHANNEL], raw[_R_CP]
+    local_ns = t + offset
     local_day = local_ns // DAY_NS
     hour = (local_ns // HOUR_NS) % 24
     weekday = (local_day + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-    is_cash_dep = tx.txn_type == TXN_TYPE_CODE["cash_deposit"]
-    is_cash_wd = tx.txn_type == TXN_TYPE_CODE["cash_withdrawal"]
-    is_cash = is_cash_dep | is_cash_wd
-    bank = params.bank_country
-    cp_country_known = _present(tx.counterparty_country)
-    ip_country_known = _present(tx.ip_country)
-    has_ip = _present(tx.ip_address) & ((tx.channel == _IP_CHANNEL_CODES[0]) | (tx.channel == _IP_CHANNEL_CODES[1]))
-    is_ip_abroad = has_ip & ip_country_known & (tx.ip_country != bank)
-    region_known = _present(tx.ip_region)
-    home = registry.home_region[cust]
-    is_ip_outside = has_ip & (is_ip_abroad | (region_known & (tx.ip_region != home)))
-    cust_corp = registry.is_corporate[cust]
-    cp_corp = tx.cp_type == CP_TYPE_CODE["corporate"]
-    cp_indiv = tx.cp_type == CP_TYPE_CODE["individual"]
+    dep = kind == cash_deposit
+    wd = kind == cash_withdrawal
+    cash = dep or wd
+    has_ip = raw[_R_HAS_IP] != 0 and (channel == ip_channel_a or channel == ip_channel_b)
+    ip_abroad = has_ip and raw[_R_IP_FOREIGN] != 0
     # transfers only: paying a corporate biller or shop is not the corporate-to-personal pattern, nor is payroll
-    is_transfer = (tx.txn_type == TXN_TYPE_CODE["transfer"]) | (tx.txn_type == TXN_TYPE_CODE["remittance"])
-    is_corp_indiv = ((cust_corp & cp_indiv) | (~cust_corp & cp_corp)) & is_transfer
-    return EventFacts(
-        cust=cust,
-        local_day=local_day,
-        hour_local=hour,
-        is_weekend=weekday >= 5,
-        is_night=(hour >= params.night_hours[0]) & (hour < params.night_hours[1]),
-        is_cash_dep=is_cash_dep,
-        is_cash_wd=is_cash_wd,
-        is_cash=is_cash,
-        is_large_cash=is_cash & (tx.fen >= params.large_cash_fen),
-        is_near_threshold=is_cash & (tx.fen >= params.near_threshold_low_fen) & (tx.fen < params.large_cash_fen),
-        is_round=(tx.fen % params.round_unit_fen) == 0,
-        is_cross_border=cp_country_known & (tx.counterparty_country != bank),
-        is_high_risk=_isin(tx.counterparty_country, _high_risk_set(params)),
-        is_ip_abroad=is_ip_abroad,
-        is_ip_outside=is_ip_outside,
-        is_corp_indiv=is_corp_indiv,
-        is_operated=_present(tx.operator_id),
-        has_cp=_present(tx.counterparty_id),
-    )
+    transfer = kind == transfer_code or kind == remittance
+    corp = raw[_R_CORP] != 0
+    corp_indiv = transfer and ((corp and cp_type == cp_individual) or (not corp and cp_type == cp_corporate))
+    out[_F_T] = t
+    out[_F_FEN] = fen
+    out[_F_IN] = raw[_R_IN]
+    out[_F_CHANNEL] = channel
+    out[_F_TYPE] = kind
+    out[_F_HOUR] = hour
+    out[_F_WEEKEND] = weekday >= 5
+    out[_F_NIGHT] = night_start <= hour and hour < night_end
+    out[_F_CASH] = cash
+    out[_F_DEP] = dep
+    out[_F_WD] = wd
+    out[_F_LARGE] = cash and fen >= large_fen
+    out[_F_NEAR] = cash and near_low_fen <= fen and fen < large_fen
+    out[_F_ROUND] = fen % round_fen == 0
+    out[_F_CROSS] = raw[_R_CP_FOREIGN] != 0
+    out[_F_HR] = raw[_R_HIGH_RISK] != 0
+    out[_F_IPAB] = ip_abroad
+    out[_F_IPOUT] = has_ip and (ip_abroad or raw[_R_AWAY] != 0)
+    out[_F_CI] = corp_indiv
+    out[_F_OP] = raw[_R_OPERATOR] != 0
 
 
 # Windowed integer sums per customer: (name, window). Each is summed over (t - window, t] in integer

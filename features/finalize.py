@@ -1,10 +1,12 @@
 """From window primitives to catalogue features: the formulas, written once for both paths.
 
-Both paths compute the same :class:`Primitives` (exact integer window sums, running sums of
-squares, window maxima, distinct counts, times of previous events, peer totals) and hand them to
-:func:`finalize`, which applies every formula of the catalogue in one compiled row loop. The offline
-path calls it with millions of rows, the online path with one; the code and the floating-point
-operations are the same, which is why the two paths agree to the last bit.
+Both paths compute the same primitives (exact integer window sums, running sums of squares, window
+maxima, distinct counts, times of previous events, peer totals) and end in the same compiled row
+loop, :func:`finalize_rows`, which applies every formula of the catalogue: the offline path through
+:func:`finalize` (a :class:`Primitives` batch of thousands of rows), the online path from its own
+compiled step with one packed row (columns :data:`FACT_COLUMNS` + :data:`PACKED_PRIMITIVES`). The code and the floating-point operations are the same,
+which is why the two paths agree to the last bit. The values each window sum adds per transaction
+(:func:`sum_values_row`) are defined here once for both paths too.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from features.catalogue import CATALOGUE, CHANNEL_SHARE_NAMES, WINDOWS
-from features.events import WINDOW_SUM_INDEX, WINDOW_SUMS, EventFacts, TxnColumns
+from features.events import FACT_COLUMNS, WINDOW_SUM_INDEX, WINDOW_SUMS
 from features.params import FeatureParams
 from features.registry import DAY_NS, HOUR_NS
 
@@ -55,26 +57,11 @@ def reactivation_flags(t_ns: np.ndarray, prev_t: np.ndarray, params: FeaturePara
 
 
 # ---- packing: named columns of the kernel's inputs ------------------------------------------------
-_FACT_COLS = ("t_ns", "fen", "is_in", "channel", "txn_type", "hour_local", "is_weekend", "is_night", "is_cash",
-              "is_cash_dep", "is_cash_wd", "is_large_cash", "is_near_threshold", "is_round", "is_cross_border",
-              "is_high_risk", "is_ip_abroad", "is_ip_outside", "is_corp_indiv", "is_operated")
+_FACT_COLS = FACT_COLUMNS
 _PRIM_COLS = ("is_new_cp", "prev_t", "last_in_t", "onboard_ns", "peer_cash_fen", "peer_txn_cnt",
               "peer_size", "agent_other", "phone_other", "emergency_other", "is_corporate") + DISTINCT_FEATURES
 _EV_INT = _FACT_COLS + _PRIM_COLS
 _EV = {name: i for i, name in enumerate(_EV_INT)}
-
-
-def pack_facts(tx: TxnColumns, facts: EventFacts) -> np.ndarray:
-    """The history-free facts of a batch as one int64 matrix (columns :data:`_FACT_COLS`)."""
-    m = np.empty((len(tx.t_ns), len(_FACT_COLS)), dtype=np.int64)
-    m[:, 0] = tx.t_ns
-    m[:, 1] = tx.fen
-    m[:, 2] = tx.is_in
-    m[:, 3] = tx.channel
-    m[:, 4] = tx.txn_type
-    for j, name in enumerate(_FACT_COLS[5:], start=5):
-        m[:, j] = getattr(facts, name)
-    return m
 
 
 def _pack_primitives(p: Primitives, n: int) -> np.ndarray:
@@ -90,7 +77,8 @@ def _pack_primitives(p: Primitives, n: int) -> np.ndarray:
 def finalize(fact_matrix: np.ndarray, amount: np.ndarray, p: Primitives, params: FeatureParams) -> np.ndarray:
     """Every catalogue feature for the batch as a float64 matrix (n, features) in catalogue order.
 
-    ``fact_matrix`` comes from :func:`pack_facts`; ``amount`` is the transactions' amounts in CNY.
+    ``fact_matrix`` holds the packed facts (:data:`FACT_COLUMNS`, ``EventFacts.matrix``); ``amount`` is the
+    transactions' amounts in CNY.
     """
     n = fact_matrix.shape[0]
     ev = np.concatenate([fact_matrix, _pack_primitives(p, n)], axis=1)
@@ -99,9 +87,18 @@ def finalize(fact_matrix: np.ndarray, amount: np.ndarray, p: Primitives, params:
     amounts[:, 1] = p.income
     sq = np.concatenate([p.sumsq_in, p.sumsq_out], axis=1)
     mx = np.concatenate([p.max_in, p.max_out], axis=1)
-    consts = np.array([params.dormancy_days * DAY_NS, params.peer_cash_floor, params.peer_count_floor,
-                       params.own_std_floor], dtype=np.float64)
-    return _finalize_rows(ev, amounts, np.ascontiguousarray(p.sums), sq, mx, consts)
+    return finalize_rows(ev, amounts, np.ascontiguousarray(p.sums), sq, mx, finalize_constants(params))
+
+
+# Column order of the packed event row: FACT_COLUMNS, then these primitives (the online path
+# builds one such row directly instead of going through Primitives).
+PACKED_PRIMITIVES = _PRIM_COLS
+
+
+def finalize_constants(params: FeatureParams) -> np.ndarray:
+    """The parameters the formulas read, as the kernel takes them."""
+    return np.array([params.dormancy_days * DAY_NS, params.peer_cash_floor, params.peer_count_floor,
+                     params.own_std_floor], dtype=np.float64)
 
 
 # Window-sum inputs: each WINDOW_SUMS column adds 1 (counts) or the amount in fen where its condition holds.
@@ -132,6 +129,7 @@ def _sum_plan() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 SUM_SRC, SUM_NEG, SUM_FEN = _sum_plan()
+N_SUMS = len(WINDOW_SUMS)
 FACT_FEN, FACT_CHANNEL = _FACT_COLS.index("fen"), _FACT_COLS.index("channel")
 
 
@@ -140,24 +138,31 @@ def window_sum_values(fact_matrix: np.ndarray, is_new_cp: np.ndarray, is_reactiv
                       ) -> np.ndarray:  # pragma: no cover - compiled
     """The per-transaction values that WINDOW_SUMS add up, shape (n, len(WINDOW_SUMS)), int64."""
     n = fact_matrix.shape[0]
-    k = SUM_SRC.shape[0]
-    out = np.zeros((n, k), dtype=np.int64)
+    out = np.zeros((n, N_SUMS), dtype=np.int64)
     for i in range(n):
-        for j in range(k):
-            s = SUM_SRC[j]
-            if s == -1:
-                hit = is_new_cp[i] != 0
-            elif s == -2:
-                hit = is_reactivation[i] != 0
-            elif s <= -10:
-                hit = fact_matrix[i, FACT_CHANNEL] == -10 - s
-            else:
-                hit = fact_matrix[i, s] != 0
-            if SUM_NEG[j]:
-                hit = not hit
-            if hit:
-                out[i, j] = fact_matrix[i, FACT_FEN] if SUM_FEN[j] else 1
+        sum_values_row(fact_matrix[i], is_new_cp[i] != 0, is_reactivation[i] != 0, out[i])
     return out
+
+
+@njit(cache=True)
+def sum_values_row(facts: np.ndarray, is_new_cp: bool, is_reactivation: bool,
+                   out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """One row of :func:`window_sum_values` (``out`` starts at zero): 1 or the amount in fen per
+    WINDOW_SUMS column whose condition holds."""
+    for j in range(N_SUMS):
+        s = SUM_SRC[j]
+        if s == -1:
+            hit = is_new_cp
+        elif s == -2:
+            hit = is_reactivation
+        elif s <= -10:
+            hit = facts[FACT_CHANNEL] == -10 - s
+        else:
+            hit = facts[s] != 0
+        if SUM_NEG[j]:
+            hit = not hit
+        if hit:
+            out[j] = facts[FACT_FEN] if SUM_FEN[j] else 1
 
 
 # ---- the formulas ------------------------------------------------------------------------------
@@ -242,7 +247,7 @@ def _ratio(num: float, den: float, empty: float) -> float:  # pragma: no cover -
 
 
 @njit(cache=True)
-def _finalize_rows(ev: np.ndarray, amounts: np.ndarray, S: np.ndarray, sq: np.ndarray, mx: np.ndarray,
+def finalize_rows(ev: np.ndarray, amounts: np.ndarray, S: np.ndarray, sq: np.ndarray, mx: np.ndarray,
                    consts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     """The catalogue's formulas, row by row (see features/catalogue.py for each in words)."""
     n = ev.shape[0]

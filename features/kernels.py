@@ -43,19 +43,6 @@ def window_starts(t: np.ndarray, seg_first: np.ndarray, window: np.int64) -> np.
 
 
 @njit(cache=True)
-def segment_cumsum(x: np.ndarray, seg_first: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """Running float sum that restarts at each segment, added in row order (the online order too)."""
-    n = len(x)
-    out = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        if seg_first[i] == i:
-            out[i] = 0.0 + x[i]
-        else:
-            out[i] = out[i - 1] + x[i]
-    return out
-
-
-@njit(cache=True)
 def window_max(t: np.ndarray, seg_first: np.ndarray, vals: np.ndarray, mask: np.ndarray,
                window: np.int64) -> np.ndarray:  # pragma: no cover
     """Maximum of ``vals`` over masked rows in (t_i - window, t_i]; 0 when there is none."""
@@ -134,3 +121,63 @@ def previous_times(t: np.ndarray, seg_first: np.ndarray, is_in: np.ndarray, befo
         if is_in[i]:
             latest_in = t[i]
     return prev, last_in
+
+
+@njit(cache=True)
+def segment_window_sums(values: np.ndarray, starts: np.ndarray, window_cols: np.ndarray, window_offsets: np.ndarray,
+                        seg_first: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """Integer window sums: ``out[i, c]`` is the sum of ``values[j, c]`` over rows ``starts[w, i] <= j <= i``
+    of row ``i``'s segment, for the columns ``c`` of window ``w``
+    (``window_cols[window_offsets[w]:window_offsets[w + 1]]``).
+
+    One sliding pass: each row is added once and subtracted once when it leaves its window, so no
+    (n, columns) cumulative table is needed. Integers, so the order of additions cannot change a value.
+    """
+    n, k = values.shape
+    n_windows = starts.shape[0]
+    out = np.empty((n, k), dtype=np.int64)
+    running = np.zeros(k, dtype=np.int64)
+    left = np.zeros(n_windows, dtype=np.int64)
+    for i in range(n):
+        if seg_first[i] == i:
+            running[:] = 0
+            left[:] = i
+        for c in range(k):
+            running[c] += values[i, c]
+        for w in range(n_windows):
+            s = starts[w, i]
+            while left[w] < s:
+                j = left[w]
+                for q in range(window_offsets[w], window_offsets[w + 1]):
+                    c = window_cols[q]
+                    running[c] -= values[j, c]
+                left[w] += 1
+        for c in range(k):
+            out[i, c] = running[c]
+    return out
+
+
+@njit(cache=True)
+def segment_window_sumsq_max(t: np.ndarray, seg_first: np.ndarray, amount: np.ndarray, mask: np.ndarray,
+                             starts: np.ndarray, windows: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    """Per window ``w``: the sum of amount² over masked rows in the window and their maximum (0 if none).
+
+    The sum is a running sum restarting at each segment, minus its value before the window, added in
+    row order exactly as the online state adds its cumulative sums (same floating-point result).
+    """
+    n = len(t)
+    n_windows = len(windows)
+    sq = np.empty((n, n_windows), dtype=np.float64)
+    mx = np.empty((n, n_windows), dtype=np.float64)
+    cum = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        x = amount[i] * amount[i] if mask[i] else 0.0
+        cum[i] = (0.0 + x) if seg_first[i] == i else cum[i - 1] + x
+    for w in range(n_windows):
+        for i in range(n):
+            s = starts[w, i]
+            sq[i, w] = cum[i] - (cum[s - 1] if s > seg_first[i] else 0.0)
+        mx[:, w] = window_max(t, seg_first, amount, mask, windows[w])
+    return sq, mx
+

@@ -1,10 +1,12 @@
 """Online path: one transaction in, its feature row out, with state kept between calls.
 
 The state per customer, per shared identifier (IP address, device, operator) and per peer group is
-the streaming counterpart of the offline kernels: exact integer running sums with their cumulative
-values per event (window sum = now minus the value before the window), running sums of squares added
-in the same order, monotonic deques for window maxima and counted deques for distinct counts. The
-last step, :func:`features.finalize.finalize`, is the very function the offline path calls.
+the streaming counterpart of the offline kernels: per customer, the events of the longest window with
+the exact integer running sums and the running sums of squares after each (window sum = now minus the
+value before the window; added in the offline order), from which one compiled step takes the window
+sums and maxima; counted deques for distinct counts. The facts come from the same compiled
+definitions as offline (:func:`features.events.fact_rows`, :func:`features.finalize.window_sum_values`)
+and the last step is the very kernel the offline path ends in (:func:`features.finalize.finalize_rows`).
 
 Handling of awkward input (documented in docs/features.md):
 
@@ -13,53 +15,74 @@ Handling of awkward input (documented in docs/features.md):
 * a transaction older than the customer's latest one: :class:`LateTransactionError`, nothing changes
   (windows would silently go wrong otherwise);
 * a missing or malformed field: :class:`BadTransactionError` naming the field, nothing changes.
+
+Memory follows the windows, not the history: a customer keeps the events of its longest window (90
+days), cached peer-group and shared-identifier counts are one entry per customer, peer-group days
+older than the lookback are dropped, and windows of IPs, devices and operators idle for longer than
+their window plus 90 days are swept. What grows with the history is only what a feature needs for
+ever: each customer's set of counterparties seen ("first-time counterparty").
 """
 
 from __future__ import annotations
 
 import math
 import pickle
-from bisect import bisect_right
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from numba import njit
 
 from contract.errors import AmlError
 from contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, TXN_TYPES
 from features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION, INTEGER_FEATURES, WINDOWS
 from features.events import (
+    _FC,
+    N_FACTS,
     WINDOW_SUMS,
-    TxnColumns,
-    derive_facts,
+    TextPredicates,
+    fact_constants,
+    fact_rows,
+    raw_row,
     timestamp_ns,
     transaction_records,
 )
 from features.finalize import (
     DISTINCT_FEATURES,
+    N_SUMS,
+    PACKED_PRIMITIVES,
     VELOCITY_WINDOWS,
-    Primitives,
-    finalize,
-    pack_facts,
+    finalize_constants,
+    finalize_rows,
     reactivation_flags,
     window_sum_values,
 )
 from features.params import FeatureParams, load_feature_params
-from features.registry import DAY_NS, CustomerRegistry
+from features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
 from features.store import FeatureStore, MemoryFeatureStore, SQLiteFeatureStore
 
 WINDOW_NS = {name: seconds * 1_000_000_000 for name, seconds in WINDOWS.items()}
 _MAX_WINDOW_NS = max(WINDOW_NS.values())
-_SUM_COLUMNS_BY_WINDOW = tuple(
-    (w, np.array([j for j, (_, win) in enumerate(WINDOW_SUMS) if win == w])) for w in WINDOWS
-)
 _REQUIRED = ("txn_id", "timestamp", "customer_id", "account_id", "direction", "amount", "channel", "txn_type",
              "counterparty_type")
 _ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", "device_customers", ("24h", "7d")),
                    ("operator_id", "operator_customers", ("30d",)))
 _SNAPSHOT_EVERY = 50_000
+_INITIAL_EVENTS = 8  # per customer; the buffers double when full
+_VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
+_WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
+_SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
+_STATE_FORMAT = 2  # snapshots of another layout are ignored (the state is rebuilt from the events)
+_SWEEP_EVERY = 10_000  # transactions between sweeps of idle shared-identifier windows
+# the packed row the online path builds must follow the kernel's column order
+assert PACKED_PRIMITIVES == ("is_new_cp", "prev_t", "last_in_t", "onboard_ns", "peer_cash_fen", "peer_txn_cnt",
+                             "peer_size", "agent_other", "phone_other", "emergency_other", "is_corporate",
+                             *DISTINCT_FEATURES)
+assert DISTINCT_FEATURES[:4] == ("fan_in_7d", "fan_out_7d", "fan_in_30d", "fan_out_30d")
+assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
+_F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
 _INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
 
 
@@ -97,80 +120,126 @@ class _CountedWindow:
         return len(counts)
 
 
-class _MaxWindow:
-    """Maximum over a time window: a deque of (time, value) with decreasing values."""
-
-    __slots__ = ("window", "events")
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.events: deque[tuple[int, float]] = deque()
-
-    def add_and_max(self, t: int, value: float | None) -> float:
-        events = self.events
-        if value is not None:
-            while events and events[-1][1] <= value:
-                events.pop()
-            events.append((t, value))
-        limit = t - self.window
-        while events and events[0][0] <= limit:
-            events.popleft()
-        return events[0][1] if events else 0.0
-
-
 class _CustomerState:
-    """One customer's history within the longest window, with cumulative sums per event."""
+    """One customer's events within the longest window, and what was summed up to each.
 
-    __slots__ = ("ts", "cum", "cum_sq_in", "cum_sq_out", "head", "base", "base_sq_in", "base_sq_out",
-                 "maxes", "fans", "seen_cps", "prev_t", "last_in_t")
+    Events ``head .. n-1`` are inside the 90-day window (``ts``, ``amount``, ``is_in``). Row ``e + 1``
+    of ``cum`` (integer window sums) and of ``sq_in``/``sq_out`` (sums of amount², added in the same
+    order as the offline running sums) holds the totals after event ``e``, so row ``e`` is the total
+    before it. Older rows are dropped once they are most of the buffer.
+    """
 
-    def __init__(self, n_sums: int) -> None:
-        self.ts: list[int] = []
-        self.cum: list[np.ndarray] = []
-        self.cum_sq_in: list[float] = []
-        self.cum_sq_out: list[float] = []
+    __slots__ = ("ts", "amount", "is_in", "cum", "sq_in", "sq_out", "n", "head", "fans", "seen_cps", "prev_t",
+                 "last_in_t")
+
+    def __init__(self) -> None:
+        self.ts = np.zeros(_INITIAL_EVENTS, dtype=np.int64)
+        self.amount = np.zeros(_INITIAL_EVENTS, dtype=np.float64)
+        self.is_in = np.zeros(_INITIAL_EVENTS, dtype=np.bool_)
+        self.cum = np.zeros((_INITIAL_EVENTS + 1, N_SUMS), dtype=np.int64)
+        self.sq_in = np.zeros(_INITIAL_EVENTS + 1, dtype=np.float64)
+        self.sq_out = np.zeros(_INITIAL_EVENTS + 1, dtype=np.float64)
+        self.n = 0
         self.head = 0
-        self.base = np.zeros(n_sums, dtype=np.int64)  # cumulative sums up to the last expired event
-        self.base_sq_in = 0.0
-        self.base_sq_out = 0.0
-        self.maxes = {(d, w): _MaxWindow(WINDOW_NS[w]) for d in ("in", "out") for w in VELOCITY_WINDOWS}
         self.fans = {(d, w): _CountedWindow(WINDOW_NS[w]) for d in ("in", "out") for w in ("7d", "30d")}
         self.seen_cps: set[str] = set()
         self.prev_t: int | None = None
         self.last_in_t = -1
 
-    def append(self, t: int, values: np.ndarray, sq_in: float, sq_out: float) -> None:
-        last = self.cum[-1] if len(self.ts) > self.head else self.base
-        last_in = self.cum_sq_in[-1] if len(self.ts) > self.head else self.base_sq_in
-        last_out = self.cum_sq_out[-1] if len(self.ts) > self.head else self.base_sq_out
-        self.ts.append(t)
-        self.cum.append(last + values)
-        self.cum_sq_in.append(last_in + sq_in)
-        self.cum_sq_out.append(last_out + sq_out)
-        self._expire(t - _MAX_WINDOW_NS)
+    def __getstate__(self) -> dict[str, Any]:
+        """Only the events still inside the window go into a snapshot, not the buffers' spare room."""
+        h, n = self.head, self.n
+        return {"ts": self.ts[h:n].copy(), "amount": self.amount[h:n].copy(), "is_in": self.is_in[h:n].copy(),
+                "cum": self.cum[h:n + 1].copy(), "sq_in": self.sq_in[h:n + 1].copy(), "sq_out": self.sq_out[h:n + 1].copy(),
+                "fans": self.fans, "seen_cps": self.seen_cps, "prev_t": self.prev_t, "last_in_t": self.last_in_t}
 
-    def _expire(self, limit: int) -> None:
-        ts, h = self.ts, self.head
-        while ts[h] <= limit:  # the newest event is never expired, so this stops
-            self.base = self.cum[h]
-            self.base_sq_in = self.cum_sq_in[h]
-            self.base_sq_out = self.cum_sq_out[h]
-            h += 1
-        self.head = h
-        if h > 256 and h * 2 > len(ts):  # compact so memory follows the window, not the history
-            del self.ts[:h], self.cum[:h], self.cum_sq_in[:h], self.cum_sq_out[:h]
-            self.head = 0
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        kept = len(state["ts"])
+        size = max(_INITIAL_EVENTS, 2 * kept)
+        self.ts, self.amount, self.is_in = (_grown(state["ts"], size), _grown(state["amount"], size),
+                                            _grown(state["is_in"], size))
+        self.cum, self.sq_in, self.sq_out = (_grown(state["cum"], size + 1), _grown(state["sq_in"], size + 1),
+                                             _grown(state["sq_out"], size + 1))
+        self.n, self.head = kept, 0
+        self.fans, self.seen_cps = state["fans"], state["seen_cps"]
+        self.prev_t, self.last_in_t = state["prev_t"], state["last_in_t"]
 
-    def window_start(self, t: int, window: int) -> int:
-        return bisect_right(self.ts, t - window, self.head, len(self.ts))
+    def make_room(self) -> None:
+        """Room for one more event: drop expired events once they are most of the buffer (memory
+        follows the window, not the history), else double the buffers when full."""
+        n, h = self.n, self.head
+        if h > 64 and h * 2 > n:
+            self.ts[: n - h] = self.ts[h:n]
+            self.amount[: n - h] = self.amount[h:n]
+            self.is_in[: n - h] = self.is_in[h:n]
+            self.cum[: n - h + 1] = self.cum[h:n + 1]  # row h is the total before the oldest kept event
+            self.sq_in[: n - h + 1] = self.sq_in[h:n + 1]
+            self.sq_out[: n - h + 1] = self.sq_out[h:n + 1]
+            self.n, self.head = n - h, 0
+        elif n + 1 > len(self.ts):
+            size = 2 * len(self.ts)
+            self.ts, self.amount, self.is_in = _grown(self.ts, size), _grown(self.amount, size), _grown(self.is_in, size)
+            self.cum, self.sq_in, self.sq_out = (_grown(self.cum, size + 1), _grown(self.sq_in, size + 1),
+                                                 _grown(self.sq_out, size + 1))
 
-    def cum_before(self, start: int) -> np.ndarray:
-        return self.cum[start - 1] if start > self.head else self.base
 
-    def sq_before(self, start: int, direction: str) -> float:
-        if start > self.head:
-            return (self.cum_sq_in if direction == "in" else self.cum_sq_out)[start - 1]
-        return self.base_sq_in if direction == "in" else self.base_sq_out
+def _grown(arr: np.ndarray, rows: int) -> np.ndarray:
+    out = np.zeros((rows,) + arr.shape[1:], dtype=arr.dtype)
+    out[: len(arr)] = arr
+    return out
+
+
+@njit(cache=True)
+def _customer_step(ts: np.ndarray, amount: np.ndarray, is_in: np.ndarray, cum: np.ndarray, sq_in: np.ndarray,
+                   sq_out: np.ndarray, n: int, head: int, t: int, x: float, incoming: bool, values: np.ndarray,
+                   windows: np.ndarray, sum_window: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+    """Append one event (time ``t``, amount ``x``, the window-sum ``values`` it adds) to a customer's
+    buffers as event ``n``; return its window sums (1, sums), sums of squares and maxima (1, 2 x windows:
+    incoming then outgoing) and the new ``head`` (first event inside the longest window).
+
+    Uses nothing but its arguments, so its compiled cache cannot go stale when other modules change.
+    """
+    k = values.shape[0]
+    n_windows = windows.shape[0]
+    ts[n] = t
+    amount[n] = x
+    is_in[n] = incoming
+    for c in range(k):
+        cum[n + 1, c] = cum[n, c] + values[c]
+    sq = x * x  # added in the same order as the offline running sums: the same float
+    sq_in[n + 1] = sq_in[n] + (sq if incoming else 0.0)
+    sq_out[n + 1] = sq_out[n] + (0.0 if incoming else sq)
+
+    h = head
+    while ts[h] <= t - windows[n_windows - 1]:  # the newest event is never expired
+        h += 1
+    starts = np.empty(n_windows, dtype=np.int64)
+    for w in range(n_windows):
+        starts[w] = h + np.searchsorted(ts[h:n + 1], t - windows[w], side="right")
+    sums = np.empty((1, k), dtype=np.int64)
+    for c in range(k):
+        sums[0, c] = cum[n + 1, c] - cum[starts[sum_window[c]], c]
+    sqs = np.empty((1, 2 * n_windows), dtype=np.float64)
+    mx = np.empty((1, 2 * n_windows), dtype=np.float64)
+    for w in range(n_windows):
+        sqs[0, w] = sq_in[n + 1] - sq_in[starts[w]]
+        sqs[0, n_windows + w] = sq_out[n + 1] - sq_out[starts[w]]
+    # windows are nested and end at t: one backward scan gives every window's maximum (0 when none;
+    # amounts are > 0)
+    m_in = 0.0
+    m_out = 0.0
+    j = n
+    for w in range(n_windows):
+        while j >= starts[w]:
+            if is_in[j]:
+                m_in = max(m_in, amount[j])
+            else:
+                m_out = max(m_out, amount[j])
+            j -= 1
+        mx[0, w] = m_in
+        mx[0, n_windows + w] = m_out
+    return sums, sqs, mx, h
 
 
 class OnlineFeatureState:
@@ -196,7 +265,11 @@ class OnlineFeatureState:
             store = SQLiteFeatureStore(store)
         self.store: FeatureStore = store
         self.snapshot_every = snapshot_every
-        self._n_sums = len(WINDOW_SUMS)
+        self._predicates = TextPredicates(self.params)
+        self._fact_consts = fact_constants(self.params)
+        self._offset_ns = int(self._fact_consts[0])
+        self._consts = finalize_constants(self.params)
+        self._since_sweep = 0
         self._reset_state()
         self._restore()
 
@@ -207,14 +280,21 @@ class OnlineFeatureState:
             (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
         }
         self._peer_days: dict[int, dict[int, list[int]]] = {}
-        self._static_cache: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
         self._seq = 0
+        self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
+        # Derived caches, rebuilt on demand (not in snapshots), each bounded by customers or peer groups:
+        # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
+        self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
+        # peer group -> (day, its cash in fen and transaction count over the lookback days before it).
+        self._peer_cache: dict[int, tuple[int, int, int]] = {}
 
     def _state_blob(self) -> bytes:
         payload = {
             "feature_set": FEATURE_SET_VERSION,
             "params_hash": self.params.hash,
+            "state_format": _STATE_FORMAT,
             "seq": self._seq,
+            "latest_t": self._latest_t,
             "customers": self._customers,
             "entities": self._entities,
             "peer_days": self._peer_days,
@@ -225,11 +305,13 @@ class OnlineFeatureState:
         snap = self.store.latest_snapshot()
         if snap is not None:
             payload = pickle.loads(snap[1])
-            if payload.get("params_hash") == self.params.hash and payload.get("feature_set") == FEATURE_SET_VERSION:
+            if (payload.get("params_hash") == self.params.hash and payload.get("feature_set") == FEATURE_SET_VERSION
+                    and payload.get("state_format") == _STATE_FORMAT):
                 self._customers = payload["customers"]
                 self._entities = payload["entities"]
                 self._peer_days = payload["peer_days"]
                 self._seq = payload["seq"]
+                self._latest_t = payload["latest_t"]
         for seq, record in self.store.events_after(self._seq):
             self._apply(record)
             self._seq = seq
@@ -264,8 +346,6 @@ class OnlineFeatureState:
             return stored
         cust = self.registry.code_of.get(record["customer_id"])
         if cust is None:
-            from features.registry import UnknownCustomerError
-
             raise UnknownCustomerError(f"customer_id {record['customer_id']!r} of transaction "
                                        f"{record['txn_id']!r} is not in the customers table")
         state = self._customers.get(cust)
@@ -296,110 +376,106 @@ class OnlineFeatureState:
 
     # -- the streaming computation ----------------------------------------------------------------
     def _apply(self, record: Mapping[str, Any], t_ns: int | None = None) -> np.ndarray:
-        params, reg = self.params, self.registry
+        """Count one checked transaction into the state and return its feature row."""
+        reg = self.registry
         if t_ns is None:
             t_ns = timestamp_ns(record["timestamp"])
-        tx = TxnColumns.from_records([record], np.array([t_ns], dtype=np.int64))
-        facts = derive_facts(tx, reg, params)
-        cust = int(facts.cust[0])
-        t = int(tx.t_ns[0])
-        is_in = bool(tx.is_in[0])
-        amount = float(tx.amount[0])
+        cust = reg.code_of.get(record["customer_id"])
+        if cust is None:
+            raise UnknownCustomerError(f"customer_id {record['customer_id']!r} of transaction "
+                                       f"{record['txn_id']!r} is not in the customers table")
+        raw = raw_row(record, t_ns, cust, reg, self._predicates)
         state = self._customers.get(cust)
         if state is None:
-            state = self._customers[cust] = _CustomerState(self._n_sums)
-
-        prev_t = state.prev_t if state.prev_t is not None else int(reg.onboard_ns[cust])
-        last_in_t = state.last_in_t
-        cp = tx.counterparty_id[0]
+            state = self._customers[cust] = _CustomerState()
+        onboard_ns = int(reg.onboard_ns[cust])
+        prev_t = state.prev_t if state.prev_t is not None else onboard_ns
+        cp = record.get("counterparty_id") or None
         is_new_cp = cp is not None and cp not in state.seen_cps
         if cp is not None:
             state.seen_cps.add(cp)
-        prev_arr = np.array([prev_t], dtype=np.int64)
-        is_react = reactivation_flags(tx.t_ns, prev_arr, params)
-        fact_matrix = pack_facts(tx, facts)
-        is_new_arr = np.array([is_new_cp])
-        values = window_sum_values(fact_matrix, is_new_arr, is_react)[0]
-        sq = amount * amount
-        state.append(t, values, sq if is_in else 0.0, 0.0 if is_in else sq)
+        is_in = record["direction"] == "in"
+        day = (t_ns + self._offset_ns) // DAY_NS
+        group = int(reg.peer_group[cust])
+        peer_cash, peer_cnt = self._peer_before(group, day)
+        prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
+                 *self._static_counts(cust, day), int(reg.is_corporate[cust]),
+                 *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
 
-        now = state.cum[-1]
-        starts = {w: state.window_start(t, WINDOW_NS[w]) for w in WINDOWS}
-        sums = np.empty(self._n_sums, dtype=np.int64)
-        for w, cols in _SUM_COLUMNS_BY_WINDOW:
-            sums[cols] = now[cols] - state.cum_before(starts[w])[cols]
-        sq_now = {"in": state.cum_sq_in[-1], "out": state.cum_sq_out[-1]}
-        sumsq = {d: np.array([[sq_now[d] - state.sq_before(starts[w], d) for w in VELOCITY_WINDOWS]])
-                 for d in ("in", "out")}
-        direction = "in" if is_in else "out"
-        maxes = {d: np.array([[state.maxes[(d, w)].add_and_max(t, amount if d == direction else None)
-                               for w in VELOCITY_WINDOWS]]) for d in ("in", "out")}
-        distinct: dict[str, np.ndarray] = {}
-        for d in ("in", "out"):
-            for w in ("7d", "30d"):
-                key = cp if d == direction else None
-                distinct[f"fan_{d}_{w}"] = np.array([state.fans[(d, w)].add_and_count(t, key)])
-        for field, prefix, windows in _ENTITY_WINDOWS:
-            value = getattr(tx, field)[0]
+        # the history-free facts and what they add to the window sums: the offline definitions
+        facts = np.empty((1, N_FACTS), dtype=np.int64)
+        fact_rows(np.array([raw], dtype=np.int64), self._fact_consts, facts)
+        is_react = bool(reactivation_flags(t_ns, prev_t, self.params))
+        values = window_sum_values(facts, np.array([is_new_cp]), np.array([is_react]))[0]
+        amount = float(record["amount"])
+        state.make_room()
+        sums, sqs, mx, state.head = _customer_step(state.ts, state.amount, state.is_in, state.cum, state.sq_in,
+                                                   state.sq_out, state.n, state.head, t_ns, amount, is_in, values,
+                                                   _VELOCITY_NS, _SUM_WINDOW)
+        ev = np.empty((1, N_FACTS + len(prims)), dtype=np.int64)
+        ev[0, :N_FACTS] = facts[0]
+        ev[0, N_FACTS:] = prims
+        row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
+        state.n += 1
+        state.prev_t = t_ns
+        if is_in:
+            state.last_in_t = t_ns
+        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0)
+        self._maybe_sweep(t_ns)
+        return row
+
+    def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
+                         cp: str | None) -> list[int]:
+        """Count the transaction into the distinct-count windows; return them in :data:`DISTINCT_FEATURES`
+        order (fan-in/out 7d and 30d, then customers per IP, device and operator)."""
+        fans = state.fans
+        key_in, key_out = (cp, None) if is_in else (None, cp)
+        counts = [fans[("in", "7d")].add_and_count(t, key_in), fans[("out", "7d")].add_and_count(t, key_out),
+                  fans[("in", "30d")].add_and_count(t, key_in), fans[("out", "30d")].add_and_count(t, key_out)]
+        for field, _, windows in _ENTITY_WINDOWS:
+            value = record.get(field) or None
             for w in windows:
                 if value is None:
-                    distinct[f"{prefix}_{w}"] = np.array([0])
+                    counts.append(0)
                     continue
                 table = self._entities[(field, w)]
                 win = table.get(value)
                 if win is None:
                     win = table[value] = _CountedWindow(WINDOW_NS[w])
-                distinct[f"{prefix}_{w}"] = np.array([win.add_and_count(t, cust)])
-        assert set(distinct) == set(DISTINCT_FEATURES)
+                counts.append(win.add_and_count(t, cust))
+        return counts
 
-        group = int(reg.peer_group[cust])
-        day = int(facts.local_day[0])
-        peer_cash, peer_cnt = self._peer_totals(group, day)
-        days = self._peer_days.setdefault(group, {})
-        bucket = days.setdefault(day, [0, 0])
-        bucket[0] += int(tx.fen[0]) if bool(facts.is_cash[0]) else 0
+    def _static_counts(self, cust: int, day: int) -> tuple[int, int, int, int]:
+        """Peer-group size and other customers sharing the agent, phone and emergency phone.
+
+        They change only when a member of the group is onboarded, so each customer keeps its values
+        with the days they hold for: one entry per customer, whatever the history's length.
+        """
+        found = self._static.get(cust)
+        if found is not None and found[0] <= day < found[1]:
+            return found[2]
+        values, until = self.registry.static_counts(cust, day)
+        self._static[cust] = (day, until, values)
+        return values
+
+    def _peer_before(self, group: int, day: int) -> tuple[int, int]:
+        """The peer group's cash (fen) and transaction count over the lookback days before ``day``;
+        cached per group for the day, as complete days do not change."""
+        cached = self._peer_cache.get(group)
+        if cached is not None and cached[0] == day:
+            return cached[1], cached[2]
+        cash, cnt = self._peer_totals(group, day)
+        self._peer_cache[group] = (day, cash, cnt)
+        return cash, cnt
+
+    def _count_peer_day(self, group: int, day: int, cash_fen: int) -> None:
+        """Add a transaction to its peer group's day."""
+        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0])
+        bucket[0] += cash_fen
         bucket[1] += 1
-
-        state.prev_t = t
-        if is_in:
-            state.last_in_t = t
-        codes = facts.cust
-        day_arr = facts.local_day
-        static = self._static_counts(cust, day, codes, day_arr)
-        prims = Primitives(
-            sums=sums[None, :],
-            sumsq_in=sumsq["in"],
-            sumsq_out=sumsq["out"],
-            max_in=maxes["in"],
-            max_out=maxes["out"],
-            distinct=distinct,
-            is_new_cp=is_new_arr,
-            prev_t=prev_arr,
-            last_in_t=np.array([last_in_t], dtype=np.int64),
-            onboard_ns=reg.onboard_ns[codes],
-            peer_cash_fen=np.array([peer_cash], dtype=np.int64),
-            peer_txn_cnt=np.array([peer_cnt], dtype=np.int64),
-            peer_size=static[0],
-            agent_other=static[1],
-            phone_other=static[2],
-            emergency_other=static[3],
-            is_corporate=reg.is_corporate[codes],
-            income=reg.income[codes],
-        )
-        return finalize(fact_matrix, tx.amount, prims, params)[0]
-
-    def _static_counts(self, cust: int, day: int, codes: np.ndarray, day_arr: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Peer-group size and shared agent/phone counts; they change only by day, so they are cached."""
-        key = (cust, day)
-        found = self._static_cache.get(key)
-        if found is None:
-            reg = self.registry
-            found = (reg.peer_group_size(codes, day_arr), reg.other_customers("agent", codes, day_arr),
-                     reg.other_customers("phone", codes, day_arr), reg.other_customers("emergency", codes, day_arr))
-            if len(self._static_cache) > 1_000_000:
-                self._static_cache.clear()
-            self._static_cache[key] = found
-        return found
+        cached = self._peer_cache.get(group)
+        if cached is not None and cached[0] - self.params.peer_lookback_days <= day < cached[0]:
+            del self._peer_cache[group]  # a transaction of an earlier day changed what the cache covers
 
     def _peer_totals(self, group: int, day: int) -> tuple[int, int]:
         days = self._peer_days.get(group)
@@ -414,6 +490,25 @@ class OnlineFeatureState:
         for old in [d for d in days if d < day - self.params.peer_lookback_days - 1]:
             del days[old]  # keep only the days a later transaction can still need
         return cash, cnt
+
+    def _maybe_sweep(self, t: int) -> None:
+        """Every few thousand transactions, forget shared-identifier windows idle for longer than their
+        window plus the longest window, so memory follows the active identifiers, not every IP ever seen.
+
+        A forgotten window held only events that have left it for any transaction up to 90 days older
+        than the newest one seen, so no count changes (later ones belong to the offline path anyway).
+        """
+        if t > self._latest_t:
+            self._latest_t = t
+        self._since_sweep += 1
+        if self._since_sweep < _SWEEP_EVERY:
+            return
+        self._since_sweep = 0
+        for (_, w), table in self._entities.items():
+            limit = self._latest_t - WINDOW_NS[w] - _MAX_WINDOW_NS
+            idle = [key for key, win in table.items() if not win.events or win.events[-1][0] <= limit]
+            for key in idle:
+                del table[key]
 
 
 _VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,

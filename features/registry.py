@@ -36,6 +36,7 @@ def _day_index(dates: pd.Series) -> np.ndarray:
 
 
 _DAY_STRIDE = 10_000_000  # > any day index we meet (year 29,000): key * stride + day stays ordered
+NEVER = _DAY_STRIDE  # a day after every day we meet
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,18 @@ class MembershipIndex:
         safe = np.maximum(keys, 0)
         n = np.searchsorted(self.combined, safe * _DAY_STRIDE + days, side="right") - self.key_start[safe]
         return np.where(keys >= 0, n, 0).astype(np.int64)
+
+    def count_one(self, key: int, day: int) -> tuple[int, int]:
+        """:meth:`count` of one key and day, and the first later day on which that count changes
+        (:data:`NEVER` when no later member joins)."""
+        if key < 0 or len(self.key_start) == 0:
+            return 0, NEVER
+        combined = self.combined
+        pos = int(np.searchsorted(combined, key * _DAY_STRIDE + day, side="right"))
+        n = pos - int(self.key_start[key])
+        if pos < len(combined) and int(combined[pos]) // _DAY_STRIDE == key:
+            return n, int(combined[pos]) % _DAY_STRIDE
+        return n, NEVER
 
 
 def _membership(key_sets: list[set[str]], onboard_day: np.ndarray) -> tuple[MembershipIndex, np.ndarray]:
@@ -150,11 +163,22 @@ class CustomerRegistry:
     def codes(self, customer_ids: np.ndarray) -> np.ndarray:
         """Customer codes for ids; unknown ids raise :class:`UnknownCustomerError` naming them."""
         try:
-            return np.fromiter((self.code_of[c] for c in customer_ids), dtype=np.int64, count=len(customer_ids))
+            if len(customer_ids) <= 64:
+                return np.fromiter((self.code_of[c] for c in customer_ids), dtype=np.int64, count=len(customer_ids))
+            # a big batch: look each distinct id up once (missing ids stay values, so they are refused too)
+            local, uniques = pd.factorize(pd.Series(customer_ids, dtype=object), use_na_sentinel=False)
+            found = np.fromiter((self.code_of[c] for c in uniques), dtype=np.int64, count=len(uniques))
+            return found[local]
         except KeyError as exc:
             raise UnknownCustomerError(
                 f"customer_id {exc.args[0]!r} is not in the customers table; score only transactions of known customers"
             ) from None
+
+    def codes_of(self, codes: np.ndarray, values: np.ndarray) -> np.ndarray:
+        """Customer codes for an id column given as codes into its distinct ``values`` (-1 = missing)."""
+        if len(codes) and codes.min() < 0:
+            raise UnknownCustomerError("a transaction has no customer_id; score only transactions of known customers")
+        return self.codes(values)[codes]
 
     def local_day(self, t_ns: np.ndarray) -> np.ndarray:
         """Calendar day on the bank's clock for UTC nanosecond timestamps."""
@@ -175,3 +199,21 @@ class CustomerRegistry:
         n = index.count(k, day)
         self_counted = (k >= 0) & (self.onboard_day[codes] <= day)
         return n - self_counted.astype(np.int64)
+
+    def static_counts(self, code: int, day: int) -> tuple[tuple[int, int, int, int], int]:
+        """One customer's peer-group size and other customers sharing its agent, phone and emergency
+        phone on ``day`` (as :meth:`peer_group_size` and :meth:`other_customers`), and the first later
+        day on which any of them can change: they only change when a member is onboarded, so a caller
+        can keep them until then."""
+        size, until = self.peer_index.count_one(int(self.peer_group[code]), day)
+        onboard = int(self.onboard_day[code])
+        if day < onboard:
+            until = min(until, onboard)  # the customer starts counting itself
+        values = [max(size, 1)]
+        for key, index in ((self.agent_key, self.agent_index), (self.phone_key, self.phone_index),
+                           (self.emergency_key, self.emergency_index)):
+            k = int(key[code])
+            n, changes = index.count_one(k, day)
+            values.append(n - int(k >= 0 and onboard <= day))
+            until = min(until, changes)
+        return (values[0], values[1], values[2], values[3]), until
