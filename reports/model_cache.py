@@ -37,9 +37,7 @@ model set and keeps what it computed.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import importlib.util
 import json
 import sqlite3
 from collections.abc import Callable, Mapping
@@ -50,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from reports.case import ModelInfo, score_frame_fast
+from reports.files import package_code_hash
 from reports.store import CaseStore
 
 SCORE_COLUMNS = ("suspicion_score", "rule_score", "lgbm_probability", "anomaly_score", "alert")
@@ -64,19 +63,11 @@ def model_key(model: ModelInfo) -> str:
     return f"{base}-{h[:12]}-{scoring_code_hash()[:8]}" if h else base
 
 
-@functools.lru_cache(maxsize=1)
 def scoring_code_hash() -> str:
     """sha256 of the code that computes the kept answers: every module of the :mod:`models` package
     (scores, explanations, rules) and this one (what is kept of an explanation). Changed code, same
     model files: other answers may follow, so the answers are computed again."""
-    spec = importlib.util.find_spec("models")  # finds the package without importing it
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    digest = hashlib.sha256()
-    for root in roots:
-        for path in sorted(Path(root).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(Path(__file__).read_bytes())
-    return digest.hexdigest()
+    return package_code_hash("models", __file__)
 
 
 def content_hash(model: ModelInfo | None) -> str | None:

@@ -39,6 +39,7 @@ from typing import Any
 
 from contract.errors import AmlError
 from reports.case import CaseError, ModelInfo
+from reports.files import replace_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_NAME = "aml-model-set"
@@ -287,13 +288,7 @@ def _download(uri: str, name: str, version: str, target: Path) -> None:
         mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp),
                                             tracking_uri=uri, registry_uri=uri)
         (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(target, old)
-            os.rename(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, target)
+        replace_dir(tmp, target)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise SourceError(f"cannot download models:/{name}/{version} from {uri}: {getattr(exc, 'message', None) or exc}") from None

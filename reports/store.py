@@ -36,9 +36,6 @@ fingerprint (sha256 of its files) changes, or the code and configuration that de
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -57,6 +54,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contract.errors import AmlError
+from reports.files import package_code_hash, replace_dir
 
 STORE_VERSION = 4
 ROW_GROUP_ROWS = 8192
@@ -333,16 +331,9 @@ class CaseStore:
 # ---------------------------------------------------------------------------------------------
 # Building
 # ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
 def features_code_hash() -> str:
     """sha256 of the :mod:`features` package's code: the store's feature rows were computed by it."""
-    spec = importlib.util.find_spec("features")  # finds the package without importing it
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    digest = hashlib.sha256()
-    for root in roots:
-        for path in sorted(Path(root).rglob("*.py")):
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return package_code_hash("features")
 
 
 def _derivation(params_hash: str, rules_hash: str) -> dict[str, Any]:
@@ -437,13 +428,7 @@ def build_store(data: str | Path, root: str | Path, progress: Progress | None = 
             "build_seconds": round(time.perf_counter() - started, 1),
         }
         (staging / "store.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        if root.exists():
-            old = root.with_name(f".{root.name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(root, old)
-            os.rename(staging, root)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, root)
+        replace_dir(staging, root)
         report("writing", 1.0)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
