@@ -9,9 +9,12 @@ Usage::
 What it does:
 
 1. generates a synthetic bank (``--customers`` x ``--days``, seed fixed) and splits it in time: the
-   history becomes the service's data folder (replayed into the online state before the clock
-   starts), the last ``--holdout-days`` become the load, in time order (repeated in laps shifted by
-   the holdout length, with new txn_ids, when a phase needs more transactions than that);
+   history becomes the service's data folder, whose last ``--warm-up-days`` (default 100: more than
+   the longest, 90-day, feature window) are replayed into the online state before the clock starts,
+   so every window is at its steady state (transactions leave it as fast as they come); the last
+   ``--holdout-days`` become the load, in time order (repeated in laps shifted by the holdout
+   length, with new txn_ids, when a phase needs more transactions than that: the soak moves the
+   bank's clock on by weeks, at the history's daily volume);
 2. trains a model set on the history with the training code into a private MLflow registry in the
    working folder (or, with ``--tracking-uri``, serves the model set an existing registry's
    ``--alias`` points at), then starts the real service (``bentoml serve
@@ -22,7 +25,10 @@ What it does:
    a stalled server cannot hide its queueing): single transactions without explanations (channel
    key), single transactions with explanations (compliance key, ``explain: true``), then batches
    (closed loop, one batch in flight);
-4. samples the resident memory of the server's processes every second and reports its drift.
+4. samples the resident memory and the CPU time of the server's processes every second and reports,
+   per phase, the server's CPU time per transaction (what the service costs, whatever else runs on
+   the machine), the RSS at the start and the end, its least-squares slope (MiB per minute) and,
+   for phases of a minute or more, the RSS every 30 seconds.
 
 Transactions of one customer are never in flight together (the next waits for the previous), so the
 service never sees them out of order; the wait counts in the latency.
@@ -392,7 +398,20 @@ def summarise(name: str, raw: dict[str, Any], n_txn: int, started: float, ended:
         "rss_mb_end": mem[-1] if mem else None,
         "rss_mb_max": max(mem) if mem else None,
         "rss_mb_per_min": _slope_per_min(rss, started, ended),
+        "rss_mb_every_30s": _timeline(rss, started, ended, 30.0),
     }
+
+
+def _timeline(rss: RssSampler, start: float, end: float, step: float) -> list[float] | None:
+    """The RSS (MiB) at the start of the phase and every ``step`` seconds after it (phases of a minute or more)."""
+    if end - start < 60:
+        return None
+    out, next_t = [], start
+    for t, r in rss.samples:
+        if start <= t <= end and t >= next_t:
+            out.append(r)
+            next_t += step
+    return out
 
 
 def _slope_per_min(rss: RssSampler, start: float, end: float) -> float | None:
@@ -433,7 +452,7 @@ def batch_phase(name: str, url: str, headers: dict[str, str], stream: Stream, ba
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     cols = ("phase", "requests", "transactions", "seconds", "p50_ms", "p99_ms", "max_ms", "throughput_txn_s", "errors",
-            "server_cpu_ms_per_txn", "load_average_1m", "rss_mb_start", "rss_mb_end")
+            "server_cpu_ms_per_txn", "load_average_1m", "rss_mb_start", "rss_mb_end", "rss_mb_per_min")
     widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
@@ -444,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1000, help="Synthetic bank size (customers).")
     parser.add_argument("--days", type=int, default=120, help="Synthetic bank window (days): the model trains on the history.")
-    parser.add_argument("--warm-up-days", type=int, default=35, help="Days of history replayed into the online state.")
+    parser.add_argument("--warm-up-days", type=int, default=100,
+                        help="Days of history replayed into the online state (more than 90: windows at steady state).")
     parser.add_argument("--holdout-days", type=float, default=7, help="Last days kept out of the history as load.")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--seconds", type=float, default=30, help="Duration of each single-transaction phase.")
@@ -468,6 +488,12 @@ def main(argv: list[str] | None = None) -> int:
     from serving.config import Settings
     from serving.scoring import prepare_state
 
+    if args.warm_up_days < 91:
+        print(f"note: --warm-up-days {args.warm_up_days} leaves the 90-day windows filling during the run: memory then "
+              "grows with them", flush=True)
+    if args.days - args.holdout_days < args.warm_up_days:
+        parser.error(f"--days {args.days} minus --holdout-days {args.holdout_days:g} leaves less history than "
+                     f"--warm-up-days {args.warm_up_days}")
     work = args.work or Path(tempfile.mkdtemp(prefix="amlscore-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -523,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"phase: {label} ...", flush=True)
             results.append(run())
             print(json.dumps(results[-1]), flush=True)
+            if results[-1].get("rss_mb_every_30s"):
+                print(f"  RSS every 30 s (MiB): {results[-1]['rss_mb_every_30s']}", flush=True)
         import httpx
 
         health = httpx.post(f"{base}/v1/health", headers=chan, timeout=10).json()

@@ -396,9 +396,33 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "compiled_")
         x = np.asarray(x, dtype=np.float64).reshape(-1)
         z = transform_behaviour(x.reshape(1, -1), self.feature_indices_)[0]
-        shares = self.compiled_.attribution(z)
+        return self._attribution_list(x, self.compiled_.attribution(z))
+
+    def score_and_attribution(self, x: np.ndarray) -> tuple[float, list[tuple[str, float, float]]]:
+        """One row's anomaly score and attribution in one pass (the row transformed once).
+
+        The same numbers as ``anomaly_score(x[None, :])[0]`` and ``attribution(x)``.
+        """
+        check_is_fitted(self, "compiled_")
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        if x.shape[0] != len(FEATURE_NAMES):
+            raise ValueError(f"x must be one row of {len(FEATURE_NAMES)} features in FEATURE_NAMES order. "
+                             f"Got shape {x.shape} instead.")
+        forest = self.compiled_
+        z = forest._check(transform_behaviour(x.reshape(1, -1), self.feature_indices_))
+        depths = _forest_depths(z, *forest._args())
+        score = float(np.ones_like(depths)[0] if forest.denominator == 0 else (2.0 ** (-(depths / forest.denominator)))[0])
+        credit = _forest_attribution(z[0].astype(np.float64), *forest._attr_args(), forest.n_features)
+        total = credit.sum()
+        shares = credit / total if total > 0 else credit
+        return score, self._attribution_list(x, shares)
+
+    def _attribution_list(self, x: np.ndarray, shares: np.ndarray) -> list[tuple[str, float, float]]:
+        """``(feature, raw value, share)`` of the features with a share, largest first (ties in feature order)."""
         order = np.argsort(-shares, kind="stable")
-        return [(self.feature_names_[j], float(x[self.feature_indices_[j]]), float(shares[j])) for j in order if shares[j] > 0]
+        keep = order[shares[order] > 0]
+        names = self.feature_names_
+        return list(zip([names[j] for j in keep.tolist()], x[self.feature_indices_[keep]].tolist(), shares[keep].tolist()))
 
     # -- persistence (used by models.model_set) --------------------------------------------------
     def to_dir(self, folder: Path) -> dict:

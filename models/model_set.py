@@ -88,7 +88,9 @@ class ScoreBatch:
 
     ``suspicion_score`` 0..100, ``rule_score`` 0..100, ``lgbm_probability`` 0..1,
     ``anomaly_score`` 0..1 (each: the higher, the more suspicious); ``alert`` bool;
-    ``rules_fired`` the ids of the fired rules per row.
+    ``rules_fired`` the ids of the fired rules per row; ``rules`` the rule results themselves
+    (:class:`models.rules.RuleScore`, with each fired rule's conditions), so a caller need not
+    evaluate the rules again.
     """
 
     suspicion_score: np.ndarray
@@ -98,6 +100,7 @@ class ScoreBatch:
     alert: np.ndarray
     rules_fired: list[tuple[str, ...]]
     alert_threshold: float
+    rules: list = field(default_factory=list, repr=False)
 
     def __len__(self) -> int:
         return len(self.suspicion_score)
@@ -330,6 +333,7 @@ class ModelSet:
         rules = [self._rule_row(row) for row in X]
         batch = self._components(X, np.array([r.score for r in rules], dtype=np.float64))
         batch.rules_fired = [r.rule_ids for r in rules]
+        batch.rules = rules
         return batch
 
     def _rule_row(self, row: np.ndarray):  # noqa: ANN202 - RuleScore
@@ -405,31 +409,60 @@ class ModelSet:
         return np.array(["; ".join(items) for items in out], dtype=object)
 
     # -- explanation ------------------------------------------------------------------------------
+    def _one_row(self, x: np.ndarray, lang: str, what: str) -> np.ndarray:
+        if lang not in ("en", "zh"):
+            raise ValueError(f"The 'lang' parameter of {what} must be 'en' or 'zh'. Got {lang!r} instead.")
+        X = self._check_vector(x)
+        if len(X) != 1:
+            raise ValueError(f"{what} explains one row. Got {len(X)} rows instead.")
+        return X
+
     def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> Explanation:
         """Explain one row (float64, shape (n_features,) or (1, n_features)).
 
         LightGBM TreeSHAP contributions (``booster.predict(pred_contrib=True)``) with the expected
         value, the anomaly attribution per feature, every fired rule with its conditions, and the
-        fusion's terms. ``lang`` is ``"en"`` or ``"zh"`` for the texts.
+        fusion's terms. ``lang`` is ``"en"`` or ``"zh"`` for the texts. To score and explain a row,
+        :meth:`score_and_explain` does both in one pass.
         """
-        if lang not in ("en", "zh"):
-            raise ValueError(f"The 'lang' parameter of explain_vector must be 'en' or 'zh'. Got {lang!r} instead.")
-        X = self._check_vector(x)
-        if len(X) != 1:
-            raise ValueError(f"explain_vector explains one row. Got {len(X)} rows instead.")
+        X = self._one_row(x, lang, "explain_vector")
         row = X[0]
         rule = self._rule_row(row)
         p = float(self.classifier.predict_one(X)[0])
-        a = float(self.detector.anomaly_score(X)[0])
+        a, attribution = self.detector.score_and_attribution(row)
+        return self._explanation(row, rule, p, a, attribution, top_k, lang)
+
+    def score_and_explain(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> tuple[ScoreBatch, Explanation]:
+        """Score and explain one row in one pass: ``(score_vector(x), explain_vector(x, top_k, lang))``.
+
+        The rules, the LightGBM probability and the anomaly score (with its attribution) are computed
+        once and shared; both results are exactly those of the two separate calls. This is what the
+        service calls for an explained decision.
+        """
+        X = self._one_row(x, lang, "score_and_explain")
+        row = X[0]
+        rule = self._rule_row(row)
+        p = self.classifier.predict_one(X)
+        a, attribution = self.detector.score_and_attribution(row)
+        rule_score = np.array([rule.score], dtype=np.float64)
+        anomaly = np.array([a], dtype=np.float64)
+        s = self.fusion.score(rule_score, p, anomaly)  # as score_vector (the explanation's own score is score_one's)
+        batch = ScoreBatch(suspicion_score=s, rule_score=rule_score, lgbm_probability=p, anomaly_score=anomaly,
+                           alert=s >= self.alert_threshold, rules_fired=[rule.rule_ids],
+                           alert_threshold=self.alert_threshold, rules=[rule])
+        return batch, self._explanation(row, rule, float(p[0]), a, attribution, top_k, lang)
+
+    def _explanation(self, row: np.ndarray, rule: Any, p: float, a: float, attribution: list[tuple[str, float, float]],
+                     top_k: int, lang: str) -> Explanation:
         score, terms = self.fusion.score_one(rule.score, p, a)
-        contrib = self.classifier.booster_.predict(X, pred_contrib=True, num_threads=1)[0]
+        contrib = self.classifier.contributions_one(row)
         values = contrib[:-1]
         order = np.argsort(-np.abs(values), kind="stable")[:top_k]
-        lgbm = [FeatureContribution(self.feature_names[j], feature_label(self.feature_names[j], lang), _num(row[j]),
-                                    float(values[j]), "raises" if values[j] > 0 else "lowers")
-                for j in order if values[j] != 0]
+        names = self.feature_names
+        lgbm = [FeatureContribution(names[j], feature_label(names[j], lang), _num(v), c, "raises" if c > 0 else "lowers")
+                for j, v, c in zip(order.tolist(), row[order].tolist(), values[order].tolist()) if c != 0]
         anomaly = [AnomalyAttribution(name, feature_label(name, lang), _num(v), share)
-                   for name, v, share in self.detector.attribution(row)[:top_k]]
+                   for name, v, share in attribution[:top_k]]
         texts = explain_rules(rule, self.rules_config, lang=lang)
         rules_cfg = self.rules_config.transaction_rules.rules
         fired = []

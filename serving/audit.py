@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -153,8 +154,32 @@ def _row_digest(prev: str, values: tuple[Any, ...]) -> str:
     return h.hexdigest()
 
 
+class _Write:
+    """One queued write: what to insert, and the future its caller waits on."""
+
+    __slots__ = ("kind", "rows", "records", "future")
+
+    def __init__(self, kind: str, rows: list[tuple[Any, ...]], records: list[AuditRecord] | None = None) -> None:
+        self.kind = kind
+        self.rows = rows
+        self.records = records or []
+        self.future: Future = Future()
+
+
 class AuditLog:
-    """Append-only decision log in SQLite (thread-safe; one connection behind a lock).
+    """Append-only decision log in SQLite (thread-safe), with group commit.
+
+    Every write goes through one writer thread that owns the writing connection: it takes all the
+    writes queued since its last commit, inserts them in one transaction and commits (with an fsync
+    under ``sync="full"``), then completes each write's future. :meth:`submit` returns that future
+    at once (the service's event loop awaits it and scores the next request meanwhile);
+    :meth:`append` waits for it. **A write's future completes only once its rows are committed**,
+    so a response sent after it never names a decision a crash could lose. Queued decisions are
+    visible to the readers (:meth:`by_txn`, :meth:`by_txns`, :meth:`by_request`) from the moment they
+    are submitted, so a replay of a transaction whose decision is still being committed finds it
+    (and waits for the same commit, :meth:`durable`). Reads use their own connection (WAL: readers
+    never wait for a commit). The writer thread starts at the first write; a log opened only to
+    read (reports) has none.
 
     Parameters
     ----------
@@ -168,61 +193,157 @@ class AuditLog:
             raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the reading connection
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
         self._db.executescript(_SCHEMA + _APPEND_ONLY)
         row = self._db.execute("SELECT chain_hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
         self._last_hash = row[0] if row else _GENESIS
+        self._read = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._queue: list[_Write] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[str, tuple[AuditRecord, Future]] = {}  # txn_id -> submitted, not yet committed
+        self._pending_requests: dict[str, AuditRecord] = {}
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._failed: BaseException | None = None
+        self.commits = 0  # transactions committed (decisions per commit = decisions / commits)
         try:
             os.chmod(self.path, 0o600)
         except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
             pass
 
     # -- writing --------------------------------------------------------------------------------
+    def submit(self, records: Iterable[AuditRecord]) -> Future:
+        """Queue decisions for the next commit; returns a future done (with their number) once they are durable.
+
+        The decisions are serialised here (a value JSON cannot hold raises at once) and readable at
+        once; the future raises what the commit raised (e.g. ``sqlite3.IntegrityError`` for a txn_id
+        or request id already recorded), and the decisions are then not in the log.
+        """
+        records = list(records)
+        rows = [(r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
+                 r.batch_id, r.input_hash, canonical_json(r.input),
+                 np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
+                 int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
+                 r.feature_params_hash, r.rules_config_hash, canonical_json(r.decision)) for r in records]
+        if not rows:
+            done: Future = Future()
+            done.set_result(0)
+            return done
+        return self._enqueue(_Write("decisions", rows, records))
+
     def append(self, records: Iterable[AuditRecord]) -> int:
         """Write decisions in one transaction and commit (durably) before returning; returns how many."""
-        records = list(records)
-        if not records:
-            return 0
-        with self._lock:
-            prev = self._last_hash
-            rows = []
-            for r in records:
-                values = (r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
-                          r.batch_id, r.input_hash, canonical_json(r.input),
-                          np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
-                          int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
-                          r.feature_params_hash, r.rules_config_hash, canonical_json(r.decision))
-                prev = _row_digest(prev, values)
-                rows.append(values + (prev,))
-            placeholders = ",".join("?" * len(_COLUMNS))
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({placeholders})", rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._last_hash = prev
-        return len(rows)
+        return int(self.submit(records).result())
+
+    def durable(self, txn_id: str) -> Future | None:
+        """The future of the commit that will hold ``txn_id``'s decision, or None when it is committed (or unknown)."""
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[1] if item is not None else None
 
     def append_explanation(self, request_id: str, lang: str, model_version: str, explanation: dict[str, Any]) -> dict[str, Any]:
         """Freeze an explanation computed after the decision; the first one written for (request id, lang) wins."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json) "
-                "VALUES (?, ?, ?, ?, ?)", (request_id, lang, utc_now_iso(), model_version, canonical_json(explanation)))
+        row = (request_id, lang, utc_now_iso(), model_version, canonical_json(explanation))
+        self._enqueue(_Write("explanation", [row])).result()
         stored = self.explanation(request_id, lang)
         assert stored is not None
         return stored
 
+    def submit_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> Future:
+        """Queue the note that a decided txn_id was sent again (the original decision was returned)."""
+        row = (request_id, txn_id, utc_now_iso(), caller_key_id, caller_role, endpoint)
+        return self._enqueue(_Write("replay", [row]))
+
     def append_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> None:
-        """Note that a decided txn_id was sent again (the original decision was returned)."""
-        with self._lock:
-            self._db.execute("INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (request_id, txn_id, utc_now_iso(), caller_key_id, caller_role, endpoint))
+        """Note that a decided txn_id was sent again, durably before returning."""
+        self.submit_replay(request_id, txn_id, caller_key_id, caller_role, endpoint).result()
+
+    def _enqueue(self, write: _Write) -> Future:
+        with self._cond:
+            if self._failed is not None:
+                raise RuntimeError(f"the audit log writer stopped: {self._failed!r}")
+            if self._closing:
+                raise RuntimeError("the audit log is closed")
+            for rec in write.records:
+                self._pending[rec.txn_id] = (rec, write.future)
+                self._pending_requests[rec.request_id] = rec
+            self._queue.append(write)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+                self._writer.start()
+            self._cond.notify()
+        return write.future
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        return
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        except BaseException as exc:  # pragma: no cover - a bug: fail every waiting caller rather than hang them
+            with self._cond:
+                self._failed = exc
+                group, self._queue = self._queue, []
+            for write in group:
+                self._finish(write, None, exc)
+            raise
+
+    _INSERT = {
+        "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
+        "explanation": "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json) "
+                       "VALUES (?, ?, ?, ?, ?)",
+        "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint) VALUES (?, ?, ?, ?, ?, ?)",
+    }
+
+    def _commit(self, group: list[_Write]) -> None:
+        """Insert a group of writes in one transaction; if it fails, each write alone (only the bad one fails)."""
+        prev = self._last_hash
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for write in group:
+                    rows = write.rows
+                    if write.kind == "decisions":
+                        chained = []
+                        for values in rows:
+                            prev = _row_digest(prev, values)
+                            chained.append(values + (prev,))
+                        rows = chained
+                    self._db.executemany(self._INSERT[write.kind], rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except Exception as exc:
+            if len(group) > 1:
+                for write in group:
+                    self._commit([write])
+            else:
+                self._finish(group[0], None, exc)
+            return
+        self._last_hash = prev
+        self.commits += 1
+        for write in group:
+            self._finish(write, len(write.rows) if write.kind == "decisions" else None, None)
+
+    def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
+        with self._cond:
+            for rec in write.records:
+                if self._pending.get(rec.txn_id, (None, None))[1] is write.future:
+                    del self._pending[rec.txn_id]
+                    self._pending_requests.pop(rec.request_id, None)
+        if exc is not None:
+            write.future.set_exception(exc)
+        else:
+            write.future.set_result(result)
 
     # -- reading --------------------------------------------------------------------------------
     def _record(self, row: tuple[Any, ...] | None) -> AuditRecord | None:
@@ -240,36 +361,44 @@ class AuditLog:
 
     def _one(self, where: str, value: str) -> AuditRecord | None:
         with self._lock:
-            row = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = ?", (value,)).fetchone()
+            row = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = ?", (value,)).fetchone()
         return self._record(row)
 
     def by_txn(self, txn_id: str) -> AuditRecord | None:
-        """The decision recorded for a txn_id, or None."""
-        return self._one("txn_id", txn_id)
+        """The decision recorded (or being committed) for a txn_id, or None."""
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[0] if item is not None else self._one("txn_id", txn_id)
 
     def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
         """The decisions recorded for any of ``txn_ids`` (one query per 500 ids), by txn_id."""
         out: dict[str, AuditRecord] = {}
-        ids = list(dict.fromkeys(txn_ids))
+        with self._cond:
+            for t in txn_ids:
+                if t in self._pending:
+                    out[t] = self._pending[t][0]
+        ids = [t for t in dict.fromkeys(txn_ids) if t not in out]
         for start in range(0, len(ids), 500):
             part = ids[start:start + 500]
             with self._lock:
-                rows = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id IN "
+                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id IN "
                                         f"({','.join('?' * len(part))})", part).fetchall()
             for row in rows:
                 rec = self._record(row)
                 assert rec is not None
-                out[rec.txn_id] = rec
+                out.setdefault(rec.txn_id, rec)
         return out
 
     def by_request(self, request_id: str) -> AuditRecord | None:
-        """The decision recorded under a request id, or None."""
-        return self._one("request_id", request_id)
+        """The decision recorded (or being committed) under a request id, or None."""
+        with self._cond:
+            rec = self._pending_requests.get(request_id)
+        return rec if rec is not None else self._one("request_id", request_id)
 
     def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
         """A frozen deferred explanation: ``{computed_at, model_version, explanation}``, or None."""
         with self._lock:
-            row = self._db.execute("SELECT computed_at, model_version, explanation_json FROM explanations "
+            row = self._read.execute("SELECT computed_at, model_version, explanation_json FROM explanations "
                                    "WHERE request_id = ? AND lang = ?", (request_id, lang)).fetchone()
         if row is None:
             return None
@@ -278,18 +407,18 @@ class AuditLog:
     def count(self) -> int:
         """Decisions in the log (the highest seq: rows are never deleted, so no table scan is needed)."""
         with self._lock:
-            return int(self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
+            return int(self._read.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
 
     def replay_count(self) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
+            return int(self._read.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
 
     def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
         """Every decision after ``after_seq``, in order (for reports and checks)."""
         last = after_seq
         while True:
             with self._lock:
-                rows = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
+                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
                                         "LIMIT 1000", (last,)).fetchall()
             if not rows:
                 return
@@ -306,7 +435,7 @@ class AuditLog:
         last = 0
         while True:
             with self._lock:
-                rows = self._db.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
+                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
                                         "LIMIT 1000", (last,)).fetchall()
             if not rows:
                 return True, n, None
@@ -320,5 +449,13 @@ class AuditLog:
                 last = seq
 
     def close(self) -> None:
+        """Commit what is queued, stop the writer and close the connections."""
+        with self._cond:
+            self._closing = True
+            writer = self._writer
+            self._cond.notify_all()
+        if writer is not None:
+            writer.join()
         with self._lock:
+            self._read.close()
             self._db.close()

@@ -7,12 +7,14 @@ Everything that changes state happens under one lock, in this order, for each tr
 2. the online feature state counts the transaction and returns its feature row (it refuses an
    unknown customer, a malformed field or a transaction older than the customer's latest one, and
    then changes nothing);
-3. the model set scores the row (suspicion score 0..100, components, alert);
-4. the transaction rules of the model set's rules configuration list the rules fired; the
-   customer's current risk level and the peer comparisons are added; for compliance callers who ask
-   for it, the feature attributions (TreeSHAP for LightGBM, the anomaly attribution);
-5. the decision (input, feature row, scores, reasons, versions, caller) is appended to the audit
-   log and committed, then the response is built from it.
+3. the model set scores the row (suspicion score 0..100, components, alert), and for compliance
+   callers who ask for it explains it in the same pass (``ModelSet.score_and_explain``: TreeSHAP
+   for LightGBM, the anomaly attribution, the rules with their conditions);
+4. the rules fired (from the model set's pass), the customer's current risk level and the peer
+   comparisons are added;
+5. the decision (input, feature row, scores, reasons, versions, caller) is queued for the audit
+   log's next commit (group commit, :class:`serving.audit.AuditLog`); the response is built from
+   it once that commit is done (the service awaits it without blocking its event loop).
 
 A crash between 2 and 5 leaves the transaction counted but undecided; sending it again scores the
 stored feature row (the state does not count it twice) and records the decision then.
@@ -23,6 +25,7 @@ turns into responses.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -31,6 +34,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -200,10 +204,37 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
 
 @dataclass(frozen=True)
 class Outcome:
-    """A decision as recorded, and whether this call was a replay of it."""
+    """A decision as recorded, and whether this call was a replay of it.
+
+    ``waits`` are the audit-log commits the answer depends on (the decision's own, and for a replay
+    the note of the replay and, when the original decision is still being committed, that commit):
+    nothing may be sent before they are done (:meth:`wait`, :meth:`wait_async`).
+    """
 
     record: AuditRecord
     replayed: bool
+    waits: tuple[Future, ...] = ()
+
+    def wait(self) -> None:
+        """Block until the record (and a replay's note) is durable; raises what the commit raised."""
+        for f in self.waits:
+            f.result()
+
+    async def wait_async(self) -> None:
+        """:meth:`wait` for the event loop: other requests are served meanwhile."""
+        for f in self.waits:
+            if not f.done():
+                await asyncio.wrap_future(f)
+            f.result()
+
+
+def wait_all(outcomes: Sequence[Any]) -> list[Future]:
+    """The distinct commits a list of outcomes (and errors, which have none) waits for."""
+    seen: dict[int, Future] = {}
+    for o in outcomes:
+        for f in getattr(o, "waits", ()):
+            seen.setdefault(id(f), f)
+    return list(seen.values())
 
 
 class ScoringEngine:
@@ -341,6 +372,8 @@ class ScoringEngine:
         ms.score_vector(x)
         for lang in ("en", "zh"):
             ms.explain_vector(x[:1], top_k=self.settings.top_k, lang=lang)
+            if hasattr(ms, "score_and_explain"):
+                ms.score_and_explain(x[:1], top_k=self.settings.top_k, lang=lang)
             explain_rules(score_transaction_rules(x[0], self.rules_config), self.rules_config, lang)
         log.info("code paths warmed in %.1f s", time.perf_counter() - t0)
 
@@ -374,26 +407,35 @@ class ScoringEngine:
             raise with_code(Conflict, "txn_id_reused",
                             f"txn_id {record['txn_id']!r} was scored before (request {prev.request_id}) with different "
                             "content; a txn_id identifies one transaction")
-        self.audit.append_replay(prev.request_id, prev.txn_id, caller.key_id, caller.role, endpoint)
-        return Outcome(prev, replayed=True)
+        note = self.audit.submit_replay(prev.request_id, prev.txn_id, caller.key_id, caller.role, endpoint)
+        original = self.audit.durable(prev.txn_id)  # the original decision may still be being committed
+        return Outcome(prev, replayed=True, waits=(note,) if original is None else (original, note))
 
     def _decide(self, record: dict[str, Any], ihash: str, x: np.ndarray, scores: Any, i: int, caller: Caller,
-                explain: bool, lang: str, endpoint: str, batch_id: str | None) -> AuditRecord:
-        """Build the full decision for one scored row (everything the audit log keeps)."""
+                explain: bool, lang: str, endpoint: str, batch_id: str | None,
+                explanation: dict[str, Any] | None = None) -> AuditRecord:
+        """Build the full decision for one scored row (everything the audit log keeps).
+
+        ``explanation`` is the row's explanation when the model set computed it with the scores
+        (:meth:`_score_one`); otherwise it is computed here when ``explain`` is asked by a caller
+        who sees it.
+        """
         model = self.model
+        rules_config = self.rules_config
         cid = record["customer_id"]
         code = self.registry.code_of[cid]
         group = self.registry.peer_group_names[int(self.registry.peer_group[code])]
         is_corporate = bool(self.registry.is_corporate[code])
         values = dict(zip(FEATURE_NAMES, x.tolist()))
-        rule = score_transaction_rules(x, self.rules_config)
+        rule = self._rule_result(scores, i, x)
         rules_fired = [{
             "rule_id": f.rule_id,
             "weight": f.weight,
             "conditions": [{"feature": c.feature, "op": c.op, "threshold": c.threshold, "value": c.value} for c in f.conditions],
         } for f in rule.fired]
-        explanation = None
-        if explain and caller.full_view:
+        if not (explain and caller.full_view):
+            explanation = None
+        elif explanation is None:
             explanation = explanation_dict(model.model_set.explain_vector(x[None, :], top_k=self.settings.top_k, lang=lang))
         request_id = new_ulid()
         decided_at = utc_now_iso()
@@ -415,7 +457,7 @@ class ScoringEngine:
             "customer_risk": self.ratings.summary(cid),
             "peer_group": group,
             "rules_fired": rules_fired,
-            "rules_text": {"en": explain_rules(rule, self.rules_config, "en"), "zh": explain_rules(rule, self.rules_config, "zh")},
+            "rules_text": {"en": explain_rules(rule, rules_config, "en"), "zh": explain_rules(rule, rules_config, "zh")},
             "peer_comparisons": {lg: words.peer_comparisons(values, group, record["direction"], is_corporate, lg)
                                  for lg in ("en", "zh")},
             "explanation": explanation,
@@ -432,33 +474,60 @@ class ScoringEngine:
                            feature_params_hash=v.get("feature_params_hash"),
                            rules_config_hash=v.get("rules_config_hash"), decision=decision)
 
+    def _rule_result(self, scores: Any, i: int, x: np.ndarray) -> Any:
+        """Row ``i``'s transaction-rule result: the model set's own (``ScoreBatch.rules``) when it used the
+        engine's rules configuration, else evaluated here."""
+        rules = getattr(scores, "rules", None)
+        if rules and getattr(self.model.model_set, "rules_config", None) is self.rules_config:
+            return rules[i]
+        return score_transaction_rules(x, self.rules_config)
+
+    def _score_one(self, x: np.ndarray, caller: Caller, explain: bool, lang: str) -> tuple[Any, dict[str, Any] | None]:
+        """Scores of one feature row and, for a caller who sees it and asks, its explanation, in one pass of
+        the model set when it offers one (``score_and_explain``)."""
+        ms = self.model.model_set
+        if explain and caller.full_view and hasattr(ms, "score_and_explain"):
+            scores, expl = ms.score_and_explain(x[None, :], top_k=self.settings.top_k, lang=lang)
+            return scores, explanation_dict(expl)
+        return ms.score_vector(x[None, :]), None
+
     def _remember(self, rec: AuditRecord) -> None:
         t = timestamp_ns(rec.input["timestamp"])
         self.behaviour.add(rec.customer_id, t, rec.input.get("counterparty_country"), rec.features)
 
-    def score(self, txn: Transaction, caller: Caller, explain: bool = True, lang: str = "en") -> Outcome:
-        """Score one transaction (or return its original decision when the txn_id was scored before)."""
+    def score(self, txn: Transaction, caller: Caller, explain: bool = True, lang: str = "en",
+              wait: bool = True) -> Outcome:
+        """Score one transaction (or return its original decision when the txn_id was scored before).
+
+        The decision is submitted to the audit log's next commit. With ``wait`` (the default) this
+        returns once it is durable; with ``wait=False`` it returns at once and the caller must
+        :meth:`Outcome.wait_async` (or :meth:`Outcome.wait`) before answering; the service does, so
+        its event loop scores the next request while the commit's fsync runs.
+        """
         record = txn.to_record()
         ihash = input_hash(record)
         with self.lock:
             self._require_ready()
-            replay = self._replay(record, ihash, caller, "score")
-            if replay is not None:
-                return replay
-            self._check_time(txn)
-            x = self._features(record)
-            scores = self.model.model_set.score_vector(x[None, :])
-            rec = self._decide(record, ihash, x, scores, 0, caller, explain, lang, "score", None)
-            self.audit.append([rec])
-            self._remember(rec)
-            return Outcome(rec, replayed=False)
+            outcome = self._replay(record, ihash, caller, "score")
+            if outcome is None:
+                self._check_time(txn)
+                x = self._features(record)
+                scores, explanation = self._score_one(x, caller, explain, lang)
+                rec = self._decide(record, ihash, x, scores, 0, caller, explain, lang, "score", None, explanation)
+                durable = self.audit.submit([rec])
+                self._remember(rec)
+                outcome = Outcome(rec, replayed=False, waits=(durable,))
+        if wait:
+            outcome.wait()
+        return outcome
 
     def score_batch(self, txns: Sequence[Transaction], caller: Caller, explain: bool = False,
-                    lang: str = "en") -> tuple[str, list[Outcome | ServingError]]:
+                    lang: str = "en", wait: bool = True) -> tuple[str, list[Outcome | ServingError]]:
         """Score transactions in order, as one by one; per item an :class:`Outcome` or the error it got.
 
         Items in error change nothing; the others are decided and all decisions are committed to the
-        audit log in one transaction before this returns.
+        audit log in one transaction, before this returns (``wait``) or before the caller answers
+        (``wait=False``: it waits for :func:`wait_all` of the results).
         """
         batch_id = new_ulid()
         results: list[Outcome | ServingError | None] = [None] * len(txns)
@@ -497,12 +566,18 @@ class ScoringEngine:
                     rec = self._decide(record, ihash, x, scores, j, caller, explain, lang, "score_batch", batch_id)
                     records.append(rec)
                     results[i] = Outcome(rec, replayed=False)
-            self.audit.append(records)
+            if records:
+                durable = (self.audit.submit(records),)
+                for i, *_ in pending:
+                    results[i] = dataclasses.replace(results[i], waits=durable)  # type: ignore[arg-type]
             for rec in records:
                 self._remember(rec)
             for i, first in duplicates:
                 res = results[first]
-                results[i] = Outcome(res.record, replayed=True) if isinstance(res, Outcome) else res
+                results[i] = Outcome(res.record, replayed=True, waits=res.waits) if isinstance(res, Outcome) else res
+        if wait:
+            for f in wait_all(results):
+                f.result()
         return batch_id, results  # type: ignore[return-value]
 
     # -- explaining a past decision -------------------------------------------------------------

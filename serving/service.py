@@ -23,6 +23,7 @@ and the ratings are loaded), ``/healthz``, ``/metrics``, the OpenAPI page ``/`` 
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from typing import Any
@@ -33,7 +34,7 @@ from starlette.responses import JSONResponse
 
 from contract.errors import AmlError
 from serving.auth import Caller, KeyStore, ensure_keys_file
-from serving.config import Settings
+from serving.config import Settings, bentoml_tracing
 from serving.errors import ServingError, UnprocessableTransaction, Unauthorized, InvalidRequest
 from serving.middleware import GATE, GateMiddleware
 from serving.schemas import (
@@ -54,7 +55,7 @@ from serving.schemas import (
     ScoreRequest,
     Transaction,
 )
-from serving.scoring import ScoringEngine
+from serving.scoring import ScoringEngine, wait_all
 from serving.views import decision_view, full_view
 
 log = logging.getLogger("serving")
@@ -130,6 +131,7 @@ def _caller(ctx: bentoml.Context) -> Caller:
     threads=1,
     traffic={"timeout": 60, "max_concurrency": 256},
     resources={"cpu": "2"},
+    tracing=bentoml_tracing(),  # AML_TRACING=off (default): no OpenTelemetry span per request (~0.7 ms of CPU)
 )
 class AmlScoring:
     """Money-laundering suspicion scoring: online features, the model set from the registry, an audit log."""
@@ -174,12 +176,16 @@ class AmlScoring:
         callers also the components, risk level, attributions, rules fired and versions.
         Sending a txn_id again returns the original decision (``replayed: true``)."""
 
-        def run(caller: Caller) -> dict[str, Any]:
-            outcome = self.engine.score(transaction, caller, explain=explain, lang=lang)
+        try:
+            caller = _caller(ctx)
+            outcome = self.engine.score(transaction, caller, explain=explain, lang=lang, wait=False)
+            await outcome.wait_async()  # durable in the audit log before the answer; other requests go on meanwhile
             self.heap.tick()
-            return decision_view(outcome.record, outcome.replayed, caller.full_view, lang)
-
-        return self._run(ctx, run)  # type: ignore[return-value]
+            return _respond(ctx, decision_view(outcome.record, outcome.replayed, caller.full_view, lang))  # type: ignore[return-value]
+        except ServingError as err:
+            return _error(ctx, err)  # type: ignore[return-value]
+        except AmlError as err:
+            return _error(ctx, UnprocessableTransaction(str(err)))  # type: ignore[return-value]
 
     @bentoml.api(route="/v1/score_batch", input_spec=ScoreBatchRequest, output_spec=BatchResult)
     async def score_batch(self, transactions: list[Transaction], explain: bool = False, lang: str = "en",
@@ -187,11 +193,20 @@ class AmlScoring:
         """Score many transactions in order, with the same results as one by one. Each result is a
         decision or the error that transaction got (which changed nothing)."""
 
-        def run(caller: Caller) -> dict[str, Any]:
+        try:
+            caller = _caller(ctx)
             if len(transactions) > self.settings.max_batch_size:
                 raise InvalidRequest(f"a batch holds at most {self.settings.max_batch_size} transactions; "
                                      f"got {len(transactions)}")
-            batch_id, results = self.engine.score_batch(transactions, caller, explain=explain, lang=lang)
+            batch_id, results = self.engine.score_batch(transactions, caller, explain=explain, lang=lang, wait=False)
+            for f in wait_all(results):  # durable before the answer
+                await asyncio.wrap_future(f)
+        except ServingError as err:
+            return _error(ctx, err)  # type: ignore[return-value]
+        except AmlError as err:
+            return _error(ctx, UnprocessableTransaction(str(err)))  # type: ignore[return-value]
+
+        def run(caller: Caller) -> dict[str, Any]:
             self.heap.tick(len(results))
             out: list[dict[str, Any]] = []
             n_err = n_replay = 0

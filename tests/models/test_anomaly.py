@@ -84,3 +84,15 @@ def test_parameter_validation_names_parameter_allowed_and_received():
         BehaviourAnomalyDetector(n_estimators=0).fit(_matrix(50, 0))
     with pytest.raises(ValueError, match="must name features of the catalogue"):
         BehaviourAnomalyDetector(features=("no_such_feature",)).fit(_matrix(50, 0))
+
+
+def test_score_and_attribution_equals_the_two_calls():
+    X = _matrix(2000, 3)
+    X[np.random.default_rng(4).random(X.shape) < 0.05] = np.nan
+    det = BehaviourAnomalyDetector(n_estimators=40, random_state=0).fit(X[:1500])
+    for row in X[1500:1700]:
+        score, attribution = det.score_and_attribution(row)
+        assert score == det.anomaly_score(row[None, :])[0]
+        assert repr(attribution) == repr(det.attribution(row))  # repr: NaN values compare equal
+    with pytest.raises(ValueError, match="one row"):
+        det.score_and_attribution(X[0, :10])

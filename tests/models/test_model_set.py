@@ -115,3 +115,43 @@ def test_save_load_gives_identical_scores(model_set, tmp_path):
         ModelSet.load(tmp_path / "ms")
     with pytest.raises(ModelSetError, match="not a model set"):
         ModelSet.load(tmp_path)
+
+
+def _same_scores(a, b):
+    for name in ("suspicion_score", "rule_score", "lgbm_probability", "anomaly_score", "alert"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.rules_fired == b.rules_fired and a.alert_threshold == b.alert_threshold
+    assert [r.score for r in a.rules] == [r.score for r in b.rules]
+
+
+def test_score_and_explain_equals_score_vector_and_explain_vector(model_set):
+    """The one-pass call the service makes gives exactly the two separate calls' results."""
+    X = random_features(150, seed=17)
+    X[0, IDX["near_threshold_cash_cnt_7d"]] = 5  # a fired rule
+    X[1] = np.nan  # every feature undefined
+    X[2] = 0.0
+    for i, x in enumerate(X):
+        for lang in ("en", "zh"):
+            top_k = (3, 8, len(FEATURE_NAMES))[i % 3]
+            batch, expl = model_set.score_and_explain(x[None, :] if i % 2 else x, top_k=top_k, lang=lang)
+            _same_scores(batch, model_set.score_vector(x))
+            assert expl.to_dict() == model_set.explain_vector(x, top_k=top_k, lang=lang).to_dict()
+            assert json.dumps(expl.to_dict(), sort_keys=True) == json.dumps(
+                model_set.explain_vector(x, top_k=top_k, lang=lang).to_dict(), sort_keys=True)
+    with pytest.raises(ValueError, match="'lang'"):
+        model_set.score_and_explain(X[0], lang="fr")
+    with pytest.raises(ValueError, match="one row"):
+        model_set.score_and_explain(X[:2])
+
+
+def test_explanation_holds_lightgbm_treeshap_values(model_set):
+    """The attributions are LightGBM's own pred_contrib values for the row, exactly."""
+    X = random_features(20, seed=19)
+    booster = model_set.classifier.booster_
+    for x in X:
+        e = model_set.explain_vector(x, top_k=len(FEATURE_NAMES))
+        contrib = booster.predict(x[None, :], pred_contrib=True)[0]
+        assert e.lgbm_expected_value == contrib[-1]
+        for c in e.lgbm_contributions:
+            assert c.contribution == contrib[FEATURE_NAMES.index(c.feature)]
+        assert e.components["lgbm_probability"] == booster.predict(x[None, :])[0]

@@ -82,3 +82,27 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_single_row_path_gives_booster_predict_to_the_last_bit():
+    """predict_one / contributions_one on one row (LightGBM's single-row C API) equal Booster.predict exactly."""
+    import pickle
+
+    X, y = _xy(3000, seed=4)
+    X[np.random.default_rng(5).random(X.shape) < 0.05] = np.nan  # missing values follow each node's default side
+    clf = SuspicionClassifier(n_estimators=40, min_child_samples=10, random_state=0).fit(X[:2000], y[:2000])
+    assert clf._single_row() is not None  # the fast path is in use with this LightGBM
+    for row in X[2000:2300]:
+        one = row[None, :]
+        assert clf.predict_one(one).shape == (1,)
+        assert clf.predict_one(one)[0] == clf.booster_.predict(one, num_threads=1)[0]
+        np.testing.assert_array_equal(clf.contributions_one(row), clf.booster_.predict(one, pred_contrib=True)[0])
+    several = X[2300:2310]
+    np.testing.assert_array_equal(clf.predict_one(several), clf.booster_.predict(several, num_threads=1))
+    again = pickle.loads(pickle.dumps(clf))  # the C handle is not pickled; it is made again on first use
+    assert "_single_row_predictor" not in again.__getstate__()
+    assert again.predict_one(X[:1])[0] == clf.predict_one(X[:1])[0]
+    clf.fit(X[:1000], y[:1000])  # a new booster gets a new single-row predictor
+    assert clf.predict_one(X[:1])[0] == clf.booster_.predict(X[:1], num_threads=1)[0]
+    with pytest.raises(ValueError, match="a row of 6 features"):
+        clf.contributions_one(X[0, :5])

@@ -114,3 +114,38 @@ class FakeLoader:
         self.loads.append(v)
         return LoadedModel(model_set=self.versions[v], name=self.name, version=v, alias=None if version else alias,
                            source=f"models:/{self.name}/{v}")
+
+
+class _FakeClassifier:
+    """Stand-in for the LightGBM classifier's single-row TreeSHAP call."""
+
+    def contributions_one(self, x: np.ndarray) -> np.ndarray:
+        row = np.nan_to_num(np.asarray(x, dtype=np.float64).reshape(-1))
+        return np.append(np.round(row * 1e-4, 6), -2.0)
+
+
+class OnePassModelSet(FakeModelSet):
+    """A fake model set with the one-pass call (``score_and_explain``) and a classifier, as the real one has."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.classifier = _FakeClassifier()
+        self.one_pass_calls = 0
+
+    def _explain_with(self, x: np.ndarray, contrib: np.ndarray, top_k: int, lang: str) -> FakeExplanation:
+        row = np.asarray(x, dtype=np.float64).reshape(-1)
+        top = [int(j) for j in np.argsort(-np.abs(contrib[:-1]), kind="stable")[:top_k]]
+        return FakeExplanation({
+            "model_version": self.version, "lang": lang, "base_value": float(contrib[-1]),
+            "lgbm_contributions": [{"feature": FEATURE_NAMES[j], "value": float(np.nan_to_num(row[j])),
+                                    "contribution": float(contrib[j])} for j in top],
+            "anomaly_attribution": [{"feature": "amount", "value": float(row[_IDX["amount"]]), "share": 1.0}],
+        })
+
+    def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> FakeExplanation:
+        self.explain_calls += 1
+        return self._explain_with(x, self.classifier.contributions_one(x), top_k, lang)
+
+    def score_and_explain(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> tuple[FakeScores, FakeExplanation]:
+        self.one_pass_calls += 1
+        return self.score_vector(x), self._explain_with(x, self.classifier.contributions_one(x), top_k, lang)

@@ -32,7 +32,8 @@ def test_settings_from_env_and_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize("var,value,word", [("AML_WARM_UP_DAYS", "-3", "AML_WARM_UP_DAYS"),
                                             ("AML_AUDIT_SYNC", "sometimes", "AML_AUDIT_SYNC"),
                                             ("AML_MODEL_VERSION", "latest", "AML_MODEL_VERSION"),
-                                            ("AML_MAX_BODY_BYTES", "ten", "AML_MAX_BODY_BYTES")])
+                                            ("AML_MAX_BODY_BYTES", "ten", "AML_MAX_BODY_BYTES"),
+                                            ("AML_TRACING", "maybe", "AML_TRACING")])
 def test_settings_errors_name_the_variable(var: str, value: str, word: str) -> None:
     with pytest.raises(SettingsError, match=word) as exc:
         Settings.from_env({var: value})
@@ -156,6 +157,73 @@ def test_audit_log_round_trip_chain_and_tamper_detection(tmp_path: Path) -> None
     db.close()
     ok, n, bad = AuditLog(path, sync="normal").verify()
     assert not ok and n == 2 and bad == 3
+
+
+def test_audit_group_commit_makes_every_write_durable_before_its_future(tmp_path: Path) -> None:
+    """Writes queued while a commit runs go into the next one; each future is done only after its commit."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = AuditLog(tmp_path / "audit.sqlite", sync="full")
+    gate, entered = threading.Event(), threading.Event()
+    real_commit = log._commit
+
+    def slow_commit(group):  # the first commit waits (as a slow fsync would) until the test lets it go
+        entered.set()
+        gate.wait(10)
+        real_commit(group)
+
+    log._commit = slow_commit
+    recs = [_record(i) for i in range(40)]
+    first = log.submit(recs[:1])
+    assert entered.wait(10)
+    # queued meanwhile, from several threads: readable at once, not durable yet
+    with ThreadPoolExecutor(4) as pool:
+        futures = list(pool.map(lambda r: log.submit([r]), recs[1:]))
+    assert not first.done() and not any(f.done() for f in futures)
+    assert log.by_txn("T7").request_id == recs[7].request_id and log.by_request(recs[9].request_id).txn_id == "T9"
+    assert set(log.by_txns(["T3", "T30", "nope"])) == {"T3", "T30"}
+    assert log.durable("T7") is futures[6]
+    reader = AuditLog(tmp_path / "audit.sqlite", sync="normal")  # another connection sees nothing uncommitted
+    assert reader.count() == 0 and reader.by_txn("T7") is None
+    log._commit = real_commit
+    gate.set()
+    assert first.result(10) == 1 and all(f.result(10) == 1 for f in futures)
+    assert log.durable("T7") is None and reader.count() == 40
+    assert log.commits <= 3  # the 39 queued writes went in at most two commits after the first
+    assert log.verify() == (True, 40, None)
+    reader.close()
+    log.close()
+
+
+def test_audit_failed_write_fails_alone_and_keeps_the_chain(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", sync="normal")
+    log.append([_record(0)])
+    gate = __import__("threading").Event()
+    real_commit = log._commit
+    log._commit = lambda group: (gate.wait(10), real_commit(group))
+    blocker = log.submit([_record(1)])
+    dup = log.submit([_record(0)])  # the same txn_id again: refused by the database
+    ok = log.submit([_record(2)])
+    replay = log.submit_replay("R", "T0", "k", "channel", "score")
+    log._commit = real_commit
+    gate.set()
+    assert blocker.result(10) == 1 and ok.result(10) == 1 and replay.result(10) is None
+    with pytest.raises(sqlite3.IntegrityError):
+        dup.result(10)
+    assert log.by_txn("T0").request_id != "" and log.count() == 3 and log.replay_count() == 1
+    assert log.verify() == (True, 3, None)
+    log.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        log.submit([_record(5)])
+
+
+def test_tracing_setting() -> None:
+    from serving.config import bentoml_tracing
+
+    assert bentoml_tracing({}) == {"excluded_urls": ["/"]} == bentoml_tracing({"AML_TRACING": "off"})
+    assert bentoml_tracing({"AML_TRACING": "on"}) == {}
+    assert Settings.from_env({"AML_TRACING": "on"}).tracing == "on" and Settings.from_env({}).tracing == "off"
 
 
 def test_ulids_sort_by_time() -> None:

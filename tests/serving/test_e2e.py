@@ -196,6 +196,33 @@ def test_roles(server: Server, customers: list[str]) -> None:
                        {"Authorization": "Bearer wrong"}).status_code == 401
 
 
+def test_decision_and_explanation_equal_the_model_sets_two_calls(server: Server, registry: dict[str, Any],
+                                                                 customers: list[str]) -> None:
+    """The service scores and explains in one pass; what it answers equals score_vector and explain_vector of the
+    recorded feature row with the served model set."""
+    import numpy as np
+
+    from serving.registry import RegistryLoader
+    from serving.scoring import explanation_dict
+
+    # the model set as the service loaded it (its download in the state folder, with the registry's version number)
+    ms = RegistryLoader(registry["uri"], "aml-model-set", server.state / "models").load(version=registry["v1"]).model_set
+    for k, (amount, lang) in enumerate([(49_500.0, "en"), (120.0, "zh"), (9_000.0, "en")]):
+        txn = new_txn(customers[9], f"E-1P-{k}", f"2026-06-01T02:0{k}:00Z", amount=amount)
+        got = server.post("/v1/score", {"transaction": txn, "lang": lang}, COMPLIANCE).json()
+        db = sqlite3.connect(server.state / "audit.sqlite")
+        (feats,) = db.execute("SELECT features FROM decisions WHERE request_id = ?", (got["request_id"],)).fetchone()
+        db.close()
+        x = np.frombuffer(feats, dtype=np.float64)[None, :]
+        two = ms.score_vector(x)
+        assert got["suspicion_score"] == float(two.suspicion_score[0]) and got["alert"] == bool(two.alert[0])
+        assert got["components"] == {"rule_score": float(two.rule_score[0]),
+                                     "lgbm_probability": float(two.lgbm_probability[0]),
+                                     "anomaly_score": float(two.anomaly_score[0])}
+        expected = json.loads(json.dumps(explanation_dict(ms.explain_vector(x, top_k=8, lang=lang))))
+        assert got["explanation"] == expected and got["explanation_lang"] == lang
+
+
 def test_bad_inputs_change_nothing(server: Server, customers: list[str]) -> None:
     before = _counts(server)
     good = new_txn(customers[1], "E-BAD", "2026-06-01T02:00:00Z")

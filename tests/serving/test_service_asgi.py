@@ -251,6 +251,43 @@ def test_batch_gives_the_same_results_as_one_by_one(tmp_path: Path, tiny_bank: P
         assert {k: v for k, v in s.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
 
 
+def test_explained_decisions_use_the_one_pass_call(tmp_path: Path, tiny_bank: Path, customers: list[str]) -> None:
+    """With a model set that scores and explains in one pass, the service calls it once per explained decision and
+    answers what score_vector and explain_vector give; replays, batches and channel calls keep their answers."""
+    from serving_fakes import OnePassModelSet
+
+    saved = dict(os.environ)
+    ms = OnePassModelSet("1")
+    try:
+        client = start_client(tiny_bank, tmp_path / "state", FakeLoader({"1": ms}))
+        ms.one_pass_calls = ms.explain_calls = 0
+        txns = [new_txn(customers[k % 3], f"R-OP-{k}", f"2026-05-01T10:{k:02d}:00Z", amount=900.0 * (k + 1))
+                for k in range(6)]
+        first = client.post("/v1/score", json={"transaction": txns[0], "lang": "zh"}, headers=COMPLIANCE).json()
+        chan = client.post("/v1/score", json={"transaction": txns[1]}, headers=CHANNEL).json()
+        batch = client.post("/v1/score_batch", json={"transactions": txns[2:4]}, headers=COMPLIANCE).json()
+        again = client.post("/v1/score", json={"transaction": txns[0], "lang": "zh"}, headers=COMPLIANCE).json()
+        last = client.post("/v1/score", json={"transaction": txns[4]}, headers=COMPLIANCE).json()
+        assert ms.one_pass_calls == 2  # the two explained decisions; not the channel call, the batch or the replay
+        assert ms.explain_calls == 0  # no second pass
+        assert again["replayed"] and again["request_id"] == first["request_id"] and again["explanation"] == first["explanation"]
+        assert "explanation" not in chan and batch["n_scored"] == 2
+        db = sqlite3.connect(tmp_path / "state" / "audit.sqlite")
+        rows = db.execute("SELECT txn_id, features FROM decisions ORDER BY seq").fetchall()
+        db.close()
+        assert [r[0] for r in rows] == ["R-OP-0", "R-OP-1", "R-OP-2", "R-OP-3", "R-OP-4"]  # counted order = audit order
+        import numpy as np
+
+        for got, (_, feats) in ((first, rows[0]), (last, rows[4])):
+            x = np.frombuffer(feats, dtype=np.float64)[None, :]
+            assert got["explanation"] == json.loads(json.dumps(ms.explain_vector(x, top_k=8, lang=got["explanation_lang"]).to_dict()))
+            assert got["suspicion_score"] == float(ms.score_vector(x).suspicion_score[0])
+        client.__exit__(None, None, None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 # -- explanations, frozen -----------------------------------------------------------------------
 def test_explain_returns_the_frozen_decision_after_a_promotion(service_env: dict[str, Any], customers: list[str]) -> None:
     client, loader = service_env["client"], service_env["loader"]
