@@ -29,7 +29,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -253,25 +252,6 @@ def resolve_registered(uri: str, name: str, alias: str | None, version: str | No
     return resolved, run_id
 
 
-_RUN_ID = re.compile(r"^run_id:\s*['\"]?([0-9A-Za-z_-]+)", re.M)
-
-
-def download_run_id(folder: Path) -> str | None:
-    """The run id a downloaded registered model came from (its ``MLmodel``), or None when unknown."""
-    try:
-        m = _RUN_ID.search((folder / "MLmodel").read_text(encoding="utf-8"))
-    except OSError:
-        return None
-    return m.group(1) if m else None
-
-
-def _is_download_of(folder: Path, run_id: str | None) -> bool:
-    if not (folder / _COMPLETE).exists():
-        return False
-    found = download_run_id(folder)
-    return run_id is None or found is None or found == run_id
-
-
 def _download(uri: str, name: str, version: str, target: Path) -> None:
     """Download ``models:/<name>/<version>`` into ``target`` (replacing what is there), as the service does."""
     import mlflow
@@ -313,6 +293,8 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
     resolved; the download in ``cache_dir`` (default ``<state>/models``, shared with the service)
     is reused when it is of the registry's run. See the module docstring.
     """
+    from serving.registry import download_run_id, is_download_of  # the service's download layout
+
     cache = Path(cache_dir) if cache_dir is not None else default_state_dir() / "models"
     uri = tracking_uri or default_tracking_uri()
     db = _sqlite_path(uri)
@@ -327,7 +309,7 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
         try:
             resolved, run_id = resolve_registered(uri, name, alias, None if version is None else str(version), cache)
             local = cache / name / resolved
-            if not _is_download_of(local, run_id):
+            if not is_download_of(local, run_id):
                 _download(uri, name, resolved, local)
         except SourceError:
             raise

@@ -10,6 +10,7 @@ loaded again from the registry only to explain a decision it made (:class:`Model
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 from collections import OrderedDict
@@ -129,7 +130,7 @@ class RegistryLoader:
     def load(self, alias: str | None = None, version: str | None = None) -> LoadedModel:
         """Resolve, download (or reuse the cached download) and load a model set."""
         resolved, run_id = self.resolve(alias, version)
-        local = self._download(resolved)
+        local = self._download(resolved, run_id)
         model_set = self._load_dir(find_model_set_dir(local))
         meta = getattr(model_set, "metadata", None)
         if isinstance(meta, dict):  # the saved metadata predates the registry version number
@@ -139,9 +140,9 @@ class RegistryLoader:
         return LoadedModel(model_set=model_set, name=self.name, version=resolved, alias=None if version else alias,
                            source=f"models:/{self.name}/{resolved}", run_id=run_id)
 
-    def _download(self, version: str) -> Path:
+    def _download(self, version: str, run_id: str | None = None) -> Path:
         target = self.cache_dir / self.name / version
-        if (target / _COMPLETE).exists():
+        if is_download_of(target, run_id):
             return target
         import mlflow
         import mlflow.artifacts
@@ -166,6 +167,30 @@ class RegistryLoader:
         (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
         tmp.rename(target)
         return target
+
+
+_RUN_ID = re.compile(r"^run_id:\s*['\"]?([0-9A-Za-z_-]+)", re.M)
+
+
+def download_run_id(folder: Path) -> str | None:
+    """The run id a downloaded registered model came from (its ``MLmodel``), or None when unknown."""
+    try:
+        m = _RUN_ID.search((folder / "MLmodel").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def is_download_of(folder: Path, run_id: str | None) -> bool:
+    """Whether ``folder`` holds a complete download of the model version made by ``run_id``.
+
+    Downloads are kept by version number; a registry created anew (or another one at the same
+    path) numbers its versions from 1 again, so a version's folder is reused only for the same run.
+    """
+    if not (folder / _COMPLETE).exists():
+        return False
+    found = download_run_id(folder)
+    return run_id is None or found is None or found == run_id
 
 
 class ModelCache:

@@ -254,3 +254,17 @@ def test_feedback_export_keeps_the_latest_per_transaction(tmp_path: Path) -> Non
     typed = store.reports_frame()
     assert typed["report_date"].dtype.kind == "M"
     store.close()
+
+
+def test_a_version_folder_is_reused_only_for_the_same_run(tmp_path: Path) -> None:
+    """A registry made anew numbers its versions from 1 again: its version 1 is another model."""
+    from serving.registry import _COMPLETE, download_run_id, is_download_of
+
+    folder = tmp_path / "aml-model-set" / "1"
+    folder.mkdir(parents=True)
+    (folder / "MLmodel").write_text("artifact_path: model\nrun_id: 0a1b2c\nflavors: {}\n", encoding="utf-8")
+    assert not is_download_of(folder, "0a1b2c")  # incomplete download
+    (folder / _COMPLETE).write_text("2026-11-23T00:00:00Z\n", encoding="utf-8")
+    assert download_run_id(folder) == "0a1b2c"
+    assert is_download_of(folder, "0a1b2c") and is_download_of(folder, None)
+    assert not is_download_of(folder, "ffeedd")  # same version number, another run: download again
