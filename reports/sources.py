@@ -107,7 +107,9 @@ class LazyModelSet:
             p = folder / name
             if not p.is_file():
                 raise SourceError(f"The model set in {folder} is incomplete: {name} is missing.")
-            if _sha256(p) != digest:
+            with p.open("rb") as handle:
+                actual = hashlib.file_digest(handle, "sha256").hexdigest()
+            if actual != digest:
                 raise SourceError(f"The model set in {folder} was altered: {name} does not match its recorded sha256.")
         self.folder = folder
         self.content_hash = hashlib.sha256(raw).hexdigest()
@@ -159,14 +161,6 @@ class LazyModelSet:
     def __repr__(self) -> str:
         state = "loaded" if self._model_set is not None else "not loaded yet"
         return f"LazyModelSet({str(self.folder)!r}, {self.content_hash[:12]}, {state})"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_model_dir(path: str | Path) -> ModelInfo:
@@ -274,17 +268,6 @@ def _download(uri: str, name: str, version: str, target: Path) -> None:
         raise SourceError(f"cannot download models:/{name}/{version} from {uri}: {getattr(exc, 'message', None) or exc}") from None
 
 
-def _find_model_set_dir(root: Path) -> Path:
-    """The model-set folder inside a downloaded registered model (as :func:`serving.registry.find_model_set_dir`)."""
-    candidate = root / "artifacts" / "model_set"
-    if candidate.is_dir():
-        return candidate
-    for path in sorted(root.rglob("model_set")):
-        if path.is_dir():
-            return path
-    return root
-
-
 def load_registered_model(alias: str | None = "champion", version: str | None = None, tracking_uri: str | None = None,
                           name: str = MODEL_NAME, cache_dir: str | Path | None = None) -> ModelInfo:
     """A registered model set by alias or version, opened lazily (:class:`LazyModelSet`).
@@ -293,7 +276,7 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
     resolved; the download in ``cache_dir`` (default ``<state>/models``, shared with the service)
     is reused when it is of the registry's run. See the module docstring.
     """
-    from serving.registry import download_run_id, is_download_of  # the service's download layout
+    from serving.registry import download_run_id, find_model_set_dir, is_download_of  # the service's layout
 
     cache = Path(cache_dir) if cache_dir is not None else default_state_dir() / "models"
     uri = tracking_uri or default_tracking_uri()
@@ -318,7 +301,7 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
             raise SourceError(f"cannot load {what} of the registered model {name!r} from {uri}: "
                               f"{getattr(exc, 'message', None) or exc}") from None
     local = cache / name / resolved
-    ms = LazyModelSet(_find_model_set_dir(local),
+    ms = LazyModelSet(find_model_set_dir(local),
                       extra_metadata={"model_version": resolved, "registered_model_name": name, "run_id": run_id})
     return ModelInfo(model_set=ms, name=name, version=resolved, alias=None if version else alias, run_id=run_id)
 
