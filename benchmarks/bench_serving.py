@@ -293,6 +293,7 @@ async def _open_loop(url: str, headers: dict[str, str], bodies: list[dict[str, A
     payloads = [json.dumps(b).encode() for b in bodies]
     locks: dict[str, asyncio.Lock] = {}
     lat: list[float] = []
+    trace: list[tuple[float, float]] = []  # (planned send time from the start, latency), seconds
     errors: dict[str, int] = {}
     loop = asyncio.get_running_loop()
     t0 = loop.time() + 0.2
@@ -311,11 +312,12 @@ async def _open_loop(url: str, headers: dict[str, str], bodies: list[dict[str, A
             finally:
                 pool.put_nowait(conn)
         lat.append(loop.time() - planned)
+        trace.append((planned - t0, lat[-1]))
         if key != "200":
             errors[key] = errors.get(key, 0) + 1
 
     await asyncio.gather(*(one(i, b, c) for i, (b, c) in enumerate(zip(payloads, customers))))
-    return {"latencies": lat, "errors": errors, "elapsed": loop.time() - t0}
+    return {"latencies": lat, "errors": errors, "elapsed": loop.time() - t0, "trace": sorted(trace)}
 
 
 async def _closed_batches(url: str, headers: dict[str, str], batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -399,7 +401,26 @@ def summarise(name: str, raw: dict[str, Any], n_txn: int, started: float, ended:
         "rss_mb_max": max(mem) if mem else None,
         "rss_mb_per_min": _slope_per_min(rss, started, ended),
         "rss_mb_every_30s": _timeline(rss, started, ended, 30.0),
+        **_slow_seconds(raw.get("trace")),
     }
+
+
+def _slow_seconds(trace: list[tuple[float, float]] | None, limit_ms: float = 25.0, worst: int = 6) -> dict[str, Any]:
+    """How many requests took longer than ``limit_ms`` and the seconds of the phase they crowd into.
+
+    Slow requests spread evenly point at the cost per request (queueing); slow requests bunched
+    into a few seconds point at pauses (a checkpoint, a snapshot, a collection) worth finding.
+    """
+    if not trace:
+        return {}
+    by_second: dict[int, list[float]] = {}
+    for planned, latency in trace:
+        if latency * 1000 > limit_ms:
+            by_second.setdefault(int(planned), []).append(latency * 1000)
+    ranked = sorted(by_second.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:worst]
+    return {f"over_{limit_ms:g}ms": sum(len(v) for v in by_second.values()),
+            "seconds_with_slow": len(by_second),
+            "worst_seconds": [[sec, len(v), round(max(v), 1)] for sec, v in ranked]}
 
 
 def _timeline(rss: RssSampler, start: float, end: float, step: float) -> list[float] | None:

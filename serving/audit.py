@@ -34,6 +34,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 import numpy as np
 
 _SCHEMA = """
@@ -109,8 +111,26 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY  # numpy scalars as json.dumps took them
+
+
+def stored_json(value: Any) -> str:
+    """The JSON text a row keeps (sorted keys, no spaces): :func:`canonical_json`'s layout, written by orjson.
+
+    About ten times cheaper than ``json.dumps`` for a decision (~5 KB). A value JSON cannot hold (a
+    set, an object) raises ``TypeError`` at once; NaN and infinity, which the engine never puts
+    in a decision (:func:`serving.errors.json_safe`), would be written as ``null``. The hash chain is
+    computed over the text as stored, so rows written by ``json.dumps`` earlier verify as before.
+    """
+    return orjson.dumps(value, option=_ORJSON_OPTIONS).decode("utf-8")
+
+
 def input_hash(record: dict[str, Any]) -> str:
-    """SHA-256 of a transaction record's canonical JSON: tells a replay from a reused txn_id."""
+    """SHA-256 of a transaction record's canonical JSON: tells a replay from a reused txn_id.
+
+    Stays on ``json.dumps`` (:func:`canonical_json`): a txn_id sent again after an upgrade must hash
+    as it did when it was first decided.
+    """
     return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
 
 
@@ -224,10 +244,10 @@ class AuditLog:
         """
         records = list(records)
         rows = [(r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
-                 r.batch_id, r.input_hash, canonical_json(r.input),
+                 r.batch_id, r.input_hash, stored_json(r.input),
                  np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
                  int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
-                 r.feature_params_hash, r.rules_config_hash, canonical_json(r.decision)) for r in records]
+                 r.feature_params_hash, r.rules_config_hash, stored_json(r.decision)) for r in records]
         if not rows:
             done: Future = Future()
             done.set_result(0)
@@ -246,7 +266,7 @@ class AuditLog:
 
     def append_explanation(self, request_id: str, lang: str, model_version: str, explanation: dict[str, Any]) -> dict[str, Any]:
         """Freeze an explanation computed after the decision; the first one written for (request id, lang) wins."""
-        row = (request_id, lang, utc_now_iso(), model_version, canonical_json(explanation))
+        row = (request_id, lang, utc_now_iso(), model_version, stored_json(explanation))
         self._enqueue(_Write("explanation", [row])).result()
         stored = self.explanation(request_id, lang)
         assert stored is not None

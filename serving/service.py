@@ -30,6 +30,7 @@ from typing import Any
 
 import bentoml
 from pydantic import ValidationError
+import orjson
 from starlette.responses import JSONResponse
 
 from contract.errors import AmlError
@@ -109,9 +110,20 @@ class _HeapFreezer:
             gc.freeze()
 
 
+class _JSON(JSONResponse):
+    """A JSON response rendered by orjson (a decision with its explanation: ~0.2 ms less than ``json.dumps``).
+
+    Non-finite floats never reach here (decisions are cleaned by :func:`serving.errors.json_safe`);
+    orjson would write them as ``null``, as that function does.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def _respond(ctx: bentoml.Context, data: Any, status: int = 200) -> JSONResponse:
     ctx.response.status_code = status
-    return JSONResponse(data, status_code=status)
+    return _JSON(data, status_code=status)
 
 
 def _error(ctx: bentoml.Context, err: ServingError) -> JSONResponse:
