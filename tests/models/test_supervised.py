@@ -85,7 +85,8 @@ def test_sklearn_estimator_checks(estimator, check):
 
 
 def test_single_row_path_gives_booster_predict_to_the_last_bit():
-    """predict_one / contributions_one on one row (LightGBM's single-row C API) equal Booster.predict exactly."""
+    """predict_one and the single-row C API's contributions equal Booster.predict exactly; contributions_one
+    (the compiled TreeSHAP of models.treeshap, another summation order) equals it to rounding."""
     import pickle
 
     X, y = _xy(3000, seed=4)
@@ -96,7 +97,9 @@ def test_single_row_path_gives_booster_predict_to_the_last_bit():
         one = row[None, :]
         assert clf.predict_one(one).shape == (1,)
         assert clf.predict_one(one)[0] == clf.booster_.predict(one, num_threads=1)[0]
-        np.testing.assert_array_equal(clf.contributions_one(row), clf.booster_.predict(one, pred_contrib=True)[0])
+        contrib = clf.booster_.predict(one, pred_contrib=True)[0]
+        np.testing.assert_array_equal(clf._single_row().contributions(row), contrib)
+        np.testing.assert_allclose(clf.contributions_one(row), contrib, rtol=1e-9, atol=1e-9)
     several = X[2300:2310]
     np.testing.assert_array_equal(clf.predict_one(several), clf.booster_.predict(several, num_threads=1))
     again = pickle.loads(pickle.dumps(clf))  # the C handle is not pickled; it is made again on first use
