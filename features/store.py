@@ -24,6 +24,8 @@ from typing import Any, Iterator, Mapping, Protocol
 
 import numpy as np
 
+from features.wal import WalCheckpointer
+
 log = logging.getLogger(__name__)
 
 
@@ -76,9 +78,6 @@ class SQLiteFeatureStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._synchronous = "FULL" if durable else "NORMAL"
-        self._checkpoint_pages = int(checkpoint_pages)
-        self._checkpoint_every = max(1, int(checkpoint_every))
-        self._checkpoint_seconds = float(checkpoint_seconds)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -102,11 +101,8 @@ class SQLiteFeatureStore:
         # An identity that a snapshot file records: a store deleted and created again is another store.
         self._db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
         self.store_id = str(self.get_meta("store_id"))
-        self._appended = 0  # appends since the checkpoint thread was last woken
-        self._appends = 0  # appends ever: the thread checkpoints only when it moved
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._checkpointer: threading.Thread | None = None
+        self._wal = WalCheckpointer(self.path, self._synchronous, self._lock, every=checkpoint_every,
+                                    seconds=checkpoint_seconds, max_pages=checkpoint_pages)
         self._closed = False
 
     @property
@@ -133,13 +129,7 @@ class SQLiteFeatureStore:
                 "INSERT INTO events(txn_id, record, features) VALUES (?, ?, ?)",
                 (txn_id, payload, np.ascontiguousarray(features, dtype=np.float64).tobytes()),
             )
-            self._appended += 1
-            self._appends += 1
-            if self._checkpointer is None:
-                self._start_checkpointer()
-            elif self._appended >= self._checkpoint_every:
-                self._appended = 0
-                self._wake.set()
+            self._wal.wrote()
             return int(cur.lastrowid or 0)
 
     def txn_id_at(self, seq: int) -> str | None:
@@ -171,63 +161,21 @@ class SQLiteFeatureStore:
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def _start_checkpointer(self) -> None:
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop, name=f"wal-checkpoint {self.path.name}",
-                                              daemon=True)
-        self._checkpointer.start()
-
-    def _checkpoint_loop(self) -> None:
-        """Checkpoint thread: wake on ``checkpoint_every`` appends or ``checkpoint_seconds``; checkpoint
-        when anything was appended; stop on :meth:`close`."""
-        db = sqlite3.connect(str(self.path), isolation_level=None)
-        seen = -1
-        try:
-            # a checkpoint's fsyncs follow the connection that runs it: the writer's setting
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-            while not self._stop.is_set():
-                self._wake.wait(self._checkpoint_seconds)
-                self._wake.clear()
-                if self._stop.is_set():
-                    break
-                if self._appends == seen:
-                    continue
-                seen = self._appends
-                try:
-                    self.checkpoint(db)
-                except sqlite3.Error as exc:  # e.g. a full disk: the WAL grows meanwhile; retried on the next wake
-                    log.warning("background WAL checkpoint of %s failed: %s", self.path, exc)
-        finally:
-            db.close()
+    @property
+    def _checkpointer(self) -> threading.Thread | None:
+        """The checkpoint thread (None until the first append)."""
+        return self._wal.thread
 
     def checkpoint(self, db: sqlite3.Connection | None = None) -> tuple[int, int]:
-        """One passive checkpoint (on ``db``, the checkpoint thread's connection, by default a new one);
-        returns (WAL frames, frames copied). When the WAL has not started again from its beginning for
-        more than ``checkpoint_pages`` pages, the frames appended meanwhile are copied under the writer's
-        lock, so that the next append finds the WAL wholly copied and starts it again."""
-        own = db is None
-        if db is None:
-            db = sqlite3.connect(str(self.path), isolation_level=None)
-            db.execute(f"PRAGMA synchronous={self._synchronous}")
-        try:
-            _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames > self._checkpoint_pages:
-                with self._lock:
-                    _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            return int(frames), int(copied)
-        finally:
-            if own:
-                db.close()
+        """One passive checkpoint now (:meth:`features.wal.WalCheckpointer.checkpoint`): (WAL frames, frames copied)."""
+        return self._wal.checkpoint(db)
 
     def close(self) -> None:
         """Stop the checkpoint thread, copy and truncate the WAL, close."""
         if self._closed:
             return
         self._closed = True
-        thread = self._checkpointer
-        if thread is not None:
-            self._stop.set()
-            self._wake.set()
-            thread.join()
+        self._wal.stop()
         with self._lock:
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -4,7 +4,8 @@ An append-only SQLite database (WAL; ``synchronous=FULL`` by default, so a commi
 survives a power cut, not only a crash). Triggers refuse every ``UPDATE`` and ``DELETE``, and the
 code has no path that issues one. Each decision row carries a hash chained to the previous row
 (``chain_hash = sha256(previous chain_hash | row content)``), so :meth:`AuditLog.verify` detects a
-row changed or removed behind the service's back.
+row changed or removed behind the service's back. WAL checkpoints run in a thread of their own
+(:class:`features.wal.WalCheckpointer`), never inside the commit that a response waits for.
 
 Tables (see docs/serving.md for every column):
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -34,9 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
-import numpy as np
+from features.wal import WalCheckpointer
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -217,6 +222,9 @@ class AuditLog:
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        # No checkpoint inside a commit: responses wait for their commit, so a checkpoint there (copying
+        # the WAL into the database, with fsyncs) would hold up every response queued behind it.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA + _APPEND_ONLY)
         row = self._db.execute("SELECT chain_hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
         self._last_hash = row[0] if row else _GENESIS
@@ -226,6 +234,8 @@ class AuditLog:
         self._pending: dict[str, tuple[AuditRecord, Future]] = {}  # txn_id -> submitted, not yet committed
         self._pending_requests: dict[str, AuditRecord] = {}
         self._writer: threading.Thread | None = None
+        self._write_lock = threading.Lock()  # held by the writer thread while it commits
+        self._wal = WalCheckpointer(self.path, sync.upper(), self._write_lock, every=500, max_pages=2000)
         self._closing = False
         self._failed: BaseException | None = None
         self.commits = 0  # transactions committed (decisions per commit = decisions / commits)
@@ -326,22 +336,24 @@ class AuditLog:
         """Insert a group of writes in one transaction; if it fails, each write alone (only the bad one fails)."""
         prev = self._last_hash
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for write in group:
-                    rows = write.rows
-                    if write.kind == "decisions":
-                        chained = []
-                        for values in rows:
-                            prev = _row_digest(prev, values)
-                            chained.append(values + (prev,))
-                        rows = chained
-                    self._db.executemany(self._INSERT[write.kind], rows)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+            with self._write_lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for write in group:
+                        rows = write.rows
+                        if write.kind == "decisions":
+                            chained = []
+                            for values in rows:
+                                prev = _row_digest(prev, values)
+                                chained.append(values + (prev,))
+                            rows = chained
+                        self._db.executemany(self._INSERT[write.kind], rows)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            self._wal.wrote(len(group))
         except Exception as exc:
             if len(group) > 1:
                 for write in group:
@@ -476,6 +488,12 @@ class AuditLog:
             self._cond.notify_all()
         if writer is not None:
             writer.join()
+        self._wal.stop()
         with self._lock:
             self._read.close()
+            if self._wal.thread is not None:  # a log that was written: copy the WAL in and truncate it
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # closing is what matters; the WAL is replayed at the next open
+                    log.warning("final WAL checkpoint of %s failed: %s", self.path, exc)
             self._db.close()

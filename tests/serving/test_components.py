@@ -218,6 +218,28 @@ def test_audit_failed_write_fails_alone_and_keeps_the_chain(tmp_path: Path) -> N
         log.submit([_record(5)])
 
 
+def test_audit_checkpoints_run_outside_the_commits_and_close_truncates_the_wal(tmp_path: Path) -> None:
+    """No checkpoint inside a commit (a response waits for its commit); the checkpoint thread keeps the WAL
+    from growing with the log, and closing copies it in and truncates it."""
+    path = tmp_path / "audit.sqlite"
+    log = AuditLog(path, sync="normal")
+    log._wal.every, log._wal.max_pages = 20, 50
+    assert log._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    big = {"words": "x" * 3000}  # ~1 page per decision
+    for i in range(600):
+        rec = _record(i)
+        log.append([AuditRecord(**{**rec.__dict__, "decision": {**big, "i": i}})])
+    wal = path.with_name(path.name + "-wal")
+    assert log._wal.thread is not None and log._wal.thread.is_alive()
+    assert wal.stat().st_size < 400 * 4096, "the WAL kept every commit: no checkpoint ran"
+    log.close()
+    assert not log._wal.thread.is_alive()
+    assert not wal.exists() or wal.stat().st_size == 0
+    reopened = AuditLog(path, sync="normal")
+    assert reopened.count() == 600 and reopened.verify() == (True, 600, None)
+    reopened.close()
+
+
 def test_tracing_setting() -> None:
     from serving.config import bentoml_tracing
 
