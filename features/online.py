@@ -38,7 +38,7 @@ import signal
 import traceback
 from collections import deque
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -97,7 +97,8 @@ _VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64
 _WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
 _SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
 _STATE_FORMAT = 2  # snapshots of another layout are ignored (the state is rebuilt from the events)
-_SWEEP_EVERY = 10_000  # transactions between sweeps of idle shared-identifier windows
+_SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
+_SWEEP_STEPS = 100  # each pass is cut in this many steps: a whole pass in one call paused it 45-75 ms
 # the packed row the online path builds must follow the kernel's column order
 assert PACKED_PRIMITIVES == ("is_new_cp", "prev_t", "last_in_t", "onboard_ns", "peer_cash_fen", "peer_txn_cnt",
                              "peer_size", "agent_other", "phone_other", "emergency_other", "is_corporate",
@@ -315,6 +316,7 @@ class OnlineFeatureState:
         self._offset_ns = int(self._fact_consts[0])
         self._consts = finalize_constants(self.params)
         self._since_sweep = 0
+        self._sweep: Iterator[None] | None = None  # the pass in progress (see _maybe_sweep)
         self._reset_state()
         self._restore()
 
@@ -325,6 +327,7 @@ class OnlineFeatureState:
             (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
         }
         self._peer_days: dict[int, dict[int, list[int]]] = {}
+        self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
         # Derived caches, rebuilt on demand (not in snapshots), each bounded by customers or peer groups:
@@ -710,23 +713,38 @@ class OnlineFeatureState:
         return cash, cnt
 
     def _maybe_sweep(self, t: int) -> None:
-        """Every few thousand transactions, forget shared-identifier windows idle for longer than their
-        window plus the longest window, so memory follows the active identifiers, not every IP ever seen.
+        """Forget shared-identifier windows idle for longer than their window plus the longest window, so
+        memory follows the active identifiers, not every IP ever seen.
 
         A forgotten window held only events that have left it for any transaction up to 90 days older
         than the newest one seen, so no count changes (later ones belong to the offline path anyway).
+        One pass over every table takes about ``_SWEEP_EVERY`` transactions, a slice of it every
+        ``_SWEEP_EVERY // _SWEEP_STEPS``: the whole pass at once paused the request path 45-75 ms.
         """
         if t > self._latest_t:
             self._latest_t = t
         self._since_sweep += 1
-        if self._since_sweep < _SWEEP_EVERY:
+        if self._since_sweep < _SWEEP_EVERY // _SWEEP_STEPS:
             return
         self._since_sweep = 0
+        if self._sweep is None:
+            self._sweep = self._sweep_pass()
+        if next(self._sweep, "done") == "done":
+            self._sweep = None
+
+    def _sweep_pass(self) -> Iterator[None]:
+        """One pass over the identifier tables, yielding after each slice of ~1/_SWEEP_STEPS of their keys."""
+        total = sum(len(table) for table in self._entities.values())
+        chunk = max(256, -(-total // _SWEEP_STEPS))
+        seen = 0
         for (_, w), table in self._entities.items():
-            limit = self._latest_t - WINDOW_NS[w] - _MAX_WINDOW_NS
-            idle = [key for key, win in table.items() if not win.events or win.events[-1][0] <= limit]
-            for key in idle:
-                del table[key]
+            for key in list(table):  # the keys now: the table changes between slices
+                win = table.get(key)
+                if win is not None and (not win.events or win.events[-1][0] <= self._latest_t - WINDOW_NS[w] - _MAX_WINDOW_NS):
+                    del table[key]
+                seen += 1
+                if seen % chunk == 0:
+                    yield
 
 
 _VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,
