@@ -61,7 +61,7 @@ class SQLiteFeatureStore:
 
     WAL checkpoints run off the request path: the writing connection has ``wal_autocheckpoint=0``
     and a daemon thread with its own connection runs ``wal_checkpoint(PASSIVE)`` every
-    ``checkpoint_every`` appends (1,000 transactions are ~3,100 pages, ~13 MB of WAL), and every
+    ``checkpoint_every`` appends (200 transactions are ~620 pages, ~2.6 MB of WAL: small checkpoints, whose fsyncs do not hold up the audit log's for long), and every
     ``checkpoint_seconds`` when anything was appended. A passive checkpoint never blocks the writer,
     but the WAL only starts again from its beginning when a write finds it wholly copied, which
     appends arriving during every checkpoint (a replay, batches) can keep from ever happening. So
@@ -73,7 +73,7 @@ class SQLiteFeatureStore:
     """
 
     def __init__(self, path: str | Path, *, durable: bool = False, checkpoint_pages: int = 4000,
-                 checkpoint_every: int = 1000, checkpoint_seconds: float = 2.0) -> None:
+                 checkpoint_every: int = 200, checkpoint_seconds: float = 2.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()

@@ -235,7 +235,8 @@ class AuditLog:
         self._pending_requests: dict[str, AuditRecord] = {}
         self._writer: threading.Thread | None = None
         self._write_lock = threading.Lock()  # held by the writer thread while it commits
-        self._wal = WalCheckpointer(self.path, sync.upper(), self._write_lock, every=500, max_pages=2000)
+        # small, frequent checkpoints: a large one's fsync held up the commits (and so the responses) behind it
+        self._wal = WalCheckpointer(self.path, sync.upper(), self._write_lock, every=100, max_pages=2000)
         self._closing = False
         self._failed: BaseException | None = None
         self.commits = 0  # transactions committed (decisions per commit = decisions / commits)
