@@ -60,9 +60,10 @@ class SQLiteFeatureStore:
     * ``durable=True`` sets ``FULL``: an fsync per commit, which survives a power cut too.
 
     WAL checkpoints run off the request path: the writing connection has ``wal_autocheckpoint=0``
-    and a daemon thread with its own connection runs ``wal_checkpoint(PASSIVE)`` every
-    ``checkpoint_every`` appends (200 transactions are ~620 pages, ~2.6 MB of WAL: small checkpoints, whose fsyncs do not hold up the audit log's for long), and every
-    ``checkpoint_seconds`` when anything was appended. A passive checkpoint never blocks the writer,
+    and a daemon thread with its own connection (:class:`features.wal.WalCheckpointer`) runs
+    ``wal_checkpoint(PASSIVE)`` every ``checkpoint_every`` appends (200 transactions are ~620 pages,
+    ~2.6 MB of WAL: small checkpoints, whose fsyncs do not hold up the audit log's for long), and
+    every ``checkpoint_seconds`` when anything was appended. A passive checkpoint never blocks the writer,
     but the WAL only starts again from its beginning when a write finds it wholly copied, which
     appends arriving during every checkpoint (a replay, batches) can keep from ever happening. So
     once the WAL holds more than ``checkpoint_pages`` pages, the thread copies what came meanwhile
