@@ -161,16 +161,6 @@ class SQLiteFeatureStore:
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
-    # -- checkpoints ------------------------------------------------------------------------------
-    @property
-    def _checkpointer(self) -> threading.Thread | None:
-        """The checkpoint thread (None until the first append)."""
-        return self._wal.thread
-
-    def checkpoint(self, db: sqlite3.Connection | None = None) -> tuple[int, int]:
-        """One passive checkpoint now (:meth:`features.wal.WalCheckpointer.checkpoint`): (WAL frames, frames copied)."""
-        return self._wal.checkpoint(db)
-
     def close(self) -> None:
         """Stop the checkpoint thread, copy and truncate the WAL, close."""
         if self._closed:

@@ -329,7 +329,7 @@ def test_background_checkpoints_keep_the_wal_bounded_and_close_truncates_it(tmp_
         if i % 200 == 199:
             sizes.append(_wal(db))
             time.sleep(0.002)  # a little room for the checkpoint thread on a busy machine
-    assert store._checkpointer is not None and store._checkpointer.is_alive()
+    assert store._wal.thread is not None and store._wal.thread.is_alive()
     # without checkpoints the WAL would hold every append (~6000 x 2 pages); it stays near
     # checkpoint_pages plus what arrives between two checkpoints
     page = store._db.execute("PRAGMA page_size").fetchone()[0]
@@ -338,7 +338,7 @@ def test_background_checkpoints_keep_the_wal_bounded_and_close_truncates_it(tmp_
     reader = sqlite3.connect(db)  # another connection open: close() itself must truncate the WAL
     assert reader.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 6000
     store.close()
-    assert not store._checkpointer.is_alive()
+    assert not store._wal.thread.is_alive()
     assert _wal(db) == 0
     reader.close()
     again = SQLiteFeatureStore(db)
@@ -349,6 +349,6 @@ def test_background_checkpoints_keep_the_wal_bounded_and_close_truncates_it(tmp_
 def test_a_store_opened_only_to_read_starts_no_thread(tmp_path):
     db = tmp_path / "store.sqlite"
     store = SQLiteFeatureStore(db)
-    assert store.count() == 0 and store._checkpointer is None
+    assert store.count() == 0 and store._wal.thread is None
     store.close()
     store.close()  # twice is harmless
