@@ -92,7 +92,7 @@ _ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", 
 # writing one takes 1-2 s at ~200k transactions of state: a forked child does it when it can, and the
 # request that forks pays only the fork (~20-30 ms at ~800 MB of RSS on the project VM).
 _SNAPSHOT_EVERY = 50_000
-_INITIAL_EVENTS = 8  # per customer; the buffers double when full
+_INITIAL_EVENTS = 8  # per customer; the buffers double when full of events still in the window
 _VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
 _WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
 _SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
@@ -179,31 +179,52 @@ class _CustomerState:
     def __setstate__(self, state: dict[str, Any]) -> None:
         kept = len(state["ts"])
         size = max(_INITIAL_EVENTS, 2 * kept)
-        self.ts, self.amount, self.is_in = (_grown(state["ts"], size), _grown(state["amount"], size),
-                                            _grown(state["is_in"], size))
-        self.cum, self.sq_in, self.sq_out = (_grown(state["cum"], size + 1), _grown(state["sq_in"], size + 1),
-                                             _grown(state["sq_out"], size + 1))
+        self.ts, self.amount, self.is_in = (_resized(state["ts"], size), _resized(state["amount"], size),
+                                            _resized(state["is_in"], size))
+        self.cum, self.sq_in, self.sq_out = (_resized(state["cum"], size + 1), _resized(state["sq_in"], size + 1),
+                                             _resized(state["sq_out"], size + 1))
         self.n, self.head = kept, 0
         self.fans, self.seen_cps = state["fans"], state["seen_cps"]
         self.prev_t, self.last_in_t = state["prev_t"], state["last_in_t"]
 
     def make_room(self) -> None:
-        """Room for one more event: drop expired events once they are most of the buffer (memory
-        follows the window, not the history), else double the buffers when full."""
-        n, h = self.n, self.head
-        if h > 64 and h * 2 > n:
-            self.ts[: n - h] = self.ts[h:n]
-            self.amount[: n - h] = self.amount[h:n]
-            self.is_in[: n - h] = self.is_in[h:n]
-            self.cum[: n - h + 1] = self.cum[h:n + 1]  # row h is the total before the oldest kept event
-            self.sq_in[: n - h + 1] = self.sq_in[h:n + 1]
-            self.sq_out[: n - h + 1] = self.sq_out[h:n + 1]
-            self.n, self.head = n - h, 0
-        elif n + 1 > len(self.ts):
-            size = 2 * len(self.ts)
-            self.ts, self.amount, self.is_in = _grown(self.ts, size), _grown(self.amount, size), _grown(self.is_in, size)
-            self.cum, self.sq_in, self.sq_out = (_grown(self.cum, size + 1), _grown(self.sq_in, size + 1),
-                                                 _grown(self.sq_out, size + 1))
+        """Room for one more event, touching the buffers only when they are full: then the expired
+        events are dropped if they are at least a quarter of them, else the buffers double.
+
+        So a customer's buffers hold between 4/3 and 8 times the events inside its window: memory
+        follows the window, not the history, and once every buffer has filled once (one window after
+        start) the state stops growing. A buffer whose window has emptied to under an eighth of it
+        shrinks by half at its next drop, so a burst's memory comes back after the burst.
+        """
+        n, h, size = self.n, self.head, len(self.ts)
+        if n < size:
+            return
+        kept = n - h
+        if h * 4 < size:
+            self._resize(2 * size)
+            return
+        while size > _INITIAL_EVENTS and kept * 8 < size:
+            size //= 2
+        if size == len(self.ts):
+            self.ts[:kept] = self.ts[h:n]
+            self.amount[:kept] = self.amount[h:n]
+            self.is_in[:kept] = self.is_in[h:n]
+            self.cum[:kept + 1] = self.cum[h:n + 1]  # row h is the total before the oldest kept event
+            self.sq_in[:kept + 1] = self.sq_in[h:n + 1]
+            self.sq_out[:kept + 1] = self.sq_out[h:n + 1]
+        else:
+            self.ts, self.amount, self.is_in = (_resized(self.ts[h:n], size), _resized(self.amount[h:n], size),
+                                                _resized(self.is_in[h:n], size))
+            self.cum, self.sq_in, self.sq_out = (_resized(self.cum[h:n + 1], size + 1),
+                                                 _resized(self.sq_in[h:n + 1], size + 1),
+                                                 _resized(self.sq_out[h:n + 1], size + 1))
+        self.n, self.head = kept, 0
+
+    def _resize(self, size: int) -> None:
+        self.ts, self.amount, self.is_in = (_resized(self.ts, size), _resized(self.amount, size),
+                                            _resized(self.is_in, size))
+        self.cum, self.sq_in, self.sq_out = (_resized(self.cum, size + 1), _resized(self.sq_in, size + 1),
+                                             _resized(self.sq_out, size + 1))
 
 
 def _max_fd() -> int:
@@ -213,7 +234,7 @@ def _max_fd() -> int:
         return 65_536
 
 
-def _grown(arr: np.ndarray, rows: int) -> np.ndarray:
+def _resized(arr: np.ndarray, rows: int) -> np.ndarray:
     out = np.zeros((rows,) + arr.shape[1:], dtype=arr.dtype)
     out[: len(arr)] = arr
     return out

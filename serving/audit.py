@@ -29,7 +29,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -240,6 +240,9 @@ class AuditLog:
         self._closing = False
         self._failed: BaseException | None = None
         self.commits = 0  # transactions committed (decisions per commit = decisions / commits)
+        # called by the writer thread after each commit with its duration in seconds (the fsync
+        # included) and the writes it held: the service exports them, so a slow disk shows as slow commits
+        self.on_commit: Callable[[float, int], None] | None = None
         try:
             os.chmod(self.path, 0o600)
         except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
@@ -336,6 +339,7 @@ class AuditLog:
     def _commit(self, group: list[_Write]) -> None:
         """Insert a group of writes in one transaction; if it fails, each write alone (only the bad one fails)."""
         prev = self._last_hash
+        started = time.perf_counter()
         try:
             with self._write_lock:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -364,6 +368,11 @@ class AuditLog:
             return
         self._last_hash = prev
         self.commits += 1
+        if self.on_commit is not None:
+            try:
+                self.on_commit(time.perf_counter() - started, len(group))
+            except Exception:  # pragma: no cover - a broken exporter must not fail decisions already durable
+                log.exception("the audit log's commit observer failed")
         for write in group:
             self._finish(write, len(write.rows) if write.kind == "decisions" else None, None)
 

@@ -57,6 +57,7 @@ from serving.schemas import (
     Transaction,
 )
 from serving.scoring import ScoringEngine, wait_all
+from serving.telemetry import audit_commit_observer
 from serving.views import decision_view, full_view
 
 log = logging.getLogger("serving")
@@ -161,6 +162,8 @@ class AmlScoring:
         GATE.configure(keys, settings.max_body_bytes, settings.max_batch_body_bytes)
         self.settings = settings
         self.engine = make_engine(settings)
+        if AmlScoring.config.get("metrics", {}).get("enabled", True):  # off where several apps share a process (tests)
+            self.engine.audit.on_commit = audit_commit_observer()
         self.heap = _HeapFreezer()
         self.heap.freeze_now()
 

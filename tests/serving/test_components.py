@@ -174,6 +174,8 @@ def test_audit_group_commit_makes_every_write_durable_before_its_future(tmp_path
         real_commit(group)
 
     log._commit = slow_commit
+    observed: list[tuple[float, int]] = []
+    log.on_commit = lambda seconds, writes: observed.append((seconds, writes))
     recs = [_record(i) for i in range(40)]
     first = log.submit(recs[:1])
     assert entered.wait(10)
@@ -191,8 +193,22 @@ def test_audit_group_commit_makes_every_write_durable_before_its_future(tmp_path
     assert first.result(10) == 1 and all(f.result(10) == 1 for f in futures)
     assert log.durable("T7") is None and reader.count() == 40
     assert log.commits <= 3  # the 39 queued writes went in at most two commits after the first
+    # every commit was reported with its duration and its writes (what /metrics exports)
+    assert len(observed) == log.commits and sum(w for _, w in observed) == 40 and all(d > 0 for d, _ in observed)
     assert log.verify() == (True, 40, None)
     reader.close()
+    log.close()
+
+
+def test_a_failing_commit_observer_fails_no_decision(tmp_path: Path) -> None:
+    log = AuditLog(tmp_path / "audit.sqlite", sync="normal")
+
+    def broken(seconds: float, writes: int) -> None:
+        raise RuntimeError("exporter down")
+
+    log.on_commit = broken
+    assert log.append([_record(1)]) == 1 and log.append([_record(2)]) == 1
+    assert log.count() == 2 and log.verify() == (True, 2, None)
     log.close()
 
 

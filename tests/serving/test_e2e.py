@@ -172,6 +172,28 @@ def test_open_paths_and_openapi(server: Server) -> None:
     assert "text/html" in httpx.get(f"{server.url}/").headers["content-type"]
 
 
+def _metric(text: str, name: str) -> float:
+    """The value of an unlabelled sample in a Prometheus text exposition."""
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_metrics_count_the_audit_commits(server: Server, customers: list[str]) -> None:
+    """/metrics (no key) exports the audit log's commit durations: every scored decision was committed."""
+    before = _metric(httpx.get(f"{server.url}/metrics").text, "amlscore_audit_commit_writes_sum")
+    for k in range(3):
+        r = server.post("/v1/score", {"transaction": new_txn(customers[1], f"E-MET-{k}", f"2026-06-01T00:3{k}:00Z")},
+                        CHANNEL)
+        assert r.status_code == 200, r.text
+    text = httpx.get(f"{server.url}/metrics").text
+    assert _metric(text, "amlscore_audit_commit_writes_sum") - before >= 3
+    commits = _metric(text, "amlscore_audit_commit_seconds_count")
+    assert commits >= 1 and _metric(text, "amlscore_audit_commit_seconds_sum") > 0
+    assert _metric(text, 'amlscore_audit_commit_seconds_bucket{le="+Inf"}') == commits
+
+
 def test_metadata_names_the_champion(server: Server, registry: dict[str, Any]) -> None:
     m = server.post("/v1/metadata", {}, CHANNEL).json()
     assert m["versions"]["model_version"] == registry["v1"] and m["versions"]["model_alias"] == "champion"
