@@ -29,7 +29,14 @@ What it does:
 4. samples the resident memory and the CPU time of the server's processes every second and reports,
    per phase, the server's CPU time per transaction (what the service costs, whatever else runs on
    the machine), the RSS at the start and the end, its least-squares slope (MiB per minute) and,
-   for phases of a minute or more, the RSS every 30 seconds.
+   for phases of a minute or more, the RSS every 30 seconds;
+5. explains the slow requests: per phase, the audit log's commits from the service's ``/metrics``
+   (``amlscore_audit_commit_seconds``: every response waits for its commit and fsync) and, from a
+   probe thread that appends 4 KiB and fsyncs every 50 ms in the service's state folder, the
+   disk's own fsync latency and how many of the seconds with requests over 25 ms had a disk stall
+   (a probe fsync over 10 ms): on a shared VM, the host's other tenants stall the disk now and
+   then, which no change to the service can remove while it fsyncs each decision
+   (``--audit-sync normal`` shows the service without them; ``--no-disk-probe`` turns the probe off).
 
 Transactions of one customer are never in flight together (the next waits for the previous), so the
 service never sees them out of order; the wait counts in the latency.
@@ -229,6 +236,113 @@ class RssSampler(threading.Thread):
         return inside[-1] - inside[0] if len(inside) >= 2 else None
 
 
+class FsyncProbe(threading.Thread):
+    """The disk's fsync latency, measured beside the service: 4 KiB appended and ``fdatasync`` every ``every`` s.
+
+    Every response waits for the audit log's commit and its fsync, so a disk whose fsyncs stall
+    (the host's other tenants on a shared VM) slows the service without costing it any CPU. The
+    probe writes into the service's state folder (the same file system) as SQLite's WAL does (by
+    appending) and tells those stalls apart from the service's own pauses.
+    """
+
+    def __init__(self, folder: Path, every: float = 0.05) -> None:
+        super().__init__(daemon=True)
+        self.path = folder / "bench-fsync-probe.bin"
+        self.every = every
+        self.samples: list[tuple[float, float]] = []  # (wall-clock time, fsync ms)
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        block, written = b"\0" * 4096, 0
+        try:
+            while not self._halt.is_set():
+                if written >= 4 * 2**20:
+                    os.ftruncate(fd, 0)
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    written = 0
+                os.write(fd, block)
+                written += len(block)
+                t = time.perf_counter()
+                os.fdatasync(fd)
+                self.samples.append((time.time(), (time.perf_counter() - t) * 1000))
+                self._halt.wait(self.every)
+        finally:
+            os.close(fd)
+            self.path.unlink(missing_ok=True)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+    def between(self, start: float, end: float) -> list[tuple[float, float]]:
+        return [(t, ms) for t, ms in self.samples if start <= t <= end]
+
+
+def audit_commit_histogram(base: str) -> dict[str, Any] | None:
+    """The service's ``amlscore_audit_commit_seconds`` histogram from ``/metrics`` (cumulative bucket counts)."""
+    import httpx
+
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return None
+    buckets: dict[float, float] = {}
+    total = count = None
+    for line in text.splitlines():
+        if line.startswith("amlscore_audit_commit_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float("inf") if le == "+Inf" else float(le)] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("amlscore_audit_commit_seconds_sum "):
+            total = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("amlscore_audit_commit_seconds_count "):
+            count = float(line.rsplit(" ", 1)[1])
+    if not buckets or count is None:
+        return None
+    return {"buckets": dict(sorted(buckets.items())), "sum": total or 0.0, "count": count}
+
+
+def commit_figures(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any]:
+    """The audit commits of one phase: how many, their mean, and how many took longer than 25 ms.
+
+    A histogram has no exact percentiles: the p99 is given as the bucket bound it falls under.
+    """
+    if not before or not after:
+        return {}
+    n = after["count"] - before["count"]
+    if n <= 0:
+        return {}
+    cum = {le: after["buckets"][le] - before["buckets"].get(le, 0.0) for le in after["buckets"]}
+    p99 = next((le for le, c in cum.items() if c >= 0.99 * n), float("inf"))
+    over = n - cum.get(0.025, n)
+    return {"audit_commits": int(n), "audit_commit_mean_ms": round((after["sum"] - before["sum"]) * 1000 / n, 2),
+            "audit_commit_p99_under_ms": p99 * 1000 if p99 != float("inf") else None,
+            "audit_commits_over_25ms": int(over)}
+
+
+def disk_figures(probe: FsyncProbe | None, raw: dict[str, Any], started_wall: float, ended_wall: float,
+                 slow_limit_ms: float = 25.0, stall_ms: float = 10.0) -> dict[str, Any]:
+    """The probe's fsync latencies during a phase, and how many of the phase's seconds with slow
+    requests had a disk stall (a probe fsync over ``stall_ms``) in that second or the one before."""
+    if probe is None:
+        return {}
+    inside = probe.between(started_wall, ended_wall)
+    if not inside:
+        return {}
+    import numpy as np
+
+    ms = np.array([m for _, m in inside])
+    out: dict[str, Any] = {"disk_fsync_p50_ms": round(float(np.percentile(ms, 50)), 2),
+                           "disk_fsync_p99_ms": round(float(np.percentile(ms, 99)), 2),
+                           "disk_fsync_max_ms": round(float(ms.max()), 1)}
+    trace, wall_t0 = raw.get("trace"), raw.get("wall_t0")
+    if trace and wall_t0 is not None:
+        stalled = {int(t - wall_t0) for t, m in inside if m > stall_ms}
+        slow = {int(planned) for planned, latency in trace if latency * 1000 > slow_limit_ms}
+        out["seconds_with_slow_and_disk_stall"] = sum(1 for sec in slow if sec in stalled or sec - 1 in stalled)
+    return out
+
+
 # -- load generator (runs in its own process) ---------------------------------------------------------
 class _Conn:
     """One persistent HTTP/1.1 connection: requests in turn, ``Content-Length`` bodies (what the service sends).
@@ -329,7 +443,8 @@ async def _open_loop(url: str, headers: dict[str, str], bodies: list[dict[str, A
             await asyncio.sleep(delay)
         tasks.append(asyncio.ensure_future(one(planned, body, customer)))
     await asyncio.gather(*tasks)
-    return {"latencies": lat, "errors": errors, "elapsed": loop.time() - t0, "trace": sorted(trace)}
+    wall_t0 = time.time() - (loop.time() - t0)  # the trace's zero on the wall clock (the disk probe's time base)
+    return {"latencies": lat, "errors": errors, "elapsed": loop.time() - t0, "trace": sorted(trace), "wall_t0": wall_t0}
 
 
 async def _closed_batches(url: str, headers: dict[str, str], batches: list[dict[str, Any]]) -> dict[str, Any]:
@@ -463,33 +578,43 @@ def _slope_per_min(rss: RssSampler, start: float, end: float) -> float | None:
 
 
 def open_phase(name: str, url: str, headers: dict[str, str], stream: Stream, seconds: float, rate: float,
-               extra: dict[str, Any], rss: RssSampler) -> dict[str, Any]:
+               extra: dict[str, Any], rss: RssSampler, probe: FsyncProbe | None = None) -> dict[str, Any]:
     n = int(seconds * rate)
     txns = stream.take(n)
     job = {"kind": "open", "url": url, "headers": headers, "rate": rate,
            "bodies": [{"transaction": t, **extra} for t in txns], "customers": [t["customer_id"] for t in txns]}
+    base = url.rsplit("/v1/", 1)[0]
+    commits_before = audit_commit_histogram(base)
     rss.sample()
-    started = time.perf_counter() - rss.t0
+    started, started_wall = time.perf_counter() - rss.t0, time.time()
     raw = run_in_child(job)
     rss.sample()
-    return summarise(name, raw, n, started, time.perf_counter() - rss.t0, rss)
+    out = summarise(name, raw, n, started, time.perf_counter() - rss.t0, rss)
+    out.update(commit_figures(commits_before, audit_commit_histogram(base)))
+    out.update(disk_figures(probe, raw, started_wall, time.time()))
+    return out
 
 
 def batch_phase(name: str, url: str, headers: dict[str, str], stream: Stream, batch_size: int, n_batches: int,
-                extra: dict[str, Any], rss: RssSampler) -> dict[str, Any]:
+                extra: dict[str, Any], rss: RssSampler, probe: FsyncProbe | None = None) -> dict[str, Any]:
     batches = [{"transactions": stream.take(batch_size), **extra} for _ in range(n_batches)]
+    base = url.rsplit("/v1/", 1)[0]
+    commits_before = audit_commit_histogram(base)
     rss.sample()
-    started = time.perf_counter() - rss.t0
+    started, started_wall = time.perf_counter() - rss.t0, time.time()
     raw = run_in_child({"kind": "batch", "url": url, "headers": headers, "batches": batches})
     rss.sample()
     out = summarise(name, raw, raw["items"], started, time.perf_counter() - rss.t0, rss)
     out["batch_size"] = batch_size
+    out.update(commit_figures(commits_before, audit_commit_histogram(base)))
+    out.update(disk_figures(probe, raw, started_wall, time.time()))
     return out
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     cols = ("phase", "requests", "transactions", "seconds", "p50_ms", "p99_ms", "max_ms", "throughput_txn_s", "errors",
-            "server_cpu_ms_per_txn", "load_average_1m", "rss_mb_start", "rss_mb_end", "rss_mb_per_min")
+            "server_cpu_ms_per_txn", "load_average_1m", "rss_mb_start", "rss_mb_end", "rss_mb_per_min",
+            "audit_commit_mean_ms", "audit_commits_over_25ms", "disk_fsync_p99_ms", "disk_fsync_max_ms")
     widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
@@ -516,6 +641,9 @@ def main(argv: list[str] | None = None) -> int:
                              "benchmark's history into a private registry in the working folder.")
     parser.add_argument("--alias", default="champion")
     parser.add_argument("--audit-sync", choices=("full", "normal"), default="full")
+    parser.add_argument("--disk-probe", action=argparse.BooleanOptionalAction, default=True,
+                        help="Measure the disk's fsync latency beside the service (FsyncProbe), to tell the "
+                             "disk's stalls from the service's own.")
     parser.add_argument("--service", default="serving.service:AmlScoring", help="Import path of the service.")
     parser.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
@@ -553,12 +681,16 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     proc = start_server(args.service, port, env, work / "server.log")
     rss = None
+    probe: FsyncProbe | None = None
     results: list[dict[str, Any]] = []
     try:
         ready_s = wait_ready(port, proc)
         print(f"service ready in {ready_s:.1f} s on port {port} (log: {work / 'server.log'})", flush=True)
         rss = RssSampler(proc.pid)
         rss.start()
+        if args.disk_probe:
+            probe = FsyncProbe(state)
+            probe.start()
         base = f"http://127.0.0.1:{port}"
         chan = {"Authorization": "Bearer bench-channel-key"}
         comp = {"Authorization": "Bearer bench-compliance-key"}
@@ -567,21 +699,21 @@ def main(argv: list[str] | None = None) -> int:
         open_phase("warm", f"{base}/v1/score", comp, stream, 3, 20, {"explain": True}, rss)
         phases = [
             ("single, no explanation (channel)", lambda: open_phase(
-                "single", f"{base}/v1/score", chan, stream, args.seconds, args.rate, {}, rss)),
+                "single", f"{base}/v1/score", chan, stream, args.seconds, args.rate, {}, rss, probe)),
             ("single + explanation (compliance)", lambda: open_phase(
-                "single+explain", f"{base}/v1/score", comp, stream, args.seconds, args.rate, {"explain": True}, rss)),
+                "single+explain", f"{base}/v1/score", comp, stream, args.seconds, args.rate, {"explain": True}, rss, probe)),
             (f"batches of {args.batch_size} (channel)", lambda: batch_phase(
-                f"batch{args.batch_size}", f"{base}/v1/score_batch", chan, stream, args.batch_size, args.batches, {}, rss)),
+                f"batch{args.batch_size}", f"{base}/v1/score_batch", chan, stream, args.batch_size, args.batches, {}, rss, probe)),
             (f"batches of {args.batch_size} (compliance, no explanation)", lambda: batch_phase(
                 f"batch{args.batch_size}-compliance", f"{base}/v1/score_batch", comp, stream, args.batch_size,
-                max(args.batches // 3, 1), {}, rss)),
+                max(args.batches // 3, 1), {}, rss, probe)),
         ]
         if args.minutes:
             soak_key, soak_extra = (comp, {"explain": True}) if args.soak_explain else (chan, {})
             soak_name = f"soak{args.minutes:g}m" + ("+explain" if args.soak_explain else "")
             phases.append((f"soak {args.minutes:g} min, single{' + explanation' if args.soak_explain else ''}",
                            lambda: open_phase(soak_name, f"{base}/v1/score", soak_key, stream, args.minutes * 60,
-                                              args.rate, soak_extra, rss)))
+                                              args.rate, soak_extra, rss, probe)))
         for label, run in phases:
             print(f"phase: {label} ...", flush=True)
             results.append(run())
@@ -594,6 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if rss is not None:
             rss.stop()
+        if probe is not None:
+            probe.stop()
         stop_server(proc)
     print()
     print_table(results)
