@@ -8,13 +8,14 @@ Usage::
 
 What it does:
 
-1. generates a synthetic bank (``--customers`` x ``--days``, seed fixed) and splits it in time: the
-   history becomes the service's data folder, whose last ``--warm-up-days`` (default 100: more than
-   the longest, 90-day, feature window) are replayed into the online state before the clock starts,
-   so every window is at its steady state (transactions leave it as fast as they come); the last
-   ``--holdout-days`` become the load, in time order (repeated in laps shifted by the holdout
-   length, with new txn_ids, when a phase needs more transactions than that: the soak moves the
-   bank's clock on by weeks, at the history's daily volume);
+1. generates a synthetic bank (``--customers`` x ``--days``, seed fixed) as the service's data
+   folder, whose last ``--warm-up-days`` (default 100: more than the longest, 90-day, feature window)
+   are replayed into the online state before the clock starts, so every window is full. The load is
+   those same days again, in time order, shifted forward by their length (and again, lap after lap),
+   with new txn_ids: the bank goes on as it was, each customer, counterparty, IP address and device
+   as active as in the warm-up, so the state is at its steady state from the first request and
+   what memory does over the soak is the service's doing, not a change in the traffic (an earlier
+   version repeated one held-out week: its customers' windows then kept filling for 90 days of laps);
 2. trains a model set on the history with the training code into a private MLflow registry in the
    working folder (or, with ``--tracking-uri``, serves the model set an existing registry's
    ``--alias`` points at), then starts the real service (``bentoml serve
@@ -69,8 +70,8 @@ KEYS = {"bench-channel": ("channel", "bench-channel-key"), "bench-compliance": (
 
 
 # -- data ---------------------------------------------------------------------------------------------
-def prepare_data(work: Path, customers: int, days: int, holdout_days: int, seed: int) -> tuple[Path, list[dict[str, Any]]]:
-    """Write the history as the data folder; return it and the hold-out transactions (contract records)."""
+def prepare_data(work: Path, customers: int, days: int, load_days: int, seed: int) -> tuple[Path, list[dict[str, Any]]]:
+    """Write the bank as the data folder; return it and its last ``load_days`` of transactions (contract records)."""
     import pandas as pd
 
     from contract import write_dataset
@@ -81,19 +82,14 @@ def prepare_data(work: Path, customers: int, days: int, holdout_days: int, seed:
     bank = generate_bank(SynthConfig(customers=customers, days=days, seed=seed))
     txns = ordered_transactions(bank.transactions)
     ts = pd.to_datetime(txns["timestamp"], utc=True)
-    cut = ts.max() - pd.Timedelta(days=holdout_days)
-    history, load = txns.loc[(ts <= cut).to_numpy()], txns.loc[(ts > cut).to_numpy()]
-    reports = bank.reports
-    rdate = pd.to_datetime(reports["report_date"])
-    reports = reports.loc[(rdate <= cut.tz_localize(None)).to_numpy()]
-    reports = reports[reports["txn_id"].isna() | reports["txn_id"].isin(set(history["txn_id"]))]
+    recent = txns.loc[(ts > ts.max() - pd.Timedelta(days=load_days)).to_numpy()]
     folder = work / "data"
-    write_dataset({"customers": bank.customers, "transactions": history.reset_index(drop=True), "reports": reports}, folder)
-    return folder, list(transaction_records(load.reset_index(drop=True)))
+    write_dataset({"customers": bank.customers, "transactions": txns, "reports": bank.reports}, folder)
+    return folder, list(transaction_records(recent.reset_index(drop=True)))
 
 
 class Stream:
-    """The hold-out transactions in time order, repeated in laps shifted by the lap length."""
+    """Transactions in time order, repeated in laps, lap *k* (from 1) shifted by *k* lap lengths with new txn_ids."""
 
     def __init__(self, records: list[dict[str, Any]], lap_days: float) -> None:
         self.records = records
@@ -106,11 +102,11 @@ class Stream:
         out = []
         for _ in range(n):
             lap, k = divmod(self.i, len(self.records))
+            lap += 1  # the records themselves are in the data folder (the warm-up): every lap is new
             rec = dict(self.records[k])
-            if lap:
-                rec["txn_id"] = f"{rec['txn_id']}-L{lap}"
-                t = pd.Timestamp(rec["timestamp"]) + pd.Timedelta(self.lap_ns * lap, unit="ns")
-                rec["timestamp"] = t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            rec["txn_id"] = f"{rec['txn_id']}-L{lap}"
+            t = pd.Timestamp(rec["timestamp"]) + pd.Timedelta(self.lap_ns * lap, unit="ns")
+            rec["timestamp"] = t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             out.append(rec)
             self.i += 1
         return out
@@ -627,7 +623,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=120, help="Synthetic bank window (days): the model trains on the history.")
     parser.add_argument("--warm-up-days", type=int, default=100,
                         help="Days of history replayed into the online state (more than 90: windows at steady state).")
-    parser.add_argument("--holdout-days", type=float, default=7, help="Last days kept out of the history as load.")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--seconds", type=float, default=30, help="Duration of each single-transaction phase.")
     parser.add_argument("--rate", type=float, default=100, help="Requests per second of the single-transaction phases.")
@@ -644,6 +639,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--disk-probe", action=argparse.BooleanOptionalAction, default=True,
                         help="Measure the disk's fsync latency beside the service (FsyncProbe), to tell the "
                              "disk's stalls from the service's own.")
+    parser.add_argument("--stall-report-ms", type=float, default=None,
+                        help="Have the service log its event loop's stack whenever it stalls longer than this "
+                             "(AML_STALL_REPORT_MS; the server log then says where the slow requests waited).")
     parser.add_argument("--service", default="serving.service:AmlScoring", help="Import path of the service.")
     parser.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
@@ -656,14 +654,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.warm_up_days < 91:
         print(f"note: --warm-up-days {args.warm_up_days} leaves the 90-day windows filling during the run: memory then "
               "grows with them", flush=True)
-    if args.days - args.holdout_days < args.warm_up_days:
-        parser.error(f"--days {args.days} minus --holdout-days {args.holdout_days:g} leaves less history than "
-                     f"--warm-up-days {args.warm_up_days}")
+    if args.days < args.warm_up_days:
+        parser.error(f"--days {args.days} is less history than --warm-up-days {args.warm_up_days}")
     work = args.work or Path(tempfile.mkdtemp(prefix="amlscore-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    data, holdout = prepare_data(work, args.customers, args.days, args.holdout_days, args.seed)
-    print(f"data: {args.customers} customers x {args.days} days, {len(holdout):,} hold-out transactions "
+    data, load = prepare_data(work, args.customers, args.days, args.warm_up_days, args.seed)
+    print(f"data: {args.customers} customers x {args.days} days, the load repeats the last {args.warm_up_days} "
+          f"days' {len(load):,} transactions "
           f"({time.perf_counter() - t:.1f} s)", flush=True)
     if args.tracking_uri is None:
         args.tracking_uri = train_model(work, data)
@@ -672,6 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "AML_DATA_DIR": str(data), "AML_STATE_DIR": str(state), "AML_WARM_UP_DAYS": str(args.warm_up_days),
            "MLFLOW_TRACKING_URI": args.tracking_uri, "AML_MODEL_ALIAS": args.alias, "AML_AUDIT_SYNC": args.audit_sync,
            "AML_MAX_FUTURE_SECONDS": "0", "BENTOML_DO_NOT_TRACK": "true",
+           **({"AML_STALL_REPORT_MS": f"{args.stall_report_ms:g}"} if args.stall_report_ms else {}),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}
     t = time.perf_counter()
     in_state, _ = prepare_state(Settings.from_env(env))
@@ -694,7 +693,7 @@ def main(argv: list[str] | None = None) -> int:
         base = f"http://127.0.0.1:{port}"
         chan = {"Authorization": "Bearer bench-channel-key"}
         comp = {"Authorization": "Bearer bench-compliance-key"}
-        stream = Stream(holdout, args.holdout_days + 0.5)
+        stream = Stream(load, args.warm_up_days)
         # a short warm-up of the HTTP path and the model (not measured)
         open_phase("warm", f"{base}/v1/score", comp, stream, 3, 20, {"explain": True}, rss)
         phases = [
@@ -746,6 +745,11 @@ def main(argv: list[str] | None = None) -> int:
         "rss_samples": rss.samples if rss else [],
         "audit_decisions": health.get("audit_decisions"),
     }
+    if args.stall_report_ms:
+        log_text = (work / "server.log").read_text(encoding="utf-8", errors="replace")
+        summary["event_loop_stalls"] = log_text.count("event loop stalled for")
+        print(f"event loop stalls over {args.stall_report_ms:g} ms: {summary['event_loop_stalls']} "
+              f"(their stacks: {work / 'server.log'})")
     print(f"\nRSS of the server: {summary['rss_mb_first']} MiB at the first sample, {summary['rss_mb_last']} MiB at the "
           f"last; {summary['audit_decisions']} decisions in the audit log")
     if args.out:

@@ -38,7 +38,7 @@ import signal
 import traceback
 from collections import deque
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,7 @@ from features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
+from features.offline import ordered_transactions
 from features.params import FeatureParams, load_feature_params
 from features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
 from features.store import (
@@ -620,6 +621,48 @@ class OnlineFeatureState:
             values[i] = int(values[i])
         return dict(zip(FEATURE_NAMES, values))
 
+    def seed_history(self, transactions: pd.DataFrame) -> int:
+        """Set what the features remember from beyond their windows, from history that is not replayed.
+
+        Every feature looks back at most 90 days but three facts per customer, which go back to its
+        first transaction: the time of its previous transaction (days since it, reactivation), of its
+        previous incoming one, and the counterparties it ever dealt with (``is_new_counterparty``). A
+        state warmed up with the last days only would forget them, and call new a counterparty last
+        paid 200 days ago where training (the offline path, over the whole history) did not. This sets
+        them from ``transactions`` (a typed frame, all older than what is replayed next) on an empty
+        state, and keeps the result as the snapshot at seq 0: a restart that rebuilds the state from the
+        events starts from it too. Returns the number of customers seeded.
+        """
+        if self._seq or self._customers:
+            raise RuntimeError("seed_history needs an empty state: it sets what precedes every event")
+        if len(transactions) == 0:
+            return 0
+        reg = self.registry
+        ids = transactions["customer_id"].astype(str)
+        codes = ids.map(reg.code_of)
+        if codes.isna().any():
+            bad = ids[codes.isna()].iloc[0]
+            raise UnknownCustomerError(f"customer_id {bad!r} of the history is not in the customers table")
+        # microseconds, as a replayed record's ISO time gives them (features.events.transaction_records)
+        t_ns = pd.to_datetime(transactions["timestamp"], utc=True).astype("int64").to_numpy() // 1000 * 1000
+        cp = transactions["counterparty_id"].astype(object) if "counterparty_id" in transactions else None
+        frame = pd.DataFrame({"cust": codes.to_numpy(dtype=np.int64), "t": t_ns,
+                              "incoming": (transactions["direction"].astype(str) == "in").to_numpy()})
+        last = frame.groupby("cust")["t"].max()
+        last_in = frame[frame["incoming"]].groupby("cust")["t"].max()
+        counterparties: dict[int, set[str]] = {}
+        if cp is not None:
+            has = cp.notna().to_numpy() & (cp.astype(str) != "").to_numpy()
+            for cust, group in pd.Series(cp.to_numpy()[has]).groupby(frame["cust"].to_numpy()[has]):
+                counterparties[int(cust)] = set(map(str, group))
+        for cust, t in last.items():
+            state = self._customers[int(cust)] = _CustomerState()
+            state.prev_t = int(t)
+            state.last_in_t = int(last_in.get(cust, -1))
+            state.seen_cps = counterparties.get(int(cust), set())
+        self.store.save_snapshot(0, self._state_blob())
+        return len(last)
+
     # -- the streaming computation ----------------------------------------------------------------
     def _apply(self, record: Mapping[str, Any], t_ns: int | None = None) -> np.ndarray:
         """Count one checked transaction into the state and return its feature row."""
@@ -810,6 +853,33 @@ def _check_record(txn: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     for f in ("txn_id", "customer_id", "account_id"):
         record[f] = str(record[f])
     return record, t_ns
+
+
+def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | None,
+            progress: Callable[[int, int], None] | None = None) -> int:
+    """Bring an empty state to where the history leaves it: replay the last ``days`` days of
+    ``transactions`` (all when None), after seeding it (:meth:`OnlineFeatureState.seed_history`) with
+    what the older ones leave behind, then snapshot it.
+
+    A later transaction then gets the features the offline path computes over the whole history, as
+    long as ``days`` covers the longest window (90 days). Returns the number of transactions replayed
+    (0 when the state already holds transactions).
+    """
+    if state.processed > 0 or days == 0 or transactions is None or len(transactions) == 0:
+        return 0
+    txns = ordered_transactions(transactions)
+    if days is not None:
+        ts = pd.to_datetime(txns["timestamp"], utc=True)
+        recent = (ts > ts.max() - pd.Timedelta(days=days)).to_numpy()
+        state.seed_history(txns.loc[~recent])
+        txns = txns.loc[recent]
+    total = len(txns)
+    for i, record in enumerate(transaction_records(txns), start=1):
+        state.update_vector(record)
+        if progress is not None and (i % 2000 == 0 or i == total):
+            progress(i, total)
+    state.snapshot()
+    return total
 
 
 def replay(state: OnlineFeatureState, transactions: pd.DataFrame) -> np.ndarray:

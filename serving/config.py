@@ -31,6 +31,9 @@ variable                    meaning                                             
                             BentoML's default sample rate of 0 never records); ``on``:
                             spans on every route, sampled and exported as BentoML's
                             ``tracing`` configuration says
+``AML_STALL_REPORT_MS``     log the event loop's Python stack whenever it stalls for    (off)
+                            longer than this many milliseconds, and how long the stall
+                            lasted (``serving.stalls``): where latency spikes come from
 ==========================  =========================================================  ============================
 """
 
@@ -76,6 +79,8 @@ class Settings(BaseModel):
     top_k: int = Field(8, ge=1, le=50, description="Feature attributions in an explanation.")
     max_future_seconds: int = Field(86_400, ge=0, description="Refuse transactions dated further in the future (0: off).")
     tracing: Literal["off", "on"] = Field("off", description="OpenTelemetry spans per request (BentoML's middleware).")
+    stall_report_ms: float | None = Field(None, gt=0, le=60_000,
+                                          description="Log the event loop's stack when it stalls longer (off: None).")
 
     @property
     def keys_file(self) -> Path:
@@ -104,6 +109,8 @@ class Settings(BaseModel):
             "AML_MAX_FUTURE_SECONDS": str(self.max_future_seconds),
             "AML_TRACING": self.tracing,
         }
+        if self.stall_report_ms is not None:
+            env["AML_STALL_REPORT_MS"] = f"{self.stall_report_ms:g}"
         if self.model_version:
             env["AML_MODEL_VERSION"] = self.model_version
         if self.api_keys_file is not None:
@@ -124,7 +131,7 @@ class Settings(BaseModel):
             "api_keys_file": "AML_API_KEYS_FILE", "warm_up_days": "AML_WARM_UP_DAYS", "audit_sync": "AML_AUDIT_SYNC",
             "max_body_bytes": "AML_MAX_BODY_BYTES", "max_batch_body_bytes": "AML_MAX_BATCH_BODY_BYTES",
             "max_batch_size": "AML_MAX_BATCH_SIZE", "top_k": "AML_TOP_K", "max_future_seconds": "AML_MAX_FUTURE_SECONDS",
-            "tracing": "AML_TRACING",
+            "tracing": "AML_TRACING", "stall_report_ms": "AML_STALL_REPORT_MS",
         }
         for field, var in names.items():
             raw = env.get(var)

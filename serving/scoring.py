@@ -46,7 +46,7 @@ import pandas as pd
 from contract import load_dataset
 from features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from features.events import timestamp_ns
-from features.online import BadTransactionError, LateTransactionError, OnlineFeatureState
+from features.online import BadTransactionError, LateTransactionError, OnlineFeatureState, warm_up
 from features.registry import UnknownCustomerError
 from models.rules import RulesConfig, explain_rules, load_rules_config, score_transaction_rules
 from serving import words
@@ -157,30 +157,6 @@ def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_
     state_dir.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n",
                     encoding="utf-8")
-
-
-def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | None,
-            progress: Progress | None = None) -> int:
-    """Replay the last ``days`` days of history (all when None) into an empty online state.
-
-    Returns the number of transactions replayed (0 when the state already holds transactions).
-    """
-    from features.events import transaction_records
-    from features.offline import ordered_transactions
-
-    if state.processed > 0 or days == 0 or transactions is None or len(transactions) == 0:
-        return 0
-    txns = ordered_transactions(transactions)
-    if days is not None:
-        ts = pd.to_datetime(txns["timestamp"], utc=True)
-        txns = txns.loc[(ts > ts.max() - pd.Timedelta(days=days)).to_numpy()]
-    total = len(txns)
-    for i, record in enumerate(transaction_records(txns), start=1):
-        state.update_vector(record)
-        if progress is not None and (i % 2000 == 0 or i == total):
-            progress(i, total)
-    state.snapshot()
-    return total
 
 
 def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:

@@ -57,6 +57,7 @@ from serving.schemas import (
     Transaction,
 )
 from serving.scoring import ScoringEngine, wait_all
+from serving.stalls import StallReporter
 from serving.telemetry import audit_commit_observer
 from serving.views import decision_view, full_view
 
@@ -166,6 +167,7 @@ class AmlScoring:
             self.engine.audit.on_commit = audit_commit_observer()
         self.heap = _HeapFreezer()
         self.heap.freeze_now()
+        self.stalls = StallReporter(settings.stall_report_ms) if settings.stall_report_ms else None
 
     def __is_ready__(self) -> bool:
         return bool(self.engine.ready)
@@ -173,6 +175,8 @@ class AmlScoring:
     @bentoml.on_shutdown
     def shutdown(self) -> None:
         """Snapshot the online state and close the stores."""
+        if self.stalls is not None:
+            self.stalls.stop()
         self.engine.close()
 
     def _run(self, ctx: bentoml.Context, fn: Any) -> JSONResponse:
@@ -191,6 +195,8 @@ class AmlScoring:
         callers also the components, risk level, attributions, rules fired and versions.
         Sending a txn_id again returns the original decision (``replayed: true``)."""
 
+        if self.stalls is not None:
+            self.stalls.ensure_started()
         try:
             caller = _caller(ctx)
             outcome = self.engine.score(transaction, caller, explain=explain, lang=lang, wait=False)

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import shutil
 import tempfile
+import weakref
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,9 +287,17 @@ def load_model_set(version: str | int | None = None, alias: str | None = None,
     mv = resolve_version(version, alias)
     client()
     target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="amlscore-model-"))
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{REGISTERED_MODEL_NAME}/{mv.version}",
-                                                dst_path=str(target))
-    ms = ModelSet.load(Path(local) / "artifacts" / "model_set")
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{REGISTERED_MODEL_NAME}/{mv.version}",
+                                                    dst_path=str(target))
+        ms = ModelSet.load(Path(local) / "artifacts" / "model_set")
+    except BaseException:
+        if dst is None:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    if dst is None:
+        # a download of our own: removed with the model set (or at exit), which reads it lazily until then
+        weakref.finalize(ms, shutil.rmtree, str(target), True)
     ms.metadata["model_version"] = str(mv.version)
     ms.metadata["registered_model_name"] = REGISTERED_MODEL_NAME
     ms.metadata["run_id"] = mv.run_id

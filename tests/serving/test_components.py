@@ -306,3 +306,33 @@ def test_a_version_folder_is_reused_only_for_the_same_run(tmp_path: Path) -> Non
     assert download_run_id(folder) == "0a1b2c"
     assert is_download_of(folder, "0a1b2c") and is_download_of(folder, None)
     assert not is_download_of(folder, "ffeedd")  # same version number, another run: download again
+
+
+def test_stall_reporter_names_where_the_event_loop_stalled(caplog) -> None:
+    """A loop held for 150 ms is reported once, with the stack that held it, then how long it lasted."""
+    import asyncio
+    import logging
+    import time
+
+    from serving.stalls import StallReporter
+
+    def hold_the_loop_for_a_while() -> None:
+        time.sleep(0.15)
+
+    async def main(reporter: StallReporter) -> None:
+        reporter.ensure_started()
+        await asyncio.sleep(0.05)  # beating, no stall
+        hold_the_loop_for_a_while()
+        await asyncio.sleep(0.05)
+
+    reporter = StallReporter(threshold_ms=40, tick_ms=5)
+    with caplog.at_level(logging.WARNING, logger="serving.stalls"):
+        asyncio.run(main(reporter))
+        time.sleep(0.02)
+    reporter.stop()
+    messages = [r.getMessage() for r in caplog.records]
+    stalled = [m for m in messages if m.startswith("event loop stalled")]
+    assert reporter.stalls == 1 and len(stalled) == 1, messages
+    assert "hold_the_loop_for_a_while" in stalled[0]
+    over = [m for m in messages if m.startswith("event loop stall over")]
+    assert len(over) == 1 and 140 <= float(over[0].split(": ")[1].split(" ")[0]) <= 400, over

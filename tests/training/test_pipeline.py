@@ -64,6 +64,21 @@ def test_registered_model_reloaded_from_mlflow_scores_identically(trained, tmp_p
                                   trained.model_set.score_frame(feats.head(200))["suspicion_score"].to_numpy())
 
 
+def test_a_registry_download_of_its_own_goes_with_its_model_set(trained):
+    """load_model_set without a destination downloads into a temporary folder, which the model set
+    reads lazily (the scikit-learn forest for audits) and which goes when the model set does."""
+    import gc
+
+    from training.tracking import load_model_set
+
+    reg = load_model_set(alias="challenger")
+    folder = Path(reg.model_set.detector._folder)
+    assert folder.is_dir() and reg.model_set.detector.load_reference() is not None
+    del reg
+    gc.collect()
+    assert not folder.exists() and not folder.parent.parent.exists()
+
+
 def _worse(model_set: ModelSet) -> ModelSet:
     """The same model set, but fusing the anomaly score alone."""
     worse = copy.copy(model_set)
