@@ -56,8 +56,22 @@ commit and survives a power cut too. Memory
 follows the windows, not the history: a customer keeps the events of its last 90 days, peer-group
 days older than the lookback are dropped, the peer-group sizes and shared agent and phone counts are
 cached once per customer, and IP, device and operator windows idle for longer than their window plus
-90 days are forgotten (a slice of the tables every 100 transactions, not all at once). Only each customer's set of counterparties grows with the history, as the
-first-time counterparty feature needs it.
+90 days are forgotten (a slice of the tables every 100 transactions, not all at once). A customer's
+event buffers are touched only when full: the events that left the window are dropped if they are a
+quarter of the buffer or more, else the buffer doubles, and one that holds under an eighth of its
+room after a drop halves, so a burst's memory comes back after it. Only each customer's set of
+counterparties grows with the history, as the first-time counterparty feature needs it.
+
+Warm-up: a service starts from the last days of the history (100 by default), not all of it. Three
+facts per customer reach further back than any window: the time of its previous transaction, of its
+previous incoming one, and the counterparties it ever dealt with. `features.online.warm_up` seeds
+them from the older history before it replays the recent days (and keeps the seed as the snapshot at
+event 0, so a rebuild from the stored events starts from it too); without the seed, a counterparty
+last paid 200 days ago would be "new" to the service but not to training. After the warm-up every
+feature equals the offline path's over the whole history, exactly, except the standard deviations:
+both paths take them from running sums of squares, which start at the history's first day offline
+and at the warm-up's first day online, so they agree up to rounding (at most 0.2 yuan of standard
+deviation in the test, where a window's amounts are nearly equal).
 """
 
 

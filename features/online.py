@@ -188,6 +188,10 @@ class _CustomerState:
         self.fans, self.seen_cps = state["fans"], state["seen_cps"]
         self.prev_t, self.last_in_t = state["prev_t"], state["last_in_t"]
 
+    def reseat(self) -> None:
+        """Keep only the events inside the window, in buffers of twice their number (as a restore does)."""
+        self.__setstate__(self.__getstate__())
+
     def make_room(self) -> None:
         """Room for one more event, touching the buffers only when they are full: then the expired
         events are dropped if they are at least a quarter of them, else the buffers double.
@@ -236,8 +240,15 @@ def _max_fd() -> int:
 
 
 def _resized(arr: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((rows,) + arr.shape[1:], dtype=arr.dtype)
+    """``arr`` in a buffer of ``rows`` rows, the spare ones zeroed and touched now.
+
+    ``np.zeros`` would leave the spare rows as untouched pages that become resident only as events
+    fill them: the process's RSS would then creep up for a window's worth of transactions after
+    every start, which looks like a leak. Touched now, the RSS is what the state holds from the start.
+    """
+    out = np.empty((rows,) + arr.shape[1:], dtype=arr.dtype)
     out[: len(arr)] = arr
+    out[len(arr):] = 0
     return out
 
 
@@ -621,6 +632,13 @@ class OnlineFeatureState:
             values[i] = int(values[i])
         return dict(zip(FEATURE_NAMES, values))
 
+    def reseat_buffers(self) -> None:
+        """Give every customer's event buffers the size a restore gives them (twice the events inside
+        the window): after a replay from nothing, a buffer's size is wherever its doublings left it,
+        and the ones just large enough would double again within the next window."""
+        for state in self._customers.values():
+            state.reseat()
+
     def seed_history(self, transactions: pd.DataFrame) -> int:
         """Set what the features remember from beyond their windows, from history that is not replayed.
 
@@ -878,6 +896,7 @@ def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | N
         state.update_vector(record)
         if progress is not None and (i % 2000 == 0 or i == total):
             progress(i, total)
+    state.reseat_buffers()
     state.snapshot()
     return total
 
