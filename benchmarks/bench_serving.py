@@ -29,7 +29,8 @@ What it does:
    (closed loop, one batch in flight);
 4. samples the resident memory and the CPU time of the server's processes every second and reports,
    per phase, the server's CPU time per transaction (what the service costs, whatever else runs on
-   the machine), the RSS at the start and the end, its least-squares slope (MiB per minute) and,
+   the machine; on a VM it also varies with the neighbours' use of the host, by half between runs
+   of the same code on the project VM), the share of CPU time stolen by the hypervisor, the RSS at the start and the end, its least-squares slope (MiB per minute) and,
    for phases of a minute or more, the RSS every 30 seconds;
 5. explains the slow requests: per phase, the audit log's commits from the service's ``/metrics``
    (``amlscore_audit_commit_seconds``: every response waits for its commit and fsync) and, from a
@@ -176,6 +177,16 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def _cpu_ticks() -> tuple[int, int] | None:
+    """(steal, total) CPU ticks of the machine from /proc/stat (Linux), or None."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
+
+
 class RssSampler(threading.Thread):
     """RSS (MiB) and CPU seconds of the server's process tree, once per ``every`` seconds.
 
@@ -188,6 +199,7 @@ class RssSampler(threading.Thread):
         self.pid, self.every = pid, every
         self.samples: list[tuple[float, float]] = []
         self.cpu: list[tuple[float, float]] = []
+        self.steal: list[tuple[float, int, int]] = []  # (time, the machine's stolen and total CPU ticks)
         self._halt = threading.Event()
         self.t0 = time.perf_counter()
 
@@ -217,6 +229,9 @@ class RssSampler(threading.Thread):
             now = round(time.perf_counter() - self.t0, 2)
             self.samples.append((now, round(rss / 2**20, 1)))
             self.cpu.append((now, cpu))
+            ticks = _cpu_ticks()
+            if ticks is not None:
+                self.steal.append((now, *ticks))
         except psutil.Error:
             pass
 
@@ -226,6 +241,13 @@ class RssSampler(threading.Thread):
 
     def window(self, start: float, end: float) -> list[float]:
         return [r for t, r in self.samples if start <= t <= end]
+
+    def steal_between(self, start: float, end: float) -> float | None:
+        """The share of the machine's CPU time the hypervisor gave to others (steal), in percent."""
+        inside = [(st, tot) for t, st, tot in self.steal if start <= t <= end]
+        if len(inside) < 2 or inside[-1][1] == inside[0][1]:
+            return None
+        return round(100 * (inside[-1][0] - inside[0][0]) / (inside[-1][1] - inside[0][1]), 1)
 
     def cpu_between(self, start: float, end: float) -> float | None:
         inside = [c for t, c in self.cpu if start <= t <= end]
@@ -511,6 +533,7 @@ def summarise(name: str, raw: dict[str, Any], n_txn: int, started: float, ended:
     cpu = rss.cpu_between(started, ended)
     return {
         "server_cpu_ms_per_txn": round(cpu * 1000 / max(n_txn, 1), 2) if cpu is not None else None,
+        "cpu_steal_pct": rss.steal_between(started, ended),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "phase": name,
         "requests": int(len(lat)),
@@ -610,7 +633,7 @@ def batch_phase(name: str, url: str, headers: dict[str, str], stream: Stream, ba
 def print_table(rows: list[dict[str, Any]]) -> None:
     cols = ("phase", "requests", "transactions", "seconds", "p50_ms", "p99_ms", "max_ms", "throughput_txn_s", "errors",
             "server_cpu_ms_per_txn", "load_average_1m", "rss_mb_start", "rss_mb_end", "rss_mb_per_min",
-            "audit_commit_mean_ms", "audit_commits_over_25ms", "disk_fsync_p99_ms", "disk_fsync_max_ms")
+            "audit_commit_mean_ms", "audit_commits_over_25ms", "disk_fsync_p99_ms", "disk_fsync_max_ms", "cpu_steal_pct")
     widths = {c: max(len(c), *(len(str(r.get(c))) for r in rows)) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
