@@ -57,9 +57,10 @@ follows the windows, not the history: a customer keeps the events of its last 90
 days older than the lookback are dropped, the peer-group sizes and shared agent and phone counts are
 cached once per customer, and IP, device and operator windows idle for longer than their window plus
 90 days are forgotten (a slice of the tables every 100 transactions, not all at once). A customer's
-event buffers are touched only when full: the events that left the window are dropped if they are a
-quarter of the buffer or more, else the buffer doubles, and one that holds under an eighth of its
-room after a drop halves, so a burst's memory comes back after it. Only each customer's set of
+event buffers double only when the events inside the window fill three quarters of them (a full
+buffer otherwise drops the events that left the window), and halve whenever those events fill under
+an eighth, so they grow only where a window grows and a burst's room comes back once it has left
+the window. Only each customer's set of
 counterparties grows with the history, as the first-time counterparty feature needs it.
 
 Warm-up: a service starts from the last days of the history (100 by default), not all of it. Three

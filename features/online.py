@@ -193,19 +193,21 @@ class _CustomerState:
         self.__setstate__(self.__getstate__())
 
     def make_room(self) -> None:
-        """Room for one more event, touching the buffers only when they are full: then the expired
-        events are dropped if they are at least a quarter of them, else the buffers double.
+        """Room for one more event. When the buffers are full, the expired events are dropped if they
+        are at least a quarter of them, else the buffers double; and whenever the events inside the
+        window fill under an eighth of the buffers, the expired ones are dropped and the buffers halve
+        (as often as that stays true).
 
-        So a customer's buffers hold between 4/3 and 8 times the events inside its window: memory
-        follows the window, not the history, and once every buffer has filled once (one window after
-        start) the state stops growing. A buffer whose window has emptied to under an eighth of it
-        shrinks by half at its next drop, so a burst's memory comes back after the burst.
+        So a customer's buffers have room for 4/3 to 8 times the events inside its window: memory
+        follows the window, not the history; it grows only where a window grows, and a burst's room
+        comes back once the burst has left the window.
         """
         n, h, size = self.n, self.head, len(self.ts)
-        if n < size:
-            return
         kept = n - h
-        if h * 4 < size:
+        oversized = h > 0 and size > _INITIAL_EVENTS and kept * 8 < size
+        if n < size and not oversized:
+            return
+        if not oversized and h * 4 < size:
             self._resize(2 * size)
             return
         while size > _INITIAL_EVENTS and kept * 8 < size:

@@ -130,3 +130,25 @@ def test_a_snapshot_of_compacted_buffers_restores_the_same_state():
     assert restarted.processed == 2_700
     rest = np.array([restarted.update_vector(r) for r in records[2_700:]])
     np.testing.assert_array_equal(np.nan_to_num(np.vstack([first, rest])), np.nan_to_num(clean))
+
+
+def test_a_burst_s_buffer_room_comes_back_after_the_burst():
+    """2,000 transactions in one day, then one a day: once the burst has left the 90-day window the
+    customer's buffers shrink back to the size its quiet window needs (no ratchet), and a restart
+    gives the same size (twice the events inside the window)."""
+    customers = make_customers(3, seed=8)
+    state = OnlineFeatureState(customers)
+    start = pd.Timestamp("2025-06-01", tz="UTC")
+    times = [start + pd.Timedelta(seconds=30 * i) for i in range(2_000)]
+    times += [start + pd.Timedelta(days=1 + d) for d in range(200)]
+    for i, t in enumerate(times):
+        state.update_vector({"txn_id": f"U{i}", "timestamp": t.isoformat(), "customer_id": "C00002", "account_id": "A",
+                             "direction": "out", "amount": 80.0 + i % 7, "channel": "counter", "txn_type": "transfer",
+                             "counterparty_type": "unknown"})
+        if i == 2_000:
+            peak = len(state._customers[2].ts)
+    buf = state._customers[2]
+    assert buf.n - buf.head == 90  # the last 90 days, one a day
+    assert peak >= 2_000 and len(buf.ts) <= 8 * 90
+    buf.reseat()
+    assert len(buf.ts) == 2 * 90 and buf.n - buf.head == 90
