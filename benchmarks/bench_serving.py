@@ -659,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
                              "benchmark's history into a private registry in the working folder.")
     parser.add_argument("--alias", default="champion")
     parser.add_argument("--audit-sync", choices=("full", "normal"), default="full")
+    parser.add_argument("--score-dispatch", choices=("direct", "bentoml"), default="direct",
+                        help="Who answers /v1/score: the gate directly (default) or BentoML's router (AML_SCORE_DISPATCH).")
     parser.add_argument("--disk-probe", action=argparse.BooleanOptionalAction, default=True,
                         help="Measure the disk's fsync latency beside the service (FsyncProbe), to tell the "
                              "disk's stalls from the service's own.")
@@ -692,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     write_keys_file(state / "api_keys.yaml", KEYS)
     env = {**os.environ, "AML_DATA_DIR": str(data), "AML_STATE_DIR": str(state), "AML_WARM_UP_DAYS": str(args.warm_up_days),
            "MLFLOW_TRACKING_URI": args.tracking_uri, "AML_MODEL_ALIAS": args.alias, "AML_AUDIT_SYNC": args.audit_sync,
+           "AML_SCORE_DISPATCH": args.score_dispatch,
            "AML_MAX_FUTURE_SECONDS": "0", "BENTOML_DO_NOT_TRACK": "true",
            **({"AML_STALL_REPORT_MS": f"{args.stall_report_ms:g}"} if args.stall_report_ms else {}),
            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)}

@@ -34,6 +34,10 @@ variable                    meaning                                             
 ``AML_STALL_REPORT_MS``     log the event loop's Python stack whenever it stalls for    (off)
                             longer than this many milliseconds, and how long the stall
                             lasted (``serving.stalls``): where latency spikes come from
+``AML_SCORE_DISPATCH``      ``direct``: the gate answers ``POST /v1/score`` itself,     ``direct``
+                            right after its checks (``serving.middleware``; ~1 ms of
+                            CPU less per request); ``bentoml``: through BentoML's
+                            router and API method like the other routes (same answers)
 ==========================  =========================================================  ============================
 """
 
@@ -81,6 +85,8 @@ class Settings(BaseModel):
     tracing: Literal["off", "on"] = Field("off", description="OpenTelemetry spans per request (BentoML's middleware).")
     stall_report_ms: float | None = Field(None, gt=0, le=60_000,
                                           description="Log the event loop's stack when it stalls longer (off: None).")
+    score_dispatch: Literal["direct", "bentoml"] = Field(
+        "direct", description="Who answers POST /v1/score: the gate directly, or BentoML's router (same answers).")
 
     @property
     def keys_file(self) -> Path:
@@ -108,6 +114,7 @@ class Settings(BaseModel):
             "AML_TOP_K": str(self.top_k),
             "AML_MAX_FUTURE_SECONDS": str(self.max_future_seconds),
             "AML_TRACING": self.tracing,
+            "AML_SCORE_DISPATCH": self.score_dispatch,
         }
         if self.stall_report_ms is not None:
             env["AML_STALL_REPORT_MS"] = f"{self.stall_report_ms:g}"
@@ -132,6 +139,7 @@ class Settings(BaseModel):
             "max_body_bytes": "AML_MAX_BODY_BYTES", "max_batch_body_bytes": "AML_MAX_BATCH_BODY_BYTES",
             "max_batch_size": "AML_MAX_BATCH_SIZE", "top_k": "AML_TOP_K", "max_future_seconds": "AML_MAX_FUTURE_SECONDS",
             "tracing": "AML_TRACING", "stall_report_ms": "AML_STALL_REPORT_MS",
+            "score_dispatch": "AML_SCORE_DISPATCH",
         }
         for field, var in names.items():
             raw = env.get(var)

@@ -37,7 +37,7 @@ from contract.errors import AmlError
 from serving.auth import Caller, KeyStore, ensure_keys_file
 from serving.config import Settings, bentoml_tracing
 from serving.errors import ServingError, UnprocessableTransaction, Unauthorized, InvalidRequest
-from serving.middleware import GATE, GateMiddleware
+from serving.middleware import GATE, GateMiddleware, invalid_request_body
 from serving.schemas import (
     BatchResult,
     CustomerRiskRequest,
@@ -112,15 +112,20 @@ class _HeapFreezer:
             gc.freeze()
 
 
-class _JSON(JSONResponse):
-    """A JSON response rendered by orjson (a decision with its explanation: ~0.2 ms less than ``json.dumps``).
+def _render(content: Any) -> bytes:
+    """JSON by orjson (a decision with its explanation: ~0.2 ms less than ``json.dumps``).
 
     Non-finite floats never reach here (decisions are cleaned by :func:`serving.errors.json_safe`);
     orjson would write them as ``null``, as that function does.
     """
+    return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+class _JSON(JSONResponse):
+    """A JSON response rendered by :func:`_render`."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        return _render(content)
 
 
 def _respond(ctx: bentoml.Context, data: Any, status: int = 200) -> JSONResponse:
@@ -168,6 +173,8 @@ class AmlScoring:
         self.heap = _HeapFreezer()
         self.heap.freeze_now()
         self.stalls = StallReporter(settings.stall_report_ms) if settings.stall_report_ms else None
+        if settings.score_dispatch == "direct":  # last: the handler needs everything above
+            GATE.serve_directly("/v1/score", self.score_direct)
 
     def __is_ready__(self) -> bool:
         return bool(self.engine.ready)
@@ -195,18 +202,40 @@ class AmlScoring:
         callers also the components, risk level, attributions, rules fired and versions.
         Sending a txn_id again returns the original decision (``replayed: true``)."""
 
-        if self.stalls is not None:
-            self.stalls.ensure_started()
         try:
-            caller = _caller(ctx)
-            outcome = self.engine.score(transaction, caller, explain=explain, lang=lang, wait=False)
-            await outcome.wait_async()  # durable in the audit log before the answer; other requests go on meanwhile
-            self.heap.tick()
-            return _respond(ctx, decision_view(outcome.record, outcome.replayed, caller.full_view, lang))  # type: ignore[return-value]
+            return _respond(ctx, await self._scored(transaction, explain, lang, _caller(ctx)))  # type: ignore[return-value]
         except ServingError as err:
             return _error(ctx, err)  # type: ignore[return-value]
         except AmlError as err:
             return _error(ctx, UnprocessableTransaction(str(err)))  # type: ignore[return-value]
+
+    async def score_direct(self, body: bytes, caller: Caller) -> tuple[int, bytes]:
+        """``POST /v1/score`` answered by the gate (``AML_SCORE_DISPATCH=direct``, the default).
+
+        The same validation (:class:`ScoreRequest`), scoring and answer as :meth:`score`, without
+        BentoML's per-request dispatch (:mod:`serving.middleware`, step 5).
+        """
+        try:
+            req = ScoreRequest.model_validate_json(body or b"{}")  # an empty body reads as {}, as BentoML reads it
+        except ValidationError as exc:
+            log.warning("rejected an invalid request body: %s", str(exc).splitlines()[0])
+            return 400, invalid_request_body(exc.errors(include_context=False, include_input=False))
+        try:
+            return 200, _render(await self._scored(req.transaction, req.explain, req.lang, caller))
+        except ServingError as err:
+            return err.status, _render(err.body())
+        except AmlError as err:
+            refused = UnprocessableTransaction(str(err))
+            return refused.status, _render(refused.body())
+
+    async def _scored(self, transaction: Transaction, explain: bool, lang: str, caller: Caller) -> dict[str, Any]:
+        """Score one transaction and return what the caller's role sees, once the decision is durable."""
+        if self.stalls is not None:
+            self.stalls.ensure_started()
+        outcome = self.engine.score(transaction, caller, explain=explain, lang=lang, wait=False)
+        await outcome.wait_async()  # durable in the audit log before the answer; other requests go on meanwhile
+        self.heap.tick()
+        return decision_view(outcome.record, outcome.replayed, caller.full_view, lang)
 
     @bentoml.api(route="/v1/score_batch", input_spec=ScoreBatchRequest, output_spec=BatchResult)
     async def score_batch(self, transactions: list[Transaction], explain: bool = False, lang: str = "en",

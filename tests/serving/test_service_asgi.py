@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -249,6 +250,69 @@ def test_batch_gives_the_same_results_as_one_by_one(tmp_path: Path, tiny_bank: P
     drop = {"request_id", "decided_at"}
     for s, b in zip(singles, batch):
         assert {k: v for k, v in s.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+
+def test_direct_and_bentoml_dispatch_give_the_same_answers(tmp_path: Path, tiny_bank: Path, customers: list[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """POST /v1/score answered by the gate (AML_SCORE_DISPATCH=direct) and through BentoML's router (bentoml): the
+    same statuses and bodies for good, bad, refused, replayed and reused requests, and the same audit log."""
+    import serving.service as service
+
+    taken: list[str] = []
+    direct = service.AmlScoring.inner.score_direct
+
+    async def spy(self: Any, body: bytes, caller: Any) -> tuple[int, bytes]:
+        taken.append(caller.role)
+        return await direct(self, body, caller)
+
+    monkeypatch.setattr(service.AmlScoring.inner, "score_direct", spy)
+    c0, c1, c2 = customers[:3]
+    requests: list[tuple[dict[str, str], Any]] = [
+        (CHANNEL, {"transaction": new_txn(c0, "R-DP-1", "2026-06-01T10:00:00Z")}),
+        (COMPLIANCE, {"transaction": new_txn(c1, "R-DP-2", "2026-06-01T10:01:00Z", amount=49_500.0), "lang": "zh"}),
+        (COMPLIANCE, {"transaction": new_txn(c2, "R-DP-3", "2026-06-01T10:02:00Z"), "explain": False}),
+        (CHANNEL, {"transaction": new_txn(c0, "R-DP-1", "2026-06-01T10:00:00Z")}),  # replay
+        (CHANNEL, {"transaction": new_txn(c0, "R-DP-1", "2026-06-01T10:00:00Z", amount=1.0)}),  # reused txn_id
+        (CHANNEL, {"transaction": new_txn(c0, "R-DP-4", "2026-05-01T10:00:00Z")}),  # late
+        (CHANNEL, {"transaction": new_txn("NOBODY", "R-DP-5", "2026-06-01T10:03:00Z")}),  # unknown customer
+        *((CHANNEL, body) for _, body in _bad(c1)),
+    ]
+
+    def run(dispatch: str) -> tuple[list[tuple[int, Any]], list[tuple[Any, ...]]]:
+        state = tmp_path / dispatch
+        client = start_client(tiny_bank, state, FakeLoader(), AML_SCORE_DISPATCH=dispatch)
+        try:
+            out = []
+            for headers, body in requests:
+                kwargs = {"content": body} if isinstance(body, bytes) else {"json": body}
+                r = client.post("/v1/score", headers={**headers, "Content-Type": "application/json"}, **kwargs)
+                got = {k: v for k, v in r.json().items() if k not in ("request_id", "decided_at")}
+                if "error" in got:  # a reused txn_id's message names the first request id
+                    got["error"] = re.sub(r"\b[0-9A-HJKMNP-TV-Z]{26}\b", "<request id>", got["error"])
+                out.append((r.status_code, got))
+        finally:
+            client.__exit__(None, None, None)
+        db = sqlite3.connect(state / "audit.sqlite")
+        rows = db.execute("SELECT txn_id, caller_role, input_json, features, suspicion_score FROM decisions ORDER BY seq")
+        audit = rows.fetchall()
+        db.close()
+        return out, audit
+
+    saved = dict(os.environ)
+    try:
+        direct_answers, direct_audit = run("direct")
+        assert len(taken) == len(requests)  # every request went through the gate's direct handler
+        taken.clear()
+        bentoml_answers, bentoml_audit = run("bentoml")
+        assert taken == []  # and none did with BentoML's dispatch
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert [s for s, _ in direct_answers][:7] == [200, 200, 200, 200, 409, 409, 422]
+    assert all(s == 400 for s, _ in direct_answers[7:])
+    for k, (a, b) in enumerate(zip(direct_answers, bentoml_answers)):
+        assert a == b, (k, a, b)
+    assert direct_audit == bentoml_audit and len(direct_audit) == 3
 
 
 def test_explained_decisions_use_the_one_pass_call(tmp_path: Path, tiny_bank: Path, customers: list[str]) -> None:
