@@ -35,8 +35,8 @@ variable                    meaning                                             
                             longer than this many milliseconds, and how long the stall
                             lasted (``serving.stalls``): where latency spikes come from
 ``AML_SCORE_DISPATCH``      ``direct``: the gate answers ``POST /v1/score`` itself,     ``direct``
-                            right after its checks (``serving.middleware``; ~1 ms of
-                            CPU less per request); ``bentoml``: through BentoML's
+                            right after its checks (``serving.middleware``; 0.4-0.7 ms
+                            of CPU less per request); ``bentoml``: through BentoML's
                             router and API method like the other routes (same answers)
 ==========================  =========================================================  ============================
 """
