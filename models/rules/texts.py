@@ -182,10 +182,15 @@ def pick(pair: tuple[str, str], lang: str) -> str:
 
 
 def feature_label(name: str, lang: str) -> str:
-    """A feature's label; the catalogue's meaning (English) or the bare name when none is written here."""
+    """A feature's label: the wording written here for rule conditions; otherwise the catalogue's
+    meaning in English and the short label (:mod:`features.labels`) in Chinese; the bare name last."""
     if name in FEATURES:
         return pick(FEATURES[name], lang)
     from features.catalogue import SPECS_BY_NAME
+    from features.labels import short_label_pair
 
+    if lang == "zh":
+        pair = short_label_pair(name)
+        return pair[1] if pair is not None else name
     spec = SPECS_BY_NAME.get(name)
-    return spec.meaning.rstrip(".") if (spec is not None and lang == "en") else name
+    return spec.meaning.rstrip(".") if spec is not None else name

@@ -84,6 +84,26 @@ def test_a_fired_rule_never_lowers_the_score(model_set):
     assert (held >= before.suspicion_score - 1e-12).all()
 
 
+def test_explanations_name_every_feature_in_the_language_asked(model_set):
+    """A compliance officer reading in Chinese sees Chinese labels, one per feature, for every attribution."""
+    import re
+
+    cjk = re.compile("[\u4e00-\u9fff]")
+    X = random_features(3, seed=5)
+    for lang in ("en", "zh"):
+        e = model_set.explain_vector(X[0], top_k=len(FEATURE_NAMES), lang=lang)
+        labels = [c.label for c in e.lgbm_contributions] + [a.label for a in e.anomaly_attribution]
+        assert labels and all(label and label not in FEATURE_NAMES for label in labels), lang
+        if lang == "zh":
+            assert all(cjk.search(label) or label in ("POS", "ATM") for label in labels), labels
+    from models.rules.texts import feature_label
+
+    for lang in ("en", "zh"):
+        every = [feature_label(n, lang) for n in FEATURE_NAMES]
+        assert len(set(every)) == len(FEATURE_NAMES), lang  # no two features read the same
+        assert not set(every) & set(FEATURE_NAMES), lang
+
+
 def test_explanation_adds_up_and_serialises(model_set):
     X = random_features(5, seed=11)
     X[0, IDX["near_threshold_cash_cnt_7d"]] = 5
