@@ -459,8 +459,11 @@ class ModelSet:
         values = contrib[:-1]
         order = np.argsort(-np.abs(values), kind="stable")[:top_k]
         names = self.feature_names
+        # a feature on no decision path gets exactly 0; one whose path terms cancel gets rounding noise
+        # (~1e-17 from the compiled TreeSHAP): neither moved the score, so neither is listed
+        negligible = 1e-9 * max(1.0, float(np.abs(values).max(initial=0.0)))
         lgbm = [FeatureContribution(names[j], feature_label(names[j], lang), _num(v), c, "raises" if c > 0 else "lowers")
-                for j, v, c in zip(order.tolist(), row[order].tolist(), values[order].tolist()) if c != 0]
+                for j, v, c in zip(order.tolist(), row[order].tolist(), values[order].tolist()) if abs(c) > negligible]
         anomaly = [AnomalyAttribution(name, feature_label(name, lang), _num(v), share)
                    for name, v, share in attribution[:top_k]]
         texts = explain_rules(rule, self.rules_config, lang=lang)

@@ -104,6 +104,18 @@ def test_explanations_name_every_feature_in_the_language_asked(model_set):
         assert not set(every) & set(FEATURE_NAMES), lang
 
 
+def test_rounding_noise_is_not_listed_as_a_reason(model_set, monkeypatch):
+    """A contribution that is rounding noise (terms of a path cancelling) is left out like an exact zero."""
+    X = random_features(1, seed=3)
+    real = model_set.classifier.contributions_one(X[0])
+    noisy = real.copy()
+    noisy[:-1] = 0.0
+    noisy[IDX["amount"]], noisy[IDX["is_cash"]], noisy[IDX["in_sum_7d"]] = 0.8, -3e-17, 2e-16
+    monkeypatch.setattr(model_set.classifier, "contributions_one", lambda row: noisy)
+    e = model_set.explain_vector(X[0], top_k=8, lang="en")
+    assert [c.feature for c in e.lgbm_contributions] == ["amount"]
+
+
 def test_explanation_adds_up_and_serialises(model_set):
     X = random_features(5, seed=11)
     X[0, IDX["near_threshold_cash_cnt_7d"]] = 5
