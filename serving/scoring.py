@@ -302,20 +302,19 @@ class ScoringEngine:
         return cfg
 
     def _load_behaviour(self) -> None:
-        """Refill the behaviour window from the feature store (rows of the last lookback days)."""
-        store = self.state.store
-        records = [(r["customer_id"], r["txn_id"], r.get("counterparty_country"), r["timestamp"])
-                   for _, r in store.events_after(0)]
-        if not records:
+        """Refill the behaviour window from the feature store (rows of the last lookback days).
+
+        Only the store's recent events are read (:meth:`~features.store.SQLiteFeatureStore.recent_events`),
+        so a start costs the rating window, not the whole history the store has kept.
+        """
+        rows = list(self.state.store.recent_events(self.behaviour.keep_ns / _DAY_NS))
+        if not rows:
             return
-        stamps = np.array([timestamp_ns(r[3]) for r in records], dtype=np.int64)
-        limit = int(stamps.max()) - self.behaviour.keep_ns
-        for (cid, txn_id, cp, _), t in zip(records, stamps.tolist()):
-            if t < limit:
-                continue
-            vec = store.get_features(txn_id)
-            if vec is not None:
-                self.behaviour.add(cid, t, cp, vec)
+        stamps = [timestamp_ns(rec["timestamp"]) for rec, _ in rows]
+        limit = max(stamps) - self.behaviour.keep_ns
+        for (rec, vec), t in zip(rows, stamps):
+            if t >= limit:
+                self.behaviour.add(rec["customer_id"], t, rec.get("counterparty_country"), vec)
 
     def _warm_code_paths(self, model_only: bool = False) -> None:
         """Run two made-up transactions through a throwaway in-memory state, the model set, the rules and the

@@ -352,3 +352,39 @@ def test_a_store_opened_only_to_read_starts_no_thread(tmp_path):
     assert store.count() == 0 and store._wal.thread is None
     store.close()
     store.close()  # twice is harmless
+
+
+def test_recent_events_reads_the_window_not_the_history(tmp_path: Path) -> None:
+    """recent_events(d) holds every event within d days of the latest (whatever offset its timestamp is written
+    with), in seq order with its feature row, and skips what lies well before; the in-memory store agrees."""
+    from datetime import datetime, timedelta, timezone
+
+    from features.events import timestamp_ns
+
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    offsets = [timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-10)), timezone(timedelta(hours=14))]
+    stores = [SQLiteFeatureStore(tmp_path / "recent.sqlite"), MemoryFeatureStore()]
+    records = []
+    for k in range(400):  # 200 days, two a day, the timestamps written with four different offsets
+        t = (start + timedelta(hours=12 * k)).astimezone(offsets[k % 4])
+        rec = {"txn_id": f"E{k}", "customer_id": f"C{k % 7}", "timestamp": t.isoformat(), "amount": float(k)}
+        records.append(rec)
+        for store in stores:
+            store.append(rec["txn_id"], rec, np.full(3, float(k)))
+    latest = max(timestamp_ns(r["timestamp"]) for r in records)
+    day = 86_400 * 10**9
+    within = [r["txn_id"] for r in records if timestamp_ns(r["timestamp"]) >= latest - 30 * day]
+    for store in stores:
+        got = list(store.recent_events(30))
+        ids = [rec["txn_id"] for rec, _ in got]
+        assert ids == sorted(ids, key=lambda i: int(i[1:]))  # seq order
+        assert set(within) <= set(ids)
+        for rec, vec in got:
+            assert vec.tolist() == [float(rec["txn_id"][1:])] * 3
+    sql_ids = [rec["txn_id"] for rec, _ in stores[0].recent_events(30)]
+    assert len(sql_ids) <= len(within) + 2 * 4 + 2  # at most the two days' margin (and its ends) more
+    assert list(stores[0].recent_events(0.5))  # a window under a day still holds the latest events
+    stores[0].close()
+    empty = SQLiteFeatureStore(tmp_path / "empty.sqlite")
+    assert list(empty.recent_events(30)) == []
+    empty.close()

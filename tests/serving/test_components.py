@@ -336,3 +336,36 @@ def test_stall_reporter_names_where_the_event_loop_stalled(caplog) -> None:
     assert "hold_the_loop_for_a_while" in stalled[0]
     over = [m for m in messages if m.startswith("event loop stall over")]
     assert len(over) == 1 and 140 <= float(over[0].split(": ")[1].split(" ")[0]) <= 400, over
+
+
+def test_the_engine_fills_the_rating_window_from_the_recent_events_only(tmp_path: Path) -> None:
+    """The behaviour log an engine builds at start from the store's recent events (not its whole history) holds
+    exactly the rows a scan of every event keeps: those within the window of the latest transaction."""
+    from features.events import timestamp_ns
+    from serving.ratings import BehaviourLog
+    from serving.scoring import ScoringEngine
+    from serving_fakes import FakeLoader
+    from synth import SynthConfig, generate_bank, write_bank
+
+    data = tmp_path / "data"
+    write_bank(generate_bank(SynthConfig(customers=200, days=120, seed=5)), data)
+    settings = Settings.from_env({"AML_DATA_DIR": str(data), "AML_STATE_DIR": str(tmp_path / "state"),
+                                  "AML_WARM_UP_DAYS": "all", "AML_AUDIT_SYNC": "normal"})
+    engine = ScoringEngine(settings, loader=FakeLoader())
+    try:
+        store = engine.state.store
+        every = [(rec, store.get_features(rec["txn_id"])) for _, rec in store.events_after(0)]
+        stamps = [timestamp_ns(rec["timestamp"]) for rec, _ in every]
+        limit = max(stamps) - engine.behaviour.keep_ns
+        assert min(stamps) < limit  # 120 days of history, a 92-day window: the cut matters
+        expected = BehaviourLog(engine.rules_config)
+        for (rec, vec), t in zip(every, stamps):
+            if t >= limit:
+                expected.add(rec["customer_id"], t, rec.get("counterparty_country"), vec)
+
+        def rows(log: BehaviourLog) -> dict[str, list[tuple[int, str | None, list[float]]]]:
+            return {c: [(t, cp, v.tolist()) for t, cp, v in d] for c, d in log._rows.items() if d}
+
+        assert len(expected) > 0 and rows(engine.behaviour) == rows(expected)
+    finally:
+        engine.close()
