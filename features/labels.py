@@ -79,11 +79,11 @@ _FIXED = {
     "account_age_days": ("account age (days)", "开户天数"),
     "is_corporate": ("corporate customer", "单位客户"),
 }
-_CHANNEL = {k: v for k, v in {
+_CHANNEL = {
     "online_banking": ("online banking", "网上银行"), "mobile_banking": ("mobile banking", "手机银行"),
     "phone_banking": ("phone banking", "电话银行"), "pos": ("POS", "POS"), "atm": ("ATM", "ATM"),
     "counter": ("counter", "柜面"),
-}.items()}
+}
 _WIN_RE = "(" + "|".join(_WINDOW) + ")"
 
 

@@ -5,13 +5,13 @@ A test checks that every catalogue feature has a label in both languages.
 
 from __future__ import annotations
 
-from features.labels import short_label_pair as _pair
+from features.labels import short_label_pair
 from models.rules import texts as rule_texts
 
 
 def feature_label(name: str, lang: str = "en") -> str:
     """A short label of a catalogue feature in ``lang`` (the bare name when none is known)."""
-    pair = _pair(name)
+    pair = short_label_pair(name)
     if pair is not None:
         return pair[1] if lang == "zh" else pair[0]
     if name in rule_texts.FEATURES:
@@ -21,7 +21,7 @@ def feature_label(name: str, lang: str = "en") -> str:
 
 def has_label(name: str) -> bool:
     """True when ``name`` has a composed or listed label (used by the tests)."""
-    return _pair(name) is not None or name in rule_texts.FEATURES
+    return short_label_pair(name) is not None or name in rule_texts.FEATURES
 
 
 def feature_kind(name: str) -> str:
