@@ -49,7 +49,8 @@ rate: setup ## Rate every customer of $(DATA) (PBoC weighted method) into runs/r
 	$(BIN)/amlscore rate --data $(DATA) --out runs/rating
 
 lint: setup ## Byte-compile everything (a cheap syntax check)
-	$(BIN)/python -m compileall -q amlscore contract synth features models training serving reports notebooks tests
+	$(BIN)/python -m compileall -q amlscore notebooks tests benchmarks
+	$(BIN)/lint-imports
 
 clean: ## Remove generated data, runs and the virtual environment
 	rm -rf $(VENV) data runs mlruns mlflow.db state .pytest_cache

@@ -54,8 +54,8 @@ def _generate(folder: Path, customers: int, days: int, seed: int) -> None:
 
 def offline_child(folder: str, out: str) -> None:
     """Runs in a child: load, compute features to Parquet, print JSON figures."""
-    from contract import load_dataset
-    from features.offline import iter_feature_chunks, ordered_transactions, write_features
+    from amlscore.contract import load_dataset
+    from amlscore.features.offline import iter_feature_chunks, ordered_transactions, write_features
 
     dataset = load_dataset(folder, require_reports=False)
     n = len(dataset.transactions)
@@ -85,9 +85,9 @@ def _offline(folder: Path) -> dict:
 def _online(folder: Path, warmup: int, measured: int) -> dict:
     import numpy as np
 
-    from contract import load_dataset
-    from features.events import transaction_records
-    from features.online import OnlineFeatureState
+    from amlscore.contract import load_dataset
+    from amlscore.features.events import transaction_records
+    from amlscore.features.online import OnlineFeatureState
 
     dataset = load_dataset(folder, require_reports=False)
     records = list(transaction_records(dataset.transactions.iloc[: warmup + measured]))
@@ -124,11 +124,11 @@ def _pauses(folder: Path, warmup: int, measured: int, snapshot_every: int, sync:
 
     import numpy as np
 
-    import features
-    import features.online as online
-    from contract import load_dataset
-    from features.events import transaction_records
-    from features.online import OnlineFeatureState
+    import amlscore.features
+    import amlscore.features.online as online
+    from amlscore.contract import load_dataset
+    from amlscore.features.events import transaction_records
+    from amlscore.features.online import OnlineFeatureState
 
     dataset = load_dataset(folder, require_reports=False)
     txns = dataset.transactions.iloc[: warmup + measured]
@@ -257,9 +257,9 @@ def _growth(folder: Path, start: int, every: int) -> dict:
     """What each structure of the online state gains per 10,000 transactions once the windows are full."""
     import pandas as pd
 
-    from contract import load_dataset
-    from features.events import transaction_records
-    from features.online import OnlineFeatureState
+    from amlscore.contract import load_dataset
+    from amlscore.features.events import transaction_records
+    from amlscore.features.online import OnlineFeatureState
 
     dataset = load_dataset(folder, require_reports=False)
     txns = dataset.transactions

@@ -27,8 +27,8 @@ DEFAULT_SIZES = ("2000x365", "24000x365")
 
 def run_one(customers: int, days: int, seed: int, fmt: str) -> dict[str, float]:
     """Generate and write one bank in this process; return the measurements."""
-    from synth.bank import generate_bank, write_bank
-    from synth.config import SynthConfig
+    from amlscore.synth.bank import generate_bank, write_bank
+    from amlscore.synth.config import SynthConfig
 
     t0 = time.perf_counter()
     bank = generate_bank(SynthConfig(customers=customers, days=days, seed=seed))

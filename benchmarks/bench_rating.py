@@ -7,7 +7,7 @@ Usage::
     .venv/bin/python benchmarks/bench_rating.py --features           # real features (slow: builds them first)
 
 Prints seconds for each stage. The figure the issue asks for is ``rate_customers`` on 100,000
-customers (target: under 30 s). Behaviour comes from ``features.offline.build_features`` +
+customers (target: under 30 s). Behaviour comes from ``amlscore.features.offline.build_features`` +
 ``customer_behaviour`` with ``--features``; otherwise a seeded per-customer behaviour frame of the
 same shape is drawn, so the rating itself is timed on realistic inputs without paying for the
 feature build.
@@ -25,9 +25,9 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from contract.schema import ID_DOCUMENT_TYPES, ONBOARDING_CHANNELS, OCCUPATIONS_OR_INDUSTRIES  # noqa: E402
-from features.catalogue import FEATURE_NAMES  # noqa: E402
-from models.rules import (  # noqa: E402
+from amlscore.contract.schema import ID_DOCUMENT_TYPES, ONBOARDING_CHANNELS, OCCUPATIONS_OR_INDUSTRIES  # noqa: E402
+from amlscore.features.catalogue import FEATURE_NAMES  # noqa: E402
+from amlscore.models.rules import (  # noqa: E402
     breakdown_text,
     evaluate_rules,
     large_value_reports,
@@ -35,7 +35,7 @@ from models.rules import (  # noqa: E402
     rate_customers,
     score_transaction_rules,
 )
-from models.rules.behaviour import customer_behaviour  # noqa: E402
+from amlscore.models.rules.behaviour import customer_behaviour  # noqa: E402
 
 
 def synthetic_customers(n: int, seed: int) -> pd.DataFrame:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     transactions = None
     if args.source == "generator":
         try:
-            from synth import SynthConfig, generate_bank
+            from amlscore.synth import SynthConfig, generate_bank
         except ImportError:
             print("generator not available: using --source frame")
             args.source = "frame"
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.features and transactions is not None:
         from types import SimpleNamespace
 
-        from features.offline import build_features
+        from amlscore.features.offline import build_features
 
         feats = timed(f"build features ({len(transactions):,} transactions)",
                       lambda: build_features(SimpleNamespace(customers=customers, transactions=transactions)))

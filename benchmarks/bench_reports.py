@@ -77,11 +77,11 @@ def main() -> None:
                         help="Also time one command after forgetting the registry resolution (MLflow starts once).")
     args = parser.parse_args()
 
-    from reports import write_case_report
-    from reports.alerts import list_alerts
-    from reports.model_cache import explain_path, prepare_model
-    from reports.sources import RESOLVED_SUFFIX, default_state_dir, load_registered_model, open_audit
-    from reports.store import CaseStore
+    from amlscore.reports import write_case_report
+    from amlscore.reports.alerts import list_alerts
+    from amlscore.reports.model_cache import explain_path, prepare_model
+    from amlscore.reports.sources import RESOLVED_SUFFIX, default_state_dir, load_registered_model, open_audit
+    from amlscore.reports.store import CaseStore
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}, Python {platform.python_version()}; data {args.data}")

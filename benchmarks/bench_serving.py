@@ -19,7 +19,7 @@ What it does:
 2. trains a model set on the history with the training code into a private MLflow registry in the
    working folder (or, with ``--tracking-uri``, serves the model set an existing registry's
    ``--alias`` points at), then starts the real service (``bentoml serve
-   serving.service:AmlScoring``, one worker) on 127.0.0.1 with a fresh state folder and API keys
+   amlscore.serving.service:AmlScoring``, one worker) on 127.0.0.1 with a fresh state folder and API keys
    written by the benchmark;
 3. runs the load generator in a second process (asyncio, a minimal HTTP/1.1 client over 16 keep-alive
    connections, its garbage collector off; open loop: request *i* leaves at
@@ -75,10 +75,10 @@ def prepare_data(work: Path, customers: int, days: int, load_days: int, seed: in
     """Write the bank as the data folder; return it and its last ``load_days`` of transactions (contract records)."""
     import pandas as pd
 
-    from contract import write_dataset
-    from features.events import transaction_records
-    from features.offline import ordered_transactions
-    from synth import SynthConfig, generate_bank
+    from amlscore.contract import write_dataset
+    from amlscore.features.events import transaction_records
+    from amlscore.features.offline import ordered_transactions
+    from amlscore.synth import SynthConfig, generate_bank
 
     bank = generate_bank(SynthConfig(customers=customers, days=days, seed=seed))
     txns = ordered_transactions(bank.transactions)
@@ -119,8 +119,8 @@ def train_model(work: Path, data: Path) -> str:
     saved = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
-        from training.tracking import set_alias
-        from training.train import TrainConfig, train
+        from amlscore.training.tracking import set_alias
+        from amlscore.training.train import TrainConfig, train
 
         t = time.perf_counter()
         result = train(TrainConfig(data=data, seed=42), log=True)
@@ -667,14 +667,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall-report-ms", type=float, default=None,
                         help="Have the service log its event loop's stack whenever it stalls longer than this "
                              "(AML_STALL_REPORT_MS; the server log then says where the slow requests waited).")
-    parser.add_argument("--service", default="serving.service:AmlScoring", help="Import path of the service.")
+    parser.add_argument("--service", default="amlscore.serving.service:AmlScoring", help="Import path of the service.")
     parser.add_argument("--work", type=Path, default=None, help="Working folder (default: a temporary one).")
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     args = parser.parse_args(argv)
 
-    from serving.auth import write_keys_file
-    from serving.config import Settings
-    from serving.scoring import prepare_state
+    from amlscore.serving.auth import write_keys_file
+    from amlscore.serving.config import Settings
+    from amlscore.serving.scoring import prepare_state
 
     if args.warm_up_days < 91:
         print(f"note: --warm-up-days {args.warm_up_days} leaves the 90-day windows filling during the run: memory then "

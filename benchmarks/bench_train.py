@@ -35,11 +35,11 @@ def main() -> None:
     parser.add_argument("--tracking-uri", default=None, help="MLflow URI (default: a temporary SQLite store).")
     args = parser.parse_args()
 
-    from contract.load import load_dataset  # noqa: PLC0415
+    from amlscore.contract.load import load_dataset  # noqa: PLC0415
 
     if not (args.data / "transactions.parquet").is_file():
-        from synth.bank import generate_bank, write_bank  # noqa: PLC0415
-        from synth.config import SynthConfig  # noqa: PLC0415
+        from amlscore.synth.bank import generate_bank, write_bank  # noqa: PLC0415
+        from amlscore.synth.config import SynthConfig  # noqa: PLC0415
 
         t0 = time.perf_counter()
         write_bank(generate_bank(SynthConfig(customers=args.customers, days=args.days, seed=args.seed)), args.data)
@@ -48,7 +48,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="bench-train-mlflow-")
     os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri or f"sqlite:///{tmp.name}/mlflow.db"
 
-    from training.train import TrainConfig, train  # noqa: PLC0415
+    from amlscore.training.train import TrainConfig, train  # noqa: PLC0415
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     dataset = load_dataset(args.data)

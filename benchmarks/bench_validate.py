@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from contract.load import load_dataset
-from contract.validate import validate_frames
-from contract.schema import CHANNELS, TXN_TYPES
+from amlscore.contract.load import load_dataset
+from amlscore.contract.validate import validate_frames
+from amlscore.contract.schema import CHANNELS, TXN_TYPES
 
 
 def _text(values: np.ndarray) -> pd.Series:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from contract.schema import TABLES_BY_NAME
+from amlscore.contract.schema import TABLES_BY_NAME
 
 Tables = dict[str, pd.DataFrame]
 

@@ -11,12 +11,12 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from contract.load import DataFolderError
+from amlscore.contract.load import DataFolderError
 from contract_data import Tables
 
 # amlscore.cli registers every stage; while a stage's module is still being written elsewhere the
 # real app cannot be imported, so the tests then mount the validate command alone, unchanged.
-_CLI_IMPORTABLE = importlib.util.find_spec("amlscore.commands.generate") is not None
+_CLI_IMPORTABLE = importlib.util.find_spec("amlscore.cli.generate") is not None
 
 
 def _app() -> typer.Typer:
@@ -24,7 +24,7 @@ def _app() -> typer.Typer:
         from amlscore.cli import app
 
         return app
-    from amlscore.commands.validate import validate
+    from amlscore.cli.validate import validate
 
     app = typer.Typer()
     app.command("validate")(validate)

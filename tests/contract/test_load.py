@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import contract.load as load_module
-from contract.load import (
+import amlscore.contract.load as load_module
+from amlscore.contract.load import (
     MARKER_FILE,
     DataFolderError,
     Dataset,
@@ -22,8 +22,8 @@ from contract.load import (
     validate_folder,
     write_dataset,
 )
-from contract.schema import CHANNELS, DIRECTIONS, OCCUPATIONS_OR_INDUSTRIES, TABLES
-from contract.validate import STRING_DTYPE, ContractViolationError, typed_dtype
+from amlscore.contract.schema import CHANNELS, DIRECTIONS, OCCUPATIONS_OR_INDUSTRIES, TABLES
+from amlscore.contract.validate import STRING_DTYPE, ContractViolationError, typed_dtype
 from contract_data import Tables, write_csv_tables
 
 

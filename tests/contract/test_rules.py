@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from contract.load import validate_folder
-from contract.validate import ValidationReport, Violation, validate_frames
+from amlscore.contract.load import validate_folder
+from amlscore.contract.validate import ValidationReport, Violation, validate_frames
 from contract_data import Tables, append_row, customer_row, txn_row, valid_tables
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from contract.schema import CHANNELS, COUNTERPARTY_TYPES, CUSTOMER_TYPES, DIRECTIONS, OCCUPATIONS_OR_INDUSTRIES, TXN_TYPES
+from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, CUSTOMER_TYPES, DIRECTIONS, OCCUPATIONS_OR_INDUSTRIES, TXN_TYPES
 
 _CAT = {
     "customer_type": CUSTOMER_TYPES,

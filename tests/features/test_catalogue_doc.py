@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from features.catalogue import CATALOGUE
-from features.docs import render_catalogue_markdown
+from amlscore.features.catalogue import CATALOGUE
+from amlscore.features.docs import render_catalogue_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 

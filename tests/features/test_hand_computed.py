@@ -7,10 +7,10 @@ import math
 import pandas as pd
 import pytest
 
-from features.offline import compute_feature_arrays
-from features.online import OnlineFeatureState, replay
+from amlscore.features.offline import compute_feature_arrays
+from amlscore.features.online import OnlineFeatureState, replay
 from synthetic_frames import typed_customers, typed_transactions
-from features.catalogue import FEATURE_NAMES
+from amlscore.features.catalogue import FEATURE_NAMES
 
 
 def _customer(cid, ctype="individual", occ="salaried", agent=None, phone=None, emergency=None):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from features import _drop_stale_kernel_cache
+from amlscore.features import _drop_stale_kernel_cache
 
 
 def test_kernel_cache_is_cleared_when_a_kernel_input_changes_and_kept_otherwise(tmp_path):

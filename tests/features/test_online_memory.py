@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import features.online as online
-from features.events import transaction_records
-from features.online import OnlineFeatureState
+import amlscore.features.online as online
+from amlscore.features.events import transaction_records
+from amlscore.features.online import OnlineFeatureState
 from synthetic_frames import make_customers, typed_transactions
 
 DAY = 86_400
@@ -115,7 +115,7 @@ def test_a_customer_buffer_keeps_only_its_window(events):
 
 def test_a_snapshot_of_compacted_buffers_restores_the_same_state():
     """Snapshots keep only the events inside the window; a state restored from one continues identically."""
-    from features.store import MemoryFeatureStore
+    from amlscore.features.store import MemoryFeatureStore
 
     customers = make_customers(3, seed=8)
     start = pd.Timestamp("2025-06-01", tz="UTC")

@@ -15,10 +15,10 @@ import time
 import numpy as np
 import pytest
 
-import features.online as online
-from features.events import transaction_records
-from features.online import OnlineFeatureState
-from features.store import MemoryFeatureStore, SQLiteFeatureStore, read_snapshot_file, write_snapshot_file
+import amlscore.features.online as online
+from amlscore.features.events import transaction_records
+from amlscore.features.online import OnlineFeatureState
+from amlscore.features.store import MemoryFeatureStore, SQLiteFeatureStore, read_snapshot_file, write_snapshot_file
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="background snapshots need os.fork")
 
@@ -152,7 +152,7 @@ def test_a_failed_child_is_reported_and_the_previous_snapshot_stays(tmp_path, sm
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(online, "write_snapshot_file", broken)
-    with caplog.at_level(logging.WARNING, logger="features.online"):
+    with caplog.at_level(logging.WARNING, logger="amlscore.features.online"):
         _run(state, records[250:400])
         state._wait_for_child()
     assert "failed (exit code 1)" in caplog.text
@@ -232,7 +232,7 @@ def test_an_unusable_snapshot_file_is_ignored_and_the_state_rebuilt_from_events(
     customers, _ = small_bank
     db = tmp_path / "state.sqlite"
     _damage(kind, db, tmp_path, customers, records)
-    with caplog.at_level(logging.WARNING, logger="features.online"):
+    with caplog.at_level(logging.WARNING, logger="amlscore.features.online"):
         restarted = OnlineFeatureState(customers, store=db, snapshot_every=0)
     assert "snapshot file" in caplog.text and "ignored" in caplog.text
     assert restarted.processed == 600 and restarted._last_snapshot_seq == 0  # rebuilt from the 600 events
@@ -359,7 +359,7 @@ def test_recent_events_reads_the_window_not_the_history(tmp_path: Path) -> None:
     with), in seq order with its feature row, and skips what lies well before; the in-memory store agrees."""
     from datetime import datetime, timedelta, timezone
 
-    from features.events import timestamp_ns
+    from amlscore.features.events import timestamp_ns
 
     start = datetime(2025, 1, 1, tzinfo=timezone.utc)
     offsets = [timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-10)), timezone(timedelta(hours=14))]

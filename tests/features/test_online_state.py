@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from features.events import transaction_records
-from features.online import BadTransactionError, LateTransactionError, OnlineFeatureState
-from features.registry import UnknownCustomerError
-from features.store import SQLiteFeatureStore
+from amlscore.features.events import transaction_records
+from amlscore.features.online import BadTransactionError, LateTransactionError, OnlineFeatureState
+from amlscore.features.registry import UnknownCustomerError
+from amlscore.features.store import SQLiteFeatureStore
 
 
 @pytest.fixture()

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract import dataset_from_frames
-from features.catalogue import FEATURE_NAMES
-from features.offline import build_features
-from features.online import OnlineFeatureState, replay
-from synth import SynthConfig, generate_bank
+from amlscore.contract import dataset_from_frames
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.features.offline import build_features
+from amlscore.features.online import OnlineFeatureState, replay
+from amlscore.synth import SynthConfig, generate_bank
 from test_point_in_time_and_parity import assert_same_features
 
 
@@ -42,9 +42,9 @@ def test_a_warm_up_of_the_last_days_gives_the_features_training_computed(bank_da
     comes after still equal the offline path's over the whole history, because the warm-up seeds what
     reaches back further (previous transaction times, counterparties ever seen); a restart that must
     rebuild the state from the stored events (no snapshot file) starts from that seed too."""
-    from features.events import transaction_records
-    from features.offline import ordered_transactions
-    from features.online import warm_up
+    from amlscore.features.events import transaction_records
+    from amlscore.features.offline import ordered_transactions
+    from amlscore.features.online import warm_up
 
     txns = ordered_transactions(bank_dataset.transactions)
     ts = pd.to_datetime(txns["timestamp"], utc=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
-from features.offline import compute_feature_arrays
-from features.online import OnlineFeatureState, replay
+from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
+from amlscore.features.offline import compute_feature_arrays
+from amlscore.features.online import OnlineFeatureState, replay
 
 
 def _matrix(arrays: dict[str, np.ndarray]) -> np.ndarray:

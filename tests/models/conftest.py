@@ -12,13 +12,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from model_rows import IDX, random_features  # noqa: E402
 
-from features.catalogue import FEATURE_NAMES
-from features.params import load_feature_params
-from models.anomaly import BehaviourAnomalyDetector
-from models.fusion import SuspicionFusion, choose_thresholds
-from models.model_set import ModelSet
-from models.rules import evaluate_rules, load_rules_config
-from models.supervised import SuspicionClassifier
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.features.params import load_feature_params
+from amlscore.models.anomaly import BehaviourAnomalyDetector
+from amlscore.models.fusion import SuspicionFusion, choose_thresholds
+from amlscore.models.model_set import ModelSet
+from amlscore.models.rules import evaluate_rules, load_rules_config
+from amlscore.models.supervised import SuspicionClassifier
 
 @pytest.fixture(scope="session")
 def fitted_parts():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.catalogue import FEATURE_NAMES
+from amlscore.features.catalogue import FEATURE_NAMES
 
 IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from features.catalogue import FEATURE_NAMES
-from models.anomaly import BEHAVIOUR_FEATURES, BehaviourAnomalyDetector, CompiledIsolationForest
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.models.anomaly import BEHAVIOUR_FEATURES, BehaviourAnomalyDetector, CompiledIsolationForest
 
 
 @pytest.mark.parametrize("max_features", [1.0, 0.6])
@@ -54,7 +54,7 @@ def test_detector_direction_higher_is_more_anomalous():
 
 
 def test_detector_scores_equal_the_reference_forest(tmp_path):
-    from models.anomaly import transform_behaviour
+    from amlscore.models.anomaly import transform_behaviour
 
     X = _matrix(1500, 2)
     det = BehaviourAnomalyDetector(n_estimators=40, random_state=0).fit(X)

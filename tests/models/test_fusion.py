@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.fusion import SuspicionFusion, choose_thresholds
+from amlscore.models.fusion import SuspicionFusion, choose_thresholds
 
 
 def _data(n=3000, seed=0, anomaly_sign=1.0):

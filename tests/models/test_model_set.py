@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.catalogue import FEATURE_NAMES
-from models.model_set import FeatureMismatchError, ModelSet, ModelSetError
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.models.model_set import FeatureMismatchError, ModelSet, ModelSetError
 
 from model_rows import IDX, random_features
 
@@ -96,7 +96,7 @@ def test_explanations_name_every_feature_in_the_language_asked(model_set):
         assert labels and all(label and label not in FEATURE_NAMES for label in labels), lang
         if lang == "zh":
             assert all(cjk.search(label) or label in ("POS", "ATM") for label in labels), labels
-    from models.rules.texts import feature_label
+    from amlscore.models.rules.texts import feature_label
 
     for lang in ("en", "zh"):
         every = [feature_label(n, lang) for n in FEATURE_NAMES]
@@ -178,7 +178,7 @@ def test_score_and_explain_equals_score_vector_and_explain_vector(model_set):
 
 def test_explanation_holds_lightgbm_treeshap_values(model_set):
     """The attributions are LightGBM's pred_contrib values for the row: the expected value exactly, the
-    contributions to rounding (the compiled TreeSHAP of models.treeshap sums in another order)."""
+    contributions to rounding (the compiled TreeSHAP of amlscore.models.treeshap sums in another order)."""
     X = random_features(20, seed=19)
     booster = model_set.classifier.booster_
     for x in X:

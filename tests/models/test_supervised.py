@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.supervised import NotFittedError, SuspicionClassifier
+from amlscore.models.supervised import NotFittedError, SuspicionClassifier
 
 
 def _xy(n=2000, seed=0):
@@ -86,7 +86,7 @@ def test_sklearn_estimator_checks(estimator, check):
 
 def test_single_row_path_gives_booster_predict_to_the_last_bit():
     """predict_one and the single-row C API's contributions equal Booster.predict exactly; contributions_one
-    (the compiled TreeSHAP of models.treeshap, another summation order) equals it to rounding."""
+    (the compiled TreeSHAP of amlscore.models.treeshap, another summation order) equals it to rounding."""
     import pickle
 
     X, y = _xy(3000, seed=4)

@@ -1,4 +1,4 @@
-"""The compiled TreeSHAP (models.treeshap) against LightGBM's pred_contrib, and its use in SuspicionClassifier."""
+"""The compiled TreeSHAP (amlscore.models.treeshap) against LightGBM's pred_contrib, and its use in SuspicionClassifier."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from models.supervised import SuspicionClassifier
-from models.treeshap import CompiledTreeShap, UnsupportedModelError
+from amlscore.models.supervised import SuspicionClassifier
+from amlscore.models.treeshap import CompiledTreeShap, UnsupportedModelError
 
 K_ZERO = float(np.float32(1e-35))  # LightGBM's kZeroThreshold
 

@@ -16,7 +16,7 @@ from report_fakes import FakeModelSet, fake_audit_log  # noqa: E402
 @pytest.fixture(scope="session")
 def bank_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 200-customer, 60-day synthetic bank in the contract (session-wide, read only)."""
-    from synth import SynthConfig, generate_bank, write_bank
+    from amlscore.synth import SynthConfig, generate_bank, write_bank
 
     folder = tmp_path_factory.mktemp("reports-bank") / "data"
     write_bank(generate_bank(SynthConfig(customers=200, days=60, seed=11)), folder)
@@ -25,14 +25,14 @@ def bank_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def store(bank_dir: Path) -> Any:
-    from reports.store import CaseStore
+    from amlscore.reports.store import CaseStore
 
     return CaseStore.open(bank_dir)
 
 
 @pytest.fixture(scope="session")
 def fake_model() -> Any:
-    from reports.case import ModelInfo
+    from amlscore.reports.case import ModelInfo
 
     return ModelInfo(model_set=FakeModelSet(), name="aml-model-set", version="3", alias="champion", run_id="r123")
 
@@ -57,13 +57,13 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, store: Any, bank_dir: Pa
     import numpy as np
     import pandas as pd
 
-    from features.catalogue import FEATURE_NAMES
-    from features.params import load_feature_params
-    from models.anomaly import BehaviourAnomalyDetector
-    from models.fusion import SuspicionFusion, choose_thresholds
-    from models.model_set import ModelSet
-    from models.rules import evaluate_rules, load_rules_config
-    from models.supervised import SuspicionClassifier
+    from amlscore.features.catalogue import FEATURE_NAMES
+    from amlscore.features.params import load_feature_params
+    from amlscore.models.anomaly import BehaviourAnomalyDetector
+    from amlscore.models.fusion import SuspicionFusion, choose_thresholds
+    from amlscore.models.model_set import ModelSet
+    from amlscore.models.rules import evaluate_rules, load_rules_config
+    from amlscore.models.supervised import SuspicionClassifier
 
     feats = store.table("features")
     truth = pd.read_csv(bank_dir / "ground_truth.csv", dtype={"txn_id": str})

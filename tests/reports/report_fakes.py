@@ -3,7 +3,7 @@
 ``FakeModelSet`` has the interface reports use (``score_frame``, ``explain_vector``, ``metadata``,
 ``alert_threshold``, ``rules_config``) with fixed, readable formulas; its explanation has the shape
 of the real one (``base_value``, ``contributions`` of feature/value/contribution, ``anomaly``).
-``fake_audit_log`` writes decisions through :class:`serving.audit.AuditLog` into a temporary file.
+``fake_audit_log`` writes decisions through :class:`amlscore.core.audit.AuditLog` into a temporary file.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
-from features.params import load_feature_params
-from models.rules import evaluate_rules, load_rules_config, score_transaction_rules
+from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
+from amlscore.features.params import load_feature_params
+from amlscore.models.rules import evaluate_rules, load_rules_config, score_transaction_rules
 
 _IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 EXPLAINED = ("amount", "is_cash", "peer_cash_ratio_30d", "in_cnt_24h", "out_sum_24h", "is_cross_border",
@@ -60,7 +60,7 @@ class FakeModelSet:
                              "alert": fused >= self.alert_threshold, "top_reasons": [""] * len(x)}, index=features.index)
 
     def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> FakeExplanation:
-        """The shape of :meth:`models.model_set.Explanation.to_dict`."""
+        """The shape of :meth:`amlscore.models.model_set.Explanation.to_dict`."""
         row = np.asarray(x, dtype=float).reshape(1, -1)[0]
         p, anomaly = self._parts(row[None, :])
         rule = score_transaction_rules(row, self.rules_config)
@@ -86,7 +86,7 @@ class FakeModelSet:
 
 def fake_audit_log(path: Path, store: Any, customer_id: str) -> Any:
     """An audit log with two decisions on ``customer_id``'s transactions: one with an explanation, one without."""
-    from serving.audit import AuditLog, AuditRecord, input_hash, new_ulid
+    from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid
 
     model = FakeModelSet()
     cfg = model.rules_config

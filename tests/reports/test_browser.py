@@ -40,9 +40,9 @@ def console_problems(stderr: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory, store, busy_customer, fake_model, audit):
-    from reports.case import gather_case
-    from reports.html import render_case, render_portfolio
-    from reports.portfolio import gather_portfolio
+    from amlscore.reports.case import gather_case
+    from amlscore.reports.html import render_case, render_portfolio
+    from amlscore.reports.portfolio import gather_portfolio
 
     folder = tmp_path_factory.mktemp("pages")
     end = store.local(store.transactions(busy_customer)["timestamp"]).max().normalize()

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract.errors import AmlError
-from reports.case import CaseError, gather_case
+from amlscore.contract.errors import AmlError
+from amlscore.reports.case import CaseError, gather_case
 
 
 def _period(store, customer_id):
@@ -74,7 +74,7 @@ def test_alerted_are_the_alerts_of_the_period(period_case):
 
 
 def test_rules_fired_are_those_of_the_transaction(period_case, store, busy_customer):
-    from models.rules import load_rules_config, score_transaction_rules
+    from amlscore.models.rules import load_rules_config, score_transaction_rules
 
     f = store.features(busy_customer)
     row = f[f["txn_id"].astype(str) == period_case.score.txn.txn_id].iloc[0]
@@ -85,7 +85,7 @@ def test_rules_fired_are_those_of_the_transaction(period_case, store, busy_custo
 
 
 def test_rating_is_the_packaged_rating_at_the_case_date(period_case, store, busy_customer):
-    from models.rules import customer_behaviour, load_rules_config, rate_customers
+    from amlscore.models.rules import customer_behaviour, load_rules_config, rate_customers
 
     cfg = load_rules_config()
     feats = store.table("features")
@@ -201,7 +201,7 @@ def test_alert_scored_live_after_the_data_export_is_shown_from_the_record(store,
 
 
 def test_list_alerts_from_the_audit_log_and_from_batch_scores(store, audit, fake_model):
-    from reports.alerts import list_alerts, open_alert
+    from amlscore.reports.alerts import list_alerts, open_alert
 
     logged = list_alerts(store, audit=audit)
     assert len(logged) == sum(r.alert for r in audit.iter_records())

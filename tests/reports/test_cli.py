@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from typer.testing import CliRunner
 
-from amlscore.commands.report import report_app
+from amlscore.cli.report import report_app
 
 runner = CliRunner()
 
@@ -72,7 +72,7 @@ def test_prepare_builds_the_store_once(bank_dir, store):
 
 
 def test_case_for_a_transaction_of_the_data_set(tmp_path, bank_dir, store, fake_model):
-    from reports.alerts import list_alerts
+    from amlscore.reports.alerts import list_alerts
 
     alerts = list_alerts(store, model=fake_model, limit=3)
     assert len(alerts) and alerts["suspicion_score"].is_monotonic_decreasing

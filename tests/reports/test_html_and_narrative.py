@@ -8,10 +8,10 @@ import re
 import pandas as pd
 import pytest
 
-from reports import charts
-from reports.case import PeerComparison, PeerMetric, gather_case
-from reports.html import render_case
-from reports.narrative import draft_narrative, peer_sentence
+from amlscore.reports import charts
+from amlscore.reports.case import PeerComparison, PeerMetric, gather_case
+from amlscore.reports.html import render_case
+from amlscore.reports.narrative import draft_narrative, peer_sentence
 
 # Anything that makes a browser fetch: src/href/url()/@import/srcset pointing anywhere but the page itself.
 EXTERNAL = re.compile(r"""(?:\b(?:src|href|srcset|poster|data)\s*=\s*["']?\s*(?!#)[a-z]+:|url\(\s*["']?\s*(?!#|data:)[a-z]+:|@import)""",

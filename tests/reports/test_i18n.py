@@ -7,9 +7,9 @@ import string
 
 import pytest
 
-from features.catalogue import FEATURE_NAMES
-from reports import i18n
-from reports.features_text import feature_label, feature_value_text, has_label
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.reports import i18n
+from amlscore.reports.features_text import feature_label, feature_value_text, has_label
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

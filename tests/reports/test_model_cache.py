@@ -1,5 +1,5 @@
 """The model set opened lazily, the registry resolution remembered, and the scores and explanations kept
-in the case store (reports.sources, reports.model_cache): same reports, fewer seconds, never stale."""
+in the case store (amlscore.reports.sources, amlscore.reports.model_cache): same reports, fewer seconds, never stale."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reports import build_case, write_case_report
-from reports.case import ModelInfo, explanation_facts
-from reports.model_cache import (
+from amlscore.reports import build_case, write_case_report
+from amlscore.reports.case import ModelInfo, explanation_facts
+from amlscore.reports.model_cache import (
     cached_explanation,
     cached_scores,
     explain_path,
@@ -23,7 +23,7 @@ from reports.model_cache import (
     model_scores,
     prepare_model,
 )
-from reports.sources import (
+from amlscore.reports.sources import (
     _COMPLETE,
     RESOLVED_SUFFIX,
     LazyModelSet,
@@ -40,14 +40,14 @@ def _lazy(folder: Path) -> ModelInfo:
 
 
 def _eager(folder: Path) -> ModelInfo:
-    from models.model_set import ModelSet
+    from amlscore.models.model_set import ModelSet
 
     ms = ModelSet.load(folder)
     return ModelInfo(model_set=ms, name=ms.metadata.get("model_name") or folder.name, version=ms.metadata.get("model_version"))
 
 
 def _alert_txns(store, model: ModelInfo, n: int = 3) -> list[str]:
-    from reports.alerts import list_alerts
+    from amlscore.reports.alerts import list_alerts
 
     alerts = list_alerts(store, model=model, limit=None)
     assert len(alerts) >= 1
@@ -66,7 +66,7 @@ def model_copy(tmp_path, model_dir) -> Path:
 @pytest.fixture()
 def fresh_store(tmp_path, bank_dir, store):
     """The session's case store copied, so that model caches written by one test do not reach another."""
-    from reports.store import CaseStore
+    from amlscore.reports.store import CaseStore
 
     root = tmp_path / "store"
     shutil.copytree(store.root, root, ignore=shutil.ignore_patterns("scores-*", "explain-*"))
@@ -74,7 +74,7 @@ def fresh_store(tmp_path, bank_dir, store):
 
 
 def test_lazy_model_set_reads_the_manifest_and_loads_the_estimators_on_first_use(model_copy):
-    from models.model_set import ModelSet
+    from amlscore.models.model_set import ModelSet
 
     lazy = LazyModelSet(model_copy)
     real = ModelSet.load(model_copy)
@@ -127,7 +127,7 @@ def test_a_missing_explanation_is_computed_once_and_kept(fresh_store, model_copy
 
 
 def test_the_kept_explanation_is_all_a_report_reads(fresh_store, model_copy):
-    from features.catalogue import FEATURE_NAMES
+    from amlscore.features.catalogue import FEATURE_NAMES
 
     ms = LazyModelSet(model_copy)
     feats = fresh_store.table("features").head(50)
@@ -168,7 +168,7 @@ def test_kept_answers_belong_to_one_model_content(tmp_path, fresh_store, model_c
 @pytest.fixture()
 def registry(tmp_path, model_dir, monkeypatch):
     """A stand-in SQLite registry file, a download cache holding version 1, and MLflow replaced by counters."""
-    import serving.registry
+    import amlscore.core.registry
 
     db = tmp_path / "mlflow.db"
     db.write_bytes(b"registry v1")
@@ -189,8 +189,8 @@ def registry(tmp_path, model_dir, monkeypatch):
         (target / "MLmodel").write_text(f"run_id: {answer['run_id']}\n", encoding="utf-8")
         (target / _COMPLETE).write_text("done\n", encoding="utf-8")
 
-    monkeypatch.setattr(serving.registry.RegistryLoader, "resolve", resolve)
-    monkeypatch.setattr("reports.sources._download", download)
+    monkeypatch.setattr(amlscore.core.registry.RegistryLoader, "resolve", resolve)
+    monkeypatch.setattr("amlscore.reports.sources._download", download)
     return {"uri": f"sqlite:///{db}", "db": db, "cache": cache, "calls": calls, "answer": answer}
 
 
@@ -234,7 +234,7 @@ def test_case_store_is_rebuilt_when_the_feature_code_or_configuration_changed(fr
     """Feature rows and rule scores are kept in the store: new code or configuration makes them stale."""
     import json
 
-    from reports.store import CaseStore, features_code_hash
+    from amlscore.reports.store import CaseStore, features_code_hash
 
     meta_path = fresh_store.root / "store.json"
     assert fresh_store.meta["features_code_hash"] == features_code_hash()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from reports.html import render_portfolio
-from reports.portfolio import gather_portfolio
+from amlscore.reports.html import render_portfolio
+from amlscore.reports.portfolio import gather_portfolio
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_alert_counts_add_up(rules_only, store):
 
 
 def test_rules_only_alerts_are_unusual_rule_scores(rules_only, store):
-    from models.rules import load_rules_config
+    from amlscore.models.rules import load_rules_config
 
     r = store.table("rules")
     assert rules_only.n_alerts == int((r["rule_score"] >= load_rules_config().behaviour.unusual_rule_score).sum())
@@ -42,7 +42,7 @@ def test_risk_levels_cover_every_rated_customer(rules_only):
 
 
 def test_overdue_reviews_come_from_the_history(store):
-    from models.rules import load_rules_config
+    from amlscore.models.rules import load_rules_config
 
     c = store.customers
     history = pd.DataFrame({"customer_id": c["customer_id"].astype(str).to_numpy()[:30],

@@ -39,9 +39,9 @@ def test_the_command_line_starts_without_the_libraries_of_the_stages():
 
 
 def test_a_case_report_of_a_prepared_model_set_loads_neither_mlflow_nor_the_estimators(tmp_path, bank_dir, store, model_dir):
-    from amlscore.commands.report import report_app
-    from reports.model_cache import model_key
-    from reports.sources import load_model_dir
+    from amlscore.cli.report import report_app
+    from amlscore.reports.model_cache import model_key
+    from amlscore.reports.sources import load_model_dir
 
     cache = tmp_path / "store"
     shutil.copytree(store.root, cache, ignore=shutil.ignore_patterns("scores-*", "explain-*"))

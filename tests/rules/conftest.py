@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.rules import load_rules_config
+from amlscore.models.rules import load_rules_config
 
 
 @pytest.fixture(scope="session")

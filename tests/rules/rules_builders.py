@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
-from models.rules import load_rules_config
-from models.rules.config import default_config_data, parse_rules_config
+from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
+from amlscore.models.rules import load_rules_config
+from amlscore.models.rules.config import default_config_data, parse_rules_config
 
 AS_OF = "2025-06-30"
 

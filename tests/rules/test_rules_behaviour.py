@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from contract.errors import AmlError
-from models.rules import customer_behaviour
-from models.rules.behaviour import window_bounds
+from amlscore.contract.errors import AmlError
+from amlscore.models.rules import customer_behaviour
+from amlscore.models.rules.behaviour import window_bounds
 from rules_builders import feature_frame
 
 AS_OF = "2025-06-30"

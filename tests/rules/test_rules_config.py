@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from contract.errors import AmlError
-from models.rules import RulesConfigError, load_rules_config, parse_rules_config
-from models.rules.config import DEFAULT_CONFIG_PATH, default_config_data
+from amlscore.contract.errors import AmlError
+from amlscore.models.rules import RulesConfigError, load_rules_config, parse_rules_config
+from amlscore.models.rules.config import DEFAULT_CONFIG_PATH, default_config_data
 
 PHRASE = re.compile(r"^The '[^']+' parameter of RulesConfig must be .+\. Got .+ instead\.$", re.S)
 
@@ -251,7 +251,7 @@ def test_config_is_frozen(cfg):
 
 def test_fatf_lists_agree_with_the_feature_parameters(cfg):
     """A counterparty on the rating's FATF lists also sets the is_high_risk_country feature."""
-    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "features" / "config" / "feature_params.yaml").read_text())
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "amlscore" / "features" / "config" / "feature_params.yaml").read_text())
     feature_list = set(params["high_risk_countries"])
     assert set(cfg.lists.fatf_black) | set(cfg.lists.fatf_grey) <= feature_list
 
@@ -264,7 +264,7 @@ def test_default_data_is_a_copy():
 
 
 def test_docs_describe_every_sub_item_rule_and_level(cfg):
-    from models.rules import spec
+    from amlscore.models.rules import spec
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
     for s in spec.SUB_ITEMS:

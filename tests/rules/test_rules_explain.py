@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from contract.errors import AmlError
-from models.rules import (
+from amlscore.contract.errors import AmlError
+from amlscore.models.rules import (
     breakdown_text,
     explain_rating,
     explain_rules,
@@ -17,7 +17,7 @@ from models.rules import (
     spec,
     texts,
 )
-from models.rules.explain import sub_item_line
+from amlscore.models.rules.explain import sub_item_line
 from rules_builders import AS_OF, NO_REPORTS, behaviour_frame, corporate, customer, customers_frame, reports_frame
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -103,7 +103,7 @@ def test_breakdown_text_matches_sub_item_lines(cfg):
 
 
 def test_rule_explanations(cfg):
-    zero = {name: 0.0 for name in __import__("features.catalogue", fromlist=["FEATURE_NAMES"]).FEATURE_NAMES}
+    zero = {name: 0.0 for name in __import__("amlscore.features.catalogue", fromlist=["FEATURE_NAMES"]).FEATURE_NAMES}
     r = score_transaction_rules(dict(zero, is_cash=1, amount=60_000.0, is_high_risk_country=1), cfg)
     en = explain_rules(r, cfg, "en")
     zh = explain_rules(r, cfg, "zh")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.rules import large_value_reports, load_rules_config
+from amlscore.models.rules import large_value_reports, load_rules_config
 
 CUSTOMERS = pd.DataFrame({"customer_id": ["I", "K"], "customer_type": ["individual", "corporate"]})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.rules import load_rules_config, rate_customers
+from amlscore.models.rules import load_rules_config, rate_customers
 from rules_builders import AS_OF, NO_REPORTS, behaviour_frame, corporate, customer, customers_frame, reports_frame
 
 TWO_REPORTS = reports_frame(("C1", "2024-03-01", "suspicious"), ("C1", "2025-02-01", "suspicious"))

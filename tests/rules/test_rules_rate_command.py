@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import amlscore.commands.rate as rate_cmd
+import amlscore.cli.rate as rate_cmd
 from rules_builders import corporate, customer, customers_frame, feature_frame, reports_frame
 
 FILES = ("ratings.csv", "rating_breakdown.csv", "review_schedule.csv", "overdue_reviews.csv",
@@ -84,7 +84,7 @@ def test_cli_entry(tiny, tmp_path: Path):
 def test_end_to_end_on_a_generated_bank(tmp_path: Path):
     """The real loader and feature builder on a small synthetic bank (skipped until they all import)."""
     synth = pytest.importorskip("synth")
-    pytest.importorskip("features.offline")
+    pytest.importorskip("amlscore.features.offline")
     contract = pytest.importorskip("contract")
     if not hasattr(synth, "generate_bank") or not hasattr(contract, "load_dataset"):
         pytest.skip("generator or loader not available yet")

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.rules import customer_behaviour, load_rules_config, rate_customers
-from models.rules.config import default_config_data, parse_rules_config
+from amlscore.models.rules import customer_behaviour, load_rules_config, rate_customers
+from amlscore.models.rules.config import default_config_data, parse_rules_config
 from rules_builders import (
     AS_OF,
     NO_REPORTS,
@@ -200,7 +200,7 @@ def test_only_suspicious_reports_filed_before_the_rating_date_count(cfg):
 
 
 def test_reports_must_be_a_frame(cfg):
-    from contract.errors import AmlError
+    from amlscore.contract.errors import AmlError
 
     with pytest.raises(AmlError, match="empty one when there is no report"):
         rate_customers(customers_frame(customer()), None, None, cfg, AS_OF)
@@ -319,7 +319,7 @@ def test_behaviour_after_the_rating_date_does_not_count(cfg):
 # Frames as the loader types them, and vectorisation
 # ---------------------------------------------------------------------------------------------
 def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    from contract.schema import CUSTOMERS
+    from amlscore.contract.schema import CUSTOMERS
 
     out = frame.copy()
     for col in CUSTOMERS.columns:
@@ -369,7 +369,7 @@ def test_config_hash_travels_with_every_rating(cfg):
 
 
 def test_duplicate_customer_ids_are_refused(cfg):
-    from contract.errors import AmlError
+    from amlscore.contract.errors import AmlError
 
     with pytest.raises(AmlError, match="must be unique"):
         rate_customers(customers_frame(customer(), customer()), NO_REPORTS, None, cfg, AS_OF)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.rules import (
+from amlscore.models.rules import (
     add_working_days,
     load_rules_config,
     overdue_reviews,
@@ -13,7 +13,7 @@ from models.rules import (
     review_schedule,
     unrated_new_customers,
 )
-from models.rules.review import CalendarGapWarning
+from amlscore.models.rules.review import CalendarGapWarning
 from rules_builders import AS_OF, NO_REPORTS, customer, customers_frame
 
 
@@ -88,7 +88,7 @@ def test_rating_carries_its_review_date(cfg):
 
 
 def test_unknown_level_is_refused(cfg):
-    from contract.errors import AmlError
+    from amlscore.contract.errors import AmlError
 
     with pytest.raises(AmlError, match="level ids"):
         review_schedule(pd.DataFrame({"customer_id": ["A"], "level": ["scary"], "rated_at": [day("2025-01-01")]}), cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from models.rules import load_rules_config, suppress_alerts
+from amlscore.models.rules import load_rules_config, suppress_alerts
 
 RATINGS = pd.DataFrame({"customer_id": ["LOW", "MID", "WATCH"], "level": ["low", "medium", "high"],
                         "highest_reasons": ["", "", "watchlist"]})

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from contract.errors import AmlError
-from features.catalogue import FEATURE_NAMES
-from models.rules import evaluate_rules, load_rules_config, score_transaction_rules
-from models.rules.transaction_rules import combine
+from amlscore.contract.errors import AmlError
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.models.rules import evaluate_rules, load_rules_config, score_transaction_rules
+from amlscore.models.rules.transaction_rules import combine
 from rules_builders import feature_frame
 
 ZERO = {name: 0.0 for name in FEATURE_NAMES}

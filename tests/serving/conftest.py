@@ -1,7 +1,7 @@
 """Fixtures for the serving tests: a tiny synthetic bank, API keys, and the service behind a TestClient.
 
 Unit tests run the real BentoML app in process (``AmlScoring.to_asgi()`` + Starlette's TestClient)
-with a stand-in model set (:mod:`serving_fakes`) injected through ``serving.service.make_engine``;
+with a stand-in model set (:mod:`serving_fakes`) injected through ``amlscore.serving.service.make_engine``;
 the end-to-end tests (``test_e2e.py``) start ``bentoml serve`` with a model set from the registry.
 """
 
@@ -23,7 +23,7 @@ from serving_helpers import start_client  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 200-customer, 30-day synthetic bank written in the contract (session-wide, read only)."""
-    from synth import SynthConfig, generate_bank, write_bank
+    from amlscore.synth import SynthConfig, generate_bank, write_bank
 
     folder = tmp_path_factory.mktemp("bank") / "data"
     write_bank(generate_bank(SynthConfig(customers=200, days=30, seed=11)), folder)
@@ -32,7 +32,7 @@ def tiny_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tiny_bank: Path) -> Any:
-    from contract import load_dataset
+    from amlscore.contract import load_dataset
 
     return load_dataset(tiny_bank)
 

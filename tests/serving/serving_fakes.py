@@ -1,4 +1,4 @@
-"""A tiny stand-in for :class:`models.model_set.ModelSet` and the registry, for unit tests only.
+"""A tiny stand-in for :class:`amlscore.models.model_set.ModelSet` and the registry, for unit tests only.
 
 It implements the interface serving relies on (``feature_names``, ``metadata``, ``alert_threshold``,
 ``score_vector``, ``explain_vector``, ``check_features``) with fixed, readable formulas, so tests
@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
-from features.params import load_feature_params
-from models.rules import load_rules_config, score_transaction_rules
-from serving.errors import NotReady
-from serving.registry import LoadedModel
+from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
+from amlscore.features.params import load_feature_params
+from amlscore.models.rules import load_rules_config, score_transaction_rules
+from amlscore.serving.errors import NotReady
+from amlscore.core.registry import LoadedModel
 
 _IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 

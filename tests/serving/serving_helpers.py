@@ -21,9 +21,9 @@ def start_client(data: Path, state: Path, loader: FakeLoader, warm_up_days: int 
 
     from starlette.testclient import TestClient
 
-    import serving.service as service
-    from serving.auth import write_keys_file
-    from serving.scoring import ScoringEngine
+    import amlscore.serving.service as service
+    from amlscore.serving.auth import write_keys_file
+    from amlscore.serving.scoring import ScoringEngine
 
     keys_file = state / "api_keys.yaml"
     if not keys_file.exists():
@@ -41,7 +41,7 @@ def start_client(data: Path, state: Path, loader: FakeLoader, warm_up_days: int 
 
 def last_txn(dataset: Any, offset: int = 0) -> dict[str, Any]:
     """A contract record of a customer's own, dated after the whole data set (so never late)."""
-    from features.events import transaction_records
+    from amlscore.features.events import transaction_records
 
     row = dataset.transactions.iloc[[-1 - offset]]
     return next(transaction_records(row))

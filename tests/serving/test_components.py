@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.audit import AuditLog, AuditRecord, input_hash, new_ulid
-from serving.auth import Caller, KeyStore, authorize, ensure_keys_file, hash_key, key_from_headers, write_keys_file
-from serving.config import Settings, SettingsError
-from serving.errors import Forbidden, Unauthorized, json_safe
-from serving.feedback import FeedbackStore, make_entry
-from serving.middleware import rewrite_error
-from serving.words import peer_comparisons, peer_group_words
+from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid
+from amlscore.serving.auth import Caller, KeyStore, authorize, ensure_keys_file, hash_key, key_from_headers, write_keys_file
+from amlscore.serving.config import Settings, SettingsError
+from amlscore.serving.errors import Forbidden, Unauthorized, json_safe
+from amlscore.serving.feedback import FeedbackStore, make_entry
+from amlscore.serving.middleware import rewrite_error
+from amlscore.serving.words import peer_comparisons, peer_group_words
 
 
 # -- settings -----------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_audit_checkpoints_run_outside_the_commits_and_close_truncates_the_wal(t
 
 
 def test_tracing_setting() -> None:
-    from serving.config import bentoml_tracing
+    from amlscore.serving.config import bentoml_tracing
 
     assert bentoml_tracing({}) == {"excluded_urls": ["/"]} == bentoml_tracing({"AML_TRACING": "off"})
     assert bentoml_tracing({"AML_TRACING": "on"}) == {}
@@ -296,7 +296,7 @@ def test_feedback_export_keeps_the_latest_per_transaction(tmp_path: Path) -> Non
 
 def test_a_version_folder_is_reused_only_for_the_same_run(tmp_path: Path) -> None:
     """A registry made anew numbers its versions from 1 again: its version 1 is another model."""
-    from serving.registry import _COMPLETE, download_run_id, is_download_of
+    from amlscore.core.registry import _COMPLETE, download_run_id, is_download_of
 
     folder = tmp_path / "aml-model-set" / "1"
     folder.mkdir(parents=True)
@@ -314,7 +314,7 @@ def test_stall_reporter_names_where_the_event_loop_stalled(caplog) -> None:
     import logging
     import time
 
-    from serving.stalls import StallReporter
+    from amlscore.serving.stalls import StallReporter
 
     def hold_the_loop_for_a_while() -> None:
         time.sleep(0.15)
@@ -326,7 +326,7 @@ def test_stall_reporter_names_where_the_event_loop_stalled(caplog) -> None:
         await asyncio.sleep(0.05)
 
     reporter = StallReporter(threshold_ms=40, tick_ms=5)
-    with caplog.at_level(logging.WARNING, logger="serving.stalls"):
+    with caplog.at_level(logging.WARNING, logger="amlscore.serving.stalls"):
         asyncio.run(main(reporter))
         time.sleep(0.02)
     reporter.stop()
@@ -341,11 +341,11 @@ def test_stall_reporter_names_where_the_event_loop_stalled(caplog) -> None:
 def test_the_engine_fills_the_rating_window_from_the_recent_events_only(tmp_path: Path) -> None:
     """The behaviour log an engine builds at start from the store's recent events (not its whole history) holds
     exactly the rows a scan of every event keeps: those within the window of the latest transaction."""
-    from features.events import timestamp_ns
-    from serving.ratings import BehaviourLog
-    from serving.scoring import ScoringEngine
+    from amlscore.features.events import timestamp_ns
+    from amlscore.serving.ratings import BehaviourLog
+    from amlscore.serving.scoring import ScoringEngine
     from serving_fakes import FakeLoader
-    from synth import SynthConfig, generate_bank, write_bank
+    from amlscore.synth import SynthConfig, generate_bank, write_bank
 
     data = tmp_path / "data"
     write_bank(generate_bank(SynthConfig(customers=200, days=120, seed=5)), data)

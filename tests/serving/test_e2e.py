@@ -2,7 +2,7 @@
 
 Setup (once for the module): a synthetic bank, two model sets trained by the training code on it
 and registered in a temporary MLflow registry (version 1 = champion, version 2 = challenger), API
-keys, then ``bentoml serve serving.service:AmlScoring`` on 127.0.0.1 with a free port.
+keys, then ``bentoml serve amlscore.serving.service:AmlScoring`` on 127.0.0.1 with a free port.
 
 Checks, in order: open paths and the OpenAPI page, roles, every class of bad input, replay, batch,
 ratings and feedback, the frozen explanation after a promotion and a reload, and a hard kill
@@ -52,7 +52,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 240) -> None:
-        cmd = [sys.executable, "-m", "bentoml", "serve", "serving.service:AmlScoring", "--host", "127.0.0.1",
+        cmd = [sys.executable, "-m", "bentoml", "serve", "amlscore.serving.service:AmlScoring", "--host", "127.0.0.1",
                "--port", str(self.port), "--working-dir", str(ROOT)]
         self._logf = open(self.log, "a")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -110,7 +110,7 @@ class Server:
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A synthetic bank and two registered model sets (v1 champion, v2 challenger) in a private registry."""
-    from synth import SynthConfig, generate_bank, write_bank
+    from amlscore.synth import SynthConfig, generate_bank, write_bank
 
     work = tmp_path_factory.mktemp("e2e")
     data = work / "data"
@@ -119,8 +119,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     saved = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
-        from training.tracking import set_alias
-        from training.train import TrainConfig, train
+        from amlscore.training.tracking import set_alias
+        from amlscore.training.train import TrainConfig, train
 
         small = dict(max_train_negatives=5000, max_valid_negatives=5000, anomaly_fit_rows=5000)
         v1 = train(TrainConfig(data=data, seed=1, **small), log=True).model_version
@@ -136,7 +136,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def server(registry: dict[str, Any]) -> Any:
-    from serving.auth import write_keys_file
+    from amlscore.serving.auth import write_keys_file
 
     state = registry["work"] / "state"
     write_keys_file(state / "api_keys.yaml", KEYS)
@@ -153,7 +153,7 @@ def server(registry: dict[str, Any]) -> Any:
 
 @pytest.fixture(scope="module")
 def customers(registry: dict[str, Any]) -> list[str]:
-    from contract import load_dataset
+    from amlscore.contract import load_dataset
 
     ds = load_dataset(registry["data"])
     return ds.transactions["customer_id"].astype(str).value_counts().index[:10].tolist()
@@ -224,8 +224,8 @@ def test_decision_and_explanation_equal_the_model_sets_two_calls(server: Server,
     recorded feature row with the served model set."""
     import numpy as np
 
-    from serving.registry import RegistryLoader
-    from serving.scoring import explanation_dict
+    from amlscore.core.registry import RegistryLoader
+    from amlscore.serving.scoring import explanation_dict
 
     # the model set as the service loaded it (its download in the state folder, with the registry's version number)
     ms = RegistryLoader(registry["uri"], "aml-model-set", server.state / "models").load(version=registry["v1"]).model_set
@@ -351,12 +351,12 @@ def test_hard_kill_and_restart_keep_audit_log_and_state(server: Server, registry
     assert n == before[1] + 1
     import numpy as np
 
-    from features.catalogue import FEATURE_NAMES
+    from amlscore.features.catalogue import FEATURE_NAMES
 
     i = FEATURE_NAMES.index("in_cnt_24h")
     x1, x3 = (np.frombuffer(f[0], dtype=np.float64) for f in feats)
     assert x3[i] == x1[i] + 1  # windows continue across the kill: the 24h incoming count grew by one
-    from serving.audit import AuditLog
+    from amlscore.core.audit import AuditLog
 
     log = AuditLog(server.state / "audit.sqlite", sync="normal")
     assert log.verify()[0]

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from serving_helpers import ADMIN, CHANNEL, COMPLIANCE, new_txn, start_client
-from features.catalogue import FEATURE_NAMES
+from amlscore.features.catalogue import FEATURE_NAMES
 from serving_fakes import FakeLoader, FakeModelSet
 
 _minutes = itertools.count()
@@ -256,7 +256,7 @@ def test_direct_and_bentoml_dispatch_give_the_same_answers(tmp_path: Path, tiny_
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """POST /v1/score answered by the gate (AML_SCORE_DISPATCH=direct) and through BentoML's router (bentoml): the
     same statuses and bodies for good, bad, refused, replayed and reused requests, and the same audit log."""
-    import serving.service as service
+    import amlscore.serving.service as service
 
     taken: list[str] = []
     direct = service.AmlScoring.inner.score_direct
@@ -448,7 +448,7 @@ def test_audit_log_is_complete_append_only_and_chained(service_env: dict[str, An
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             db.execute(stmt)
     db.close()
-    from serving.audit import AuditLog
+    from amlscore.core.audit import AuditLog
 
     log = AuditLog(state / "audit.sqlite", sync="normal")
     ok, n, bad = log.verify()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from contract.load import Dataset, dataset_from_frames
-from synth.bank import SyntheticBank, generate_bank
+from amlscore.contract.load import Dataset, dataset_from_frames
+from amlscore.synth.bank import SyntheticBank, generate_bank
 
 from synthbank_helpers import SMALL
 

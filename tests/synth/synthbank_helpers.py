@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from synth.bank import SyntheticBank
-from synth.config import SynthConfig
+from amlscore.synth.bank import SyntheticBank
+from amlscore.synth.config import SynthConfig
 
 SMALL = SynthConfig(customers=1000, days=180, seed=7)
 

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from amlscore.cli import app
-from contract.errors import AmlError
-from contract.load import load_dataset
-from synth.bank import GROUND_TRUTH_COLUMNS
+from amlscore.contract.errors import AmlError
+from amlscore.contract.load import load_dataset
+from amlscore.synth.bank import GROUND_TRUTH_COLUMNS
 
 ARGS = ["--customers", "300", "--days", "60", "--seed", "3"]
 

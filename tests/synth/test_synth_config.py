@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from contract.errors import AmlError
-from synth.clock import Clock
-from synth.config import TYPOLOGY_BY_NAME, SynthConfig, load_bank_rules, stream
+from amlscore.contract.errors import AmlError
+from amlscore.synth.clock import Clock
+from amlscore.synth.config import TYPOLOGY_BY_NAME, SynthConfig, load_bank_rules, stream
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from contract.load import Dataset
-from contract.schema import IP_CHANNELS, TERMINAL_CHANNELS
-from synth.bank import SyntheticBank
+from amlscore.contract.load import Dataset
+from amlscore.contract.schema import IP_CHANNELS, TERMINAL_CHANNELS
+from amlscore.synth.bank import SyntheticBank
 
 from synthbank_helpers import SMALL, local_days
 

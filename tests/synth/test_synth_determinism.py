@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from synth.bank import generate_bank
-from synth.config import SynthConfig
+from amlscore.synth.bank import generate_bank
+from amlscore.synth.config import SynthConfig
 
 
 def _frames(seed: int) -> dict[str, pd.DataFrame]:

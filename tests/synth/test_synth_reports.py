@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from contract.load import Dataset
-from synth.bank import SyntheticBank
-from synth.config import TYPOLOGIES
+from amlscore.contract.load import Dataset
+from amlscore.synth.bank import SyntheticBank
+from amlscore.synth.config import TYPOLOGIES
 
 from synthbank_helpers import local_days, participants
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract.load import Dataset
-from synth.bank import SyntheticBank
-from synth.config import TYPOLOGIES, TYPOLOGY_SPECS, load_bank_rules
+from amlscore.contract.load import Dataset
+from amlscore.synth.bank import SyntheticBank
+from amlscore.synth.config import TYPOLOGIES, TYPOLOGY_SPECS, load_bank_rules
 
 from synthbank_helpers import SMALL, local_days, participants
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from synth.bank import generate_bank, write_bank
-from synth.config import SynthConfig
+from amlscore.synth.bank import generate_bank, write_bank
+from amlscore.synth.config import SynthConfig
 
 # Small and quick: every setting that only costs time is turned down.
 FAST = {"lgbm": {"n_estimators": 60, "min_rounds": 10, "early_stopping_rounds": 20},
@@ -42,7 +42,7 @@ def tracking_uri(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def trained(bank_dir, tracking_uri):
     """One logged and registered training run on the small bank (alias @challenger)."""
-    from training.train import TrainConfig, train
+    from amlscore.training.train import TrainConfig, train
 
     config = TrainConfig(data=bank_dir, seed=0, **FAST)
     return train(config, experiment="tests")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from training.labels import derive_labels, reported_customers
+from amlscore.training.labels import derive_labels, reported_customers
 
 
 def _txns():

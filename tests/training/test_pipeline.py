@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from models.model_set import ModelSet
+from amlscore.models.model_set import ModelSet
 
 
 def test_run_logs_params_metrics_artifacts_and_registers_a_challenger(trained, tracking_uri, tmp_path):
@@ -69,7 +69,7 @@ def test_a_registry_download_of_its_own_goes_with_its_model_set(trained):
     reads lazily (the scikit-learn forest for audits) and which goes when the model set does."""
     import gc
 
-    from training.tracking import load_model_set
+    from amlscore.training.tracking import load_model_set
 
     reg = load_model_set(alias="challenger")
     folder = Path(reg.model_set.detector._folder)
@@ -91,7 +91,7 @@ def _worse(model_set: ModelSet) -> ModelSet:
 def _log_challenger(model_set: ModelSet, trained) -> str:
     import mlflow
 
-    from training.tracking import configure, log_model_set
+    from amlscore.training.tracking import configure, log_model_set
 
     exp = configure("tests")
     with mlflow.start_run(experiment_id=exp):
@@ -102,8 +102,8 @@ def _log_challenger(model_set: ModelSet, trained) -> str:
 
 
 def test_promotion_refuses_a_worse_challenger_unless_forced(trained):
-    from training.promote import promote
-    from training.tracking import CHAMPION, resolve_version
+    from amlscore.training.promote import promote
+    from amlscore.training.tracking import CHAMPION, resolve_version
 
     first = promote()  # no champion yet
     assert first.promoted and str(resolve_version(alias=CHAMPION).version) == trained.model_version
@@ -118,14 +118,14 @@ def test_promotion_refuses_a_worse_challenger_unless_forced(trained):
     assert forced.promoted and forced.forced and forced.reason.startswith("forced")
     assert str(resolve_version(alias=CHAMPION).version) == worse_version
     # put the good model back as champion and challenger for the other tests
-    from training.tracking import CHALLENGER, set_alias
+    from amlscore.training.tracking import CHALLENGER, set_alias
 
     set_alias(CHAMPION, trained.model_version)
     set_alias(CHALLENGER, trained.model_version)
 
 
 def _app() -> typer.Typer:
-    from amlscore.commands import train as commands
+    from amlscore.cli import train as commands
 
     app = typer.Typer()
     for name in ("evaluate", "promote", "score", "feedback"):
@@ -156,10 +156,10 @@ def test_batch_score_and_evaluate_commands(trained, bank_dir, tmp_path):
 
 
 def test_feedback_is_validated_deduplicated_and_used_by_training(trained, bank_dir, tmp_path):
-    from contract.errors import AmlError
-    from contract.load import load_dataset
-    from training.feedback import append_feedback, feedback_files, merge_feedback
-    from training.labels import derive_labels
+    from amlscore.contract.errors import AmlError
+    from amlscore.contract.load import load_dataset
+    from amlscore.training.feedback import append_feedback, feedback_files, merge_feedback
+    from amlscore.training.labels import derive_labels
 
     ds = load_dataset(bank_dir)
     txn = ds.transactions.iloc[-5]
@@ -190,10 +190,10 @@ def _as_served_csv(rows: pd.DataFrame, path) -> None:
 
 
 def test_feedback_on_served_transactions_brings_them_into_training(bank_dir, tmp_path):
-    from contract.errors import AmlError
-    from contract.load import Dataset, load_dataset
-    from training.feedback import SERVED_TRANSACTIONS_FILE, feedback_files, merge_feedback
-    from training.labels import derive_labels
+    from amlscore.contract.errors import AmlError
+    from amlscore.contract.load import Dataset, load_dataset
+    from amlscore.training.feedback import SERVED_TRANSACTIONS_FILE, feedback_files, merge_feedback
+    from amlscore.training.labels import derive_labels
 
     full = load_dataset(bank_dir)
     served = full.transactions.iloc[-3:]  # arrived through the service: not in the data folder

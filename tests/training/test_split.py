@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from contract.errors import AmlError
-from training.labels import bank_days, derive_labels
-from training.split import make_split
+from amlscore.contract.errors import AmlError
+from amlscore.training.labels import bank_days, derive_labels
+from amlscore.training.split import make_split
 
 
 def _timestamps(days=100, per_day=20, seed=0):

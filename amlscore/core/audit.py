@@ -1,0 +1,509 @@
+"""The audit log: every decision, written and committed before the response leaves.
+
+An append-only SQLite database (WAL; ``synchronous=FULL`` by default, so a committed decision
+survives a power cut, not only a crash). Triggers refuse every ``UPDATE`` and ``DELETE``, and the
+code has no path that issues one. Each decision row carries a hash chained to the previous row
+(``chain_hash = sha256(previous chain_hash | row content)``), so :meth:`AuditLog.verify` detects a
+row changed or removed behind the service's back. WAL checkpoints run in a thread of their own
+(:class:`amlscore.storage.wal.WalCheckpointer`), never inside the commit that a response waits for.
+
+Tables (see docs/serving.md for every column):
+
+* ``decisions``: one row per scored transaction: request id, txn id, customer, time, caller (key id
+  and role), endpoint, the input as received and its hash, the feature row, the full decision
+  (scores, components, risk level, rules fired, explanation when computed), model name/version,
+  feature-set and configuration hashes;
+* ``explanations``: explanations computed after the decision (``/v1/explain`` of a decision scored
+  without one), with the model version that made the decision; one per request id and language,
+  frozen once written;
+* ``replays``: every time a txn_id already decided was sent again, and by whom.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from amlscore.storage.wal import WalCheckpointer
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    txn_id TEXT NOT NULL UNIQUE,
+    customer_id TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    batch_id TEXT,
+    input_hash TEXT NOT NULL,
+    input_json TEXT NOT NULL,
+    features BLOB NOT NULL,
+    suspicion_score REAL NOT NULL,
+    alert INTEGER NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    feature_set_version TEXT,
+    feature_params_hash TEXT,
+    rules_config_hash TEXT,
+    decision_json TEXT NOT NULL,
+    chain_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, decided_at);
+CREATE TABLE IF NOT EXISTS explanations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL REFERENCES decisions(request_id),
+    lang TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    explanation_json TEXT NOT NULL,
+    UNIQUE(request_id, lang)
+);
+CREATE TABLE IF NOT EXISTS replays (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    endpoint TEXT NOT NULL
+);
+"""
+_APPEND_ONLY = "".join(
+    f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
+    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {op} on {t} refused'); END;\n"
+    for t in ("decisions", "explanations", "replays") for op in ("UPDATE", "DELETE")
+)
+_GENESIS = "0" * 64
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_ulid() -> str:
+    """A ULID: 48-bit millisecond time + 80 random bits, 26 Crockford base-32 characters (sorts by time)."""
+    value = (int(time.time() * 1000) << 80) | secrets.randbits(80)
+    out = []
+    for _ in range(26):
+        out.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(out))
+
+
+def utc_now_iso() -> str:
+    """Current UTC time, ISO 8601 with microseconds and ``Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no spaces (what hashes are computed over); NaN is refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY  # numpy scalars as json.dumps took them
+
+
+def stored_json(value: Any) -> str:
+    """The JSON text a row keeps (sorted keys, no spaces): :func:`canonical_json`'s layout, written by orjson.
+
+    About ten times cheaper than ``json.dumps`` for a decision (~5 KB). A value JSON cannot hold (a
+    set, an object) raises ``TypeError`` at once; NaN and infinity, which the engine never puts
+    in a decision (:func:`amlscore.serving.errors.json_safe`), would be written as ``null``. The hash chain is
+    computed over the text as stored, so rows written by ``json.dumps`` earlier verify as before.
+    """
+    return orjson.dumps(value, option=_ORJSON_OPTIONS).decode("utf-8")
+
+
+def input_hash(record: dict[str, Any]) -> str:
+    """SHA-256 of a transaction record's canonical JSON: tells a replay from a reused txn_id.
+
+    Stays on ``json.dumps`` (:func:`canonical_json`): a txn_id sent again after an upgrade must hash
+    as it did when it was first decided.
+    """
+    return hashlib.sha256(canonical_json(record).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One decision as the audit log holds it."""
+
+    request_id: str
+    txn_id: str
+    customer_id: str
+    decided_at: str
+    caller_key_id: str
+    caller_role: str
+    endpoint: str
+    batch_id: str | None
+    input_hash: str
+    input: dict[str, Any]
+    features: np.ndarray
+    suspicion_score: float
+    alert: bool
+    model_name: str
+    model_version: str
+    feature_set_version: str | None
+    feature_params_hash: str | None
+    rules_config_hash: str | None
+    decision: dict[str, Any]
+    seq: int | None = None
+    chain_hash: str | None = None
+
+
+_COLUMNS = ("request_id", "txn_id", "customer_id", "decided_at", "caller_key_id", "caller_role", "endpoint", "batch_id",
+            "input_hash", "input_json", "features", "suspicion_score", "alert", "model_name", "model_version",
+            "feature_set_version", "feature_params_hash", "rules_config_hash", "decision_json", "chain_hash")
+
+
+def _row_digest(prev: str, values: tuple[Any, ...]) -> str:
+    h = hashlib.sha256(prev.encode("ascii"))
+    for v in values:
+        h.update(b"\x1f")
+        h.update(v if isinstance(v, bytes) else str(v).encode("utf-8"))
+    return h.hexdigest()
+
+
+class _Write:
+    """One queued write: what to insert, and the future its caller waits on."""
+
+    __slots__ = ("kind", "rows", "records", "future")
+
+    def __init__(self, kind: str, rows: list[tuple[Any, ...]], records: list[AuditRecord] | None = None) -> None:
+        self.kind = kind
+        self.rows = rows
+        self.records = records or []
+        self.future: Future = Future()
+
+
+class AuditLog:
+    """Append-only decision log in SQLite (thread-safe), with group commit.
+
+    Every write goes through one writer thread that owns the writing connection: it takes all the
+    writes queued since its last commit, inserts them in one transaction and commits (with an fsync
+    under ``sync="full"``), then completes each write's future. :meth:`submit` returns that future
+    at once (the service's event loop awaits it and scores the next request meanwhile);
+    :meth:`append` waits for it. **A write's future completes only once its rows are committed**,
+    so a response sent after it never names a decision a crash could lose. Queued decisions are
+    visible to the readers (:meth:`by_txn`, :meth:`by_txns`, :meth:`by_request`) from the moment they
+    are submitted, so a replay of a transaction whose decision is still being committed finds it
+    (and waits for the same commit, :meth:`durable`). Reads use their own connection (WAL: readers
+    never wait for a commit). The writer thread starts at the first write; a log opened only to
+    read (reports) has none.
+
+    Parameters
+    ----------
+    path : path of the database file (created with its folder).
+    sync : ``"full"`` (fsync at every commit, survives a power cut) or ``"normal"`` (survives a crash
+        of the process, not of the machine).
+    """
+
+    def __init__(self, path: str | Path, sync: str = "full") -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()  # the reading connection
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        # No checkpoint inside a commit: responses wait for their commit, so a checkpoint there (copying
+        # the WAL into the database, with fsyncs) would hold up every response queued behind it.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._db.executescript(_SCHEMA + _APPEND_ONLY)
+        row = self._db.execute("SELECT chain_hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
+        self._last_hash = row[0] if row else _GENESIS
+        self._read = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._queue: list[_Write] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[str, tuple[AuditRecord, Future]] = {}  # txn_id -> submitted, not yet committed
+        self._pending_requests: dict[str, AuditRecord] = {}
+        self._writer: threading.Thread | None = None
+        self._write_lock = threading.Lock()  # held by the writer thread while it commits
+        # small, frequent checkpoints: a large one's fsync held up the commits (and so the responses) behind it
+        self._wal = WalCheckpointer(self.path, sync.upper(), self._write_lock, every=100, max_pages=2000)
+        self._closing = False
+        self._failed: BaseException | None = None
+        self.commits = 0  # transactions committed (decisions per commit = decisions / commits)
+        # called by the writer thread after each commit with its duration in seconds (the fsync
+        # included) and the writes it held: the service exports them, so a slow disk shows as slow commits
+        self.on_commit: Callable[[float, int], None] | None = None
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
+            pass
+
+    # -- writing --------------------------------------------------------------------------------
+    def submit(self, records: Iterable[AuditRecord]) -> Future:
+        """Queue decisions for the next commit; returns a future done (with their number) once they are durable.
+
+        The decisions are serialised here (a value JSON cannot hold raises at once) and readable at
+        once; the future raises what the commit raised (e.g. ``sqlite3.IntegrityError`` for a txn_id
+        or request id already recorded), and the decisions are then not in the log.
+        """
+        records = list(records)
+        rows = [(r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
+                 r.batch_id, r.input_hash, stored_json(r.input),
+                 np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
+                 int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
+                 r.feature_params_hash, r.rules_config_hash, stored_json(r.decision)) for r in records]
+        if not rows:
+            done: Future = Future()
+            done.set_result(0)
+            return done
+        return self._enqueue(_Write("decisions", rows, records))
+
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        """Write decisions in one transaction and commit (durably) before returning; returns how many."""
+        return int(self.submit(records).result())
+
+    def durable(self, txn_id: str) -> Future | None:
+        """The future of the commit that will hold ``txn_id``'s decision, or None when it is committed (or unknown)."""
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[1] if item is not None else None
+
+    def append_explanation(self, request_id: str, lang: str, model_version: str, explanation: dict[str, Any]) -> dict[str, Any]:
+        """Freeze an explanation computed after the decision; the first one written for (request id, lang) wins."""
+        row = (request_id, lang, utc_now_iso(), model_version, stored_json(explanation))
+        self._enqueue(_Write("explanation", [row])).result()
+        stored = self.explanation(request_id, lang)
+        assert stored is not None
+        return stored
+
+    def submit_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> Future:
+        """Queue the note that a decided txn_id was sent again (the original decision was returned)."""
+        row = (request_id, txn_id, utc_now_iso(), caller_key_id, caller_role, endpoint)
+        return self._enqueue(_Write("replay", [row]))
+
+    def append_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> None:
+        """Note that a decided txn_id was sent again, durably before returning."""
+        self.submit_replay(request_id, txn_id, caller_key_id, caller_role, endpoint).result()
+
+    def _enqueue(self, write: _Write) -> Future:
+        with self._cond:
+            if self._failed is not None:
+                raise RuntimeError(f"the audit log writer stopped: {self._failed!r}")
+            if self._closing:
+                raise RuntimeError("the audit log is closed")
+            for rec in write.records:
+                self._pending[rec.txn_id] = (rec, write.future)
+                self._pending_requests[rec.request_id] = rec
+            self._queue.append(write)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+                self._writer.start()
+            self._cond.notify()
+        return write.future
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        return
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        except BaseException as exc:  # pragma: no cover - a bug: fail every waiting caller rather than hang them
+            with self._cond:
+                self._failed = exc
+                group, self._queue = self._queue, []
+            for write in group:
+                self._finish(write, None, exc)
+            raise
+
+    _INSERT = {
+        "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
+        "explanation": "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json) "
+                       "VALUES (?, ?, ?, ?, ?)",
+        "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint) VALUES (?, ?, ?, ?, ?, ?)",
+    }
+
+    def _commit(self, group: list[_Write]) -> None:
+        """Insert a group of writes in one transaction; if it fails, each write alone (only the bad one fails)."""
+        prev = self._last_hash
+        started = time.perf_counter()
+        try:
+            with self._write_lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for write in group:
+                        rows = write.rows
+                        if write.kind == "decisions":
+                            chained = []
+                            for values in rows:
+                                prev = _row_digest(prev, values)
+                                chained.append(values + (prev,))
+                            rows = chained
+                        self._db.executemany(self._INSERT[write.kind], rows)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            self._wal.wrote(len(group))
+        except Exception as exc:
+            if len(group) > 1:
+                for write in group:
+                    self._commit([write])
+            else:
+                self._finish(group[0], None, exc)
+            return
+        self._last_hash = prev
+        self.commits += 1
+        if self.on_commit is not None:
+            try:
+                self.on_commit(time.perf_counter() - started, len(group))
+            except Exception:  # pragma: no cover - a broken exporter must not fail decisions already durable
+                log.exception("the audit log's commit observer failed")
+        for write in group:
+            self._finish(write, len(write.rows) if write.kind == "decisions" else None, None)
+
+    def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
+        with self._cond:
+            for rec in write.records:
+                if self._pending.get(rec.txn_id, (None, None))[1] is write.future:
+                    del self._pending[rec.txn_id]
+                    self._pending_requests.pop(rec.request_id, None)
+        if exc is not None:
+            write.future.set_exception(exc)
+        else:
+            write.future.set_result(result)
+
+    # -- reading --------------------------------------------------------------------------------
+    def _record(self, row: tuple[Any, ...] | None) -> AuditRecord | None:
+        if row is None:
+            return None
+        (seq, request_id, txn_id, customer_id, decided_at, key_id, role, endpoint, batch_id, ihash, input_json, feats,
+         score, alert, model_name, model_version, fset, fparams, rules_hash, decision_json, chain) = row
+        return AuditRecord(request_id=request_id, txn_id=txn_id, customer_id=customer_id, decided_at=decided_at,
+                           caller_key_id=key_id, caller_role=role, endpoint=endpoint, batch_id=batch_id,
+                           input_hash=ihash, input=json.loads(input_json),
+                           features=np.frombuffer(feats, dtype=np.float64).copy(), suspicion_score=float(score),
+                           alert=bool(alert), model_name=model_name, model_version=model_version,
+                           feature_set_version=fset, feature_params_hash=fparams, rules_config_hash=rules_hash,
+                           decision=json.loads(decision_json), seq=int(seq), chain_hash=chain)
+
+    def _one(self, where: str, value: str) -> AuditRecord | None:
+        with self._lock:
+            row = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = ?", (value,)).fetchone()
+        return self._record(row)
+
+    def by_txn(self, txn_id: str) -> AuditRecord | None:
+        """The decision recorded (or being committed) for a txn_id, or None."""
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[0] if item is not None else self._one("txn_id", txn_id)
+
+    def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
+        """The decisions recorded for any of ``txn_ids`` (one query per 500 ids), by txn_id."""
+        out: dict[str, AuditRecord] = {}
+        with self._cond:
+            for t in txn_ids:
+                if t in self._pending:
+                    out[t] = self._pending[t][0]
+        ids = [t for t in dict.fromkeys(txn_ids) if t not in out]
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            with self._lock:
+                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id IN "
+                                        f"({','.join('?' * len(part))})", part).fetchall()
+            for row in rows:
+                rec = self._record(row)
+                assert rec is not None
+                out.setdefault(rec.txn_id, rec)
+        return out
+
+    def by_request(self, request_id: str) -> AuditRecord | None:
+        """The decision recorded (or being committed) under a request id, or None."""
+        with self._cond:
+            rec = self._pending_requests.get(request_id)
+        return rec if rec is not None else self._one("request_id", request_id)
+
+    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
+        """A frozen deferred explanation: ``{computed_at, model_version, explanation}``, or None."""
+        with self._lock:
+            row = self._read.execute("SELECT computed_at, model_version, explanation_json FROM explanations "
+                                   "WHERE request_id = ? AND lang = ?", (request_id, lang)).fetchone()
+        if row is None:
+            return None
+        return {"computed_at": row[0], "model_version": row[1], "explanation": json.loads(row[2])}
+
+    def count(self) -> int:
+        """Decisions in the log (the highest seq: rows are never deleted, so no table scan is needed)."""
+        with self._lock:
+            return int(self._read.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
+
+    def replay_count(self) -> int:
+        with self._lock:
+            return int(self._read.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
+
+    def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        """Every decision after ``after_seq``, in order (for reports and checks)."""
+        last = after_seq
+        while True:
+            with self._lock:
+                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
+                                        "LIMIT 1000", (last,)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                rec = self._record(row)
+                assert rec is not None and rec.seq is not None
+                last = rec.seq
+                yield rec
+
+    def verify(self) -> tuple[bool, int, int | None]:
+        """Recompute the hash chain: ``(intact, rows checked, seq of the first bad row or None)``."""
+        prev = _GENESIS
+        n = 0
+        last = 0
+        while True:
+            with self._lock:
+                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
+                                        "LIMIT 1000", (last,)).fetchall()
+            if not rows:
+                return True, n, None
+            for row in rows:
+                seq, values, chain = row[0], tuple(row[1:-1]), row[-1]
+                values = values[:12] + (int(values[12]),) + values[13:]
+                prev = _row_digest(prev, values)
+                if prev != chain:
+                    return False, n, int(seq)
+                n += 1
+                last = seq
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer and close the connections."""
+        with self._cond:
+            self._closing = True
+            writer = self._writer
+            self._cond.notify_all()
+        if writer is not None:
+            writer.join()
+        self._wal.stop()
+        with self._lock:
+            self._read.close()
+            if self._wal.thread is not None:  # a log that was written: copy the WAL in and truncate it
+                try:
+                    self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # closing is what matters; the WAL is replayed at the next open
+                    log.warning("final WAL checkpoint of %s failed: %s", self.path, exc)
+            self._db.close()

@@ -1,0 +1,911 @@
+"""Online path: one transaction in, its feature row out, with state kept between calls.
+
+The state per customer, per shared identifier (IP address, device, operator) and per peer group is
+the streaming counterpart of the offline kernels: per customer, the events of the longest window with
+the exact integer running sums and the running sums of squares after each (window sum = now minus the
+value before the window; added in the offline order), from which one compiled step takes the window
+sums and maxima; counted deques for distinct counts. The facts come from the same compiled
+definitions as offline (:func:`amlscore.features.events.fact_rows`, :func:`amlscore.features.finalize.window_sum_values`)
+and the last step is the very kernel the offline path ends in (:func:`amlscore.features.finalize.finalize_rows`).
+
+Handling of awkward input (documented in docs/features.md):
+
+* unknown customer: :class:`~features.registry.UnknownCustomerError`, nothing changes;
+* a ``txn_id`` seen before: the stored feature row is returned and nothing is counted again;
+* a transaction older than the customer's latest one: :class:`LateTransactionError`, nothing changes
+  (windows would silently go wrong otherwise);
+* a missing or malformed field: :class:`BadTransactionError` naming the field, nothing changes.
+
+Memory follows the windows, not the history: a customer keeps the events of its longest window (90
+days), cached peer-group and shared-identifier counts are one entry per customer, peer-group days
+older than the lookback are dropped, and windows of IPs, devices and operators idle for longer than
+their window plus 90 days are swept. What grows with the history is only what a feature needs for
+ever: each customer's set of counterparties seen ("first-time counterparty").
+
+Snapshots (every ``snapshot_every`` transactions) leave the request path where they can: a forked
+child pickles the state as it was at that instant (copy-on-write) and writes it to the store's
+snapshot file while the parent goes on serving (see :meth:`OnlineFeatureState.snapshot`).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import pickle
+import signal
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from amlscore.contract.errors import AmlError
+from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, TXN_TYPES
+from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION, INTEGER_FEATURES, WINDOWS
+from amlscore.features.events import (
+    _FC,
+    N_FACTS,
+    WINDOW_SUMS,
+    TextPredicates,
+    fact_constants,
+    fact_rows,
+    raw_row,
+    timestamp_ns,
+    transaction_records,
+)
+from amlscore.features.finalize import (
+    DISTINCT_FEATURES,
+    N_SUMS,
+    PACKED_PRIMITIVES,
+    VELOCITY_WINDOWS,
+    finalize_constants,
+    finalize_rows,
+    reactivation_flags,
+    window_sum_values,
+)
+from amlscore.features.offline import ordered_transactions
+from amlscore.features.params import FeatureParams, load_feature_params
+from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
+from amlscore.features.store import (
+    FeatureStore,
+    MemoryFeatureStore,
+    SnapshotFileError,
+    SQLiteFeatureStore,
+    read_snapshot_file,
+    remove_stale_snapshot_temporaries,
+    write_snapshot_file,
+)
+
+log = logging.getLogger(__name__)
+
+WINDOW_NS = {name: seconds * 1_000_000_000 for name, seconds in WINDOWS.items()}
+_MAX_WINDOW_NS = max(WINDOW_NS.values())
+_REQUIRED = ("txn_id", "timestamp", "customer_id", "account_id", "direction", "amount", "channel", "txn_type",
+             "counterparty_type")
+_ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", "device_customers", ("24h", "7d")),
+                   ("operator_id", "operator_customers", ("30d",)))
+# Transactions between periodic snapshots: a restart replays at most this many events. Pickling and
+# writing one takes 1-2 s at ~200k transactions of state: a forked child does it when it can, and the
+# request that forks pays only the fork (~20-30 ms at ~800 MB of RSS on the project VM).
+_SNAPSHOT_EVERY = 50_000
+_INITIAL_EVENTS = 8  # per customer; the buffers double when full of events still in the window
+_VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
+_WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
+_SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
+_STATE_FORMAT = 2  # snapshots of another layout are ignored (the state is rebuilt from the events)
+_SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
+_SWEEP_STEPS = 100  # each pass is cut in this many steps: a whole pass in one call paused it 45-75 ms
+# the packed row the online path builds must follow the kernel's column order
+assert PACKED_PRIMITIVES == ("is_new_cp", "prev_t", "last_in_t", "onboard_ns", "peer_cash_fen", "peer_txn_cnt",
+                             "peer_size", "agent_other", "phone_other", "emergency_other", "is_corporate",
+                             *DISTINCT_FEATURES)
+assert DISTINCT_FEATURES[:4] == ("fan_in_7d", "fan_out_7d", "fan_in_30d", "fan_out_30d")
+assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
+_F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
+_INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
+
+
+class BadTransactionError(AmlError):
+    """A transaction field is missing or has a value outside the contract."""
+
+
+class LateTransactionError(AmlError):
+    """A transaction is older than the latest one already processed for its customer."""
+
+
+class _CountedWindow:
+    """Distinct keys over a time window: a deque of (time, key) and a count per key."""
+
+    __slots__ = ("window", "events", "counts")
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.events: deque[tuple[int, Any]] = deque()
+        self.counts: dict[Any, int] = {}
+
+    def add_and_count(self, t: int, key: Any | None) -> int:
+        if key is not None:
+            self.events.append((t, key))
+            self.counts[key] = self.counts.get(key, 0) + 1
+        limit = t - self.window
+        events, counts = self.events, self.counts
+        while events and events[0][0] <= limit:
+            _, old = events.popleft()
+            c = counts[old] - 1
+            if c:
+                counts[old] = c
+            else:
+                del counts[old]
+        return len(counts)
+
+
+class _CustomerState:
+    """One customer's events within the longest window, and what was summed up to each.
+
+    Events ``head .. n-1`` are inside the 90-day window (``ts``, ``amount``, ``is_in``). Row ``e + 1``
+    of ``cum`` (integer window sums) and of ``sq_in``/``sq_out`` (sums of amount², added in the same
+    order as the offline running sums) holds the totals after event ``e``, so row ``e`` is the total
+    before it. Older rows are dropped once they are most of the buffer.
+    """
+
+    __slots__ = ("ts", "amount", "is_in", "cum", "sq_in", "sq_out", "n", "head", "fans", "seen_cps", "prev_t",
+                 "last_in_t")
+
+    def __init__(self) -> None:
+        self.ts = np.zeros(_INITIAL_EVENTS, dtype=np.int64)
+        self.amount = np.zeros(_INITIAL_EVENTS, dtype=np.float64)
+        self.is_in = np.zeros(_INITIAL_EVENTS, dtype=np.bool_)
+        self.cum = np.zeros((_INITIAL_EVENTS + 1, N_SUMS), dtype=np.int64)
+        self.sq_in = np.zeros(_INITIAL_EVENTS + 1, dtype=np.float64)
+        self.sq_out = np.zeros(_INITIAL_EVENTS + 1, dtype=np.float64)
+        self.n = 0
+        self.head = 0
+        self.fans = {(d, w): _CountedWindow(WINDOW_NS[w]) for d in ("in", "out") for w in ("7d", "30d")}
+        self.seen_cps: set[str] = set()
+        self.prev_t: int | None = None
+        self.last_in_t = -1
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Only the events still inside the window go into a snapshot, not the buffers' spare room."""
+        h, n = self.head, self.n
+        return {"ts": self.ts[h:n].copy(), "amount": self.amount[h:n].copy(), "is_in": self.is_in[h:n].copy(),
+                "cum": self.cum[h:n + 1].copy(), "sq_in": self.sq_in[h:n + 1].copy(), "sq_out": self.sq_out[h:n + 1].copy(),
+                "fans": self.fans, "seen_cps": self.seen_cps, "prev_t": self.prev_t, "last_in_t": self.last_in_t}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        kept = len(state["ts"])
+        size = max(_INITIAL_EVENTS, 2 * kept)
+        self.ts, self.amount, self.is_in = (_resized(state["ts"], size), _resized(state["amount"], size),
+                                            _resized(state["is_in"], size))
+        self.cum, self.sq_in, self.sq_out = (_resized(state["cum"], size + 1), _resized(state["sq_in"], size + 1),
+                                             _resized(state["sq_out"], size + 1))
+        self.n, self.head = kept, 0
+        self.fans, self.seen_cps = state["fans"], state["seen_cps"]
+        self.prev_t, self.last_in_t = state["prev_t"], state["last_in_t"]
+
+    def reseat(self) -> None:
+        """Keep only the events inside the window, in buffers of twice their number (as a restore does)."""
+        self.__setstate__(self.__getstate__())
+
+    def make_room(self) -> None:
+        """Room for one more event. When the buffers are full, the expired events are dropped if they
+        are at least a quarter of them, else the buffers double; and whenever the events inside the
+        window fill under an eighth of the buffers, the expired ones are dropped and the buffers halve
+        (as often as that stays true).
+
+        So a customer's buffers have room for 4/3 to 8 times the events inside its window: memory
+        follows the window, not the history; it grows only where a window grows, and a burst's room
+        comes back once the burst has left the window.
+        """
+        n, h, size = self.n, self.head, len(self.ts)
+        kept = n - h
+        oversized = h > 0 and size > _INITIAL_EVENTS and kept * 8 < size
+        if n < size and not oversized:
+            return
+        if not oversized and h * 4 < size:
+            self._resize(2 * size)
+            return
+        while size > _INITIAL_EVENTS and kept * 8 < size:
+            size //= 2
+        if size == len(self.ts):
+            self.ts[:kept] = self.ts[h:n]
+            self.amount[:kept] = self.amount[h:n]
+            self.is_in[:kept] = self.is_in[h:n]
+            self.cum[:kept + 1] = self.cum[h:n + 1]  # row h is the total before the oldest kept event
+            self.sq_in[:kept + 1] = self.sq_in[h:n + 1]
+            self.sq_out[:kept + 1] = self.sq_out[h:n + 1]
+        else:
+            self.ts, self.amount, self.is_in = (_resized(self.ts[h:n], size), _resized(self.amount[h:n], size),
+                                                _resized(self.is_in[h:n], size))
+            self.cum, self.sq_in, self.sq_out = (_resized(self.cum[h:n + 1], size + 1),
+                                                 _resized(self.sq_in[h:n + 1], size + 1),
+                                                 _resized(self.sq_out[h:n + 1], size + 1))
+        self.n, self.head = kept, 0
+
+    def _resize(self, size: int) -> None:
+        self.ts, self.amount, self.is_in = (_resized(self.ts, size), _resized(self.amount, size),
+                                            _resized(self.is_in, size))
+        self.cum, self.sq_in, self.sq_out = (_resized(self.cum, size + 1), _resized(self.sq_in, size + 1),
+                                             _resized(self.sq_out, size + 1))
+
+
+def _max_fd() -> int:
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 65_536
+
+
+def _resized(arr: np.ndarray, rows: int) -> np.ndarray:
+    """``arr`` in a buffer of ``rows`` rows, the spare ones zeroed and touched now.
+
+    ``np.zeros`` would leave the spare rows as untouched pages that become resident only as events
+    fill them: the process's RSS would then creep up for a window's worth of transactions after
+    every start, which looks like a leak. Touched now, the RSS is what the state holds from the start.
+    """
+    out = np.empty((rows,) + arr.shape[1:], dtype=arr.dtype)
+    out[: len(arr)] = arr
+    out[len(arr):] = 0
+    return out
+
+
+@njit(cache=True)
+def _customer_step(ts: np.ndarray, amount: np.ndarray, is_in: np.ndarray, cum: np.ndarray, sq_in: np.ndarray,
+                   sq_out: np.ndarray, n: int, head: int, t: int, x: float, incoming: bool, values: np.ndarray,
+                   windows: np.ndarray, sum_window: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
+    """Append one event (time ``t``, amount ``x``, the window-sum ``values`` it adds) to a customer's
+    buffers as event ``n``; return its window sums (1, sums), sums of squares and maxima (1, 2 x windows:
+    incoming then outgoing) and the new ``head`` (first event inside the longest window).
+
+    Uses nothing but its arguments, so its compiled cache cannot go stale when other modules change.
+    """
+    k = values.shape[0]
+    n_windows = windows.shape[0]
+    ts[n] = t
+    amount[n] = x
+    is_in[n] = incoming
+    for c in range(k):
+        cum[n + 1, c] = cum[n, c] + values[c]
+    sq = x * x  # added in the same order as the offline running sums: the same float
+    sq_in[n + 1] = sq_in[n] + (sq if incoming else 0.0)
+    sq_out[n + 1] = sq_out[n] + (0.0 if incoming else sq)
+
+    h = head
+    while ts[h] <= t - windows[n_windows - 1]:  # the newest event is never expired
+        h += 1
+    starts = np.empty(n_windows, dtype=np.int64)
+    for w in range(n_windows):
+        starts[w] = h + np.searchsorted(ts[h:n + 1], t - windows[w], side="right")
+    sums = np.empty((1, k), dtype=np.int64)
+    for c in range(k):
+        sums[0, c] = cum[n + 1, c] - cum[starts[sum_window[c]], c]
+    sqs = np.empty((1, 2 * n_windows), dtype=np.float64)
+    mx = np.empty((1, 2 * n_windows), dtype=np.float64)
+    for w in range(n_windows):
+        sqs[0, w] = sq_in[n + 1] - sq_in[starts[w]]
+        sqs[0, n_windows + w] = sq_out[n + 1] - sq_out[starts[w]]
+    # windows are nested and end at t: one backward scan gives every window's maximum (0 when none;
+    # amounts are > 0)
+    m_in = 0.0
+    m_out = 0.0
+    j = n
+    for w in range(n_windows):
+        while j >= starts[w]:
+            if is_in[j]:
+                m_in = max(m_in, amount[j])
+            else:
+                m_out = max(m_out, amount[j])
+            j -= 1
+        mx[0, w] = m_in
+        mx[0, n_windows + w] = m_out
+    return sums, sqs, mx, h
+
+
+class OnlineFeatureState:
+    """Incremental feature state: :meth:`update` takes one transaction and returns its feature row.
+
+    Parameters
+    ----------
+    customers:
+        Typed customers frame (as loaded by :func:`contract.load_dataset`).
+    params:
+        Feature parameters; the packaged defaults when None.
+    store:
+        Durable store; ``None`` keeps everything in memory. A path opens a SQLite store there.
+    snapshot_every:
+        Transactions between periodic snapshots (0: only :meth:`snapshot` and :meth:`close` write one).
+    background_snapshots:
+        Write periodic snapshots from a forked child, off the request path. Only for stores with a
+        snapshot file (:class:`~features.store.SQLiteFeatureStore`) where ``os.fork`` exists; otherwise,
+        or when False, periodic snapshots are written in the calling transaction.
+    """
+
+    def __init__(self, customers: pd.DataFrame, params: FeatureParams | None = None,
+                 store: FeatureStore | str | Path | None = None, snapshot_every: int = _SNAPSHOT_EVERY,
+                 background_snapshots: bool = True) -> None:
+        self.params = params or load_feature_params()
+        self.registry = CustomerRegistry.from_customers(customers, self.params.bank_utc_offset_hours)
+        if store is None:
+            store = MemoryFeatureStore()
+        elif isinstance(store, (str, Path)):
+            store = SQLiteFeatureStore(store)
+        self.store: FeatureStore = store
+        self.snapshot_every = snapshot_every
+        # Stores with a snapshot file get their snapshots there (a forked child can write it without
+        # touching the database); others through ``store.save_snapshot``.
+        self._snapshot_file: Path | None = getattr(store, "snapshot_path", None)
+        self.background_snapshots = bool(background_snapshots and self._snapshot_file is not None
+                                         and hasattr(os, "fork"))
+        self._child: int | None = None  # pid of the running background snapshot
+        self._child_seq = 0
+        self._last_snapshot_seq = 0  # periodic snapshots count from here
+        self._last_txn_id: str | None = None  # of event ``_seq``: a snapshot file names it
+        self._predicates = TextPredicates(self.params)
+        self._fact_consts = fact_constants(self.params)
+        self._offset_ns = int(self._fact_consts[0])
+        self._consts = finalize_constants(self.params)
+        self._since_sweep = 0
+        self._sweep: Iterator[None] | None = None  # the pass in progress (see _maybe_sweep)
+        self._reset_state()
+        self._restore()
+
+    # -- state ------------------------------------------------------------------------------------
+    def _reset_state(self) -> None:
+        self._customers: dict[int, _CustomerState] = {}
+        self._entities: dict[tuple[str, str], dict[str, _CountedWindow]] = {
+            (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
+        }
+        self._peer_days: dict[int, dict[int, list[int]]] = {}
+        self._sweep = None  # a pass walks the tables it started on
+        self._seq = 0
+        self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
+        # Derived caches, rebuilt on demand (not in snapshots), each bounded by customers or peer groups:
+        # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
+        self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
+        # peer group -> (day, its cash in fen and transaction count over the lookback days before it).
+        self._peer_cache: dict[int, tuple[int, int, int]] = {}
+
+    def _state_blob(self) -> bytes:
+        payload = {
+            "feature_set": FEATURE_SET_VERSION,
+            "params_hash": self.params.hash,
+            "state_format": _STATE_FORMAT,
+            "seq": self._seq,
+            "latest_t": self._latest_t,
+            "customers": self._customers,
+            "entities": self._entities,
+            "peer_days": self._peer_days,
+        }
+        return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _restore(self) -> None:
+        """Load the newest usable snapshot (the store's snapshot file or its snapshot table, by seq),
+        then replay the events stored after it.
+
+        A snapshot file that is damaged, of other parameters, feature set or state format, or not of
+        this store's history (another store id, a seq beyond the last event, another transaction at its
+        seq) is ignored with a warning: the events rebuild what it would have given.
+        """
+        payload = self._newest_snapshot(self.store.last_seq())
+        if payload is not None:
+            self._customers = payload["customers"]
+            self._entities = payload["entities"]
+            self._peer_days = payload["peer_days"]
+            self._seq = self._last_snapshot_seq = payload["seq"]
+            self._latest_t = payload["latest_t"]
+        del payload
+        for seq, record in self.store.events_after(self._seq):
+            self._apply(record)
+            self._seq = seq
+            self._last_txn_id = record["txn_id"]
+        if self._last_txn_id is None and self._seq:
+            txn_id_at = getattr(self.store, "txn_id_at", None)
+            self._last_txn_id = txn_id_at(self._seq) if txn_id_at is not None else None
+
+    def _newest_snapshot(self, last_seq: int) -> dict[str, Any] | None:
+        """The payload of the newest usable snapshot, or None (the state is then rebuilt from the events)."""
+        candidates: list[tuple[int, str, bytes]] = []
+        if self._snapshot_file is not None:
+            remove_stale_snapshot_temporaries(self._snapshot_file)
+            found = self._snapshot_file_candidate(last_seq)
+            if found is not None:
+                candidates.append(found)
+        snap = self.store.latest_snapshot()
+        if snap is not None:
+            if snap[0] > last_seq:
+                log.warning("snapshot table of the feature store: seq %d is beyond the last event (%d); ignored",
+                            snap[0], last_seq)
+            else:
+                candidates.append((snap[0], "the feature store's snapshot table", snap[1]))
+        for seq, source, blob in sorted(candidates, key=lambda c: c[0], reverse=True):
+            try:
+                payload = pickle.loads(blob)
+                problem = self._foreign(payload, seq)
+            except Exception as exc:  # a damaged pickle can raise almost anything
+                problem = f"unreadable ({type(exc).__name__}: {exc})"
+            if not problem:
+                return payload
+            log.warning("online feature state: %s ignored: %s", source, problem)
+        return None
+
+    def _snapshot_file_candidate(self, last_seq: int) -> tuple[int, str, bytes] | None:
+        """The snapshot file's (seq, description, blob) when it belongs to this store's history."""
+        path = self._snapshot_file
+        source = f"snapshot file {str(path)!r}"
+        try:
+            found = read_snapshot_file(path)
+        except (OSError, SnapshotFileError) as exc:
+            log.warning("online feature state: %s ignored: %s", source, exc)
+            return None
+        if found is None:
+            return None
+        header, blob = found
+        seq = header.get("seq")
+        problem = self._foreign(header, seq)
+        if not problem and header.get("store_id") != getattr(self.store, "store_id", None):
+            problem = "written for another store (store id differs): the database was created again"
+        if not problem and seq > last_seq:
+            problem = f"seq {seq} is beyond the store's last event ({last_seq})"
+        if not problem and seq:
+            txn_id_at = getattr(self.store, "txn_id_at", None)
+            at = txn_id_at(seq) if txn_id_at is not None else header.get("txn_id")
+            if at != header.get("txn_id"):
+                problem = f"event {seq} is {at!r} in the store but {header.get('txn_id')!r} in the snapshot"
+        if problem:
+            log.warning("online feature state: %s ignored: %s", source, problem)
+            return None
+        return seq, source, blob
+
+    def _foreign(self, meta: Mapping[str, Any], seq: Any) -> str | None:
+        """Why a snapshot (its payload or file header) does not fit this state; None when it does."""
+        if not isinstance(meta, Mapping):
+            return "not a state snapshot"
+        for key, want in (("params_hash", self.params.hash), ("feature_set", FEATURE_SET_VERSION),
+                          ("state_format", _STATE_FORMAT)):
+            if meta.get(key) != want:
+                return f"{key} {meta.get(key)!r}, this state has {want!r}"
+        if not isinstance(seq, int) or meta.get("seq") != seq or seq < 0:
+            return f"seq {meta.get('seq')!r} where {seq!r} was expected"
+        return None
+
+    def _snapshot_header(self) -> dict[str, Any]:
+        return {"seq": self._seq, "txn_id": self._last_txn_id, "store_id": getattr(self.store, "store_id", None),
+                "params_hash": self.params.hash, "feature_set": FEATURE_SET_VERSION, "state_format": _STATE_FORMAT}
+
+    def snapshot(self) -> None:
+        """Write the whole state now, so a restart replays only what comes after; synchronous.
+
+        Waits for a running background snapshot first (so an older snapshot cannot replace this one).
+        The snapshot goes where the periodic ones go: the store's snapshot file
+        (:func:`~features.store.write_snapshot_file`) when it has one, else ``store.save_snapshot``.
+        """
+        self._wait_for_child()
+        if self._snapshot_file is not None:
+            write_snapshot_file(self._snapshot_file, self._snapshot_header(), self._state_blob())
+        else:
+            self.store.save_snapshot(self._seq, self._state_blob())
+        self._last_snapshot_seq = self._seq
+
+    def close(self) -> None:
+        """Wait for a running background snapshot, snapshot (synchronously) and close the store."""
+        try:
+            self.snapshot()
+        finally:
+            self.store.close()
+
+    def _periodic_snapshot(self) -> None:
+        """A due periodic snapshot: forked off when it can be, else written now.
+
+        With a background snapshot still running, nothing happens and the next transaction tries again.
+        """
+        if not self.background_snapshots:
+            self.snapshot()
+            return
+        if self._child is not None:
+            return
+        header = self._snapshot_header()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # e.g. no memory for the page tables: the pause is better than no snapshot
+            log.warning("could not fork a background snapshot (%s); writing it in the request path", exc)
+            self.snapshot()
+            return
+        if pid == 0:  # pragma: no cover - the child, which never returns
+            self._snapshot_child(header)
+        self._child, self._child_seq = pid, self._seq
+        self._last_snapshot_seq = self._seq
+
+    def _snapshot_child(self, header: dict[str, Any]) -> None:  # pragma: no cover - runs in the forked child
+        """The forked child: pickle the state (as it was at the fork), write the file, ``os._exit``.
+
+        Only pickling and file I/O: the inherited SQLite connections, locks and the parent's threads'
+        state are never touched, and no cleanup runs (``os._exit``: no atexit, no flush of inherited
+        buffers). The collector is off because a collection could finalize an inherited object (an
+        unreachable SQLite connection would close the parent's database files).
+        """
+        code = 1
+        try:
+            gc.disable()
+            try:
+                signal.set_wakeup_fd(-1)  # signals to the child must not wake the parent's event loop
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(sig, signal.SIG_DFL)
+            except (ValueError, OSError):
+                pass
+            # Inherited descriptors (sockets, the listening port, database files) stay open in a child
+            # for as long as it runs: a closed connection would not end, a restarted service could not
+            # bind. Closing them releases no lock of the parent's (POSIX locks are per process).
+            os.closerange(3, _max_fd())
+            try:  # ~1.5 s of pickling on a machine whose other core serves requests: the service goes first
+                os.nice(19)
+            except OSError:
+                pass
+            write_snapshot_file(self._snapshot_file, header, self._state_blob())
+            code = 0
+        except BaseException:
+            try:
+                os.write(2, f"background feature-state snapshot failed:\n{traceback.format_exc()}".encode())
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+
+    def _reap_child(self, block: bool) -> bool:
+        """Collect a finished background snapshot (waiting for it when ``block``); True when none runs."""
+        pid = self._child
+        if pid is None:
+            return True
+        try:
+            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored?): its outcome is unknown
+            log.warning("background snapshot (pid %d, seq %d) was reaped elsewhere; its outcome is unknown",
+                        pid, self._child_seq)
+            self._child = None
+            return True
+        if done == 0:
+            return False
+        self._child = None
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            log.warning("background snapshot of the online feature state at seq %d failed (%s); the previous "
+                        "snapshot stays and the next one is due at seq %d", self._child_seq,
+                        f"exit code {code}" if code > 0 else f"signal {-code}", self._child_seq + self.snapshot_every)
+        return True
+
+    def _wait_for_child(self) -> None:
+        if self._child is not None:
+            self._reap_child(block=True)
+
+    @property
+    def processed(self) -> int:
+        """Transactions the state has counted."""
+        return self._seq
+
+    # -- public API -------------------------------------------------------------------------------
+    def update(self, txn: Mapping[str, Any]) -> dict[str, float | int]:
+        """Count one transaction and return its feature row (``name -> value``).
+
+        A transaction whose ``txn_id`` was already processed returns the stored row unchanged.
+        """
+        return self._row_dict(self.update_vector(txn))
+
+    def update_vector(self, txn: Mapping[str, Any]) -> np.ndarray:
+        """As :meth:`update`, returning the row as a float64 vector in :data:`FEATURE_NAMES` order."""
+        record, t = _check_record(txn)
+        stored = self.store.get_features(record["txn_id"])
+        if stored is not None:
+            return stored
+        cust = self.registry.code_of.get(record["customer_id"])
+        if cust is None:
+            raise UnknownCustomerError(f"customer_id {record['customer_id']!r} of transaction "
+                                       f"{record['txn_id']!r} is not in the customers table")
+        state = self._customers.get(cust)
+        if state is not None and state.prev_t is not None and t < state.prev_t:
+            raise LateTransactionError(
+                f"transaction {record['txn_id']!r} at {record['timestamp']} is older than customer "
+                f"{record['customer_id']!r}'s latest processed transaction "
+                f"({pd.Timestamp(state.prev_t, tz='UTC').isoformat()}); windows are computed in time order, "
+                "so late transactions must go through the offline path"
+            )
+        vector = self._apply(record, t)
+        self._seq = self.store.append(record["txn_id"], record, vector)
+        self._last_txn_id = record["txn_id"]
+        if self._child is not None:
+            self._reap_child(block=False)
+        if self.snapshot_every and self._seq - self._last_snapshot_seq >= self.snapshot_every:
+            self._periodic_snapshot()
+        return vector
+
+    def features_of(self, txn_id: str) -> dict[str, float | int] | None:
+        """The feature row a processed transaction got, or None."""
+        v = self.store.get_features(txn_id)
+        return None if v is None else self._row_dict(v)
+
+    @staticmethod
+    def _row_dict(v: np.ndarray) -> dict[str, float | int]:
+        values = v.tolist()
+        for i in _INT_POSITIONS.tolist():
+            values[i] = int(values[i])
+        return dict(zip(FEATURE_NAMES, values))
+
+    def reseat_buffers(self) -> None:
+        """Give every customer's event buffers the size a restore gives them (twice the events inside
+        the window): after a replay from nothing, a buffer's size is wherever its doublings left it,
+        and the ones just large enough would double again within the next window."""
+        for state in self._customers.values():
+            state.reseat()
+
+    def seed_history(self, transactions: pd.DataFrame) -> int:
+        """Set what the features remember from beyond their windows, from history that is not replayed.
+
+        Every feature looks back at most 90 days but three facts per customer, which go back to its
+        first transaction: the time of its previous transaction (days since it, reactivation), of its
+        previous incoming one, and the counterparties it ever dealt with (``is_new_counterparty``). A
+        state warmed up with the last days only would forget them, and call new a counterparty last
+        paid 200 days ago where training (the offline path, over the whole history) did not. This sets
+        them from ``transactions`` (a typed frame, all older than what is replayed next) on an empty
+        state, and keeps the result as the snapshot at seq 0: a restart that rebuilds the state from the
+        events starts from it too. Returns the number of customers seeded.
+        """
+        if self._seq or self._customers:
+            raise RuntimeError("seed_history needs an empty state: it sets what precedes every event")
+        if len(transactions) == 0:
+            return 0
+        reg = self.registry
+        ids = transactions["customer_id"].astype(str)
+        codes = ids.map(reg.code_of)
+        if codes.isna().any():
+            bad = ids[codes.isna()].iloc[0]
+            raise UnknownCustomerError(f"customer_id {bad!r} of the history is not in the customers table")
+        # microseconds, as a replayed record's ISO time gives them (amlscore.features.events.transaction_records)
+        t_ns = pd.to_datetime(transactions["timestamp"], utc=True).astype("int64").to_numpy() // 1000 * 1000
+        cp = transactions["counterparty_id"].astype(object) if "counterparty_id" in transactions else None
+        frame = pd.DataFrame({"cust": codes.to_numpy(dtype=np.int64), "t": t_ns,
+                              "incoming": (transactions["direction"].astype(str) == "in").to_numpy()})
+        last = frame.groupby("cust")["t"].max()
+        last_in = frame[frame["incoming"]].groupby("cust")["t"].max()
+        counterparties: dict[int, set[str]] = {}
+        if cp is not None:
+            has = cp.notna().to_numpy() & (cp.astype(str) != "").to_numpy()
+            for cust, group in pd.Series(cp.to_numpy()[has]).groupby(frame["cust"].to_numpy()[has]):
+                counterparties[int(cust)] = set(map(str, group))
+        for cust, t in last.items():
+            state = self._customers[int(cust)] = _CustomerState()
+            state.prev_t = int(t)
+            state.last_in_t = int(last_in.get(cust, -1))
+            state.seen_cps = counterparties.get(int(cust), set())
+        self.store.save_snapshot(0, self._state_blob())
+        return len(last)
+
+    # -- the streaming computation ----------------------------------------------------------------
+    def _apply(self, record: Mapping[str, Any], t_ns: int | None = None) -> np.ndarray:
+        """Count one checked transaction into the state and return its feature row."""
+        reg = self.registry
+        if t_ns is None:
+            t_ns = timestamp_ns(record["timestamp"])
+        cust = reg.code_of.get(record["customer_id"])
+        if cust is None:
+            raise UnknownCustomerError(f"customer_id {record['customer_id']!r} of transaction "
+                                       f"{record['txn_id']!r} is not in the customers table")
+        raw = raw_row(record, t_ns, cust, reg, self._predicates)
+        state = self._customers.get(cust)
+        if state is None:
+            state = self._customers[cust] = _CustomerState()
+        onboard_ns = int(reg.onboard_ns[cust])
+        prev_t = state.prev_t if state.prev_t is not None else onboard_ns
+        cp = record.get("counterparty_id") or None
+        is_new_cp = cp is not None and cp not in state.seen_cps
+        if cp is not None:
+            state.seen_cps.add(cp)
+        is_in = record["direction"] == "in"
+        day = (t_ns + self._offset_ns) // DAY_NS
+        group = int(reg.peer_group[cust])
+        peer_cash, peer_cnt = self._peer_before(group, day)
+        prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
+                 *self._static_counts(cust, day), int(reg.is_corporate[cust]),
+                 *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
+
+        # the history-free facts and what they add to the window sums: the offline definitions
+        facts = np.empty((1, N_FACTS), dtype=np.int64)
+        fact_rows(np.array([raw], dtype=np.int64), self._fact_consts, facts)
+        is_react = bool(reactivation_flags(t_ns, prev_t, self.params))
+        values = window_sum_values(facts, np.array([is_new_cp]), np.array([is_react]))[0]
+        amount = float(record["amount"])
+        state.make_room()
+        sums, sqs, mx, state.head = _customer_step(state.ts, state.amount, state.is_in, state.cum, state.sq_in,
+                                                   state.sq_out, state.n, state.head, t_ns, amount, is_in, values,
+                                                   _VELOCITY_NS, _SUM_WINDOW)
+        ev = np.empty((1, N_FACTS + len(prims)), dtype=np.int64)
+        ev[0, :N_FACTS] = facts[0]
+        ev[0, N_FACTS:] = prims
+        row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
+        state.n += 1
+        state.prev_t = t_ns
+        if is_in:
+            state.last_in_t = t_ns
+        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0)
+        self._maybe_sweep(t_ns)
+        return row
+
+    def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
+                         cp: str | None) -> list[int]:
+        """Count the transaction into the distinct-count windows; return them in :data:`DISTINCT_FEATURES`
+        order (fan-in/out 7d and 30d, then customers per IP, device and operator)."""
+        fans = state.fans
+        key_in, key_out = (cp, None) if is_in else (None, cp)
+        counts = [fans[("in", "7d")].add_and_count(t, key_in), fans[("out", "7d")].add_and_count(t, key_out),
+                  fans[("in", "30d")].add_and_count(t, key_in), fans[("out", "30d")].add_and_count(t, key_out)]
+        for field, _, windows in _ENTITY_WINDOWS:
+            value = record.get(field) or None
+            for w in windows:
+                if value is None:
+                    counts.append(0)
+                    continue
+                table = self._entities[(field, w)]
+                win = table.get(value)
+                if win is None:
+                    win = table[value] = _CountedWindow(WINDOW_NS[w])
+                counts.append(win.add_and_count(t, cust))
+        return counts
+
+    def _static_counts(self, cust: int, day: int) -> tuple[int, int, int, int]:
+        """Peer-group size and other customers sharing the agent, phone and emergency phone.
+
+        They change only when a member of the group is onboarded, so each customer keeps its values
+        with the days they hold for: one entry per customer, whatever the history's length.
+        """
+        found = self._static.get(cust)
+        if found is not None and found[0] <= day < found[1]:
+            return found[2]
+        values, until = self.registry.static_counts(cust, day)
+        self._static[cust] = (day, until, values)
+        return values
+
+    def _peer_before(self, group: int, day: int) -> tuple[int, int]:
+        """The peer group's cash (fen) and transaction count over the lookback days before ``day``;
+        cached per group for the day, as complete days do not change."""
+        cached = self._peer_cache.get(group)
+        if cached is not None and cached[0] == day:
+            return cached[1], cached[2]
+        cash, cnt = self._peer_totals(group, day)
+        self._peer_cache[group] = (day, cash, cnt)
+        return cash, cnt
+
+    def _count_peer_day(self, group: int, day: int, cash_fen: int) -> None:
+        """Add a transaction to its peer group's day."""
+        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0])
+        bucket[0] += cash_fen
+        bucket[1] += 1
+        cached = self._peer_cache.get(group)
+        if cached is not None and cached[0] - self.params.peer_lookback_days <= day < cached[0]:
+            del self._peer_cache[group]  # a transaction of an earlier day changed what the cache covers
+
+    def _peer_totals(self, group: int, day: int) -> tuple[int, int]:
+        days = self._peer_days.get(group)
+        if not days:
+            return 0, 0
+        cash = cnt = 0
+        for d in range(day - self.params.peer_lookback_days, day):
+            b = days.get(d)
+            if b is not None:
+                cash += b[0]
+                cnt += b[1]
+        for old in [d for d in days if d < day - self.params.peer_lookback_days - 1]:
+            del days[old]  # keep only the days a later transaction can still need
+        return cash, cnt
+
+    def _maybe_sweep(self, t: int) -> None:
+        """Forget shared-identifier windows idle for longer than their window plus the longest window, so
+        memory follows the active identifiers, not every IP ever seen.
+
+        A forgotten window held only events that have left it for any transaction up to 90 days older
+        than the newest one seen, so no count changes (later ones belong to the offline path anyway).
+        One pass over every table takes about ``_SWEEP_EVERY`` transactions, a slice of it every
+        ``_SWEEP_EVERY // _SWEEP_STEPS``: the whole pass at once paused the request path 45-75 ms.
+        """
+        if t > self._latest_t:
+            self._latest_t = t
+        self._since_sweep += 1
+        if self._since_sweep < _SWEEP_EVERY // _SWEEP_STEPS:
+            return
+        self._since_sweep = 0
+        if self._sweep is None:
+            self._sweep = self._sweep_pass()
+        if next(self._sweep, "done") == "done":
+            self._sweep = None
+
+    def _sweep_pass(self) -> Iterator[None]:
+        """One pass over the identifier tables, yielding after each slice of ~1/_SWEEP_STEPS of their keys."""
+        total = sum(len(table) for table in self._entities.values())
+        chunk = max(256, -(-total // _SWEEP_STEPS))
+        seen = 0
+        for (_, w), table in self._entities.items():
+            for key in list(table):  # the keys now: the table changes between slices
+                win = table.get(key)
+                if win is not None and (not win.events or win.events[-1][0] <= self._latest_t - WINDOW_NS[w] - _MAX_WINDOW_NS):
+                    del table[key]
+                seen += 1
+                if seen % chunk == 0:
+                    yield
+
+
+_VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,
+               "counterparty_type": COUNTERPARTY_TYPES}
+
+
+def _check_record(txn: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """Contract checks on one transaction; returns a clean copy (empty text as None) and its UTC time in ns."""
+    if not isinstance(txn, Mapping):
+        raise BadTransactionError(f"a transaction must be a mapping of contract fields; got {type(txn).__name__}")
+    record = {k: (None if (v is None or (isinstance(v, str) and v.strip() == "")) else v) for k, v in txn.items()}
+    missing = [f for f in _REQUIRED if record.get(f) is None]
+    if missing:
+        raise BadTransactionError(f"transaction {record.get('txn_id')!r} is missing required field(s): {', '.join(missing)}")
+    for field, allowed in _VALUE_SETS.items():
+        if record[field] not in allowed:
+            raise BadTransactionError(
+                f"The '{field}' field of transaction {record['txn_id']!r} must be one of {', '.join(allowed)}. "
+                f"Got {record[field]!r} instead."
+            )
+    try:
+        amount = float(record["amount"])
+    except (TypeError, ValueError):
+        raise BadTransactionError(
+            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
+        ) from None
+    if not math.isfinite(amount) or amount <= 0:
+        raise BadTransactionError(
+            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
+        )
+    try:
+        t_ns = timestamp_ns(record["timestamp"])
+    except (TypeError, ValueError):
+        raise BadTransactionError(
+            f"The 'timestamp' field of transaction {record['txn_id']!r} must be an ISO 8601 timestamp. "
+            f"Got {record['timestamp']!r} instead."
+        ) from None
+    for f in ("txn_id", "customer_id", "account_id"):
+        record[f] = str(record[f])
+    return record, t_ns
+
+
+def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | None,
+            progress: Callable[[int, int], None] | None = None) -> int:
+    """Bring an empty state to where the history leaves it: replay the last ``days`` days of
+    ``transactions`` (all when None), after seeding it (:meth:`OnlineFeatureState.seed_history`) with
+    what the older ones leave behind, then snapshot it.
+
+    A later transaction then gets the features the offline path computes over the whole history, as
+    long as ``days`` covers the longest window (90 days). Returns the number of transactions replayed
+    (0 when the state already holds transactions).
+    """
+    if state.processed > 0 or days == 0 or transactions is None or len(transactions) == 0:
+        return 0
+    txns = ordered_transactions(transactions)
+    if days is not None:
+        ts = pd.to_datetime(txns["timestamp"], utc=True)
+        recent = (ts > ts.max() - pd.Timedelta(days=days)).to_numpy()
+        state.seed_history(txns.loc[~recent])
+        txns = txns.loc[recent]
+    total = len(txns)
+    for i, record in enumerate(transaction_records(txns), start=1):
+        state.update_vector(record)
+        if progress is not None and (i % 2000 == 0 or i == total):
+            progress(i, total)
+    state.reseat_buffers()
+    state.snapshot()
+    return total
+
+
+def replay(state: OnlineFeatureState, transactions: pd.DataFrame) -> np.ndarray:
+    """Feed a typed transactions frame through the online state in time order; rows in frame order."""
+    out = np.empty((len(transactions), len(FEATURE_NAMES)), dtype=np.float64)
+    for i, record in enumerate(transaction_records(transactions)):
+        out[i] = state.update_vector(record)
+    return out

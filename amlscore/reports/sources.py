@@ -1,0 +1,333 @@
+"""Where a report's inputs come from: the model registry, a model-set folder and the audit log.
+
+Reports only read. A registered model set is found and opened in three steps, each remembered so
+that, once a version has been seen, the report of an alert neither starts MLflow nor loads the
+estimators:
+
+1. **Resolution** of the alias (or version) to a registry version and its run id. For a SQLite
+   registry (the project's default ``mlflow.db``) the answer is kept in ``<cache>/<name>.resolved.json``
+   with the database file's size and modification time (and its ``-wal`` file's, if any): every
+   write to the registry (a training run, a promotion) changes them, and the next report asks
+   MLflow again. A registry behind a server is asked every time (a version already downloaded is
+   then used as it is, as before).
+2. **Download** into ``<cache>/<name>/<version>`` (default cache ``<state>/models``, shared with the
+   service and laid out as :class:`amlscore.core.registry.RegistryLoader` lays it out). A folder whose
+   ``MLmodel`` names another run than the registry's version (a registry deleted and trained again
+   numbers its versions from 1 again) is downloaded again.
+3. **Opening**: :class:`LazyModelSet` reads the model set's manifest (metadata, thresholds, and the
+   sha256 of every file, checked) and its rules configuration; LightGBM, the IsolationForest and
+   scikit-learn are imported and loaded on first use only. A case report finds the window's scores
+   and the explanation it needs in the case store (:mod:`amlscore.reports.model_cache`, keyed by the
+   manifest's sha256), so it usually never loads them.
+
+The audit log is opened through :class:`amlscore.core.audit.AuditLog` and only its reader methods are
+called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from amlscore.contract.errors import AmlError
+from amlscore.reports.case import CaseError, ModelInfo
+from amlscore.reports.files import replace_dir
+from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri
+
+from amlscore.core.registry import MODEL_NAME  # noqa: E402 - one name for every stage
+MANIFEST = "model_set.json"  # amlscore.models.model_set's manifest file
+from amlscore.core.registry import _COMPLETE  # noqa: E402
+RESOLVED_SUFFIX = ".resolved.json"
+
+
+class SourceError(AmlError):
+    """A model set or an audit log cannot be opened."""
+
+
+def default_audit_path() -> Path:
+    return default_state_dir() / "audit.sqlite"
+
+
+# ---------------------------------------------------------------------------------------------
+# A model set opened lazily
+# ---------------------------------------------------------------------------------------------
+class LazyModelSet:
+    """A saved model set (:meth:`amlscore.models.model_set.ModelSet.save`) whose estimators load on first use.
+
+    What a report reads of every model set is here at once, from the manifest: ``metadata``,
+    ``feature_names``, ``alert_threshold``, ``rules_config`` (``rules.yaml``, hash checked) and
+    ``content_hash`` (sha256 of the manifest, which holds the sha256 of every file, so it names
+    the model's content). Every file's sha256 is checked on opening, as ``ModelSet.load`` does.
+    Any other attribute (``score_frame``, ``explain_vector``, ``classifier``, ...) loads the model
+    set with ``ModelSet.load`` and is taken from it.
+
+    Parameters
+    ----------
+    folder : path
+        The model-set folder, or a downloaded registered model holding ``artifacts/model_set``.
+    extra_metadata : mapping, optional
+        Added to ``metadata`` (the registry's name, version and run id, as the service adds them).
+    """
+
+    def __init__(self, folder: str | Path, extra_metadata: Mapping[str, Any] | None = None) -> None:
+        folder = Path(folder)
+        path = folder / MANIFEST
+        if not path.is_file():
+            nested = folder / "artifacts" / "model_set" / MANIFEST
+            if not nested.is_file():
+                raise SourceError(f"{folder} is not a model set: it has no {MANIFEST}.")
+            folder, path = nested.parent, nested
+        raw = path.read_bytes()
+        manifest = json.loads(raw)
+        if manifest.get("format") != "amlscore-model-set":
+            raise SourceError(f"{folder} is not a model set: its {MANIFEST} has format {manifest.get('format')!r}.")
+        for name, digest in manifest.get("files", {}).items():
+            p = folder / name
+            if not p.is_file():
+                raise SourceError(f"The model set in {folder} is incomplete: {name} is missing.")
+            with p.open("rb") as handle:
+                actual = hashlib.file_digest(handle, "sha256").hexdigest()
+            if actual != digest:
+                raise SourceError(f"The model set in {folder} was altered: {name} does not match its recorded sha256.")
+        self.folder = folder
+        self.content_hash = hashlib.sha256(raw).hexdigest()
+        self.feature_names: tuple[str, ...] = tuple(manifest["feature_names"])
+        self._thresholds = dict(manifest["thresholds"])
+        self._extra = dict(extra_metadata or {})
+        # as ModelSet.__init__ builds it: the saved metadata (which holds the feature-set version and the
+        # hashes), the thresholds in force, then what the registry adds
+        self.metadata: dict[str, Any] = {**manifest["metadata"], "thresholds": dict(self._thresholds), **self._extra}
+        self._model_set: Any = None
+
+    @property
+    def alert_threshold(self) -> float:
+        """The cut-off in force on the 0..100 suspicion score."""
+        return float(self._thresholds["alert_threshold"])
+
+    @cached_property
+    def rules_config(self) -> Any:
+        """The model set's rules configuration (``rules.yaml``), checked against the recorded hash."""
+        from amlscore.models.rules import load_rules_config
+
+        cfg = load_rules_config(self.folder / "rules.yaml")
+        recorded = self.metadata.get("rules_config_hash")
+        if recorded is not None and cfg.hash != recorded:
+            raise SourceError(f"rules.yaml in {self.folder} has hash {cfg.hash[:12]}, the model set records {str(recorded)[:12]}.")
+        return cfg
+
+    @property
+    def is_loaded(self) -> bool:
+        """Whether the estimators have been loaded (reports served from the case store's caches never do)."""
+        return self._model_set is not None
+
+    def load(self) -> Any:
+        """The :class:`amlscore.models.model_set.ModelSet` itself (loaded once)."""
+        if self._model_set is None:
+            from amlscore.models.model_set import ModelSet
+
+            ms = ModelSet.load(self.folder)
+            if isinstance(getattr(ms, "metadata", None), dict):
+                ms.metadata.update(self._extra)
+            self._model_set = ms
+        return self._model_set
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # private and special names are never forwarded (copy, pickle, half-built objects)
+            raise AttributeError(name)
+        return getattr(self.load(), name)
+
+    def __repr__(self) -> str:
+        state = "loaded" if self._model_set is not None else "not loaded yet"
+        return f"LazyModelSet({str(self.folder)!r}, {self.content_hash[:12]}, {state})"
+
+
+def load_model_dir(path: str | Path) -> ModelInfo:
+    """A model set from a local folder, e.g. ``artifacts/model_set`` of a download (opened lazily)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SourceError(f"The '--model-dir' option must be a model-set folder. Got {str(path)!r} instead.")
+    ms = LazyModelSet(path)
+    get = ms.metadata.get
+    return ModelInfo(model_set=ms, name=get("model_name") or path.name, version=get("model_version"), alias=None,
+                     run_id=get("run_id"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The registry: resolution, download
+# ---------------------------------------------------------------------------------------------
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def registry_stamp(uri: str) -> str | None:
+    """For a SQLite registry: its file's path, size and modification time (and its ``-wal`` file's), which
+    change with every write. None for other registries (they are asked every time) or a missing file."""
+    path = _sqlite_path(uri)
+    if path is None:
+        return None
+    parts = []
+    for p in (path, path.with_name(path.name + "-wal")):
+        try:
+            st = p.stat()
+        except OSError:
+            if p is path:
+                return None
+            continue
+        parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write atomically; a cache that cannot be written (read-only state) is simply not kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def resolve_registered(uri: str, name: str, alias: str | None, version: str | None, cache: Path) -> tuple[str, str | None]:
+    """``(version, run_id)`` of ``version``, or of the version ``alias`` points at.
+
+    Asks MLflow (:meth:`amlscore.core.registry.RegistryLoader.resolve`) unless the SQLite registry is
+    unchanged since the same question was last answered (see the module docstring).
+    """
+    stamp = registry_stamp(uri)  # taken before asking: a write while MLflow answers makes the answer stale
+    book_path = cache / f"{name}{RESOLVED_SUFFIX}"
+    key = f"version:{version}" if version is not None else f"alias:{alias}"
+    book: dict[str, Any] = {}
+    if stamp is not None:
+        book = _read_json(book_path)
+        if book.get("uri") == uri and book.get("stamp") == stamp:
+            hit = book.get("entries", {}).get(key)
+            if isinstance(hit, dict) and hit.get("version"):
+                return str(hit["version"]), hit.get("run_id")
+        else:
+            book = {}
+    from amlscore.core.registry import RegistryLoader
+
+    resolved, run_id = RegistryLoader(uri, name, cache).resolve(alias=None if version is not None else alias, version=version)
+    if stamp is not None:
+        entries = dict(book.get("entries", {}))
+        entries[key] = entries[f"version:{resolved}"] = {"version": resolved, "run_id": run_id}
+        _write_json(book_path, {"uri": uri, "stamp": stamp, "entries": entries})
+    return resolved, run_id
+
+
+def _download(uri: str, name: str, version: str, target: Path) -> None:
+    """Download ``models:/<name>/<version>`` into ``target`` (replacing what is there), as the service does."""
+    import mlflow
+    import mlflow.artifacts
+
+    from amlscore.core.audit import utc_now_iso
+
+    # models:/ URIs are resolved partly through the process-wide URIs (the logged models of MLflow 3)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp),
+                                            tracking_uri=uri, registry_uri=uri)
+        (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
+        replace_dir(tmp, target)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SourceError(f"cannot download models:/{name}/{version} from {uri}: {getattr(exc, 'message', None) or exc}") from None
+
+
+def load_registered_model(alias: str | None = "champion", version: str | None = None, tracking_uri: str | None = None,
+                          name: str = MODEL_NAME, cache_dir: str | Path | None = None) -> ModelInfo:
+    """A registered model set by alias or version, opened lazily (:class:`LazyModelSet`).
+
+    The version is resolved in the registry unless a SQLite registry is unchanged since it was last
+    resolved; the download in ``cache_dir`` (default ``<state>/models``, shared with the service)
+    is reused when it is of the registry's run. See the module docstring.
+    """
+    from amlscore.core.registry import download_run_id, find_model_set_dir, is_download_of  # the service's layout
+
+    cache = Path(cache_dir) if cache_dir is not None else default_state_dir() / "models"
+    uri = tracking_uri or default_tracking_uri()
+    db = _sqlite_path(uri)
+    pinned = cache / name / str(version) if version is not None else None
+    if pinned is not None and (db is None or not db.is_file()) and (pinned / _COMPLETE).exists():
+        # a version already downloaded, and a registry we cannot cheaply check: used as it is
+        resolved, run_id = str(version), download_run_id(pinned)
+    else:
+        if db is not None and not db.is_file():
+            # MLflow would create an empty store there: say what is missing instead
+            raise SourceError(f"there is no MLflow store at {uri} (train a model set first: amlscore demo, or pass --tracking-uri)")
+        try:
+            resolved, run_id = resolve_registered(uri, name, alias, None if version is None else str(version), cache)
+            local = cache / name / resolved
+            if not is_download_of(local, run_id):
+                _download(uri, name, resolved, local)
+        except SourceError:
+            raise
+        except Exception as exc:  # amlscore.serving.errors.NotReady and MLflow's own
+            what = f"version {version}" if version else f"alias @{alias}"
+            raise SourceError(f"cannot load {what} of the registered model {name!r} from {uri}: "
+                              f"{getattr(exc, 'message', None) or exc}") from None
+    local = cache / name / resolved
+    ms = LazyModelSet(find_model_set_dir(local),
+                      extra_metadata={"model_version": resolved, "registered_model_name": name, "run_id": run_id})
+    return ModelInfo(model_set=ms, name=name, version=resolved, alias=None if version else alias, run_id=run_id)
+
+
+def open_audit(path: str | Path | None = None) -> Any:
+    """The audit log at ``path`` (default ``<state>/audit.sqlite``), for reading. It must exist."""
+    from amlscore.core.audit import AuditLog
+
+    p = Path(path) if path is not None else default_audit_path()
+    if not p.is_file():
+        raise SourceError(f"The audit log {p} does not exist: pass --audit with the service's <state>/audit.sqlite.")
+    return AuditLog(p, sync="normal")
+
+
+def audit_record(audit: Any, request_id: str) -> Any:
+    """The decision recorded under ``request_id``; :class:`CaseError` naming it when there is none."""
+    rec = audit.by_request(str(request_id))
+    if rec is None:
+        raise CaseError(f"no decision with request id {request_id!r} in the audit log {getattr(audit, 'path', '')}")
+    return rec
+
+
+def deferred_explanation(audit: Any, request_id: str, lang: str) -> dict[str, Any] | None:
+    """An explanation frozen in the audit log after the decision (``/v1/explain``), in ``lang`` or any language."""
+    for lg in (lang, "en", "zh"):
+        stored = audit.explanation(request_id, lg)
+        if stored is not None:
+            return stored["explanation"]
+    return None
+
+
+def open_audit_if_present(path: str | Path | None = None) -> Any:
+    """The audit log at ``path`` (default ``<state>/audit.sqlite``) when it exists, else None."""
+    p = Path(path) if path is not None else default_audit_path()
+    return open_audit(p) if p.is_file() else None
+
+
+def load_model_or_none(alias: str = "champion", tracking_uri: str | None = None) -> ModelInfo | None:
+    """The registered model set by alias, or None (with the reason printed) when there is none yet."""
+    try:
+        return load_registered_model(alias=alias, tracking_uri=tracking_uri)
+    except SourceError as exc:
+        print(f"no model set: {exc}")
+        return None

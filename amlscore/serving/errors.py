@@ -1,0 +1,139 @@
+"""Errors the service answers with, each carrying its HTTP status (``error_code``) and a stable code.
+
+Every error response has one shape, whatever produced it (authentication, the body-size limit,
+request validation, the scoring itself)::
+
+    {"error": "<what is wrong, for people>", "code": "<stable machine code>", "status": 400,
+     "details": [...]}          # details only for validation errors: one entry per problem
+
+The classes derive from :class:`bentoml.exceptions.BentoMLException` (so BentoML maps them to
+their status when one escapes an API method) and from :class:`amlscore.contract.errors.AmlError` (so the
+CLI prints them without a traceback).
+"""
+
+from __future__ import annotations
+
+import math
+from http import HTTPStatus
+from typing import Any
+
+from bentoml.exceptions import BentoMLException
+
+from amlscore.contract.errors import AmlError
+
+
+class ServingError(BentoMLException, AmlError):
+    """Base of the errors the service turns into an HTTP response."""
+
+    error_code = HTTPStatus.BAD_REQUEST
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return int(self.error_code)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON error body."""
+        out: dict[str, Any] = {"error": self.message, "code": self.code, "status": self.status}
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class InvalidRequest(ServingError):
+    """The body is not valid JSON or does not match the endpoint's schema."""
+
+    error_code = HTTPStatus.BAD_REQUEST
+    code = "invalid_request"
+
+
+class Unauthorized(ServingError):
+    """No API key, or a key the service does not know."""
+
+    error_code = HTTPStatus.UNAUTHORIZED
+    code = "unauthorized"
+
+
+class Forbidden(ServingError):
+    """A known key whose role may not call this endpoint."""
+
+    error_code = HTTPStatus.FORBIDDEN
+    code = "forbidden"
+
+
+class NotFound(ServingError):
+    """The request id, customer or route does not exist."""
+
+    error_code = HTTPStatus.NOT_FOUND
+    code = "not_found"
+
+
+class Conflict(ServingError):
+    """The request contradicts what the service already holds (a reused txn_id, a late transaction)."""
+
+    error_code = HTTPStatus.CONFLICT
+    code = "conflict"
+
+
+class PayloadTooLarge(ServingError):
+    """The request body is larger than the endpoint accepts."""
+
+    error_code = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ServingError):
+    """The body is not JSON."""
+
+    error_code = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+    code = "unsupported_media_type"
+
+
+class UnprocessableTransaction(ServingError):
+    """Well-formed, but the contract or the customers table refuses it (e.g. an unknown customer)."""
+
+    error_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "unprocessable"
+
+
+class NotReady(ServingError):
+    """The service is starting, reloading or could not load what it needs."""
+
+    error_code = HTTPStatus.SERVICE_UNAVAILABLE
+    code = "not_ready"
+
+
+def with_code(cls: type[ServingError], code: str, message: str, **kwargs: Any) -> ServingError:
+    """An error of class ``cls`` with a more precise ``code`` (e.g. ``unknown_customer``)."""
+    err = cls(message, **kwargs)
+    err.code = code
+    return err
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None and numpy scalars made plain (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    item = getattr(value, "item", None)  # numpy scalar
+    if callable(item):
+        try:
+            return json_safe(item())
+        except (TypeError, ValueError):
+            pass
+    tolist = getattr(value, "tolist", None)  # numpy array
+    if callable(tolist):
+        return json_safe(tolist())
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    return str(value)

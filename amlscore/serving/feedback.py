@@ -1,0 +1,190 @@
+"""Analysts' dispositions of alerts, kept durably and exported in the contract's reports format.
+
+Each disposition is one row in an append-only SQLite table (``<state>/feedback.sqlite``). After each
+one the export files are rewritten atomically:
+
+* ``<state>/feedback/feedback_reports.csv``: the contract's ``reports`` columns (report_id,
+  customer_id, txn_id, period_start, period_end, report_date, label, typology), the latest
+  disposition per transaction (an analyst may revise one; the history stays in the database);
+  ``amlscore train --feedback FILE`` reads it;
+* ``<state>/feedback/feedback_transactions.csv``: the reported transactions in the contract's
+  ``transactions`` columns, as they were scored: transactions that arrived through the service are
+  not in the data folder, and a report's txn_id must name a transaction of the training data.
+
+A report's period is the transaction's day on the bank clock; its report date is the day it was
+recorded (or the one given), never before that day.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from amlscore.contract.schema import REPORTS, TRANSACTIONS
+from amlscore.core.audit import new_ulid, utc_now_iso
+
+REPORT_COLUMNS: tuple[str, ...] = REPORTS.column_names
+TRANSACTION_COLUMNS: tuple[str, ...] = TRANSACTIONS.column_names
+EXPORT_NAME = "feedback_reports.csv"
+TRANSACTIONS_EXPORT_NAME = "feedback_transactions.csv"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    report_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL,
+    report_date TEXT NOT NULL,
+    label TEXT NOT NULL,
+    typology TEXT,
+    analyst TEXT,
+    note TEXT,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    decision_model_version TEXT NOT NULL,
+    decision_alert INTEGER NOT NULL,
+    decision_score REAL NOT NULL,
+    transaction_json TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS feedback_no_update BEFORE UPDATE ON feedback
+BEGIN SELECT RAISE(ABORT, 'feedback is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS feedback_no_delete BEFORE DELETE ON feedback
+BEGIN SELECT RAISE(ABORT, 'feedback is append-only: DELETE refused'); END;
+"""
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    """One disposition, as stored."""
+
+    report_id: str
+    request_id: str
+    txn_id: str
+    customer_id: str
+    period_start: str
+    period_end: str
+    report_date: str
+    label: str
+    typology: str | None
+    analyst: str | None
+    note: str | None
+    caller_key_id: str
+    caller_role: str
+    recorded_at: str
+    decision_model_version: str
+    decision_alert: bool
+    decision_score: float
+    transaction_json: str
+
+
+class FeedbackStore:
+    """Durable dispositions plus their export in the reports format."""
+
+    def __init__(self, db_path: str | Path, export_dir: str | Path) -> None:
+        self.db_path = Path(db_path)
+        self.export_dir = Path(export_dir)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    @property
+    def export_file(self) -> Path:
+        return self.export_dir / EXPORT_NAME
+
+    @staticmethod
+    def new_report_id() -> str:
+        return f"FB{new_ulid()}"
+
+    def record(self, entry: FeedbackEntry) -> None:
+        """Store one disposition (committed) and rewrite the export files."""
+        cols = list(FeedbackEntry.__dataclass_fields__)
+        values = [getattr(entry, c) for c in cols]
+        values[cols.index("decision_alert")] = int(entry.decision_alert)
+        with self._lock:
+            self._db.execute(f"INSERT INTO feedback({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values)
+            self._export_locked()
+
+    def latest_frame(self) -> pd.DataFrame:
+        """The latest disposition per transaction, every stored column."""
+        with self._lock:
+            return self._latest_locked()
+
+    def _latest_locked(self) -> pd.DataFrame:
+        cols = list(FeedbackEntry.__dataclass_fields__)
+        rows = self._db.execute(
+            f"SELECT {','.join(cols)} FROM feedback WHERE seq IN (SELECT MAX(seq) FROM feedback GROUP BY txn_id) ORDER BY seq"
+        ).fetchall()
+        return pd.DataFrame(rows, columns=cols)
+
+    def reports_frame(self) -> pd.DataFrame:
+        """The latest dispositions in the contract's reports columns (typed like the loader's frames)."""
+        latest = self.latest_frame()
+        out = latest.reindex(columns=list(REPORT_COLUMNS))
+        for c in ("period_start", "period_end", "report_date"):
+            out[c] = pd.to_datetime(out[c], format="%Y-%m-%d")
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+
+    def _export_locked(self) -> None:
+        import json
+
+        latest = self._latest_locked()
+        reports = io.StringIO()
+        w = csv.writer(reports, lineterminator="\n")
+        w.writerow(REPORT_COLUMNS)
+        for r in latest.itertuples(index=False):
+            w.writerow([r.report_id, r.customer_id, r.txn_id, r.period_start, r.period_end, r.report_date, r.label,
+                        r.typology or ""])
+        txns = io.StringIO()
+        w = csv.writer(txns, lineterminator="\n")
+        w.writerow(TRANSACTION_COLUMNS)
+        for raw in latest["transaction_json"].tolist():
+            rec: dict[str, Any] = json.loads(raw)
+            w.writerow(["" if rec.get(c) is None else rec.get(c) for c in TRANSACTION_COLUMNS])
+        _atomic_write(self.export_dir / EXPORT_NAME, reports.getvalue())
+        _atomic_write(self.export_dir / TRANSACTIONS_EXPORT_NAME, txns.getvalue())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def make_entry(*, request_id: str, txn_id: str, customer_id: str, txn_day: str, label: str, typology: str | None,
+               analyst: str | None, note: str | None, report_date: str, caller_key_id: str, caller_role: str,
+               model_version: str, alert: bool, score: float, transaction_json: str) -> FeedbackEntry:
+    """A :class:`FeedbackEntry` with a new report id; the report date is never before the transaction's day."""
+    return FeedbackEntry(
+        report_id=FeedbackStore.new_report_id(), request_id=request_id, txn_id=txn_id, customer_id=customer_id,
+        period_start=txn_day, period_end=txn_day, report_date=max(report_date, txn_day), label=label,
+        typology=typology, analyst=analyst, note=note, caller_key_id=caller_key_id, caller_role=caller_role,
+        recorded_at=utc_now_iso(), decision_model_version=model_version, decision_alert=alert, decision_score=score,
+        transaction_json=transaction_json,
+    )

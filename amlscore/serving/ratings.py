@@ -1,0 +1,217 @@
+"""Customer risk ratings inside the service: computed at start, refreshed for one customer on request.
+
+Where the inputs come from:
+
+* the customers and the reports of the data folder, plus the analysts' feedback recorded by the
+  service (a suspicious disposition counts as a suspicious report from its report date on);
+* the business sub-items' behaviour (cash share, peer ratios, non-face-to-face, cross-border,
+  unusual activity, counterparty countries, ...) from :func:`amlscore.models.rules.customer_behaviour` over
+  the feature rows of the online state: the rows replayed at warm-up and every transaction scored
+  since, read back from the feature store at start and kept in memory (:class:`BehaviourLog`, only
+  the columns and the days the rating reads).
+
+The rating date is the bank-clock day of the latest transaction the service has processed (in
+production: today; on a synthetic data set: the end of its window), so the behaviour window is not
+empty on historical data. A customer without transactions in the window gets its business sub-items
+scored as missing (conservatively), as :func:`amlscore.models.rules.rate_customers` documents.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.models.rules import RatingResult, RulesConfig, customer_behaviour, explain_rating, rate_customers
+from amlscore.models.rules.behaviour import BEHAVIOUR_FEATURES
+from amlscore.models.rules.explain import breakdown_text
+from amlscore.models.rules.transaction_rules import rule_features
+from amlscore.serving.errors import json_safe
+
+_FEATURE_INDEX = {n: i for i, n in enumerate(FEATURE_NAMES)}
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+class BehaviourLog:
+    """Per customer, the feature values the rating reads, for the last ``keep_days`` days.
+
+    Rows older than ``keep_days`` before the latest transaction seen are dropped as new ones arrive,
+    so memory follows the window, not the history.
+    """
+
+    def __init__(self, config: RulesConfig, keep_days: int | None = None) -> None:
+        self.columns: tuple[str, ...] = tuple(dict.fromkeys(BEHAVIOUR_FEATURES + rule_features(config)))
+        self._idx = np.array([_FEATURE_INDEX[c] for c in self.columns], dtype=np.int64)
+        self.keep_ns = int((keep_days if keep_days is not None else config.behaviour.lookback_days + 2) * _DAY_NS)
+        self.utc_offset_hours = config.bank.utc_offset_hours
+        self._rows: dict[str, deque[tuple[int, str | None, np.ndarray]]] = {}
+        self.latest_ns: int | None = None
+        self._adds = 0
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self._rows.values())
+
+    def add(self, customer_id: str, t_ns: int, counterparty_country: str | None, vector: np.ndarray) -> None:
+        """Keep one processed transaction's values."""
+        rows = self._rows.get(customer_id)
+        if rows is None:
+            rows = self._rows[customer_id] = deque()
+        rows.append((int(t_ns), counterparty_country, np.asarray(vector, dtype=np.float64)[self._idx].copy()))
+        if self.latest_ns is None or t_ns > self.latest_ns:
+            self.latest_ns = int(t_ns)
+        limit = self.latest_ns - self.keep_ns
+        while rows and rows[0][0] < limit:
+            rows.popleft()
+        self._adds += 1
+        if self._adds % 50_000 == 0:
+            self.prune()
+
+    def prune(self) -> None:
+        """Drop every row older than the window (customers that stopped transacting included)."""
+        if self.latest_ns is None:
+            return
+        limit = self.latest_ns - self.keep_ns
+        for cid in list(self._rows):
+            rows = self._rows[cid]
+            while rows and rows[0][0] < limit:
+                rows.popleft()
+            if not rows:
+                del self._rows[cid]
+
+    def as_of(self) -> date:
+        """The rating date: the bank-clock day of the latest transaction, or today without any."""
+        offset = timedelta(hours=self.utc_offset_hours)
+        if self.latest_ns is None:
+            return (datetime.now(timezone.utc) + offset).date()
+        return (pd.Timestamp(self.latest_ns, tz="UTC").to_pydatetime() + offset).date()
+
+    def frames(self, customer_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(feature rows, transactions) frames for :func:`amlscore.models.rules.customer_behaviour`."""
+        ids = list(self._rows) if customer_ids is None else [c for c in customer_ids if c in self._rows]
+        cust: list[str] = []
+        ts: list[int] = []
+        cps: list[str | None] = []
+        vals: list[np.ndarray] = []
+        for cid in ids:
+            for t, cp, v in self._rows[cid]:
+                cust.append(cid)
+                ts.append(t)
+                cps.append(cp)
+                vals.append(v)
+        matrix = np.vstack(vals) if vals else np.zeros((0, len(self.columns)))
+        stamps = pd.to_datetime(np.asarray(ts, dtype=np.int64), utc=True)
+        feats = pd.DataFrame(matrix, columns=list(self.columns))
+        feats.insert(0, "timestamp", stamps)
+        feats.insert(0, "customer_id", np.asarray(cust, dtype=object))
+        txns = pd.DataFrame({"customer_id": np.asarray(cust, dtype=object), "timestamp": stamps,
+                             "counterparty_country": pd.array(cps, dtype="string")})
+        return feats, txns
+
+
+def _rating_summary(row: Any, lang_zh: bool = False) -> dict[str, Any]:
+    return {
+        "level": str(row.level),
+        "level_name_en": str(row.level_name_en),
+        "level_name_zh": str(row.level_name_zh),
+        "score": float(row.score),
+        "rating_basis": str(row.rating_basis),
+        "rated_at": pd.Timestamp(row.rated_at).date().isoformat(),
+    }
+
+
+class RatingBook:
+    """The ratings of every customer of the data folder, plus customers refreshed since."""
+
+    def __init__(self, customers: pd.DataFrame, reports: pd.DataFrame | None, config: RulesConfig) -> None:
+        self.customers = customers
+        self.config = config
+        self.base_reports = reports if reports is not None else pd.DataFrame(
+            columns=["report_id", "customer_id", "txn_id", "period_start", "period_end", "report_date", "label", "typology"])
+        self._cust_pos = {str(c): i for i, c in enumerate(customers["customer_id"].astype(str).tolist())}
+        self.result: RatingResult | None = None
+        self._summary: dict[str, dict[str, Any]] = {}
+        self._breakdown_pos: dict[str, np.ndarray] = {}
+        self._refreshed: dict[str, RatingResult] = {}
+        self.as_of: date | None = None
+
+    def _reports(self, feedback: pd.DataFrame | None, customer_ids: list[str] | None = None) -> pd.DataFrame:
+        parts = [self.base_reports]
+        if feedback is not None and len(feedback):
+            parts.append(feedback)
+        reports = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(len(p) for p in parts) else self.base_reports
+        if customer_ids is not None and len(reports):
+            reports = reports[reports["customer_id"].astype(str).isin(customer_ids)]
+        return reports
+
+    def rate_all(self, log: BehaviourLog, feedback: pd.DataFrame | None = None) -> None:
+        """Rate every customer as of the log's latest day."""
+        as_of = log.as_of()
+        feats, txns = log.frames()
+        behaviour = customer_behaviour(feats, as_of, self.config, transactions=txns)
+        result = rate_customers(self.customers, self._reports(feedback), behaviour, self.config, as_of)
+        ratings = result.ratings
+        summary = {}
+        for row in ratings.itertuples(index=False):
+            summary[str(row.customer_id)] = _rating_summary(row)
+        self._breakdown_pos = {str(k): v for k, v in result.breakdown.groupby("customer_id", observed=True).indices.items()}
+        self._summary = summary
+        self._refreshed.clear()
+        self.result = result
+        self.as_of = as_of
+
+    def refresh(self, customer_id: str, log: BehaviourLog, feedback: pd.DataFrame | None = None) -> None:
+        """Rate one customer again now (behaviour since start and feedback included)."""
+        as_of = log.as_of()
+        pos = self._cust_pos[customer_id]
+        one = self.customers.iloc[[pos]]
+        feats, txns = log.frames([customer_id])
+        behaviour = customer_behaviour(feats, as_of, self.config, transactions=txns)
+        result = rate_customers(one, self._reports(feedback, [customer_id]), behaviour, self.config, as_of)
+        self._refreshed[customer_id] = result
+        if len(result.ratings):
+            self._summary[customer_id] = _rating_summary(next(result.ratings.itertuples(index=False)))
+        else:
+            self._summary.pop(customer_id, None)
+
+    def knows(self, customer_id: str) -> bool:
+        return customer_id in self._cust_pos
+
+    def summary(self, customer_id: str) -> dict[str, Any] | None:
+        """Level, names, score, basis and date of a customer's current rating (None: not rated yet)."""
+        return self._summary.get(customer_id)
+
+    def _result_for(self, customer_id: str) -> RatingResult | None:
+        if customer_id in self._refreshed:
+            return self._refreshed[customer_id]
+        if self.result is None or customer_id not in self._summary:
+            return None
+        r = self.result
+        rows = r.ratings[r.ratings["customer_id"].astype(str) == customer_id]
+        pos = self._breakdown_pos.get(customer_id, np.zeros(0, dtype=np.int64))
+        return RatingResult(ratings=rows, breakdown=r.breakdown.iloc[pos], config=r.config, as_of=r.as_of)
+
+    def detail(self, customer_id: str, lang: str) -> dict[str, Any] | None:
+        """The rating with its full sub-item breakdown and the sentences explaining it; None if unrated."""
+        result = self._result_for(customer_id)
+        if result is None or not len(result.ratings):
+            return None
+        row = result.ratings.iloc[0].to_dict()
+        rating = {k: json_safe(v.isoformat() if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
+        for k in ("rated_at", "next_review"):
+            if rating.get(k):
+                rating[k] = str(rating[k])[:10]
+        b = result.breakdown.copy()
+        b["text"] = breakdown_text(result, lang).to_numpy() if len(b) else []
+        breakdown = [json_safe({k: (str(v) if k in ("element", "sub_item", "case", "input") else v) for k, v in rec.items()})
+                     for rec in b.drop(columns=["customer_id"]).to_dict(orient="records")]
+        return {
+            "as_of": result.as_of.isoformat(),
+            "rating": rating,
+            "breakdown": breakdown,
+            "explanation": explain_rating(result, customer_id, lang=lang),
+        }

@@ -1,0 +1,513 @@
+"""Training: from a data folder in the contract to a fitted, evaluated model set.
+
+Stages (each a small function; :func:`train` runs them and :mod:`amlscore.training.tracking` logs the run):
+
+1. **Prepare** (:func:`prepare`): load and validate the folder, merge analysts' feedback
+   (:mod:`amlscore.training.feedback`), build the behavioural features (:mod:`amlscore.features.offline`), evaluate
+   the transaction rules, split by time (:mod:`amlscore.training.split`) and derive each period's labels
+   from the reports filed before that period's label cut-off (:mod:`amlscore.training.labels`).
+2. **Fit** (:func:`fit_model_set`), on train and validation only:
+
+   a. *Class imbalance.* Every suspicious and every confirmed ``not_suspicious`` row is kept;
+      presumed-normal (unlabelled) rows are down-sampled to at most ``max_train_negatives``
+      (seeded). The validation set used for early stopping keeps its positives and samples its
+      unlabelled rows the same way, each sampled row weighing ``1 / rate`` so that its PR-AUC
+      estimates the full period's.
+   b. *Period-report refinement.* A period report labels all of a customer's transactions in the
+      period, though usually only part of them is the laundering. An *instance model* (LightGBM
+      trained on transaction-report positives only) ranks the rows of each period report, and only
+      the top ``bag_keep_share`` of each report's rows are kept as positives; the rest are left out
+      of training (neither positive nor negative). Validation bags are refined the same way. With
+      no transaction-report positive, or ``bag_keep_share=1``, nothing is refined.
+   c. *LightGBM* (:class:`amlscore.models.supervised.SuspicionClassifier`) on the refined labels,
+      early-stopped on the validation PR-AUC.
+   d. *IsolationForest* (:class:`amlscore.models.anomaly.BehaviourAnomalyDetector`) on presumed-normal
+      training history: unlabelled rows of customers without any suspicious report (before the
+      training label cut-off), at most ``anomaly_fit_rows`` of them.
+   e. *Fusion* (:class:`amlscore.models.fusion.SuspicionFusion`) on the validation period: monotone logistic
+      fusion of rule score, LightGBM probability and anomaly score, calibrated as a probability.
+      The validation positives are weighted so that every reported customer counts the same (its
+      rows' weights sum to the mean count per customer); dropped period-report rows weigh 0.
+   f. *Thresholds* (:func:`amlscore.models.fusion.choose_thresholds`) on the validation fused scores: for a
+      target alert rate and for a target precision.
+3. **Evaluate** (:func:`evaluate_period`) the model set on the test period, with ground truth
+   when the folder has it, else the reports (:mod:`amlscore.training.evaluate`).
+
+Every random choice takes ``seed``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from amlscore.contract.errors import AmlError
+from amlscore.contract.load import Dataset, load_dataset
+from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
+from amlscore.features.offline import build_features
+from amlscore.features.params import FeatureParams, load_feature_params
+from amlscore.models.anomaly import BehaviourAnomalyDetector
+from amlscore.models.fusion import AlertThresholds, SuspicionFusion, choose_thresholds
+from amlscore.models.model_set import ModelSet
+from amlscore.models.rules import RulesConfig, evaluate_rules, load_rules_config
+from amlscore.models.supervised import SuspicionClassifier
+from amlscore.training.evaluate import (
+    EvaluationReport,
+    evaluate_scores,
+    evaluation_labels,
+    read_ground_truth,
+    score_metrics,
+    slice_labels,
+)
+from amlscore.training.feedback import feedback_files, merge_feedback
+from amlscore.training.labels import derive_labels, reported_customers
+from amlscore.training.split import TimeSplit, make_split
+
+__all__ = ["Prepared", "TrainConfig", "TrainResult", "evaluate_period", "fit_model_set", "prepare", "train",
+           "git_version"]
+
+ProgressFn = Callable[[str, float], None]
+from amlscore.core.registry import MODEL_NAME as REGISTERED_MODEL_NAME  # noqa: E402
+
+
+def _noop(step: str, fraction: float) -> None:  # pragma: no cover - trivial
+    return None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on besides the data (all logged to MLflow).
+
+    Attributes
+    ----------
+    data : Path
+        Data folder in the contract.
+    cutoff : date or None
+        Training cut-off: reports filed on or after it are not used (None: all reports).
+    seed : int
+        Seed of every sample and fit.
+    fractions : (train, valid, test)
+        Shares of transactions per period (unless ``valid_start`` / ``test_start`` are given).
+    valid_start, test_start : date or None
+        Explicit period boundaries (bank clock).
+    target_alert_rate, target_precision : float
+        For the two alert thresholds; ``alert_policy`` picks the one in force.
+    max_train_negatives, max_valid_negatives : int
+        Caps on presumed-normal rows for LightGBM's training and early-stopping sets.
+    bag_keep_share : float in (0, 1]
+        Share of each period report's rows kept as positives (1 = no refinement).
+    anomaly_fit_rows : int
+        Presumed-normal rows the IsolationForest is fitted on (at most).
+    lgbm, anomaly : dict
+        Parameter overrides for :class:`SuspicionClassifier` / :class:`BehaviourAnomalyDetector`.
+    fusion_c : float
+        Inverse L2 strength of the fusion.
+    fusion_balance : bool
+        Weigh the validation positives so that every reported customer counts the same in the
+        fusion (one customer's long period report does not decide the weights).
+    n_jobs : int
+        LightGBM threads.
+    feedback : tuple of Path
+        Extra feedback files (``<data>/feedback/*.csv`` is always read).
+    rules_config_path, feature_params_path : Path or None
+        Non-default configuration files.
+    """
+
+    data: Path
+    cutoff: dt.date | None = None
+    seed: int = 42
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    valid_start: dt.date | None = None
+    test_start: dt.date | None = None
+    target_alert_rate: float = 0.01
+    target_precision: float = 0.5
+    alert_policy: str = "alert_rate"
+    max_train_negatives: int = 100_000
+    max_valid_negatives: int = 100_000
+    bag_keep_share: float = 0.5
+    anomaly_fit_rows: int = 200_000
+    lgbm: dict = field(default_factory=dict)
+    anomaly: dict = field(default_factory=dict)
+    fusion_c: float = 1.0
+    fusion_balance: bool = True
+    n_jobs: int = 1
+    feedback: tuple[Path, ...] = ()
+    rules_config_path: Path | None = None
+    feature_params_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.bag_keep_share <= 1:
+            raise AmlError(f"The 'bag_keep_share' parameter must be in (0, 1]. Got {self.bag_keep_share!r} instead.")
+        if self.alert_policy not in ("alert_rate", "precision"):
+            raise AmlError(f"The 'alert_policy' parameter must be 'alert_rate' or 'precision'. Got {self.alert_policy!r} instead.")
+        for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):
+            if getattr(self, name) < 100:
+                raise AmlError(f"The '{name}' parameter must be at least 100. Got {getattr(self, name)!r} instead.")
+
+    def to_params(self) -> dict[str, Any]:
+        """Flat, string-valued parameters for MLflow."""
+        d = asdict(self)
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                for kk, vv in v.items():
+                    out[f"{k}.{kk}"] = vv
+            elif isinstance(v, (tuple, list)):
+                out[k] = ",".join(str(x) for x in v)
+            else:
+                out[k] = v
+        out["data"] = str(Path(self.data).resolve())
+        return {k: ("" if v is None else str(v)) for k, v in out.items()}
+
+
+@dataclass
+class Prepared:
+    """A loaded data folder with its features, rule scores, split and labels (row-aligned).
+
+    ``features`` and ``dataset.transactions`` are in the same (time) order; ``rules`` holds the
+    rule score per row; ``split_codes`` is 0/1/2; ``labels`` maps train/valid/test to the output
+    of :func:`amlscore.training.labels.derive_labels` at that period's label cut-off.
+    """
+
+    dataset: Dataset
+    features: pd.DataFrame
+    rule_score: np.ndarray
+    split: TimeSplit
+    split_codes: np.ndarray
+    labels: dict[str, pd.DataFrame]
+    ground_truth: pd.DataFrame | None
+    rules_config: RulesConfig
+    feature_params: FeatureParams
+    feedback_rows: int
+    timings: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced."""
+
+    model_set: ModelSet
+    prepared: Prepared
+    test_report: EvaluationReport
+    valid_metrics: dict[str, float]
+    diagnostics: dict[str, Any]
+    timings: dict[str, float]
+    run_id: str | None = None
+    model_version: str | None = None
+    model_uri: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able results (``--results-fp``)."""
+        return {"run_id": self.run_id, "model_version": self.model_version, "model_uri": self.model_uri,
+                "registered_model_name": REGISTERED_MODEL_NAME, "split": self.prepared.split.describe(),
+                "data_fingerprint": self.prepared.dataset.fingerprint, "test": self.test_report.to_dict(),
+                "valid": self.valid_metrics, "diagnostics": self.diagnostics, "timings": self.timings,
+                "alert_threshold": self.model_set.alert_threshold, "thresholds": self.model_set.thresholds.to_dict()}
+
+
+def git_version(root: Path | None = None) -> str:
+    """The git sha of the code (``-dirty`` when the working tree has changes).
+
+    An installed (non-editable) package is not a git checkout: its version is ``amlscore <version>``.
+    """
+    root = root or Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        from amlscore import __version__
+
+        return f"amlscore {__version__}"
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Prepare
+# ------------------------------------------------------------------------------------------------
+
+
+def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset | None = None) -> Prepared:
+    """Load the data folder (or use ``dataset``), merge feedback, build features, rules, split and labels."""
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    progress("loading data", 0.0)
+    if dataset is None:
+        dataset = load_dataset(config.data)
+    dataset, n_feedback = merge_feedback(dataset, feedback_files(config.data, config.feedback))
+    rules_config = load_rules_config(config.rules_config_path)
+    params = load_feature_params(config.feature_params_path)
+    timings["load"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    features = build_features(dataset, params, progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
+    txns = dataset.transactions
+    if not np.array_equal(features["txn_id"].astype(str).to_numpy(dtype=object),
+                          txns["txn_id"].astype(str).to_numpy(dtype=object)):  # pragma: no cover - defensive
+        txns = txns.set_index(txns["txn_id"].astype(str)).loc[features["txn_id"].astype(str)].reset_index(drop=True)
+        dataset = Dataset(dataset.customers, txns, dataset.reports, dataset.source, dataset.fingerprint, dataset.warnings)
+    timings["features"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    progress("rules and labels", 0.5)
+    rule_score = evaluate_rules(features, rules_config)["rule_score"].to_numpy(dtype=np.float64)
+    offset = params.bank_utc_offset_hours
+    split = make_split(txns["timestamp"], fractions=config.fractions, valid_start=config.valid_start,
+                       test_start=config.test_start, cutoff=config.cutoff, utc_offset_hours=offset)
+    codes = split.codes(txns["timestamp"])
+    labels = {name: derive_labels(txns, dataset.reports, cutoff=split.label_cutoff(name), utc_offset_hours=offset)
+              for name in ("train", "valid", "test")}
+    timings["rules_labels"] = time.perf_counter() - t0
+    return Prepared(dataset, features, rule_score, split, codes, labels, read_ground_truth(dataset.source),
+                    rules_config, params, n_feedback, timings)
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Fit
+# ------------------------------------------------------------------------------------------------
+
+
+def _matrix(features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Feature rows ``rows`` as a float64 matrix in catalogue order (never the whole table at once)."""
+    out = np.empty((len(rows), len(FEATURE_NAMES)), dtype=np.float64)
+    for j, name in enumerate(FEATURE_NAMES):
+        out[:, j] = features[name].to_numpy()[rows]
+    return out
+
+
+def _sample(rows: np.ndarray, cap: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """At most ``cap`` of ``rows`` (sorted), and the sampling rate."""
+    if len(rows) <= cap:
+        return rows, 1.0
+    return np.sort(rng.choice(rows, size=cap, replace=False)), cap / len(rows)
+
+
+def _refine_bags(lab: pd.DataFrame, rows: np.ndarray, scores: np.ndarray, keep_share: float) -> np.ndarray:
+    """Among ``rows`` (period-only positives), those in the top ``keep_share`` of their bag by score."""
+    if len(rows) == 0:
+        return rows
+    frame = pd.DataFrame({"bag": lab["bag"].to_numpy()[rows], "s": scores})
+    pct = frame.groupby("bag")["s"].rank(method="first", ascending=False, pct=True).to_numpy()
+    return rows[pct <= keep_share + 1e-12]
+
+
+def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _noop) -> tuple[ModelSet, dict[str, Any], dict[str, float]]:
+    """Fit LightGBM, IsolationForest, fusion and thresholds on the train and validation periods.
+
+    Returns
+    -------
+    (ModelSet, diagnostics, timings)
+    """
+    rng = np.random.default_rng(config.seed)
+    timings: dict[str, float] = {}
+    feats = prep.features
+    codes = prep.split_codes
+    lab_tr, lab_va = prep.labels["train"], prep.labels["valid"]
+    status_tr = lab_tr["status"].astype(str).to_numpy(dtype=object)
+    status_va = lab_va["status"].astype(str).to_numpy(dtype=object)
+    src_tr = lab_tr["source"].to_numpy(dtype=object)
+    src_va = lab_va["source"].to_numpy(dtype=object)
+    tr, va = codes == 0, codes == 1
+
+    pos_txn_tr = np.flatnonzero(tr & (status_tr == "suspicious") & (src_tr == "transaction"))
+    pos_bag_tr = np.flatnonzero(tr & (status_tr == "suspicious") & (src_tr == "period"))
+    neg_conf_tr = np.flatnonzero(tr & (status_tr == "not_suspicious"))
+    unl_tr, rate_tr = _sample(np.flatnonzero(tr & (status_tr == "unlabelled")), config.max_train_negatives, rng)
+    pos_txn_va = np.flatnonzero(va & (status_va == "suspicious") & (src_va == "transaction"))
+    pos_bag_va = np.flatnonzero(va & (status_va == "suspicious") & (src_va == "period"))
+    neg_conf_va = np.flatnonzero(va & (status_va == "not_suspicious"))
+    unl_va, rate_va = _sample(np.flatnonzero(va & (status_va == "unlabelled")), config.max_valid_negatives, rng)
+    if len(pos_txn_tr) + len(pos_bag_tr) == 0:
+        raise AmlError(f"No suspicious report labels a training transaction (reports filed before "
+                       f"{prep.split.label_cutoff('train')}); cannot train the supervised model.")
+    if len(pos_txn_va) + len(pos_bag_va) == 0:
+        raise AmlError(f"No suspicious report labels a validation transaction (reports filed before "
+                       f"{prep.split.label_cutoff('valid')}); cannot early-stop or fit the fusion.")
+    lgbm_params = {"random_state": config.seed, "n_jobs": config.n_jobs, **config.lgbm}
+    neg_tr = np.concatenate([neg_conf_tr, unl_tr])
+    w_neg_va = np.concatenate([np.ones(len(neg_conf_va)), np.full(len(unl_va), 1.0 / rate_va)])
+    neg_va = np.concatenate([neg_conf_va, unl_va])
+
+    # b. refine period-report positives with an instance model trained on transaction-report positives
+    t0 = time.perf_counter()
+    keep_bag_tr, keep_bag_va = pos_bag_tr, pos_bag_va
+    refine = config.bag_keep_share < 1 and len(pos_txn_tr) > 0 and len(pos_txn_va) > 0 and (len(pos_bag_tr) or len(pos_bag_va))
+    instance_iter = 0
+    if refine:
+        progress("instance model (period-report refinement)", 0.55)
+        rows = np.concatenate([pos_txn_tr, neg_tr])
+        y = np.r_[np.ones(len(pos_txn_tr)), np.zeros(len(neg_tr))]
+        rows_v = np.concatenate([pos_txn_va, neg_va])
+        y_v = np.r_[np.ones(len(pos_txn_va)), np.zeros(len(neg_va))]
+        w_v = np.r_[np.ones(len(pos_txn_va)), w_neg_va]
+        # the instance model only ranks rows within a report: a shorter, faster fit is enough
+        inst = SuspicionClassifier(**{**lgbm_params, "learning_rate": 0.1,
+                                      "n_estimators": min(300, lgbm_params.get("n_estimators", 300)),
+                                      "min_rounds": min(20, lgbm_params.get("min_rounds", 20)),
+                                      "early_stopping_rounds": min(30, lgbm_params.get("early_stopping_rounds", 30))})
+        inst.fit(_matrix(feats, rows), y, eval_set=(_matrix(feats, rows_v), y_v, w_v))
+        instance_iter = inst.best_iteration_
+        bag_rows = np.concatenate([pos_bag_tr, pos_bag_va])
+        s = inst.predict_proba(_matrix(feats, bag_rows))[:, 1] if len(bag_rows) else np.zeros(0)
+        keep_bag_tr = _refine_bags(lab_tr, pos_bag_tr, s[: len(pos_bag_tr)], config.bag_keep_share)
+        keep_bag_va = _refine_bags(lab_va, pos_bag_va, s[len(pos_bag_tr):], config.bag_keep_share)
+    timings["instance_model"] = time.perf_counter() - t0
+
+    # c. LightGBM on the refined labels
+    t0 = time.perf_counter()
+    progress("LightGBM", 0.62)
+    pos_tr = np.concatenate([pos_txn_tr, keep_bag_tr])
+    rows = np.concatenate([pos_tr, neg_tr])
+    y = np.r_[np.ones(len(pos_tr)), np.zeros(len(neg_tr))]
+    pos_va = np.concatenate([pos_txn_va, keep_bag_va])
+    rows_v = np.concatenate([pos_va, neg_va])
+    y_v = np.r_[np.ones(len(pos_va)), np.zeros(len(neg_va))]
+    w_v = np.r_[np.ones(len(pos_va)), w_neg_va]
+    clf = SuspicionClassifier(**lgbm_params)
+    clf.fit(_matrix(feats, rows), y, eval_set=(_matrix(feats, rows_v), y_v, w_v))
+    timings["lgbm"] = time.perf_counter() - t0
+
+    # d. IsolationForest on presumed-normal training history
+    t0 = time.perf_counter()
+    progress("IsolationForest", 0.75)
+    flagged = reported_customers(prep.dataset.reports, prep.split.label_cutoff("train"))
+    clean = tr & (status_tr == "unlabelled") & ~prep.dataset.transactions["customer_id"].astype(str).isin(flagged).to_numpy()
+    normal_rows, _ = _sample(np.flatnonzero(clean), config.anomaly_fit_rows, rng)
+    det = BehaviourAnomalyDetector(**{"random_state": config.seed, **config.anomaly})
+    det.fit(_matrix(feats, normal_rows))
+    timings["iforest"] = time.perf_counter() - t0
+
+    # e. fusion on the whole validation period (refined labels: dropped bag rows weigh 0)
+    t0 = time.perf_counter()
+    progress("fusion and thresholds", 0.8)
+    va_rows = np.flatnonzero(va)
+    Xv = _matrix(feats, va_rows)
+    p_v = clf.predict_proba(Xv)[:, 1]
+    a_v = det.anomaly_score(Xv)
+    del Xv
+    r_v = prep.rule_score[va_rows]
+    y_fuse = np.zeros(len(feats), dtype=np.float64)
+    y_fuse[pos_va] = 1.0
+    w_fuse = np.ones(len(feats))
+    if config.fusion_balance and len(pos_va):
+        cust = prep.dataset.transactions["customer_id"].astype(str).to_numpy(dtype=object)[pos_va]
+        counts = pd.Series(cust).value_counts()
+        w_fuse[pos_va] = counts.mean() / counts.reindex(cust).to_numpy()
+    w_fuse[np.setdiff1d(pos_bag_va, keep_bag_va)] = 0.0
+    fusion = SuspicionFusion(C=config.fusion_c).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
+    s_v = fusion.score(r_v, p_v, a_v)
+    thresholds: AlertThresholds = choose_thresholds(
+        s_v, y_fuse[va_rows], target_alert_rate=config.target_alert_rate, target_precision=config.target_precision,
+        policy=config.alert_policy, sample_weight=w_fuse[va_rows])
+    timings["fusion"] = time.perf_counter() - t0
+
+    metadata = {
+        "feature_set_version": FEATURE_SET_VERSION,
+        "feature_params_hash": prep.feature_params.hash,
+        "rules_config_hash": prep.rules_config.hash,
+        "data_fingerprint": prep.dataset.fingerprint,
+        "data_source": str(Path(prep.dataset.source).resolve()) if prep.dataset.source else None,
+        "trained_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": config.seed,
+        "code_version": git_version(),
+        "registered_model_name": REGISTERED_MODEL_NAME,
+        "model_version": None,
+        "split": prep.split.describe(),
+    }
+    model_set = ModelSet(clf, det, fusion, thresholds, prep.rules_config, prep.feature_params, FEATURE_NAMES, metadata)
+    raw_va = (status_va == "suspicious")[va_rows].astype(int)
+    valid_metrics = {
+        "valid_pr_auc": score_metrics(raw_va, s_v)["pr_auc"],
+        "valid_lgbm_pr_auc": score_metrics(raw_va, p_v)["pr_auc"],
+        "valid_rules_pr_auc": score_metrics(raw_va, r_v)["pr_auc"],
+        "valid_anomaly_pr_auc": score_metrics(raw_va, a_v)["pr_auc"],
+        "valid_lgbm_best_pr_auc_refined": float(clf.best_score_) if clf.best_score_ is not None else float("nan"),
+    }
+    diagnostics = {
+        "rows_train": int(tr.sum()), "rows_valid": int(va.sum()), "rows_test": int((codes == 2).sum()),
+        "train_positives_transaction": int(len(pos_txn_tr)), "train_positives_period": int(len(pos_bag_tr)),
+        "train_positives_period_kept": int(len(keep_bag_tr)), "train_confirmed_negatives": int(len(neg_conf_tr)),
+        "train_unlabelled_sampled": int(len(unl_tr)), "train_unlabelled_rate": float(rate_tr),
+        "valid_positives_transaction": int(len(pos_txn_va)), "valid_positives_period": int(len(pos_bag_va)),
+        "valid_positives_period_kept": int(len(keep_bag_va)), "valid_unlabelled_rate": float(rate_va),
+        "instance_model_trees": int(instance_iter), "lgbm_trees": int(clf.best_iteration_),
+        "anomaly_fit_rows": int(len(normal_rows)), "fusion_coef": [float(c) for c in fusion.coef_],
+        "fusion_intercept": float(fusion.intercept_), "valid_metrics": valid_metrics,
+    }
+    return model_set, diagnostics, timings
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. Evaluate
+# ------------------------------------------------------------------------------------------------
+
+
+def high_risk_industries(config: RulesConfig, min_score: int = 4) -> set[str]:
+    """Industries the rule configuration scores at least ``min_score`` (of 5) for industry risk."""
+    cats = config.sub_items["industry_risk"].categories or {}
+    return {k for k, v in cats.items() if v >= min_score}
+
+
+def evaluate_period(model_set: ModelSet, prep: Prepared, rows: np.ndarray, *, period: str,
+                    label_cutoff: Any = None) -> tuple[EvaluationReport, pd.DataFrame]:
+    """Score ``rows`` of a prepared data set with ``model_set`` and evaluate them.
+
+    Returns
+    -------
+    (EvaluationReport, DataFrame)
+        The report and the score frame (``txn_id`` + the score columns) of the rows.
+    """
+    feats = prep.features.iloc[rows]
+    scores = model_set.score_frame(feats, reasons="none")
+    txns = prep.dataset.transactions.iloc[rows]
+    labels = evaluation_labels(feats["txn_id"], prep.dataset.transactions, prep.dataset.reports, prep.ground_truth,
+                               cutoff=label_cutoff, utc_offset_hours=prep.feature_params.bank_utc_offset_hours)
+    slices = slice_labels(txns, prep.dataset.customers, high_risk_industries(model_set.rules_config))
+    report = evaluate_scores(scores, labels, alert_threshold=model_set.alert_threshold, slices=slices, period=period)
+    return report, scores
+
+
+# ------------------------------------------------------------------------------------------------
+# All together
+# ------------------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, progress: ProgressFn = _noop, *, log: bool = True, experiment: str | None = None,
+          dataset: Dataset | None = None) -> TrainResult:
+    """Prepare, fit, evaluate on the test period and (``log=True``) log and register the run.
+
+    The new version gets the alias ``challenger`` (:mod:`amlscore.training.tracking`).
+    """
+    t_all = time.perf_counter()
+    prep = prepare(config, progress, dataset=dataset)
+    model_set, diagnostics, fit_timings = fit_model_set(prep, config, progress)
+    t0 = time.perf_counter()
+    progress("evaluating on the test period", 0.85)
+    test_rows = np.flatnonzero(prep.split_codes == 2)
+    d = prep.split.describe()
+    report, test_scores = evaluate_period(model_set, prep, test_rows, period=f"test {d['test_start']}..{d['test_end']}",
+                                          label_cutoff=prep.split.label_cutoff("test"))
+    timings = {**prep.timings, **fit_timings, "evaluate": time.perf_counter() - t0}
+    diagnostics["feedback_rows"] = prep.feedback_rows
+    result = TrainResult(model_set, prep, report, diagnostics.pop("valid_metrics"), diagnostics, timings)
+    result.extra_scores = test_scores  # type: ignore[attr-defined]
+    if log:
+        from amlscore.training.tracking import log_training_run  # noqa: PLC0415 - MLflow only when logging
+
+        progress("logging to MLflow", 0.92)
+        t0 = time.perf_counter()
+        log_training_run(result, config, test_scores, experiment=experiment)
+        timings["mlflow"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_all
+    progress("done", 1.0)
+    return result
