@@ -120,10 +120,11 @@ def train_model(work: Path, data: Path) -> str:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
         from amlscore.training.tracking import set_alias
-        from amlscore.training.train import TrainConfig, train
+        from amlscore.training.pipeline import train_and_register
+        from amlscore.training.train import TrainConfig
 
         t = time.perf_counter()
-        result = train(TrainConfig(data=data, seed=42), log=True)
+        result = train_and_register(TrainConfig(data=data, seed=42))
         set_alias("champion", result.model_version)
         print(f"model: trained version {result.model_version} in {time.perf_counter() - t:.1f} s: {result.model_set}",
               flush=True)

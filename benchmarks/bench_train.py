@@ -48,7 +48,8 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory(prefix="bench-train-mlflow-")
     os.environ["MLFLOW_TRACKING_URI"] = args.tracking_uri or f"sqlite:///{tmp.name}/mlflow.db"
 
-    from amlscore.training.train import TrainConfig, train  # noqa: PLC0415
+    from amlscore.training.pipeline import train_and_register as train  # noqa: PLC0415
+    from amlscore.training.train import TrainConfig  # noqa: PLC0415
 
     cpu0, wall0 = time.process_time(), time.perf_counter()
     dataset = load_dataset(args.data)

@@ -42,7 +42,8 @@ def demo(
     from amlscore.training.promote import promote  # noqa: PLC0415
     from amlscore.training.scoring import evaluate_model_set, load_folder  # noqa: PLC0415
     from amlscore.training.tracking import CHAMPION, load_model_set, tracking_uri  # noqa: PLC0415
-    from amlscore.training.train import TrainConfig, train  # noqa: PLC0415
+    from amlscore.training.pipeline import train_and_register  # noqa: PLC0415
+    from amlscore.training.train import TrainConfig  # noqa: PLC0415
 
     console = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True)
@@ -72,7 +73,7 @@ def demo(
     # 3. train
     t0 = time.perf_counter()
     with stage_progress("train", err) as report:
-        result = train(TrainConfig(data=out, seed=seed, n_jobs=n_jobs), report, dataset=dataset)
+        result = train_and_register(TrainConfig(data=out, seed=seed, n_jobs=n_jobs), report, dataset=dataset)
     d = result.prepared.split.describe()
     console.print(f"[bold]3. train[/]: run {result.run_id}, aml-model-set version {result.model_version} (@challenger); "
                   f"train {d['train_start']}..{d['valid_start']}, validation {d['valid_start']}..{d['test_start']}, "

@@ -122,7 +122,7 @@ def train(
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
-    from amlscore.training.train import train as run_training  # noqa: PLC0415
+    from amlscore.training.pipeline import train_and_register as run_training  # noqa: PLC0415
 
     try:
         shares = tuple(float(x) for x in fractions.split(","))

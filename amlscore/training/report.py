@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:  # pragma: no cover
-    from amlscore.training.train import TrainConfig, TrainResult
+    from amlscore.training.result import TrainConfig, TrainResult
 
 __all__ = ["clean_json", "metrics_table_rows", "write_artifacts"]
 
@@ -179,7 +179,7 @@ def write_artifacts(folder: Path, result: "TrainResult", config: "TrainConfig", 
                     *, shap_rows: int = 1000) -> dict[str, Path]:
     """Write every run artifact into ``folder``; return name -> path."""
     from amlscore.training.evaluate import evaluation_labels  # noqa: PLC0415
-    from amlscore.training.train import _matrix  # noqa: PLC0415
+    from amlscore.training.result import feature_matrix  # noqa: PLC0415
 
     folder.mkdir(parents=True, exist_ok=True)
     prep = result.prepared
@@ -196,7 +196,7 @@ def write_artifacts(folder: Path, result: "TrainResult", config: "TrainConfig", 
     score_histograms_png(out["score_histograms"], labels.y, test_scores, result.model_set.alert_threshold, title)
     rng = np.random.default_rng(config.seed)
     pick = np.sort(rng.choice(rows, size=min(shap_rows, len(rows)), replace=False))
-    X = _matrix(prep.features, pick)
+    X = feature_matrix(prep.features, pick)
     contrib = result.model_set.classifier.contributions(X)[:, :-1]
     out["shap_summary"] = folder / "shap_summary.png"
     shap_summary_png(out["shap_summary"], contrib, X, list(result.model_set.feature_names))

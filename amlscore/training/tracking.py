@@ -5,15 +5,15 @@ This is the only module that writes to MLflow.
 Where
 -----
 * ``MLFLOW_TRACKING_URI`` when set (a tracking server, or any MLflow URI); otherwise
-  ``sqlite:///<project root>/mlflow.db``. The registry uses the same URI.
+  ``sqlite:///<home>/mlflow.db`` (:mod:`amlscore.settings`). The registry uses the same URI.
 * For a SQLite store, artifacts go to ``mlartifacts/`` beside the database file (so the project's
-  default is ``<project root>/mlartifacts``, and a test's ``sqlite:///<tmp>/mlflow.db`` keeps its
+  default is ``<home>/mlartifacts``, and a test's ``sqlite:///<tmp>/mlflow.db`` keeps its
   artifacts in ``<tmp>/mlartifacts``). A server keeps its own artifact store.
 * Experiment: ``amlscore`` unless told otherwise.
 
 What a training run logs
 ------------------------
-* **params**: the :class:`~training.train.TrainConfig` (``seed``, ``cutoff``, ``fractions``, caps,
+* **params**: the :class:`~amlscore.training.result.TrainConfig` (``seed``, ``cutoff``, ``fractions``, caps,
   overrides...), the split (``train_start``, ``valid_start``, ``test_start``, ``test_end`` and the
   three label cut-offs), ``data_fingerprint``, ``feature_set_version``, ``feature_params_hash``,
   ``rules_config_hash``, ``code_version`` (git sha), ``n_features``, ``feature_list``, the fitted
@@ -36,7 +36,6 @@ Loading a registered version without this module: ``mlflow.artifacts.download_ar
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import shutil
 import tempfile
 import weakref
@@ -51,12 +50,12 @@ import pandas as pd
 
 from amlscore.contract.errors import AmlError
 from amlscore.models.model_set import ModelSet
-from amlscore.training.train import REGISTERED_MODEL_NAME
+from amlscore.training.result import REGISTERED_MODEL_NAME
 
 if TYPE_CHECKING:  # pragma: no cover
     from mlflow.entities.model_registry import ModelVersion
 
-    from amlscore.training.train import TrainConfig, TrainResult
+    from amlscore.training.result import TrainConfig, TrainResult
 
 __all__ = [
     "CHALLENGER",
@@ -184,7 +183,7 @@ def _log_pyfunc(mlflow: Any, local: Path, signature: Any, example: pd.DataFrame,
     )
 
 
-def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: pd.DataFrame, *,
+def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: pd.DataFrame | None = None, *,
                      experiment: str | None = None) -> tuple[str, str]:
     """Log a finished training as one MLflow run and register its model set (alias ``challenger``).
 
@@ -193,6 +192,11 @@ def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: 
     import mlflow  # noqa: PLC0415
 
     from amlscore.training.report import write_artifacts  # noqa: PLC0415
+
+    if test_scores is None:
+        if result.test_scores is None:
+            raise AmlError("The training result carries no test scores to log (train() fills them).")
+        test_scores = result.test_scores
 
     exp_id = configure(experiment)
     ms = result.model_set

@@ -1,6 +1,7 @@
 """Training: from a data folder in the contract to a fitted, evaluated model set.
 
-Stages (each a small function; :func:`train` runs them and :mod:`amlscore.training.tracking` logs the run):
+Stages (each a small function; :func:`train` runs them and returns a :class:`TrainResult`;
+:func:`amlscore.training.pipeline.train_and_register` then logs and registers it with :mod:`amlscore.training.tracking`):
 
 1. **Prepare** (:func:`prepare`): load and validate the folder, merge analysts' feedback
    (:mod:`amlscore.training.feedback`), build the behavioural features (:mod:`amlscore.features.offline`), evaluate
@@ -39,11 +40,9 @@ Every random choice takes ``seed``.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -52,7 +51,7 @@ from amlscore.contract.errors import AmlError
 from amlscore.contract.load import Dataset, load_dataset
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.offline import build_features
-from amlscore.features.params import FeatureParams, load_feature_params
+from amlscore.features.params import load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
 from amlscore.models.fusion import AlertThresholds, SuspicionFusion, choose_thresholds
 from amlscore.models.model_set import ModelSet
@@ -68,168 +67,22 @@ from amlscore.training.evaluate import (
 )
 from amlscore.training.feedback import feedback_files, merge_feedback
 from amlscore.training.labels import derive_labels, reported_customers
-from amlscore.training.split import TimeSplit, make_split
+from amlscore.training.result import (
+    REGISTERED_MODEL_NAME,
+    Prepared,
+    ProgressFn,
+    TrainConfig,
+    TrainResult,
+    feature_matrix,
+    git_version,
+    no_progress,
+)
+from amlscore.training.split import make_split
 
 __all__ = ["Prepared", "TrainConfig", "TrainResult", "evaluate_period", "fit_model_set", "prepare", "train",
            "git_version"]
 
-ProgressFn = Callable[[str, float], None]
-from amlscore.core.registry import MODEL_NAME as REGISTERED_MODEL_NAME  # noqa: E402
-
-
-def _noop(step: str, fraction: float) -> None:  # pragma: no cover - trivial
-    return None
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on besides the data (all logged to MLflow).
-
-    Attributes
-    ----------
-    data : Path
-        Data folder in the contract.
-    cutoff : date or None
-        Training cut-off: reports filed on or after it are not used (None: all reports).
-    seed : int
-        Seed of every sample and fit.
-    fractions : (train, valid, test)
-        Shares of transactions per period (unless ``valid_start`` / ``test_start`` are given).
-    valid_start, test_start : date or None
-        Explicit period boundaries (bank clock).
-    target_alert_rate, target_precision : float
-        For the two alert thresholds; ``alert_policy`` picks the one in force.
-    max_train_negatives, max_valid_negatives : int
-        Caps on presumed-normal rows for LightGBM's training and early-stopping sets.
-    bag_keep_share : float in (0, 1]
-        Share of each period report's rows kept as positives (1 = no refinement).
-    anomaly_fit_rows : int
-        Presumed-normal rows the IsolationForest is fitted on (at most).
-    lgbm, anomaly : dict
-        Parameter overrides for :class:`SuspicionClassifier` / :class:`BehaviourAnomalyDetector`.
-    fusion_c : float
-        Inverse L2 strength of the fusion.
-    fusion_balance : bool
-        Weigh the validation positives so that every reported customer counts the same in the
-        fusion (one customer's long period report does not decide the weights).
-    n_jobs : int
-        LightGBM threads.
-    feedback : tuple of Path
-        Extra feedback files (``<data>/feedback/*.csv`` is always read).
-    rules_config_path, feature_params_path : Path or None
-        Non-default configuration files.
-    """
-
-    data: Path
-    cutoff: dt.date | None = None
-    seed: int = 42
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    valid_start: dt.date | None = None
-    test_start: dt.date | None = None
-    target_alert_rate: float = 0.01
-    target_precision: float = 0.5
-    alert_policy: str = "alert_rate"
-    max_train_negatives: int = 100_000
-    max_valid_negatives: int = 100_000
-    bag_keep_share: float = 0.5
-    anomaly_fit_rows: int = 200_000
-    lgbm: dict = field(default_factory=dict)
-    anomaly: dict = field(default_factory=dict)
-    fusion_c: float = 1.0
-    fusion_balance: bool = True
-    n_jobs: int = 1
-    feedback: tuple[Path, ...] = ()
-    rules_config_path: Path | None = None
-    feature_params_path: Path | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 < self.bag_keep_share <= 1:
-            raise AmlError(f"The 'bag_keep_share' parameter must be in (0, 1]. Got {self.bag_keep_share!r} instead.")
-        if self.alert_policy not in ("alert_rate", "precision"):
-            raise AmlError(f"The 'alert_policy' parameter must be 'alert_rate' or 'precision'. Got {self.alert_policy!r} instead.")
-        for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):
-            if getattr(self, name) < 100:
-                raise AmlError(f"The '{name}' parameter must be at least 100. Got {getattr(self, name)!r} instead.")
-
-    def to_params(self) -> dict[str, Any]:
-        """Flat, string-valued parameters for MLflow."""
-        d = asdict(self)
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
-                for kk, vv in v.items():
-                    out[f"{k}.{kk}"] = vv
-            elif isinstance(v, (tuple, list)):
-                out[k] = ",".join(str(x) for x in v)
-            else:
-                out[k] = v
-        out["data"] = str(Path(self.data).resolve())
-        return {k: ("" if v is None else str(v)) for k, v in out.items()}
-
-
-@dataclass
-class Prepared:
-    """A loaded data folder with its features, rule scores, split and labels (row-aligned).
-
-    ``features`` and ``dataset.transactions`` are in the same (time) order; ``rules`` holds the
-    rule score per row; ``split_codes`` is 0/1/2; ``labels`` maps train/valid/test to the output
-    of :func:`amlscore.training.labels.derive_labels` at that period's label cut-off.
-    """
-
-    dataset: Dataset
-    features: pd.DataFrame
-    rule_score: np.ndarray
-    split: TimeSplit
-    split_codes: np.ndarray
-    labels: dict[str, pd.DataFrame]
-    ground_truth: pd.DataFrame | None
-    rules_config: RulesConfig
-    feature_params: FeatureParams
-    feedback_rows: int
-    timings: dict[str, float]
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` produced."""
-
-    model_set: ModelSet
-    prepared: Prepared
-    test_report: EvaluationReport
-    valid_metrics: dict[str, float]
-    diagnostics: dict[str, Any]
-    timings: dict[str, float]
-    run_id: str | None = None
-    model_version: str | None = None
-    model_uri: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-able results (``--results-fp``)."""
-        return {"run_id": self.run_id, "model_version": self.model_version, "model_uri": self.model_uri,
-                "registered_model_name": REGISTERED_MODEL_NAME, "split": self.prepared.split.describe(),
-                "data_fingerprint": self.prepared.dataset.fingerprint, "test": self.test_report.to_dict(),
-                "valid": self.valid_metrics, "diagnostics": self.diagnostics, "timings": self.timings,
-                "alert_threshold": self.model_set.alert_threshold, "thresholds": self.model_set.thresholds.to_dict()}
-
-
-def git_version(root: Path | None = None) -> str:
-    """The git sha of the code (``-dirty`` when the working tree has changes).
-
-    An installed (non-editable) package is not a git checkout: its version is ``amlscore <version>``.
-    """
-    root = root or Path(__file__).resolve().parents[2]
-    if not (root / "pyproject.toml").is_file():
-        from amlscore import __version__
-
-        return f"amlscore {__version__}"
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+_noop = no_progress
 
 
 # ------------------------------------------------------------------------------------------------
@@ -275,14 +128,6 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
 # ------------------------------------------------------------------------------------------------
 # 2. Fit
 # ------------------------------------------------------------------------------------------------
-
-
-def _matrix(features: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
-    """Feature rows ``rows`` as a float64 matrix in catalogue order (never the whole table at once)."""
-    out = np.empty((len(rows), len(FEATURE_NAMES)), dtype=np.float64)
-    for j, name in enumerate(FEATURE_NAMES):
-        out[:, j] = features[name].to_numpy()[rows]
-    return out
 
 
 def _sample(rows: np.ndarray, cap: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
@@ -355,10 +200,10 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
                                       "n_estimators": min(300, lgbm_params.get("n_estimators", 300)),
                                       "min_rounds": min(20, lgbm_params.get("min_rounds", 20)),
                                       "early_stopping_rounds": min(30, lgbm_params.get("early_stopping_rounds", 30))})
-        inst.fit(_matrix(feats, rows), y, eval_set=(_matrix(feats, rows_v), y_v, w_v))
+        inst.fit(feature_matrix(feats, rows), y, eval_set=(feature_matrix(feats, rows_v), y_v, w_v))
         instance_iter = inst.best_iteration_
         bag_rows = np.concatenate([pos_bag_tr, pos_bag_va])
-        s = inst.predict_proba(_matrix(feats, bag_rows))[:, 1] if len(bag_rows) else np.zeros(0)
+        s = inst.predict_proba(feature_matrix(feats, bag_rows))[:, 1] if len(bag_rows) else np.zeros(0)
         keep_bag_tr = _refine_bags(lab_tr, pos_bag_tr, s[: len(pos_bag_tr)], config.bag_keep_share)
         keep_bag_va = _refine_bags(lab_va, pos_bag_va, s[len(pos_bag_tr):], config.bag_keep_share)
     timings["instance_model"] = time.perf_counter() - t0
@@ -374,7 +219,7 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     y_v = np.r_[np.ones(len(pos_va)), np.zeros(len(neg_va))]
     w_v = np.r_[np.ones(len(pos_va)), w_neg_va]
     clf = SuspicionClassifier(**lgbm_params)
-    clf.fit(_matrix(feats, rows), y, eval_set=(_matrix(feats, rows_v), y_v, w_v))
+    clf.fit(feature_matrix(feats, rows), y, eval_set=(feature_matrix(feats, rows_v), y_v, w_v))
     timings["lgbm"] = time.perf_counter() - t0
 
     # d. IsolationForest on presumed-normal training history
@@ -384,14 +229,14 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     clean = tr & (status_tr == "unlabelled") & ~prep.dataset.transactions["customer_id"].astype(str).isin(flagged).to_numpy()
     normal_rows, _ = _sample(np.flatnonzero(clean), config.anomaly_fit_rows, rng)
     det = BehaviourAnomalyDetector(**{"random_state": config.seed, **config.anomaly})
-    det.fit(_matrix(feats, normal_rows))
+    det.fit(feature_matrix(feats, normal_rows))
     timings["iforest"] = time.perf_counter() - t0
 
     # e. fusion on the whole validation period (refined labels: dropped bag rows weigh 0)
     t0 = time.perf_counter()
     progress("fusion and thresholds", 0.8)
     va_rows = np.flatnonzero(va)
-    Xv = _matrix(feats, va_rows)
+    Xv = feature_matrix(feats, va_rows)
     p_v = clf.predict_proba(Xv)[:, 1]
     a_v = det.anomaly_score(Xv)
     del Xv
@@ -482,12 +327,9 @@ def evaluate_period(model_set: ModelSet, prep: Prepared, rows: np.ndarray, *, pe
 # ------------------------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig, progress: ProgressFn = _noop, *, log: bool = True, experiment: str | None = None,
-          dataset: Dataset | None = None) -> TrainResult:
-    """Prepare, fit, evaluate on the test period and (``log=True``) log and register the run.
-
-    The new version gets the alias ``challenger`` (:mod:`amlscore.training.tracking`).
-    """
+def train(config: TrainConfig, progress: ProgressFn = _noop, *, dataset: Dataset | None = None) -> TrainResult:
+    """Prepare, fit and evaluate on the test period; nothing is logged (see
+    :func:`amlscore.training.pipeline.train_and_register`)."""
     t_all = time.perf_counter()
     prep = prepare(config, progress, dataset=dataset)
     model_set, diagnostics, fit_timings = fit_model_set(prep, config, progress)
@@ -499,15 +341,6 @@ def train(config: TrainConfig, progress: ProgressFn = _noop, *, log: bool = True
                                           label_cutoff=prep.split.label_cutoff("test"))
     timings = {**prep.timings, **fit_timings, "evaluate": time.perf_counter() - t0}
     diagnostics["feedback_rows"] = prep.feedback_rows
-    result = TrainResult(model_set, prep, report, diagnostics.pop("valid_metrics"), diagnostics, timings)
-    result.extra_scores = test_scores  # type: ignore[attr-defined]
-    if log:
-        from amlscore.training.tracking import log_training_run  # noqa: PLC0415 - MLflow only when logging
-
-        progress("logging to MLflow", 0.92)
-        t0 = time.perf_counter()
-        log_training_run(result, config, test_scores, experiment=experiment)
-        timings["mlflow"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
-    progress("done", 1.0)
-    return result
+    return TrainResult(model_set, prep, report, diagnostics.pop("valid_metrics"), diagnostics, timings,
+                       test_scores=test_scores)

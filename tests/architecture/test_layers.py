@@ -49,3 +49,12 @@ def test_features_may_not_import_a_model_library(tmp_path):
     (tree / "amlscore" / "features" / "_planted.py").write_text("import lightgbm  # a model library\n")
     done = _lint(tree)
     assert done.returncode != 0 and "amlscore.features._planted -> lightgbm" in done.stdout, done.stdout[-4000:]
+
+
+def test_an_import_circle_inside_a_package_breaks_the_acyclic_contract(tmp_path):
+    tree = _copy_package(tmp_path)
+    (tree / "amlscore" / "training" / "split.py").write_text(
+        (tree / "amlscore" / "training" / "split.py").read_text() + "\nfrom amlscore.training import train  # a circle\n")
+    done = _lint(tree)
+    assert done.returncode != 0 and "No import circles between the modules of a package BROKEN" in done.stdout, \
+        done.stdout[-4000:]

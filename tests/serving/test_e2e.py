@@ -120,11 +120,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     os.environ["MLFLOW_TRACKING_URI"] = uri
     try:
         from amlscore.training.tracking import set_alias
-        from amlscore.training.train import TrainConfig, train
+        from amlscore.training.pipeline import train_and_register
+        from amlscore.training.train import TrainConfig
 
         small = dict(max_train_negatives=5000, max_valid_negatives=5000, anomaly_fit_rows=5000)
-        v1 = train(TrainConfig(data=data, seed=1, **small), log=True).model_version
-        v2 = train(TrainConfig(data=data, seed=2, lgbm={"n_estimators": 60}, **small), log=True).model_version
+        v1 = train_and_register(TrainConfig(data=data, seed=1, **small)).model_version
+        v2 = train_and_register(TrainConfig(data=data, seed=2, lgbm={"n_estimators": 60}, **small)).model_version
         set_alias("champion", v1)
     finally:
         if saved is None:

@@ -42,7 +42,8 @@ def tracking_uri(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def trained(bank_dir, tracking_uri):
     """One logged and registered training run on the small bank (alias @challenger)."""
-    from amlscore.training.train import TrainConfig, train
+    from amlscore.training.pipeline import train_and_register
+    from amlscore.training.train import TrainConfig
 
     config = TrainConfig(data=bank_dir, seed=0, **FAST)
-    return train(config, experiment="tests")
+    return train_and_register(config, experiment="tests")
