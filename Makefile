@@ -46,7 +46,7 @@ features: setup ## Offline features of $(DATA) into $(DATA)/features.parquet
 	$(BIN)/amlscore features --data $(DATA) --out $(DATA)/features.parquet
 
 rate: setup ## Rate every customer of $(DATA) (PBoC weighted method) into runs/rating
-	$(BIN)/amlscore rate --data $(DATA) --out runs/rating
+	$(BIN)/amlscore rate $(DATA) --out runs/rating
 
 lint: setup ## Byte-compile everything (a cheap syntax check)
 	$(BIN)/python -m compileall -q amlscore notebooks tests benchmarks
