@@ -110,6 +110,9 @@ def _text(s: pd.Series, upper: bool = False) -> pd.Series:
     return t.str.upper() if upper else t
 
 
+_TRUE_TEXT, _FALSE_TEXT = ("true", "1", "yes"), ("false", "0", "no")
+
+
 def _flag(s: pd.Series, na: bool) -> np.ndarray:
     """A boolean column; an unknown value becomes ``na`` (chosen on the risky side by the caller)."""
     if s.dtype == bool:
@@ -120,8 +123,9 @@ def _flag(s: pd.Series, na: bool) -> np.ndarray:
     if pd.api.types.is_bool_dtype(s.dtype):
         return s.fillna(na).to_numpy(dtype=bool)
     t = s.astype("string").str.strip().str.lower()
-    mapped = t.map({"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False})
-    return mapped.fillna(na).to_numpy(dtype=bool)
+    true = t.isin(_TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
+    known = true | t.isin(_FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
+    return np.where(known, true, na)
 
 
 def _unknown(s: pd.Series) -> np.ndarray:
@@ -132,7 +136,7 @@ def _unknown(s: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         return s.isna().to_numpy(dtype=bool)
     t = s.astype("string").str.strip().str.lower()
-    return ~t.isin(["true", "false", "1", "0", "yes", "no"]).to_numpy(dtype=bool, na_value=False)
+    return ~t.isin([*_TRUE_TEXT, *_FALSE_TEXT]).to_numpy(dtype=bool, na_value=False)
 
 
 def _days(s: pd.Series) -> pd.Series:
