@@ -82,14 +82,12 @@ def test_cli_entry(tiny, tmp_path: Path):
 
 @pytest.mark.slow
 def test_end_to_end_on_a_generated_bank(tmp_path: Path):
-    """The real loader and feature builder on a small synthetic bank (skipped until they all import)."""
-    synth = pytest.importorskip("synth")
-    pytest.importorskip("amlscore.features.offline")
-    contract = pytest.importorskip("contract")
-    if not hasattr(synth, "generate_bank") or not hasattr(contract, "load_dataset"):
-        pytest.skip("generator or loader not available yet")
-    bank = synth.generate_bank(synth.SynthConfig(customers=200, days=30, seed=7))
-    synth.write_bank(bank, tmp_path / "bank")
+    """The real loader and feature builder on a small synthetic bank."""
+    from amlscore.synth.bank import generate_bank, write_bank
+    from amlscore.synth.config import SynthConfig
+
+    bank = generate_bank(SynthConfig(customers=200, days=30, seed=7))
+    write_bank(bank, tmp_path / "bank")
     summary = rate_cmd.run_rating(tmp_path / "bank", tmp_path / "out")
     assert summary["customers_rated"] == len(bank.customers) and summary["behaviour"]
     ratings = pd.read_csv(tmp_path / "out" / "ratings.csv")
