@@ -168,8 +168,9 @@ def _passthrough_specs() -> list[FeatureSpec]:
 def _counterparty_specs() -> list[FeatureSpec]:
     specs = [
         FeatureSpec("is_new_counterparty", "counterparty", "transaction", None, "flag",
-                    "The counterparty (a customer of this bank) was never seen before with this customer.",
-                    "counterparty_id not empty and not among the customer's earlier counterparties"),
+                    "The counterparty (a customer of this bank, or an account elsewhere) was never seen before with this customer.",
+                    "counterparty key (counterparty_id when it names a customer, else counterparty_account) not empty "
+                    "and not among the customer's earlier counterparty keys"),
         FeatureSpec("is_corp_indiv", "counterparty", "transaction", None, "flag",
                     "A transfer or remittance between a corporate and an individual (not payroll, bills or purchases).",
                     "{customer_type, counterparty_type} = {corporate, individual} and txn_type in {transfer, remittance}"),
@@ -178,10 +179,12 @@ def _counterparty_specs() -> list[FeatureSpec]:
         specs += [
             FeatureSpec(f"fan_in_{window}", "counterparty", "customer", window, "count",
                         f"Distinct counterparties that paid the customer in the last {window}.",
-                        "distinct counterparty_id over incoming transactions"),
+                        "distinct counterparty key (counterparty_id of a customer, else counterparty_account) "
+                        "over incoming transactions"),
             FeatureSpec(f"fan_out_{window}", "counterparty", "customer", window, "count",
                         f"Distinct counterparties the customer paid in the last {window}.",
-                        "distinct counterparty_id over outgoing transactions"),
+                        "distinct counterparty key (counterparty_id of a customer, else counterparty_account) "
+                        "over outgoing transactions"),
             FeatureSpec(f"new_cp_cnt_{window}", "counterparty", "customer", window, "count",
                         f"Transactions with a first-time counterparty in the last {window}.", "count of is_new_counterparty"),
         ]
