@@ -192,10 +192,12 @@ def _banks(col: pa.Array) -> pa.Array:
 def _typologies(block: Block, laundering: np.ndarray, known: Patterns | None) -> tuple[pa.Array, pa.Array]:
     """Typology and attempt of the laundering rows found in the patterns file (else null: unknown)."""
     n = len(block)
+    rows = np.flatnonzero(laundering)
+    if known is None or not len(rows):
+        return null_strings(n), null_strings(n)
     typology = np.full(n, None, dtype=object)
     scenario = np.full(n, None, dtype=object)
-    rows = np.flatnonzero(laundering)
-    if known is not None and len(rows):
+    if len(rows):
         cells = [block.columns[name].take(pa.array(rows)).to_pylist() for name in NAMES]
         for k, row in enumerate(rows):
             hit = known.by_row.get(_row_key([col[k] for col in cells]))

@@ -27,10 +27,12 @@ from amlscore.contract.errors import AmlError
 from amlscore.contract.load import _ensure_replaceable, _move_into_place, _write_marker, fingerprint_files
 from amlscore.contract.schema import CUSTOMERS, GROUND_TRUTH_FILE, REPORTS, Column, TableSchema
 from amlscore.adapters.labels import ReportPolicy, bank_reports, uniform
-from amlscore.adapters.transfers import Transfers, legs
+from amlscore.adapters.transfers import Transfers, side
 
 OUTPUT_FORMATS = ("parquet", "csv")
-_COMPACT_AT = 2_000_000  # customer ids held before the per-block unique sets are merged
+_COMPACT_AT = 2_000_000
+#: Columns with few distinct values: dictionary-encoded in Parquet (ids are not: it would cost time, not space).
+_DICTIONARY = ["direction", "channel", "txn_type", "counterparty_type", "counterparty_country", "original_currency"]  # customer ids held before the per-block unique sets are merged
 
 
 @dataclass
@@ -113,22 +115,25 @@ class ContractWriter:
 
     def add(self, t: Transfers) -> None:
         """Write the contract rows of one block and remember its customers and labels."""
-        out_rows, in_rows = legs(t, self.prefix)
-        for table, lau in ((out_rows, t.laundering[t.payer_inside]), (in_rows, t.laundering[t.payee_inside])):
-            if not table.num_rows:
+        ids = []
+        for out in (True, False):
+            src = t.take(t.payer_inside if out else t.payee_inside)
+            if not len(src):
                 continue
+            table = side(src, self.prefix, out=out)
             self._write(table)
-            self._remember(table, lau, t, out=table is out_rows)
-        self._add_ids(pc.unique(pa.concat_arrays([out_rows["customer_id"].combine_chunks(),
-                                                  in_rows["customer_id"].combine_chunks()])))
+            self._remember(table, src, out=out)
+            ids.append(pc.unique(table["customer_id"].combine_chunks()))
+        if ids:
+            self._add_ids(pc.unique(pa.concat_arrays(ids)))
 
     def mark_corporate(self, ids: pa.Array) -> None:
         """Accounts the source shows to be businesses (e.g. card merchants): customer_type corporate."""
         if len(ids):
             self._corporate.append(pc.unique(ids))
 
-    def _remember(self, table: pa.Table, lau: np.ndarray, t: Transfers, *, out: bool) -> None:
-        src = t.take(t.payer_inside if out else t.payee_inside)
+    def _remember(self, table: pa.Table, src: Transfers, *, out: bool) -> None:
+        lau = src.laundering
         keep = ["txn_id", "customer_id", "timestamp"]
         if lau.any():
             idx = pa.array(np.flatnonzero(lau))
@@ -153,7 +158,7 @@ class ContractWriter:
         if self._writer is None:
             path = self.staging / f"transactions.{self.fmt}"
             self._writer = (pacsv.CSVWriter(str(path), table.schema) if self.fmt == "csv"
-                            else pq.ParquetWriter(str(path), table.schema, compression="zstd"))
+                            else pq.ParquetWriter(str(path), table.schema, compression="zstd", use_dictionary=_DICTIONARY))
         self._writer.write_table(table)
 
     # ------------------------------------------------------------------ the end

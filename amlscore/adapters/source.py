@@ -128,5 +128,5 @@ def pick(table: Sequence[str], codes: np.ndarray) -> pa.Array:
 
 def join(*parts: pa.Array | str, n: int) -> pa.Array:
     """Element-wise concatenation of string arrays and constants."""
-    arrays = [pa.array(np.full(n, p, dtype=object), pa.string()) if isinstance(p, str) else p for p in parts]
+    arrays = [pa.repeat(pa.scalar(p, pa.string()), n) if isinstance(p, str) else p for p in parts]
     return pc.binary_join_element_wise(*arrays, "")

@@ -84,6 +84,8 @@ class Transfers:
 
     def take(self, mask: np.ndarray) -> Transfers:
         """The payments where ``mask`` is true."""
+        if mask.all():
+            return self
         idx = pa.array(np.flatnonzero(mask))
         out = {}
         for f in fields(self):
@@ -99,15 +101,17 @@ def null_strings(n: int) -> pa.Array:
 
 def constant(value: str, n: int) -> pa.Array:
     """``n`` copies of ``value`` as a string array (dictionary-free, cheap)."""
-    return pa.array(np.full(n, value, dtype=object), pa.string()) if n else pa.array([], pa.string())
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
 def legs(t: Transfers, prefix: str) -> tuple[pa.Table, pa.Table]:
     """The out rows (payer inside) and the in rows (payee inside) of a block, as contract tables."""
-    return _side(t.take(t.payer_inside), prefix, out=True), _side(t.take(t.payee_inside), prefix, out=False)
+    return side(t.take(t.payer_inside), prefix, out=True), side(t.take(t.payee_inside), prefix, out=False)
 
 
-def _side(t: Transfers, prefix: str, *, out: bool) -> pa.Table:
+def side(t: Transfers, prefix: str, *, out: bool) -> pa.Table:
+    """Contract rows of the payments of ``t`` seen from the payer (``out``) or the payee; every payment
+    of ``t`` must have that side inside the bank."""
     n = len(t)
     me, other = (t.payer, t.payee) if out else (t.payee, t.payer)
     other_inside = t.payee_inside if out else t.payer_inside
