@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -31,6 +33,7 @@ from amlscore.adapters.transfers import Transfers, side
 
 OUTPUT_FORMATS = ("parquet", "csv")
 _COMPACT_AT = 2_000_000
+_PENDING = 2
 #: Columns with few distinct values: dictionary-encoded in Parquet (ids are not: it would cost time, not space).
 _DICTIONARY = ["direction", "channel", "txn_type", "counterparty_type", "counterparty_country", "original_currency"]  # customer ids held before the per-block unique sets are merged
 
@@ -82,6 +85,10 @@ class ContractWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.staging = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.importing-", dir=self.out.parent))
         self._writer: pq.ParquetWriter | pacsv.CSVWriter | None = None
+        # Encoding and compressing a block (Arrow releases the GIL) overlaps with parsing the next one;
+        # at most _PENDING blocks wait, so memory stays bounded.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amlscore-import-writer")
+        self._pending: deque[Future[None]] = deque()
         self._ids: list[pa.Array] = []
         self._id_count = 0
         self._corporate: list[pa.Array] = []
@@ -103,6 +110,10 @@ class ContractWriter:
 
     def abort(self) -> None:
         """Remove everything written so far (the target is untouched)."""
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+        self._pending.clear()
         if self._writer is not None:
             try:
                 self._writer.close()
@@ -159,7 +170,14 @@ class ContractWriter:
             path = self.staging / f"transactions.{self.fmt}"
             self._writer = (pacsv.CSVWriter(str(path), table.schema) if self.fmt == "csv"
                             else pq.ParquetWriter(str(path), table.schema, compression="zstd", use_dictionary=_DICTIONARY))
-        self._writer.write_table(table)
+        while len(self._pending) >= _PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self._writer.write_table, table))
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+        self._pool.shutdown(wait=True)
 
     # ------------------------------------------------------------------ the end
 
@@ -167,6 +185,7 @@ class ContractWriter:
         """Write customers, reports and the ground truth; put the folder in place."""
         if self._writer is None:
             raise AmlError("The source holds no payment of a customer of the chosen bank: nothing to write.")
+        self._drain()
         self._writer.close()
         self._writer = None
         ids = pc.unique(pa.concat_arrays(self._ids)) if self._ids else pa.array([], pa.string())
