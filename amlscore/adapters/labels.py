@@ -159,7 +159,7 @@ def _period_reports(rows: pd.DataFrame, lag: pd.Series) -> pd.DataFrame:
         return _txn_reports(rows, pd.to_timedelta([], unit="D"), "suspicious")
     g = rows.groupby("customer_id", sort=True)
     typ = rows.assign(typology=rows["typology"].fillna("")).groupby("customer_id")["typology"]
-    common = typ.agg(lambda s: s.value_counts().index[0])
+    common = typ.agg(_most_frequent)
     frame = pd.DataFrame({"period_start": g["day"].min(), "period_end": g["day"].max(),
                           "typology": common.where(common != "", None)})
     frame["report_date"] = frame["period_end"] + pd.to_timedelta(lag.reindex(frame.index).to_numpy(), unit="D")
@@ -167,6 +167,12 @@ def _period_reports(rows: pd.DataFrame, lag: pd.Series) -> pd.DataFrame:
     frame["txn_id"] = None
     frame["label"] = "suspicious"
     return frame
+
+
+def _most_frequent(values: pd.Series) -> str:
+    """The most frequent value; ties go to the first in alphabetical order (not to row order)."""
+    counts = values.value_counts()
+    return str(min(counts.index, key=lambda v: (-counts[v], v)))
 
 
 def _cleared_reports(rows: pd.DataFrame, policy: ReportPolicy, seed: int) -> pd.DataFrame:

@@ -140,12 +140,13 @@ def slice_labels(txns: pd.DataFrame, customers: pd.DataFrame, high_risk_industri
     cust = customers.set_index(customers["customer_id"].astype(str))
     cid = txns["customer_id"].astype(str).to_numpy(dtype=object)
     ctype = cust["customer_type"].astype(str).reindex(cid).to_numpy(dtype=object)
-    pep = cust["is_pep"].astype(bool).reindex(cid).fillna(False).to_numpy(dtype=bool)
+    pep = cust["is_pep"].astype("boolean").reindex(cid)  # may be empty (unknown) since contract 1.1
     industry = cust["occupation_or_industry"].astype(str).reindex(cid).to_numpy(dtype=object)
     high = np.isin(industry, list(high_risk_industries))
     return {
         "customer_type": ctype,
-        "pep": np.where(pep, "pep", "not_pep").astype(object),
+        "pep": np.where(pep.isna().to_numpy(), "pep_unknown",
+                        np.where(pep.fillna(False).to_numpy(dtype=bool), "pep", "not_pep")).astype(object),
         "channel": txns["channel"].astype(str).to_numpy(dtype=object),
         "industry_risk": np.where(high, "high_risk_industry", "other_industry").astype(object),
     }
