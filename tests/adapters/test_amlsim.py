@@ -11,7 +11,7 @@ import pytest
 from amlscore.adapters import import_data
 from amlscore.adapters.errors import SourceFormatError
 from amlscore.contract.load import load_dataset
-from conftest import AMLSIM_RUN, shared
+from adapter_sources import AMLSIM_RUN, shared
 
 
 @pytest.fixture(scope="module")

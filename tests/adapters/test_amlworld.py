@@ -14,7 +14,7 @@ from amlscore.adapters.amlworld import PAYMENT_FORMATS, read_patterns
 from amlscore.adapters.currency import AMLWORLD_CURRENCIES, CNY_PER_UNIT
 from amlscore.adapters.errors import SourceFormatError
 from amlscore.contract.load import load_dataset
-from conftest import AMLWORLD_HEADER, AMLWORLD_PATTERNS, AMLWORLD_SAMPLE, shared
+from adapter_sources import AMLWORLD_HEADER, AMLWORLD_PATTERNS, AMLWORLD_SAMPLE, shared
 
 
 def _rows(path: Path) -> list[list[str]]:

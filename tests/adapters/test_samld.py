@@ -11,7 +11,7 @@ from amlscore.adapters import import_data
 from amlscore.adapters.currency import CNY_PER_UNIT
 from amlscore.adapters.errors import SourceFormatError
 from amlscore.contract.load import load_dataset
-from conftest import SAMLD_HEADER
+from adapter_sources import SAMLD_HEADER
 
 ROWS = [
     "10:35:19,2022-10-07,8724731955,2769355426,1459.15,UK pounds,UK pounds,UK,UK,Cash Deposit,0,Normal_Cash_Deposits",
