@@ -34,6 +34,8 @@ from amlscore.adapters.transfers import Transfers, side
 OUTPUT_FORMATS = ("parquet", "csv")
 _COMPACT_AT = 2_000_000
 _PENDING = 2
+#: Min/max statistics where a reader can use them to skip row groups (on every text column they cost time).
+_STATISTICS = ["timestamp", "amount", "customer_id"]
 #: Columns with few distinct values: dictionary-encoded in Parquet (ids are not: it would cost time, not space).
 _DICTIONARY = ["direction", "channel", "txn_type", "counterparty_type", "counterparty_country", "original_currency"]  # customer ids held before the per-block unique sets are merged
 
@@ -134,9 +136,9 @@ class ContractWriter:
             table = side(src, self.prefix, out=out)
             self._write(table)
             self._remember(table, src, out=out)
-            ids.append(pc.unique(table["customer_id"].combine_chunks()))
+            ids.extend(table["customer_id"].chunks)
         if ids:
-            self._add_ids(pc.unique(pa.concat_arrays(ids)))
+            self._add_ids(pc.unique(pa.chunked_array(ids)))
 
     def mark_corporate(self, ids: pa.Array) -> None:
         """Accounts the source shows to be businesses (e.g. card merchants): customer_type corporate."""
@@ -169,7 +171,8 @@ class ContractWriter:
         if self._writer is None:
             path = self.staging / f"transactions.{self.fmt}"
             self._writer = (pacsv.CSVWriter(str(path), table.schema) if self.fmt == "csv"
-                            else pq.ParquetWriter(str(path), table.schema, compression="zstd", use_dictionary=_DICTIONARY))
+                            else pq.ParquetWriter(str(path), table.schema, compression="zstd", use_dictionary=_DICTIONARY,
+                                               write_statistics=_STATISTICS))
         while len(self._pending) >= _PENDING:
             self._pending.popleft().result()
         self._pending.append(self._pool.submit(self._writer.write_table, table))
