@@ -77,8 +77,18 @@ def blocks(path: Path, names: Sequence[str], labels: Mapping[str, str] | None = 
             if batch.num_rows:
                 yield Block(path, line, {n: batch.column(i) for i, n in enumerate(names)}, labels or {})
                 line += batch.num_rows
-    except pa.ArrowInvalid as exc:
-        raise SourceFormatError(path, f"not a CSV file of {len(names)} columns near line {line} ({exc})") from None
+    except pa.ArrowInvalid:
+        raise _shape_error(path, len(names), line) from None
+
+
+def _shape_error(path: Path, width: int, from_line: int) -> SourceFormatError:
+    """The first line at or after ``from_line`` whose record does not have ``width`` fields."""
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for number, record in enumerate(csv.reader(handle), start=1):
+            if number >= from_line and len(record) != width:
+                return SourceFormatError(path, "wrong number of fields", line=number, expected=f"{width} fields",
+                                         got=f"{len(record)} fields")
+    return SourceFormatError(path, f"not a CSV file of {width} columns after line {from_line}")
 
 
 def numbers(block: Block, name: str) -> np.ndarray:

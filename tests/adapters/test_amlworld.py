@@ -146,6 +146,14 @@ def test_bad_value_names_file_line_column_and_writes_nothing(write_text, tmp_pat
     assert [p.name for p in tmp_path.iterdir()] == ["src"]  # no staging folder left behind
 
 
+def test_a_row_with_missing_fields_is_named_by_its_line(write_text, tmp_path: Path) -> None:
+    src = write_text("short.csv", "\n".join([AMLWORLD_HEADER, GOOD, GOOD, GOOD.rsplit(",", 1)[0], GOOD]) + "\n")
+    with pytest.raises(SourceFormatError, match="short.csv, line 4: wrong number of fields; expected 11 fields, "
+                                                "got '10 fields'"):
+        import_data("amlworld", src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_wrong_header_is_refused(write_text, tmp_path: Path) -> None:
     src = write_text("bad.csv", AMLWORLD_HEADER.replace("Amount Paid", "Paid") + "\n" + GOOD + "\n")
     with pytest.raises(SourceFormatError, match=r"line 1: wrong header \(column 8 differs\); expected Timestamp"):
