@@ -144,6 +144,8 @@ class ContractWriter:
         """Accounts the source shows to be businesses (e.g. card merchants): customer_type corporate."""
         if len(ids):
             self._corporate.append(pc.unique(ids))
+            if sum(len(a) for a in self._corporate) > _COMPACT_AT:
+                self._corporate = [pc.unique(pa.concat_arrays(self._corporate))]
 
     def _remember(self, table: pa.Table, src: Transfers, *, out: bool) -> None:
         lau = src.laundering
