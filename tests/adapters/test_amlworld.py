@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +178,19 @@ def test_a_failed_import_leaves_an_earlier_data_set_as_it_was(write_text, tmp_pa
         import_data("amlworld", bad, tmp_path / "o")
     assert {p.name: p.read_bytes() for p in (tmp_path / "o").iterdir()} == before
     assert np.array_equal(sorted(p.name for p in tmp_path.iterdir()), ["b.csv", "g.csv", "o"])
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (f"{GOOD}\n", "line 1: a row outside a laundering attempt"),
+    ("BEGIN LAUNDERING ATTEMPT - CYCLE\n" + GOOD + "\n", "the last laundering attempt (CYCLE) has no END line"),
+    ("BEGIN LAUNDERING ATTEMPT - CYCLE\nBEGIN LAUNDERING ATTEMPT - STACK\n", "line 2: a laundering attempt begins"),
+    ("BEGIN LAUNDERING ATTEMPT - CYCLE\n2022/09/01 00:09,1,A\nEND LAUNDERING ATTEMPT - CYCLE\n",
+     "line 2: 3 fields; expected 11 fields"),
+])
+def test_malformed_patterns_file_is_refused_before_anything_is_written(write_text, tmp_path: Path, text: str,
+                                                                      words: str) -> None:
+    src = write_text("t.csv", AMLWORLD_HEADER + "\n" + GOOD + "\n")
+    patterns = write_text("p.txt", text)
+    with pytest.raises(SourceFormatError, match=re.escape(words)):
+        import_data("amlworld", src, tmp_path / "o", patterns=patterns)
+    assert not (tmp_path / "o").exists()
