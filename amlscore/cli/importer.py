@@ -17,7 +17,7 @@ from rich.console import Console
 
 def import_command(
     fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="amlworld, amlsim or saml-d.", show_default=False)],
-    src: Annotated[Path, typer.Argument(help="AMLworld: *_Trans.csv. AMLSim: the run's folder. SAML-D: the CSV.",
+    src: Annotated[Path, typer.Argument(metavar="SRC", help="AMLworld: *_Trans.csv. AMLSim: the run's folder. SAML-D: the CSV.",
                                         show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Folder to write (absent, empty, or a data set written before).",
                                       show_default=False)],
