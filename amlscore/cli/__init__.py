@@ -19,7 +19,7 @@ from rich.console import Console
 
 app = typer.Typer(
     name="amlscore",
-    help="Money-laundering suspicion scoring: generate and validate data, build features, rate customers, "
+    help="Money-laundering suspicion scoring: generate, import and validate data, build features, rate customers, "
     "train, evaluate, serve and report.",
     no_args_is_help=True,
     add_completion=False,
@@ -36,9 +36,11 @@ from amlscore.cli import serve as _serve  # noqa: E402
 from amlscore.cli import train as _train  # noqa: E402
 from amlscore.cli.report import report_app  # noqa: E402
 from amlscore.cli import validate as _validate  # noqa: E402
+from amlscore.cli import importer as _importer  # noqa: E402
 
 app.command("generate")(_generate.generate)
 app.command("validate")(_validate.validate)
+app.command("import")(_importer.import_command)
 app.command("features")(_features.features)
 app.command("catalogue")(_features.catalogue)
 app.command("rate")(_rate.rate)
