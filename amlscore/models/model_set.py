@@ -44,11 +44,11 @@ import yaml
 
 from amlscore.contract.errors import AmlError
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
+from amlscore.features.labels import feature_label
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
 from amlscore.models.fusion import COMPONENTS, AlertThresholds, SuspicionFusion
 from amlscore.models.rules import RulesConfig, evaluate_rules, explain_rules, load_rules_config, score_transaction_rules
-from amlscore.models.rules.texts import feature_label
 from amlscore.models.supervised import SuspicionClassifier
 
 __all__ = [

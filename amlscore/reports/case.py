@@ -716,7 +716,7 @@ class _Expl:
 
 def _items(obj: Any, x: Mapping[str, float], lang: str, key: str) -> list[Attribution]:
     """Attributions out of a list of ``{feature, value, <key>}`` records (or ``(name, value, amount)``)."""
-    from amlscore.reports.features_text import feature_label
+    from amlscore.features.labels import feature_label
 
     out = []
     for it in obj or []:
@@ -760,13 +760,13 @@ def explanation_facts(expl: Mapping[str, Any] | None, x: Mapping[str, float], la
 
 def rule_facts(fired: Sequence[Mapping[str, Any]], config: Any, lang: str) -> tuple[FiredRule, ...]:
     """Fired rules (``rule_id, weight, conditions[feature, op, threshold, value]``) with names and labels."""
-    from amlscore.models.rules import texts as rt
+    from amlscore.features.labels import feature_label
 
     out = []
     for f in fired:
         rule = config.transaction_rules.rules.get(str(f["rule_id"]))
         name = (rule.name.zh if lang == "zh" else rule.name.en) if rule is not None else str(f["rule_id"])
-        conds = tuple(Condition(label=rt.feature_label(str(c["feature"]), lang), feature=str(c["feature"]), op=str(c["op"]),
+        conds = tuple(Condition(label=feature_label(str(c["feature"]), lang), feature=str(c["feature"]), op=str(c["op"]),
                                 threshold=float(c["threshold"]), value=_flt(c.get("value"))) for c in f.get("conditions", ()))
         out.append(FiredRule(rule_id=str(f["rule_id"]), name=name, weight=float(f["weight"]), conditions=conds))
     return tuple(sorted(out, key=lambda r: -r.weight))

@@ -69,7 +69,8 @@ def waterfall_of(explanation: Any, lang: str = "en", top: int = 10) -> _Svg:
     import math
 
     from amlscore.reports import charts
-    from amlscore.reports.features_text import feature_label, feature_value_text
+    from amlscore.features.labels import feature_label
+    from amlscore.reports.features_text import feature_value_text
 
     d = explanation.to_dict() if hasattr(explanation, "to_dict") else dict(explanation)
     items = sorted(d.get("lgbm_contributions") or [], key=lambda c: -abs(c["contribution"]))[:top]
