@@ -7,14 +7,23 @@ resolves the alias to a version once, at start (or on ``/v1/admin/reload``): a p
 registry does not change a running service. Artifacts are downloaded into
 ``<state>/models/<name>/<version>/`` and reused from there on the next start; an old version is
 loaded again from the registry only to explain a decision it made (:class:`ModelCache`).
+
+The reports use the same loader, through :meth:`RegistryLoader.resolve_cached`: for a SQLite
+registry (the project's default ``mlflow.db``) an answer is kept in ``<cache>/<name>.resolved.json``
+with the database file's size and modification time (and its ``-wal`` file's, if any). Every write
+to the registry (a training run, a promotion) changes them, and the next question goes to MLflow
+again; a registry behind a server is asked every time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,11 +34,13 @@ import numpy as np
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import utc_now_iso
+from amlscore.storage.dirs import replace_dir
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "aml-model-set"  # the registered model of every model set
 MODEL_SET_SUBDIR = ("artifacts", "model_set")  # where the pyfunc keeps the model set inside a registered model
 _COMPLETE = ".amlscore-download-complete"
+RESOLVED_SUFFIX = ".resolved.json"  # <cache>/<name>.resolved.json: resolve_cached's answers
 
 
 class RegistryUnavailable(AmlError):
@@ -139,10 +150,35 @@ class RegistryLoader:
                            "registry that holds it.") from None
         return str(mv.version), getattr(mv, "run_id", None)
 
+    def resolve_cached(self, alias: str | None = None, version: str | None = None) -> tuple[str, str | None]:
+        """:meth:`resolve`, answered from ``<cache>/<name>.resolved.json`` while a SQLite registry is unchanged.
+
+        The registry file's stamp (:func:`registry_stamp`) is taken before asking, so a write made
+        while MLflow answers leaves the kept answer stale. Other registries are asked every time.
+        """
+        stamp = registry_stamp(self.tracking_uri)
+        book_path = self.cache_dir / f"{self.name}{RESOLVED_SUFFIX}"
+        key = f"version:{version}" if version is not None else f"alias:{alias}"
+        book: dict[str, Any] = {}
+        if stamp is not None:
+            book = _read_json(book_path)
+            if book.get("uri") == self.tracking_uri and book.get("stamp") == stamp:
+                hit = book.get("entries", {}).get(key)
+                if isinstance(hit, dict) and hit.get("version"):
+                    return str(hit["version"]), hit.get("run_id")
+            else:
+                book = {}
+        resolved, run_id = self.resolve(alias=None if version is not None else alias, version=version)
+        if stamp is not None:
+            entries = dict(book.get("entries", {}))
+            entries[key] = entries[f"version:{resolved}"] = {"version": resolved, "run_id": run_id}
+            _write_json(book_path, {"uri": self.tracking_uri, "stamp": stamp, "entries": entries})
+        return resolved, run_id
+
     def load(self, alias: str | None = None, version: str | None = None) -> LoadedModel:
         """Resolve, download (or reuse the cached download) and load a model set."""
         resolved, run_id = self.resolve(alias, version)
-        local = self._download(resolved, run_id)
+        local = self.download(resolved, run_id)
         model_set = self._load_dir(find_model_set_dir(local))
         meta = getattr(model_set, "metadata", None)
         if isinstance(meta, dict):  # the saved metadata predates the registry version number
@@ -152,10 +188,29 @@ class RegistryLoader:
         return LoadedModel(model_set=model_set, name=self.name, version=resolved, alias=None if version else alias,
                            source=f"models:/{self.name}/{resolved}", run_id=run_id)
 
-    def _download(self, version: str, run_id: str | None = None) -> Path:
+    def download(self, version: str, run_id: str | None = None) -> Path:
+        """``<cache>/<name>/<version>``: reused when it is a complete download of ``run_id``, else downloaded.
+
+        The download goes to a staging folder first and replaces the old one by renames, so a
+        reader (a report, another service) never sees half of either.
+        """
         target = self.cache_dir / self.name / version
         if is_download_of(target, run_id):
             return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{version}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            self._fetch(version, tmp)
+            (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
+            replace_dir(tmp, target)
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise self.unavailable(f"cannot download models:/{self.name}/{version} from {self.tracking_uri}: "
+                                   f"{getattr(exc, 'message', None) or exc}") from None
+        return target
+
+    def _fetch(self, version: str, dst: Path) -> None:
+        """MLflow's download of ``models:/<name>/<version>`` into the new folder ``dst``."""
         import mlflow
         import mlflow.artifacts
 
@@ -163,22 +218,50 @@ class RegistryLoader:
         # without these, MLflow would look in (and create) ./mlflow.db
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp = target.with_name(f".{version}.partial")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=str(dst),
+                                            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other registry."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def registry_stamp(uri: str) -> str | None:
+    """For a SQLite registry: its file's path, size and modification time (and its ``-wal`` file's), which
+    change with every write. None for other registries (they are asked every time) or a missing file."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    parts = []
+    for p in (path, path.with_name(path.name + "-wal")):
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=str(tmp),
-                                                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        except Exception as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise self.unavailable(f"cannot download models:/{self.name}/{version} from {self.tracking_uri}: "
-                           f"{getattr(exc, 'message', None) or exc}") from None
-        (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
-        tmp.rename(target)
-        return target
+            st = p.stat()
+        except OSError:
+            if p is path:
+                return None
+            continue
+        parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write atomically; a cache that cannot be written (read-only state) is simply not kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 _RUN_ID = re.compile(r"^run_id:\s*['\"]?([0-9A-Za-z_-]+)", re.M)

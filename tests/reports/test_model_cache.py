@@ -23,9 +23,8 @@ from amlscore.reports.model_cache import (
     model_scores,
     prepare_model,
 )
+from amlscore.core.registry import _COMPLETE, RESOLVED_SUFFIX
 from amlscore.reports.sources import (
-    _COMPLETE,
-    RESOLVED_SUFFIX,
     LazyModelSet,
     SourceError,
     load_model_dir,
@@ -182,15 +181,13 @@ def registry(tmp_path, model_dir, monkeypatch):
         calls["resolve"] += 1
         return answer["version"], answer["run_id"]
 
-    def download(uri, name, version, target):  # noqa: ANN001, ANN202
+    def fetch(self, version, dst):  # noqa: ANN001, ANN202 - MLflow's download into a new folder
         calls["download"].append(version)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(model_dir, target)
-        (target / "MLmodel").write_text(f"run_id: {answer['run_id']}\n", encoding="utf-8")
-        (target / _COMPLETE).write_text("done\n", encoding="utf-8")
+        shutil.copytree(model_dir, dst)
+        (dst / "MLmodel").write_text(f"run_id: {answer['run_id']}\n", encoding="utf-8")
 
     monkeypatch.setattr(amlscore.core.registry.RegistryLoader, "resolve", resolve)
-    monkeypatch.setattr("amlscore.reports.sources._download", download)
+    monkeypatch.setattr(amlscore.core.registry.RegistryLoader, "_fetch", fetch)
     return {"uri": f"sqlite:///{db}", "db": db, "cache": cache, "calls": calls, "answer": answer}
 
 
