@@ -28,12 +28,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import utc_now_iso
+from amlscore.core.decision import ModelSetLike
 from amlscore.storage.dirs import replace_dir
 
 log = logging.getLogger(__name__)
@@ -47,33 +46,11 @@ class RegistryUnavailable(AmlError):
     """The registry cannot resolve or hand out a model set (no such alias or version, store unreachable)."""
 
 
-class ModelSetLike(Protocol):
-    """What serving needs of :class:`amlscore.models.model_set.ModelSet`."""
-
-    feature_names: Any
-    metadata: Any
-    alert_threshold: float
-
-    def score_vector(self, x: np.ndarray) -> Any: ...
-    def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> Any: ...
-    def check_features(self, names: Any) -> Any: ...
-
-
-def meta_value(model_set: Any, key: str, default: Any = None) -> Any:
-    """``model_set.metadata[key]`` whether the metadata is a mapping or an object with attributes."""
-    meta = getattr(model_set, "metadata", None)
-    if meta is None:
-        return default
-    if isinstance(meta, Mapping):
-        return meta.get(key, default)
-    return getattr(meta, key, default)
-
-
 @dataclass
 class LoadedModel:
     """A model set with where it came from."""
 
-    model_set: Any
+    model_set: ModelSetLike
     name: str
     version: str
     alias: str | None
@@ -83,15 +60,15 @@ class LoadedModel:
 
     def versions(self) -> dict[str, Any]:
         """Model and configuration versions, as recorded with every decision."""
-        ms = self.model_set
+        meta = self.model_set.metadata
         return {
             "model_name": self.name,
             "model_version": self.version,
             "model_alias": self.alias,
-            "feature_set_version": _str_or_none(meta_value(ms, "feature_set_version")),
-            "feature_params_hash": _str_or_none(meta_value(ms, "feature_params_hash")),
-            "rules_config_hash": _str_or_none(meta_value(ms, "rules_config_hash")),
-            "data_fingerprint": _str_or_none(meta_value(ms, "data_fingerprint")),
+            "feature_set_version": _str_or_none(meta.get("feature_set_version")),
+            "feature_params_hash": _str_or_none(meta.get("feature_params_hash")),
+            "rules_config_hash": _str_or_none(meta.get("rules_config_hash")),
+            "data_fingerprint": _str_or_none(meta.get("data_fingerprint")),
         }
 
 
@@ -110,7 +87,7 @@ def find_model_set_dir(root: Path) -> Path:
     return root
 
 
-def load_model_set_dir(path: Path) -> Any:
+def load_model_set_dir(path: Path) -> ModelSetLike:
     """``ModelSet.load(path)`` (imported here so that the rest of serving loads without it)."""
     from amlscore.models.model_set import ModelSet
 
@@ -126,7 +103,7 @@ class RegistryLoader:
     unavailable: type[Exception] = RegistryUnavailable
 
     def __init__(self, tracking_uri: str, name: str, cache_dir: Path,
-                 load_dir: Callable[[Path], Any] | None = None) -> None:
+                 load_dir: Callable[[Path], ModelSetLike] | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.name = name
         self.cache_dir = Path(cache_dir)
@@ -180,11 +157,8 @@ class RegistryLoader:
         resolved, run_id = self.resolve(alias, version)
         local = self.download(resolved, run_id)
         model_set = self._load_dir(find_model_set_dir(local))
-        meta = getattr(model_set, "metadata", None)
-        if isinstance(meta, dict):  # the saved metadata predates the registry version number
-            meta["model_version"] = resolved
-            meta["registered_model_name"] = self.name
-            meta["run_id"] = run_id
+        # the saved metadata predates the registry version number
+        model_set.metadata.update(model_version=resolved, registered_model_name=self.name, run_id=run_id)
         return LoadedModel(model_set=model_set, name=self.name, version=resolved, alias=None if version else alias,
                            source=f"models:/{self.name}/{resolved}", run_id=run_id)
 
@@ -295,16 +269,16 @@ class ModelCache:
         self.loader = loader
         self.size = size
         self._lock = threading.Lock()
-        self._by_version: OrderedDict[str, Any] = OrderedDict()
+        self._by_version: OrderedDict[str, ModelSetLike] = OrderedDict()
 
-    def put(self, version: str, model_set: Any) -> None:
+    def put(self, version: str, model_set: ModelSetLike) -> None:
         with self._lock:
             self._by_version[version] = model_set
             self._by_version.move_to_end(version)
             while len(self._by_version) > self.size:
                 self._by_version.popitem(last=False)
 
-    def get(self, version: str) -> Any:
+    def get(self, version: str) -> ModelSetLike:
         with self._lock:
             if version in self._by_version:
                 self._by_version.move_to_end(version)

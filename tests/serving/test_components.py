@@ -13,7 +13,8 @@ import pytest
 from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid
 from amlscore.serving.auth import Caller, KeyStore, authorize, ensure_keys_file, hash_key, key_from_headers, write_keys_file
 from amlscore.serving.config import Settings, SettingsError
-from amlscore.serving.errors import Forbidden, Unauthorized, json_safe
+from amlscore.core.decision import json_safe
+from amlscore.serving.errors import Forbidden, Unauthorized
 from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.middleware import rewrite_error
 from amlscore.serving.words import peer_comparisons, peer_group_words
