@@ -67,7 +67,7 @@ def scoring_code_hash() -> str:
     """sha256 of the code that computes the kept answers: every module of the :mod:`models` package
     (scores, explanations, rules) and this one (what is kept of an explanation). Changed code, same
     model files: other answers may follow, so the answers are computed again."""
-    return package_code_hash("models", __file__)
+    return package_code_hash("amlscore.models", __file__)
 
 
 def content_hash(model: ModelInfo | None) -> str | None:
@@ -208,8 +208,7 @@ def explain(store: CaseStore | None, model: ModelInfo, x: np.ndarray, top_k: int
         hit = cached_explanation(store, model, x, top_k)
         if hit is not None:
             return hit
-    e = model.model_set.explain_vector(x, top_k=top_k, lang=lang)
-    expl = dict(e.to_dict() if hasattr(e, "to_dict") else e)
+    expl = model.model_set.explain_vector(x, top_k=top_k, lang=lang).to_dict()
     if store is not None:
         keep_explanations(store, model, [(x, txn_id, expl)], top_k)
     return expl
@@ -254,8 +253,7 @@ def prepare_model(store: CaseStore, model: ModelInfo, progress: Callable[[str, f
             x = X[i:i + 1]
             if vector_key(x, TOP_ATTRIBUTIONS) in done:
                 continue
-            e = model.model_set.explain_vector(x, top_k=TOP_ATTRIBUTIONS, lang="en")
-            pending.append((x, txn, e.to_dict() if hasattr(e, "to_dict") else dict(e)))
+            pending.append((x, txn, model.model_set.explain_vector(x, top_k=TOP_ATTRIBUTIONS, lang="en").to_dict()))
             if len(pending) >= chunk:
                 keep_explanations(store, model, pending, TOP_ATTRIBUTIONS)
                 explained += len(pending)

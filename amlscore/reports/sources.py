@@ -133,8 +133,7 @@ class LazyModelSet:
             from amlscore.models.model_set import ModelSet
 
             ms = ModelSet.load(self.folder)
-            if isinstance(getattr(ms, "metadata", None), dict):
-                ms.metadata.update(self._extra)
+            ms.metadata.update(self._extra)
             self._model_set = ms
         return self._model_set
 

@@ -333,7 +333,7 @@ class CaseStore:
 # ---------------------------------------------------------------------------------------------
 def features_code_hash() -> str:
     """sha256 of the :mod:`features` package's code: the store's feature rows were computed by it."""
-    return package_code_hash("features")
+    return package_code_hash("amlscore.features")
 
 
 def _derivation(params_hash: str, rules_hash: str) -> dict[str, Any]:
