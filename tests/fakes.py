@@ -22,18 +22,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amlscore.core.decision import (
-    AnomalyAttribution,
-    Explanation,
-    FeatureContribution,
-    RuleReason,
-    ScoreBatch,
-    finite_or_none,
-)
+from amlscore.core import decision as schema
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.labels import feature_label
 from amlscore.features.params import load_feature_params
-from amlscore.models.rules import evaluate_rules, explain_rules, load_rules_config, score_transaction_rules
+from amlscore.models.rules import (
+    evaluate_rules,
+    explain_rules,
+    load_rules_config,
+    score_transaction_rules,
+)
 
 _IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 EXPLAINED = ("amount", "is_cash", "peer_cash_ratio_30d", "in_cnt_24h", "out_sum_24h", "is_cross_border",
@@ -93,13 +91,13 @@ class FakeModelSet:
     def _fuse(self, rule: np.ndarray, p: np.ndarray, anomaly: np.ndarray) -> np.ndarray:
         return np.clip(0.4 * rule + 40 * p + 20 * anomaly, 0, 100)
 
-    def score_vector(self, x: np.ndarray) -> ScoreBatch:
+    def score_vector(self, x: np.ndarray) -> schema.ScoreBatch:
         x = np.asarray(x, dtype=np.float64).reshape(-1, len(self.feature_names))
         rules = [score_transaction_rules(row, self.rules_config) for row in x]
         rule = np.array([r.score for r in rules], dtype=np.float64)
         p, anomaly = self._parts(x)
         fused = self._fuse(rule, p, anomaly)
-        return ScoreBatch(suspicion_score=fused, rule_score=rule, lgbm_probability=p, anomaly_score=anomaly,
+        return schema.ScoreBatch(suspicion_score=fused, rule_score=rule, lgbm_probability=p, anomaly_score=anomaly,
                           alert=fused >= self.alert_threshold, rules_fired=[r.rule_ids for r in rules],
                           alert_threshold=self.alert_threshold, rules=rules)
 
@@ -113,20 +111,20 @@ class FakeModelSet:
                              "alert": fused >= self.alert_threshold, "top_reasons": [""] * len(x)}, index=features.index)
 
     # -- explanations -----------------------------------------------------------------------------
-    def _explanation(self, batch: ScoreBatch, row: np.ndarray, top_k: int, lang: str) -> Explanation:
+    def _explanation(self, batch: schema.ScoreBatch, row: np.ndarray, top_k: int, lang: str) -> schema.Explanation:
         contributions = [
-            FeatureContribution(n, feature_label(n, lang), finite_or_none(row[_IDX[n]]),
+            schema.FeatureContribution(n, feature_label(n, lang), schema.finite_or_none(row[_IDX[n]]),
                                 round((0.6 - 0.1 * k) * (-1) ** (k // 4) * self.weight, 4), "raises" if k // 4 % 2 == 0 else "lowers")
             for k, n in enumerate(EXPLAINED)]
-        anomaly = [AnomalyAttribution(n, feature_label(n, lang), finite_or_none(row[_IDX[n]]), share)
+        anomaly = [schema.AnomalyAttribution(n, feature_label(n, lang), schema.finite_or_none(row[_IDX[n]]), share)
                    for n, share in (("log_amount", 0.6), ("fan_in_7d", 0.4))]
         rule = batch.rules[0]
         texts = explain_rules(rule, self.rules_config, lang)
-        fired = [RuleReason(f.rule_id, f.rule_id, float(f.weight),
-                            [{"feature": c.feature, "op": c.op, "threshold": float(c.threshold), "value": finite_or_none(c.value)}
+        fired = [schema.RuleReason(f.rule_id, f.rule_id, float(f.weight),
+                            [{"feature": c.feature, "op": c.op, "threshold": float(c.threshold), "value": schema.finite_or_none(c.value)}
                              for c in f.conditions], texts[i + 1]) for i, f in enumerate(rule.fired)]
         score = float(batch.suspicion_score[0])
-        return Explanation(
+        return schema.Explanation(
             suspicion_score=score, alert=bool(batch.alert[0]), alert_threshold=float(self.alert_threshold),
             components={"rule_score": float(batch.rule_score[0]), "lgbm_probability": float(batch.lgbm_probability[0]),
                         "anomaly_score": float(batch.anomaly_score[0])},
@@ -136,12 +134,12 @@ class FakeModelSet:
             model={"registered_model_name": "aml-model-set", "model_version": self.version},
         )
 
-    def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> Explanation:
+    def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> schema.Explanation:
         self.explain_calls += 1
         row = np.asarray(x, dtype=np.float64).reshape(-1)
         return self._explanation(self.score_vector(row[None, :]), row, top_k, lang)
 
-    def score_and_explain(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> tuple[ScoreBatch, Explanation]:
+    def score_and_explain(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> tuple[schema.ScoreBatch, schema.Explanation]:
         self.one_pass_calls += 1
         row = np.asarray(x, dtype=np.float64).reshape(-1)
         batch = self.score_vector(row[None, :])

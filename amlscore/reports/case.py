@@ -19,12 +19,12 @@ the packages that own them (the rating lines of :func:`amlscore.models.rules.exp
 
 This module decides what the case is and which transaction it explains, one small function per
 mode; the types are in :mod:`amlscore.reports.case_types`, the builders of each section in
-:mod:`amlscore.reports.case_facts` (both re-exported here).
+:mod:`amlscore.reports.case_facts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -32,59 +32,29 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from amlscore.reports import case_facts as facts
 from amlscore.reports import i18n
-from amlscore.reports.case_facts import (  # noqa: F401 - re-exported: the builders of each section
-    ExplanationFacts,
-    counterparty_facts,
-    explanation_facts,
-    fired_from_row,
-    peer_facts,
-    profile_facts,
-    rate_for_case,
-    rating_facts,
-    rule_facts,
-    score_frame_fast,
-    score_transactions,
-    shared_facts,
-    timeline_frame,
-    txn_fact,
-    versions_facts,
-    _day,
-    _flt,
-    _level_names,
-    _opt_date,
-)
-from amlscore.reports.case_types import (  # noqa: F401 - re-exported: the facts' types
+from amlscore.reports.case_types import (
     ALERT_LOOKAHEAD_DAYS,
     ALERT_LOOKBACK_DAYS,
-    MAX_COUNTERPARTIES,
     MAX_LINKED_LISTED,
-    MAX_SHARED,
-    PEER_WINDOW_DAYS,
     TOP_ATTRIBUTIONS,
-    Attribution,
     CaseError,
     CaseFacts,
-    Condition,
     Counterparty,
-    FiredRule,
     LinkedCustomer,
     ModelInfo,
-    PeerComparison,
-    PeerMetric,
-    Profile,
     Rating,
-    RatingItem,
     ScoreFacts,
     SharedIdentifier,
-    Txn,
-    Versions,
 )
 from amlscore.reports.store import CaseStore
 
 if TYPE_CHECKING:
     from amlscore.core.audit import AuditRecord
     from amlscore.models.rules import RulesConfig
+
+DayLike = date | pd.Timestamp | str  # a bank day: a date, a Timestamp or ISO text ("2025-06-01")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,18 +95,18 @@ def txn_window(store: CaseStore, txn_id: str, lookback_days: int, lookahead_days
     return _alert_window(str(txn_id), str(customer_id), store.local(ts).normalize(), lookback_days, lookahead_days)
 
 
-def period_window(customer_id: str | None, start: Any, end: Any) -> CaseWindow:
+def period_window(customer_id: str | None, start: DayLike | None, end: DayLike | None) -> CaseWindow:
     """A customer and a period (bank days, inclusive)."""
     if customer_id is None or start is None or end is None:
         raise CaseError("A case is an alert (its audit record) or a customer with a start and an end date.")
-    p_start, p_end = _day(start, "start"), _day(end, "end")
+    p_start, p_end = facts.case_day(start, "start"), facts.case_day(end, "end")
     if p_end < p_start:
         raise CaseError(f"The 'end' parameter must be on or after start ({p_start.date()}). Got {p_end.date()} instead.")
     return CaseWindow(mode="period", case_id=f"{customer_id} {p_start.date()}..{p_end.date()}", customer_id=str(customer_id),
                       lo=p_start, hi=p_end, start=p_start, end=p_end, as_of=p_end)
 
 
-def _utc(value: Any) -> pd.Timestamp:
+def _utc(value: str | pd.Timestamp) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
@@ -147,7 +117,7 @@ def _utc(value: Any) -> pd.Timestamp:
 @dataclass
 class ScoredWindow:
     """The customer's transactions (all, and those in the window with their features and scores) and
-    the timeline of the window (:func:`timeline_frame`)."""
+    the timeline of the window (:func:`amlscore.reports.case_facts.timeline_frame`)."""
 
     txns_all: pd.DataFrame
     feats: pd.DataFrame
@@ -167,8 +137,8 @@ def scored_window(store: CaseStore, w: CaseWindow, model: ModelInfo | None, conf
     # the store keeps a registered model set's scores of every transaction (amlscore.reports.model_cache)
     scores = cached_scores(store, model, w.customer_id, feats["txn_id"])
     if scores is None:
-        scores = score_transactions(model, feats, rules, float(config.behaviour.unusual_rule_score))
-    return ScoredWindow(txns_all=txns_all, feats=feats, scores=scores, timeline=timeline_frame(store, txns, scores, rules))
+        scores = facts.score_transactions(model, feats, rules, float(config.behaviour.unusual_rule_score))
+    return ScoredWindow(txns_all=txns_all, feats=feats, scores=scores, timeline=facts.timeline_frame(store, txns, scores, rules))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -238,12 +208,12 @@ def record_focus(store: CaseStore, sw: ScoredWindow, record: AuditRecord, model:
         source = "recomputed"
     return Focus(row=row, values=dict(zip(FEATURE_NAMES, np.asarray(record.features, dtype=float).tolist())),
                  explanation=expl, source=source, fired=list(d.get("rules_fired", ())),
-                 threshold=_flt(d.get("alert_threshold")), rule_score=_flt(comps.get("rule_score")),
-                 lgbm_probability=_flt(comps.get("lgbm_probability")), anomaly_score=_flt(comps.get("anomaly_score")),
+                 threshold=facts.opt_float(d.get("alert_threshold")), rule_score=facts.opt_float(comps.get("rule_score")),
+                 lgbm_probability=facts.opt_float(comps.get("lgbm_probability")), anomaly_score=facts.opt_float(comps.get("anomaly_score")),
                  notes=notes)
 
 
-def focus_index(store: CaseStore, w: CaseWindow, timeline: pd.DataFrame, txn_id: str | None) -> Any:
+def focus_index(store: CaseStore, w: CaseWindow, timeline: pd.DataFrame, txn_id: str | None) -> Hashable:
     """The timeline row explained: the transaction asked for, else the period's highest-scored (the first on a tie)."""
     if txn_id is not None:
         return timeline.index[timeline["txn_id"] == str(txn_id)][0]
@@ -256,7 +226,7 @@ def focus_index(store: CaseStore, w: CaseWindow, timeline: pd.DataFrame, txn_id:
     return cand.sort_values(["suspicion_score", "time"], ascending=[False, True], kind="stable").index[0]
 
 
-def row_focus(store: CaseStore, sw: ScoredWindow, i: Any, model: ModelInfo | None, config: RulesConfig, lang: str) -> Focus:
+def row_focus(store: CaseStore, sw: ScoredWindow, i: Hashable, model: ModelInfo | None, config: RulesConfig, lang: str) -> Focus:
     """A transaction of the data set, scored and explained now (or from the store's caches)."""
     from amlscore.features.catalogue import FEATURE_NAMES
     from amlscore.reports.model_cache import explain
@@ -273,28 +243,28 @@ def row_focus(store: CaseStore, sw: ScoredWindow, i: Any, model: ModelInfo | Non
         x = feats[list(FEATURE_NAMES)].iloc[[pos]].to_numpy(dtype=float)
         expl = explain(store, model, x, TOP_ATTRIBUTIONS, lang, txn_id=str(row["txn_id"]))
         source = "recomputed"
-    return Focus(row=row, values=values, explanation=expl, source=source, fired=fired_from_row(values, config),
-                 threshold=threshold, rule_score=_flt(row.get("rule_score")),
-                 lgbm_probability=_flt(sw.scores["lgbm_probability"].iat[pos]),
-                 anomaly_score=_flt(sw.scores["anomaly_score"].iat[pos]))
+    return Focus(row=row, values=values, explanation=expl, source=source, fired=facts.fired_from_row(values, config),
+                 threshold=threshold, rule_score=facts.opt_float(row.get("rule_score")),
+                 lgbm_probability=facts.opt_float(sw.scores["lgbm_probability"].iat[pos]),
+                 anomaly_score=facts.opt_float(sw.scores["anomaly_score"].iat[pos]))
 
 
 def score_facts(focus: Focus, config: RulesConfig, lang: str) -> ScoreFacts:
     """The explained transaction's score, components, attributions (largest first) and rules."""
     from amlscore.features.catalogue import FEATURE_NAMES
 
-    e = explanation_facts(focus.explanation, focus.values, lang, focus.lgbm_probability)
+    e = facts.explanation_facts(focus.explanation, focus.values, lang, focus.lgbm_probability)
     attributions = sorted((a for a in e.attributions if a.contribution != 0), key=lambda a: -abs(a.contribution))
     listed = attributions[:TOP_ATTRIBUTIONS]
     n_other = max(len(FEATURE_NAMES) - len(listed), 0) if focus.explanation else 0
-    txn = txn_fact(focus.row)
+    txn = facts.txn_fact(focus.row)
     return ScoreFacts(
         txn=txn, suspicion_score=float(txn.suspicion_score), alert=bool(txn.alert), threshold=focus.threshold,
         rule_score=focus.rule_score, lgbm_probability=focus.lgbm_probability, anomaly_score=focus.anomaly_score,
         fusion_terms=e.terms, fusion_intercept=e.intercept, base_value=e.base, attributions=tuple(listed),
         other_contribution=float(e.other), n_other=int(n_other),
         anomaly_attributions=tuple(sorted(e.anomaly, key=lambda a: -abs(a.contribution))[:6]),
-        rules=rule_facts(focus.fired, config, lang), source=focus.source)
+        rules=facts.rule_facts(focus.fired, config, lang), source=focus.source)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,13 +285,13 @@ def link_facts(store: CaseStore, customer_id: str, seen: pd.DataFrame, timeline:
     """Rate the customer with the customers it is linked to (counterparties in ``seen``, identifiers shared in
     ``timeline``) at ``as_of``, and word each link with its level and the suspicious reports on it."""
     as_of_d = as_of.date()
-    counterparties = counterparty_facts(seen)
-    shared_rows, n_shared = shared_facts(store, customer_id, timeline)
+    counterparties = facts.counterparty_facts(seen)
+    shared_rows, n_shared = facts.shared_facts(store, customer_id, timeline)
     linked_ids = [c.customer_id for c in counterparties if c.customer_id] + \
                  [o[0] for r in shared_rows for o in r[5][:MAX_LINKED_LISTED]]
     linked_ids = [c for c in dict.fromkeys(linked_ids) if c in store.customer_index][:20]
-    result = rate_for_case(store, [customer_id] + linked_ids, as_of_d, config)
-    levels = _level_names(result, lang)
+    result = facts.rate_for_case(store, [customer_id] + linked_ids, as_of_d, config)
+    levels = facts.level_names(result, lang)
     reps = store.reports
     sus = reps[(reps["label"].astype(str) == "suspicious") & (pd.to_datetime(reps["report_date"]) <= as_of)]
     sus_count = sus["customer_id"].astype(str).value_counts().to_dict()
@@ -332,18 +302,18 @@ def link_facts(store: CaseStore, customer_id: str, seen: pd.DataFrame, timeline:
     shared = []
     for kind, value, n_txn, first, last, others in shared_rows:
         linked = [LinkedCustomer(customer_id=o, level_name=levels.get(o), reports_suspicious=int(sus_count.get(o, 0)),
-                                 first_seen=_opt_date(f), last_seen=_opt_date(l_)) for o, f, l_ in others]
+                                 first_seen=facts.opt_date(f), last_seen=facts.opt_date(l_)) for o, f, l_ in others]
         linked.sort(key=lambda x: (-x.reports_suspicious, rank.get(x.customer_id, 99), x.customer_id))
-        shared.append(SharedIdentifier(kind=kind, value=value, n_txn=n_txn, first_seen=_opt_date(first),
-                                       last_seen=_opt_date(last), n_others=len(linked), others=tuple(linked[:MAX_LINKED_LISTED])))
-    return Links(rating=rating_facts(result, customer_id, lang), counterparties=tuple(counterparties),
+        shared.append(SharedIdentifier(kind=kind, value=value, n_txn=n_txn, first_seen=facts.opt_date(first),
+                                       last_seen=facts.opt_date(last), n_others=len(linked), others=tuple(linked[:MAX_LINKED_LISTED])))
+    return Links(rating=facts.rating_facts(result, customer_id, lang), counterparties=tuple(counterparties),
                  shared=tuple(shared), n_shared=n_shared)
 
 
 # ---------------------------------------------------------------------------------------------
 # The case
 # ---------------------------------------------------------------------------------------------
-def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any = None, end: Any = None,
+def gather_case(store: CaseStore, *, customer_id: str | None = None, start: DayLike | None = None, end: DayLike | None = None,
                 txn_id: str | None = None, record: AuditRecord | None = None, model: ModelInfo | None = None,
                 explanation: Mapping[str, Any] | None = None, explanation_source: str | None = None, lang: str = "en",
                 config: RulesConfig | None = None, lookback_days: int = ALERT_LOOKBACK_DAYS,
@@ -398,14 +368,14 @@ def gather_case(store: CaseStore, *, customer_id: str | None = None, start: Any 
     alerted_rows = window[window["alert"].to_numpy(dtype=bool)]
     if w.mode == "period":
         alerted_rows = alerted_rows[alerted_rows["txn_id"].isin(period["txn_id"])]
-    alerted = tuple(txn_fact(r) for _, r in alerted_rows.sort_values("suspicion_score", ascending=False).iterrows())
+    alerted = tuple(facts.txn_fact(r) for _, r in alerted_rows.sort_values("suspicion_score", ascending=False).iterrows())
     as_of_d: date = w.as_of.date()
-    profile = profile_facts(store, w.customer_id, sw.txns_all, as_of_d)
+    profile = facts.profile_facts(store, w.customer_id, sw.txns_all, as_of_d)
     links = link_facts(store, w.customer_id, period if w.mode == "period" else window, window, w.as_of, config, lang)
     notes = focus.notes + ([] if links.rating is not None else ["not_rated"])
     return CaseFacts(
         lang=lang, mode=w.mode, case_id=w.case_id, customer_id=w.customer_id, start=w.start.date(), end=w.end.date(),
         as_of=as_of_d, generated_at=pd.Timestamp.now(tz="UTC"), profile=profile, rating=links.rating,
         score=score_facts(focus, config, lang), transactions=window, alerted=alerted,
-        peers=peer_facts(store, profile, as_of_d, lang), counterparties=links.counterparties, shared=links.shared,
-        n_shared_total=links.n_shared, versions=versions_facts(store, model, config, record), notes=tuple(notes))
+        peers=facts.peer_facts(store, profile, as_of_d, lang), counterparties=links.counterparties, shared=links.shared,
+        n_shared_total=links.n_shared, versions=facts.versions_facts(store, model, config, record), notes=tuple(notes))

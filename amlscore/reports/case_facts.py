@@ -74,7 +74,7 @@ def score_transactions(model: ModelInfo | None, features: pd.DataFrame, rules: p
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
-def _opt(v: Any) -> Any:
+def opt_value(v: Any) -> Any:
     """None for missing values (NA, NaN, NaT, empty text)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return None
@@ -85,25 +85,25 @@ def _opt(v: Any) -> Any:
     return v
 
 
-def _opt_str(v: Any) -> str | None:
-    v = _opt(v)
+def opt_str(v: Any) -> str | None:
+    v = opt_value(v)
     return None if v is None else str(v)
 
 
-def _opt_date(v: Any) -> date | None:
-    v = _opt(v)
+def opt_date(v: Any) -> date | None:
+    v = opt_value(v)
     return None if v is None else pd.Timestamp(v).date()
 
 
-def _flt(v: Any) -> float | None:
-    v = _opt(v)
+def opt_float(v: Any) -> float | None:
+    v = opt_value(v)
     try:
         return None if v is None else float(v)
     except (TypeError, ValueError):
         return None
 
 
-def _day(v: Any, name: str) -> pd.Timestamp:
+def case_day(v: date | pd.Timestamp | str, name: str) -> pd.Timestamp:
     """A date-like value as a naive midnight (:func:`amlscore.models.rules.review.to_day`); :class:`CaseError` if it is not one."""
     from amlscore.models.rules.review import to_day
 
@@ -125,12 +125,12 @@ def _whole_years(born: date | None, day: date) -> int | None:
 def profile_facts(store: CaseStore, customer_id: str, txns: pd.DataFrame, as_of: date) -> Profile:
     """The customer's profile from the customers table, its accounts and its earlier reports."""
     c = store.customer(customer_id)
-    born = _opt_date(c["birth_or_incorporation_date"])
+    born = opt_date(c["birth_or_incorporation_date"])
     reps = store.reports
     mine = reps[(reps["customer_id"].astype(str) == str(customer_id))
                 & (pd.to_datetime(reps["report_date"]) <= pd.Timestamp(as_of))]
     labels = mine["label"].astype(str)
-    layers = _opt(c["ownership_layers"])
+    layers = opt_value(c["ownership_layers"])
     return Profile(
         customer_id=str(customer_id),
         customer_type=str(c["customer_type"]),
@@ -138,21 +138,21 @@ def profile_facts(store: CaseStore, customer_id: str, txns: pd.DataFrame, as_of:
         peer_group=f"{c['customer_type']}|{c['occupation_or_industry']}",
         birth_or_incorporation_date=born,
         age_years=_whole_years(born, as_of),
-        nationality=_opt_str(c["nationality"]),
-        residence_country=_opt_str(c["residence_country"]),
-        home_region=_opt_str(c["home_region"]),
+        nationality=opt_str(c["nationality"]),
+        residence_country=opt_str(c["residence_country"]),
+        home_region=opt_str(c["home_region"]),
         id_document_type=str(c["id_document_type"]),
         is_pep=bool(c["is_pep"]),
         on_watchlist=bool(c["on_watchlist"]),
         refused_cdd=bool(c["refused_cdd"]),
         is_resident=bool(c["is_resident"]),
         onboarding_channel=str(c["onboarding_channel"]),
-        onboarded_at=_opt_date(c["onboarded_at"]),
-        agent_id=_opt_str(c["agent_id"]),
-        phone=_opt_str(c["phone"]),
-        emergency_contact_phone=_opt_str(c["emergency_contact_phone"]),
+        onboarded_at=opt_date(c["onboarded_at"]),
+        agent_id=opt_str(c["agent_id"]),
+        phone=opt_str(c["phone"]),
+        emergency_contact_phone=opt_str(c["emergency_contact_phone"]),
         ownership_layers=None if layers is None else int(layers),
-        declared_annual_income=_flt(c["declared_annual_income"]),
+        declared_annual_income=opt_float(c["declared_annual_income"]),
         accounts=tuple(sorted(txns["account_id"].dropna().astype(str).unique())) if len(txns) else (),
         reports_suspicious=int((labels == "suspicious").sum()),
         reports_not_suspicious=int((labels == "not_suspicious").sum()),
@@ -165,7 +165,6 @@ def rate_for_case(store: CaseStore, customer_ids: Sequence[str], as_of: date, co
     Returns a :class:`amlscore.models.rules.RatingResult` restricted to those customers.
     """
     from amlscore.models.rules import customer_behaviour, rate_customers
-
     from amlscore.models.rules.behaviour import BEHAVIOUR_FEATURES
     from amlscore.models.rules.transaction_rules import rule_features
 
@@ -230,7 +229,7 @@ def rating_facts(result: RatingResult, customer_id: str, lang: str) -> Rating | 
         elements=tuple((el, rt.pick(rt.ELEMENTS[el], lang), float(row[f"score_{el}"])) for el in spec.ELEMENTS),
         items=tuple(items),
         lines=tuple(explain_rating(result, customer_id, lang=lang)),
-        next_review=_opt_date(row["next_review"]),
+        next_review=opt_date(row["next_review"]),
         review_interval_months=int(row["review_interval_months"]),
         max_item_score=int(cfg.max_item_score),
         config_hash=str(cfg.hash),
@@ -238,7 +237,7 @@ def rating_facts(result: RatingResult, customer_id: str, lang: str) -> Rating | 
     )
 
 
-def _level_names(result: RatingResult, lang: str) -> dict[str, str]:
+def level_names(result: RatingResult, lang: str) -> dict[str, str]:
     r = result.ratings
     col = "level_name_zh" if lang == "zh" else "level_name_en"
     return dict(zip(r["customer_id"].astype(str), r[col].astype(str)))
@@ -269,14 +268,14 @@ def timeline_frame(store: CaseStore, txns: pd.DataFrame, scores: pd.DataFrame, r
 
 
 def txn_fact(row: Mapping[str, Any] | pd.Series) -> Txn:
-    """A :class:`Txn` from a row of :func:`timeline_frame`."""
+    """A :class:`Txn` from a row of :func:`amlscore.reports.case_facts.timeline_frame`."""
     fired = str(row.get("rules_fired") or "")
     return Txn(
         txn_id=str(row["txn_id"]), time=pd.Timestamp(row["time"]), amount=float(row["amount"]),
         direction=str(row["direction"]), channel=str(row["channel"]), txn_type=str(row["txn_type"]),
-        counterparty_id=_opt_str(row.get("counterparty_id")), counterparty_type=_opt_str(row.get("counterparty_type")),
-        counterparty_country=_opt_str(row.get("counterparty_country")), ip_address=_opt_str(row.get("ip_address")),
-        device_id=_opt_str(row.get("device_id")), operator_id=_opt_str(row.get("operator_id")),
+        counterparty_id=opt_str(row.get("counterparty_id")), counterparty_type=opt_str(row.get("counterparty_type")),
+        counterparty_country=opt_str(row.get("counterparty_country")), ip_address=opt_str(row.get("ip_address")),
+        device_id=opt_str(row.get("device_id")), operator_id=opt_str(row.get("operator_id")),
         suspicion_score=float(row.get("suspicion_score", float("nan"))), rule_score=float(row.get("rule_score", float("nan"))),
         alert=bool(row.get("alert", False)), rules_fired=tuple(x for x in fired.split("|") if x),
     )
@@ -348,8 +347,8 @@ def counterparty_facts(period: pd.DataFrame, limit: int = MAX_COUNTERPARTIES) ->
                                          first=("time", "min"), last=("time", "max"))
     g["total"] = g["sum_in"] + g["sum_out"]
     g = g.sort_values(["total"], ascending=False).head(limit)
-    return [Counterparty(key=str(k), customer_id=_opt_str(r.customer_id), counterparty_type=str(r.type),
-                         country=_opt_str(r.country), n_in=int(r.n_in), n_out=int(r.n - r.n_in), sum_in=float(r.sum_in),
+    return [Counterparty(key=str(k), customer_id=opt_str(r.customer_id), counterparty_type=str(r.type),
+                         country=opt_str(r.country), n_in=int(r.n_in), n_out=int(r.n - r.n_in), sum_in=float(r.sum_in),
                          sum_out=float(r.sum_out), first=pd.Timestamp(r.first), last=pd.Timestamp(r.last))
             for k, r in g.iterrows()]
 
@@ -416,7 +415,7 @@ def _items(records: Sequence[Mapping[str, Any]] | None, x: Mapping[str, float], 
         name, amount = str(it["feature"]), it.get(key)
         if amount is None:
             continue
-        out.append(Attribution(name, feature_label(name, lang), _flt(it.get("value", x.get(name))), float(amount)))
+        out.append(Attribution(name, feature_label(name, lang), opt_float(it.get("value", x.get(name))), float(amount)))
     return out
 
 
@@ -431,13 +430,13 @@ def explanation_facts(expl: Mapping[str, Any] | None, x: Mapping[str, float], la
     e = ExplanationFacts()
     if not expl:
         return e
-    e.base = _flt(expl.get("lgbm_expected_value"))
+    e.base = opt_float(expl.get("lgbm_expected_value"))
     e.attributions = _items(expl.get("lgbm_contributions"), x, lang, "contribution")
     e.anomaly = _items(expl.get("anomaly_attribution"), x, lang, "share")
-    e.terms = {str(k): float(v) for k, v in (expl.get("fusion_terms") or {}).items() if _flt(v) is not None}
-    e.intercept = _flt(expl.get("fusion_intercept"))
+    e.terms = {str(k): float(v) for k, v in (expl.get("fusion_terms") or {}).items() if opt_float(v) is not None}
+    e.intercept = opt_float(expl.get("fusion_intercept"))
     e.rules = list(expl.get("rules_fired") or [])
-    p = lgbm_probability if lgbm_probability is not None else _flt((expl.get("components") or {}).get("lgbm_probability"))
+    p = lgbm_probability if lgbm_probability is not None else opt_float((expl.get("components") or {}).get("lgbm_probability"))
     if e.base is not None and p is not None and 0.0 < p < 1.0:
         total = math.log(p) - math.log1p(-p)
         e.other = total - e.base - sum(a.contribution for a in e.attributions)
@@ -455,7 +454,7 @@ def rule_facts(fired: Sequence[Mapping[str, Any]], config: RulesConfig, lang: st
         rule = config.transaction_rules.rules.get(str(f["rule_id"]))
         name = (rule.name.zh if lang == "zh" else rule.name.en) if rule is not None else str(f["rule_id"])
         conds = tuple(Condition(label=feature_label(str(c["feature"]), lang), feature=str(c["feature"]), op=str(c["op"]),
-                                threshold=float(c["threshold"]), value=_flt(c.get("value"))) for c in f.get("conditions", ()))
+                                threshold=float(c["threshold"]), value=opt_float(c.get("value"))) for c in f.get("conditions", ()))
         out.append(FiredRule(rule_id=str(f["rule_id"]), name=name, weight=float(f["weight"]), conditions=conds))
     return tuple(sorted(out, key=lambda r: -r.weight))
 
@@ -491,11 +490,11 @@ def versions_facts(store: CaseStore, model: ModelInfo | None, config: RulesConfi
         model_version=((record.model_version if record is not None else None) or (m.version if m else None)),
         model_alias=(dv.get("model_alias") if record is not None else (m.alias if m else None)),
         run_id=(m.run_id if m else None),
-        model_trained_on=_opt_str(m.meta("data_fingerprint")) if m else None,
-        feature_set_version=_opt_str(_recorded(record, "feature_set_version") or (m.meta("feature_set_version") if m else None)),
-        feature_params_hash=_opt_str(_recorded(record, "feature_params_hash") or (m.meta("feature_params_hash") if m else None)
+        model_trained_on=opt_str(m.meta("data_fingerprint")) if m else None,
+        feature_set_version=opt_str(_recorded(record, "feature_set_version") or (m.meta("feature_set_version") if m else None)),
+        feature_params_hash=opt_str(_recorded(record, "feature_params_hash") or (m.meta("feature_params_hash") if m else None)
                                      or store.meta.get("feature_params_hash")),
-        rules_config_hash=_opt_str(_recorded(record, "rules_config_hash") or config.hash),
+        rules_config_hash=opt_str(_recorded(record, "rules_config_hash") or config.hash),
         rules_config_revision=str(config.revision),
         data_fingerprint=store.fingerprint,
         contract_version=str(store.meta.get("contract_version")),

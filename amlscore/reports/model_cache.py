@@ -40,14 +40,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from amlscore.reports.case import ModelInfo, score_frame_fast
+from amlscore.reports.case_facts import score_frame_fast
+from amlscore.reports.case_types import ModelInfo
 from amlscore.reports.files import package_code_hash
 from amlscore.reports.store import CaseStore
 
@@ -84,7 +85,8 @@ def model_scores(store: CaseStore, model: ModelInfo, progress: Callable[[str, fl
 # ---------------------------------------------------------------------------------------------
 # Scores of one customer's transactions
 # ---------------------------------------------------------------------------------------------
-def cached_scores(store: CaseStore, model: ModelInfo | None, customer_id: str, txn_ids: Any) -> pd.DataFrame | None:
+def cached_scores(store: CaseStore, model: ModelInfo | None, customer_id: str,
+                  txn_ids: pd.Series | Sequence[str]) -> pd.DataFrame | None:
     """``suspicion_score, rule_score, lgbm_probability, anomaly_score, alert`` of ``txn_ids`` (transactions of
     ``customer_id``, in that order) from the store's batch scores of ``model``; None when there are
     none (no cache key, not computed yet, or a transaction missing)."""
@@ -133,7 +135,7 @@ def explanation_numbers(expl: Mapping[str, Any]) -> dict[str, Any]:
     """The part of an explanation (:meth:`amlscore.models.model_set.Explanation.to_dict`) a case report reads:
     components, fusion terms and intercept, the LightGBM expected value and contributions, the
     anomaly shares, each with its feature name and value. The worded texts (labels, rule sentences)
-    are left out: :func:`amlscore.reports.case.explanation_facts` words the features in the report's language."""
+    are left out: :func:`amlscore.reports.case_facts.explanation_facts` words the features in the report's language."""
     out = {k: expl[k] for k in ("suspicion_score", "alert", "alert_threshold", "components", "fusion_intercept",
                                 "fusion_terms", "lgbm_expected_value") if k in expl}
     for key, amount in (("lgbm_contributions", "contribution"), ("anomaly_attribution", "share")):
@@ -222,7 +224,7 @@ def prepare_model(store: CaseStore, model: ModelInfo, progress: Callable[[str, f
     """Score every transaction with ``model`` and explain every alert, into the store (what is already
     there is kept). Returns ``{"key", "alerts", "explained"}`` (explained: newly computed)."""
     from amlscore.features.catalogue import FEATURE_NAMES
-    from amlscore.reports.case import TOP_ATTRIBUTIONS
+    from amlscore.reports.case_types import TOP_ATTRIBUTIONS
 
     key = model_key(model)
     scores = model_scores(store, model, progress=progress)

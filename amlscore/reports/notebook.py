@@ -70,8 +70,8 @@ def waterfall_of(explanation: Explanation | Mapping[str, Any], lang: str = "en",
     """The case report's waterfall of a model-set explanation (:meth:`ModelSet.explain_vector` or its dict)."""
     import math
 
-    from amlscore.reports import charts
     from amlscore.features.labels import feature_label
+    from amlscore.reports import charts
     from amlscore.reports.features_text import feature_value_text
 
     d = explanation.to_dict() if isinstance(explanation, Explanation) else dict(explanation)

@@ -29,7 +29,7 @@ import json
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.registry import (
@@ -41,8 +41,13 @@ from amlscore.core.registry import (
     find_model_set_dir,
     sqlite_path,
 )
-from amlscore.reports.case import CaseError, ModelInfo
+from amlscore.reports.case_types import CaseError, ModelInfo
 from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri
+
+if TYPE_CHECKING:  # the estimators' modules load only when a report needs them
+    from amlscore.core.audit import AuditLog, AuditRecord
+    from amlscore.models.model_set import ModelSet
+    from amlscore.models.rules import RulesConfig
 
 MANIFEST = "model_set.json"  # amlscore.models.model_set's manifest file
 
@@ -104,7 +109,7 @@ class LazyModelSet:
         # as ModelSet.__init__ builds it: the saved metadata (which holds the feature-set version and the
         # hashes), the thresholds in force, then what the registry adds
         self.metadata: dict[str, Any] = {**manifest["metadata"], "thresholds": dict(self._thresholds), **self._extra}
-        self._model_set: Any = None
+        self._model_set: ModelSet | None = None
 
     @property
     def alert_threshold(self) -> float:
@@ -112,7 +117,7 @@ class LazyModelSet:
         return float(self._thresholds["alert_threshold"])
 
     @cached_property
-    def rules_config(self) -> Any:
+    def rules_config(self) -> RulesConfig:
         """The model set's rules configuration (``rules.yaml``), checked against the recorded hash."""
         from amlscore.models.rules import load_rules_config
 
@@ -127,7 +132,7 @@ class LazyModelSet:
         """Whether the estimators have been loaded (reports served from the case store's caches never do)."""
         return self._model_set is not None
 
-    def load(self) -> Any:
+    def load(self) -> ModelSet:
         """The :class:`amlscore.models.model_set.ModelSet` itself (loaded once)."""
         if self._model_set is None:
             from amlscore.models.model_set import ModelSet
@@ -201,7 +206,7 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
     return ModelInfo(model_set=ms, name=name, version=resolved, alias=None if version else alias, run_id=run_id)
 
 
-def open_audit(path: str | Path | None = None) -> Any:
+def open_audit(path: str | Path | None = None) -> AuditLog:
     """The audit log at ``path`` (default ``<state>/audit.sqlite``), for reading. It must exist."""
     from amlscore.core.audit import AuditLog
 
@@ -211,7 +216,7 @@ def open_audit(path: str | Path | None = None) -> Any:
     return AuditLog(p, sync="normal")
 
 
-def audit_record(audit: Any, request_id: str) -> Any:
+def audit_record(audit: AuditLog, request_id: str) -> AuditRecord:
     """The decision recorded under ``request_id``; :class:`CaseError` naming it when there is none."""
     rec = audit.by_request(str(request_id))
     if rec is None:
@@ -219,7 +224,7 @@ def audit_record(audit: Any, request_id: str) -> Any:
     return rec
 
 
-def deferred_explanation(audit: Any, request_id: str, lang: str) -> dict[str, Any] | None:
+def deferred_explanation(audit: AuditLog, request_id: str, lang: str) -> dict[str, Any] | None:
     """An explanation frozen in the audit log after the decision (``/v1/explain``), in ``lang`` or any language."""
     for lg in (lang, "en", "zh"):
         stored = audit.explanation(request_id, lg)
@@ -228,7 +233,7 @@ def deferred_explanation(audit: Any, request_id: str, lang: str) -> dict[str, An
     return None
 
 
-def open_audit_if_present(path: str | Path | None = None) -> Any:
+def open_audit_if_present(path: str | Path | None = None) -> AuditLog | None:
     """The audit log at ``path`` (default ``<state>/audit.sqlite``) when it exists, else None."""
     p = Path(path) if path is not None else default_audit_path()
     return open_audit(p) if p.is_file() else None

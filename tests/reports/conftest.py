@@ -32,7 +32,7 @@ def store(bank_dir: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def fake_model() -> Any:
-    from amlscore.reports.case import ModelInfo
+    from amlscore.reports.case_types import ModelInfo
 
     return ModelInfo(model_set=report_model_set(), name="aml-model-set", version="3", alias="champion", run_id="r123")
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from amlscore.reports import build_case, write_case_report
-from amlscore.reports.case import ModelInfo, explanation_facts
+from amlscore.reports.case_facts import explanation_facts
+from amlscore.reports.case_types import ModelInfo
 from amlscore.reports.model_cache import (
     cached_explanation,
     cached_scores,
