@@ -244,3 +244,16 @@ def test_case_store_is_rebuilt_when_the_feature_code_or_configuration_changed(fr
         reopened = CaseStore.open(bank_dir, fresh_store.root)
         assert reopened.meta["built_at"] != "stale", key
         assert reopened.meta[key] == fresh_store.meta[key]
+
+
+def test_the_caches_are_keyed_by_the_code_of_the_amlscore_packages():
+    """The store's rows and the kept answers are derived by amlscore.features and amlscore.models: their code names them."""
+    import hashlib
+
+    from amlscore.reports.files import package_code_hash
+    from amlscore.reports.model_cache import scoring_code_hash
+    from amlscore.reports.store import features_code_hash
+
+    nothing = hashlib.sha256().hexdigest()
+    assert features_code_hash() == package_code_hash("amlscore.features") != nothing
+    assert package_code_hash("amlscore.models") != nothing and scoring_code_hash() != package_code_hash("amlscore.models")
