@@ -85,9 +85,10 @@ _FIXED = {
     "account_age_days": ("account age (days)", "开户天数"),
     "is_corporate": ("corporate customer", "单位客户"),
 }
-_CHANNEL = {
+#: The contract's channels in words (also the reports' channel names, :data:`amlscore.reports.i18n.CHANNELS`).
+CHANNEL_WORDS = {
     "online_banking": ("online banking", "网上银行"), "mobile_banking": ("mobile banking", "手机银行"),
-    "phone_banking": ("phone banking", "电话银行"), "pos": ("POS", "POS"), "atm": ("ATM", "ATM"),
+    "phone_banking": ("phone banking", "电话银行"), "pos": ("POS", "POS机"), "atm": ("ATM", "ATM"),
     "counter": ("counter", "柜面"),
 }
 _WIN_RE = "(" + "|".join(_WINDOW) + ")"
@@ -104,9 +105,9 @@ def short_label_pair(name: str) -> tuple[str, str] | None:
         zh = f"{_WINDOW[w][1]}{_FLOW[d][1]}{_STAT[s][1]}"
         return en, zh
     m = re.fullmatch(rf"share_([a-z_]+)_{_WIN_RE}", name)
-    if m and m.group(1) in _CHANNEL:
+    if m and m.group(1) in CHANNEL_WORDS:
         ch, w = m.groups()
-        return f"{_CHANNEL[ch][0]} share, {_WINDOW[w][0]}", f"{_WINDOW[w][1]}{_CHANNEL[ch][1]}交易占比"
+        return f"{CHANNEL_WORDS[ch][0]} share, {_WINDOW[w][0]}", f"{_WINDOW[w][1]}{CHANNEL_WORDS[ch][1]}交易占比"
     m = re.fullmatch(rf"([a-z_]+?)_{_WIN_RE}", name)
     if m and m.group(1) in _CASH:
         stem, w = m.groups()
