@@ -68,6 +68,16 @@ def test_compliance_sees_components_risk_explanation_and_versions(client: Any, c
     assert any("倍" in s for s in zh["peer_comparisons"]) and zh["customer_risk"]["level_name"] != d["customer_risk"]["level_name"]
 
 
+def test_the_openapi_document_describes_attributions_with_the_decision_schema(client: Any) -> None:
+    """The response model names the model set's own records (amlscore.models.decision), not free-form objects."""
+    spec = client.get("/docs.json").json()
+    text = json.dumps(spec)
+    for name, fields in (("FeatureContribution", {"feature", "label", "value", "contribution", "direction"}),
+                         ("AnomalyAttribution", {"feature", "label", "value", "share"})):
+        assert f"#/components/schemas/{name}" in text, name
+        assert set(spec["components"]["schemas"][name]["properties"]) == fields, name
+
+
 def test_compliance_can_skip_explanations(client: Any, customers: list[str]) -> None:
     d = client.post("/v1/score", json={"transaction": new_txn(customers[2], "R-CO-3", when()), "explain": False},
                     headers=COMPLIANCE).json()
