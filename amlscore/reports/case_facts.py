@@ -421,7 +421,7 @@ def _items(records: Sequence[Mapping[str, Any]] | None, x: Mapping[str, float], 
 
 def explanation_facts(expl: Mapping[str, Any] | None, x: Mapping[str, float], lang: str,
                       lgbm_probability: float | None = None) -> ExplanationFacts:
-    """Read a model-set explanation (:meth:`amlscore.models.model_set.Explanation.to_dict`).
+    """Read a model-set explanation (:meth:`amlscore.models.decision.Explanation.to_dict`).
 
     What the listed TreeSHAP contributions leave out ("other features") is
     ``logit(lgbm_probability) - expected value - sum(listed)``: LightGBM's contributions of all

@@ -132,20 +132,14 @@ def cached_scores(store: CaseStore, model: ModelInfo | None, customer_id: str,
 # Explanations
 # ---------------------------------------------------------------------------------------------
 def explanation_numbers(expl: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of an explanation (:meth:`amlscore.models.model_set.Explanation.to_dict`) a case report reads:
+    """The part of an explanation (:meth:`amlscore.models.decision.Explanation.to_dict`) a case report reads:
     components, fusion terms and intercept, the LightGBM expected value and contributions, the
     anomaly shares, each with its feature name and value. The worded texts (labels, rule sentences)
     are left out: :func:`amlscore.reports.case_facts.explanation_facts` words the features in the report's language."""
     out = {k: expl[k] for k in ("suspicion_score", "alert", "alert_threshold", "components", "fusion_intercept",
                                 "fusion_terms", "lgbm_expected_value") if k in expl}
     for key, amount in (("lgbm_contributions", "contribution"), ("anomaly_attribution", "share")):
-        items = []
-        for it in expl.get(key) or []:
-            if isinstance(it, Mapping):
-                items.append({k: it[k] for k in ("feature", "name", "value", amount) if k in it})
-            else:
-                items.append(list(it))
-        out[key] = items
+        out[key] = [{k: it[k] for k in ("feature", "value", amount) if k in it} for it in expl.get(key) or []]
     return out
 
 
