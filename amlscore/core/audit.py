@@ -124,7 +124,7 @@ def stored_json(value: Any) -> str:
 
     About ten times cheaper than ``json.dumps`` for a decision (~5 KB). A value JSON cannot hold (a
     set, an object) raises ``TypeError`` at once; NaN and infinity, which the engine never puts
-    in a decision (:func:`amlscore.serving.errors.json_safe`), would be written as ``null``. The hash chain is
+    in a decision (:func:`amlscore.core.decision.json_safe`), would be written as ``null``. The hash chain is
     computed over the text as stored, so rows written by ``json.dumps`` earlier verify as before.
     """
     return orjson.dumps(value, option=_ORJSON_OPTIONS).decode("utf-8")

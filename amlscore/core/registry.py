@@ -7,62 +7,50 @@ resolves the alias to a version once, at start (or on ``/v1/admin/reload``): a p
 registry does not change a running service. Artifacts are downloaded into
 ``<state>/models/<name>/<version>/`` and reused from there on the next start; an old version is
 loaded again from the registry only to explain a decision it made (:class:`ModelCache`).
+
+The reports use the same loader, through :meth:`RegistryLoader.resolve_cached`: for a SQLite
+registry (the project's default ``mlflow.db``) an answer is kept in ``<cache>/<name>.resolved.json``
+with the database file's size and modification time (and its ``-wal`` file's, if any). Every write
+to the registry (a training run, a promotion) changes them, and the next question goes to MLflow
+again; a registry behind a server is asked every time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import shutil
 import threading
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import Any
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import utc_now_iso
+from amlscore.core.decision import ModelSetLike
+from amlscore.storage.dirs import replace_dir
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "aml-model-set"  # the registered model of every model set
 MODEL_SET_SUBDIR = ("artifacts", "model_set")  # where the pyfunc keeps the model set inside a registered model
 _COMPLETE = ".amlscore-download-complete"
+RESOLVED_SUFFIX = ".resolved.json"  # <cache>/<name>.resolved.json: resolve_cached's answers
 
 
 class RegistryUnavailable(AmlError):
     """The registry cannot resolve or hand out a model set (no such alias or version, store unreachable)."""
 
 
-class ModelSetLike(Protocol):
-    """What serving needs of :class:`amlscore.models.model_set.ModelSet`."""
-
-    feature_names: Any
-    metadata: Any
-    alert_threshold: float
-
-    def score_vector(self, x: np.ndarray) -> Any: ...
-    def explain_vector(self, x: np.ndarray, top_k: int = 8, lang: str = "en") -> Any: ...
-    def check_features(self, names: Any) -> Any: ...
-
-
-def meta_value(model_set: Any, key: str, default: Any = None) -> Any:
-    """``model_set.metadata[key]`` whether the metadata is a mapping or an object with attributes."""
-    meta = getattr(model_set, "metadata", None)
-    if meta is None:
-        return default
-    if isinstance(meta, Mapping):
-        return meta.get(key, default)
-    return getattr(meta, key, default)
-
-
 @dataclass
 class LoadedModel:
     """A model set with where it came from."""
 
-    model_set: Any
+    model_set: ModelSetLike
     name: str
     version: str
     alias: str | None
@@ -72,15 +60,15 @@ class LoadedModel:
 
     def versions(self) -> dict[str, Any]:
         """Model and configuration versions, as recorded with every decision."""
-        ms = self.model_set
+        meta = self.model_set.metadata
         return {
             "model_name": self.name,
             "model_version": self.version,
             "model_alias": self.alias,
-            "feature_set_version": _str_or_none(meta_value(ms, "feature_set_version")),
-            "feature_params_hash": _str_or_none(meta_value(ms, "feature_params_hash")),
-            "rules_config_hash": _str_or_none(meta_value(ms, "rules_config_hash")),
-            "data_fingerprint": _str_or_none(meta_value(ms, "data_fingerprint")),
+            "feature_set_version": _str_or_none(meta.get("feature_set_version")),
+            "feature_params_hash": _str_or_none(meta.get("feature_params_hash")),
+            "rules_config_hash": _str_or_none(meta.get("rules_config_hash")),
+            "data_fingerprint": _str_or_none(meta.get("data_fingerprint")),
         }
 
 
@@ -99,7 +87,7 @@ def find_model_set_dir(root: Path) -> Path:
     return root
 
 
-def load_model_set_dir(path: Path) -> Any:
+def load_model_set_dir(path: Path) -> ModelSetLike:
     """``ModelSet.load(path)`` (imported here so that the rest of serving loads without it)."""
     from amlscore.models.model_set import ModelSet
 
@@ -115,7 +103,7 @@ class RegistryLoader:
     unavailable: type[Exception] = RegistryUnavailable
 
     def __init__(self, tracking_uri: str, name: str, cache_dir: Path,
-                 load_dir: Callable[[Path], Any] | None = None) -> None:
+                 load_dir: Callable[[Path], ModelSetLike] | None = None) -> None:
         self.tracking_uri = tracking_uri
         self.name = name
         self.cache_dir = Path(cache_dir)
@@ -139,23 +127,64 @@ class RegistryLoader:
                            "registry that holds it.") from None
         return str(mv.version), getattr(mv, "run_id", None)
 
+    def resolve_cached(self, alias: str | None = None, version: str | None = None) -> tuple[str, str | None]:
+        """:meth:`resolve`, answered from ``<cache>/<name>.resolved.json`` while a SQLite registry is unchanged.
+
+        The registry file's stamp (:func:`registry_stamp`) is taken before asking, so a write made
+        while MLflow answers leaves the kept answer stale. Other registries are asked every time.
+        """
+        stamp = registry_stamp(self.tracking_uri)
+        book_path = self.cache_dir / f"{self.name}{RESOLVED_SUFFIX}"
+        key = f"version:{version}" if version is not None else f"alias:{alias}"
+        book: dict[str, Any] = {}
+        if stamp is not None:
+            book = _read_json(book_path)
+            if book.get("uri") == self.tracking_uri and book.get("stamp") == stamp:
+                hit = book.get("entries", {}).get(key)
+                if isinstance(hit, dict) and hit.get("version"):
+                    return str(hit["version"]), hit.get("run_id")
+            else:
+                book = {}
+        resolved, run_id = self.resolve(alias=None if version is not None else alias, version=version)
+        if stamp is not None:
+            entries = dict(book.get("entries", {}))
+            entries[key] = entries[f"version:{resolved}"] = {"version": resolved, "run_id": run_id}
+            _write_json(book_path, {"uri": self.tracking_uri, "stamp": stamp, "entries": entries})
+        return resolved, run_id
+
     def load(self, alias: str | None = None, version: str | None = None) -> LoadedModel:
         """Resolve, download (or reuse the cached download) and load a model set."""
         resolved, run_id = self.resolve(alias, version)
-        local = self._download(resolved, run_id)
+        local = self.download(resolved, run_id)
         model_set = self._load_dir(find_model_set_dir(local))
-        meta = getattr(model_set, "metadata", None)
-        if isinstance(meta, dict):  # the saved metadata predates the registry version number
-            meta["model_version"] = resolved
-            meta["registered_model_name"] = self.name
-            meta["run_id"] = run_id
+        # the saved metadata predates the registry version number
+        model_set.metadata.update(model_version=resolved, registered_model_name=self.name, run_id=run_id)
         return LoadedModel(model_set=model_set, name=self.name, version=resolved, alias=None if version else alias,
                            source=f"models:/{self.name}/{resolved}", run_id=run_id)
 
-    def _download(self, version: str, run_id: str | None = None) -> Path:
+    def download(self, version: str, run_id: str | None = None) -> Path:
+        """``<cache>/<name>/<version>``: reused when it is a complete download of ``run_id``, else downloaded.
+
+        The download goes to a staging folder first and replaces the old one by renames, so a
+        reader (a report, another service) never sees half of either.
+        """
         target = self.cache_dir / self.name / version
         if is_download_of(target, run_id):
             return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{version}.{uuid.uuid4().hex[:8]}.partial")
+        try:
+            self._fetch(version, tmp)
+            (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
+            replace_dir(tmp, target)
+        except Exception as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise self.unavailable(f"cannot download models:/{self.name}/{version} from {self.tracking_uri}: "
+                                   f"{getattr(exc, 'message', None) or exc}") from None
+        return target
+
+    def _fetch(self, version: str, dst: Path) -> None:
+        """MLflow's download of ``models:/<name>/<version>`` into the new folder ``dst``."""
         import mlflow
         import mlflow.artifacts
 
@@ -163,22 +192,50 @@ class RegistryLoader:
         # without these, MLflow would look in (and create) ./mlflow.db
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp = target.with_name(f".{version}.partial")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=str(dst),
+                                            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; None for any other registry."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def registry_stamp(uri: str) -> str | None:
+    """For a SQLite registry: its file's path, size and modification time (and its ``-wal`` file's), which
+    change with every write. None for other registries (they are asked every time) or a missing file."""
+    path = sqlite_path(uri)
+    if path is None:
+        return None
+    parts = []
+    for p in (path, path.with_name(path.name + "-wal")):
         try:
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=str(tmp),
-                                                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-        except Exception as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise self.unavailable(f"cannot download models:/{self.name}/{version} from {self.tracking_uri}: "
-                           f"{getattr(exc, 'message', None) or exc}") from None
-        (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
-        tmp.rename(target)
-        return target
+            st = p.stat()
+        except OSError:
+            if p is path:
+                return None
+            continue
+        parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write atomically; a cache that cannot be written (read-only state) is simply not kept."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 _RUN_ID = re.compile(r"^run_id:\s*['\"]?([0-9A-Za-z_-]+)", re.M)
@@ -212,16 +269,16 @@ class ModelCache:
         self.loader = loader
         self.size = size
         self._lock = threading.Lock()
-        self._by_version: OrderedDict[str, Any] = OrderedDict()
+        self._by_version: OrderedDict[str, ModelSetLike] = OrderedDict()
 
-    def put(self, version: str, model_set: Any) -> None:
+    def put(self, version: str, model_set: ModelSetLike) -> None:
         with self._lock:
             self._by_version[version] = model_set
             self._by_version.move_to_end(version)
             while len(self._by_version) > self.size:
                 self._by_version.popitem(last=False)
 
-    def get(self, version: str) -> Any:
+    def get(self, version: str) -> ModelSetLike:
         with self._lock:
             if version in self._by_version:
                 self._by_version.move_to_end(version)

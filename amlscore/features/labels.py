@@ -3,9 +3,15 @@
 The catalogue (:mod:`amlscore.features.catalogue`) words each feature as a full English sentence; an
 explanation shown to a compliance officer in Chinese, a chart axis or a table needs a few words in
 either language. Feature names are systematic (``out_sum_24h``, ``cash_dep_cnt_7d``,
-``share_atm_30d``), so most labels are composed from their parts; the rest are listed. The
-explanations of the model set (:mod:`amlscore.models.rules.texts`) and the reports use them; a test checks
-that every catalogue feature has one in both languages.
+``share_atm_30d``), so most labels are composed from their parts; the rest are listed.
+
+:func:`feature_label` is the one wording of a feature in the whole package: the model set's
+explanations (and so the API responses and the audit log), the rule-condition texts and the reports
+all call it, so the same alert reads the same everywhere. The short label is the one chosen because
+it exists for every catalogue feature in both languages (a test checks it), it is composed the same
+way for every window and direction, and it fits a table column or a chart axis as well as a
+sentence. It sits in the features layer, the lowest one that knows the feature names, so every
+layer above can import it.
 """
 
 from __future__ import annotations
@@ -79,9 +85,10 @@ _FIXED = {
     "account_age_days": ("account age (days)", "开户天数"),
     "is_corporate": ("corporate customer", "单位客户"),
 }
-_CHANNEL = {
+#: The contract's channels in words (also the reports' channel names, :data:`amlscore.reports.i18n.CHANNELS`).
+CHANNEL_WORDS = {
     "online_banking": ("online banking", "网上银行"), "mobile_banking": ("mobile banking", "手机银行"),
-    "phone_banking": ("phone banking", "电话银行"), "pos": ("POS", "POS"), "atm": ("ATM", "ATM"),
+    "phone_banking": ("phone banking", "电话银行"), "pos": ("POS", "POS机"), "atm": ("ATM", "ATM"),
     "counter": ("counter", "柜面"),
 }
 _WIN_RE = "(" + "|".join(_WINDOW) + ")"
@@ -98,12 +105,25 @@ def short_label_pair(name: str) -> tuple[str, str] | None:
         zh = f"{_WINDOW[w][1]}{_FLOW[d][1]}{_STAT[s][1]}"
         return en, zh
     m = re.fullmatch(rf"share_([a-z_]+)_{_WIN_RE}", name)
-    if m and m.group(1) in _CHANNEL:
+    if m and m.group(1) in CHANNEL_WORDS:
         ch, w = m.groups()
-        return f"{_CHANNEL[ch][0]} share, {_WINDOW[w][0]}", f"{_WINDOW[w][1]}{_CHANNEL[ch][1]}交易占比"
+        return f"{CHANNEL_WORDS[ch][0]} share, {_WINDOW[w][0]}", f"{_WINDOW[w][1]}{CHANNEL_WORDS[ch][1]}交易占比"
     m = re.fullmatch(rf"([a-z_]+?)_{_WIN_RE}", name)
     if m and m.group(1) in _CASH:
         stem, w = m.groups()
         en, zh = _CASH[stem]
         return f"{en}, {_WINDOW[w][0]}", f"{_WINDOW[w][1]}{zh}"
     return None
+
+
+def feature_label(name: str, lang: str = "en") -> str:
+    """A feature's label in ``lang`` (``"en"`` or ``"zh"``): its short label; the bare name when it has none."""
+    pair = short_label_pair(name)
+    if pair is None:
+        return name
+    return pair[1] if lang == "zh" else pair[0]
+
+
+def has_label(name: str) -> bool:
+    """True when ``name`` has a short label (every catalogue feature has; a test checks it)."""
+    return short_label_pair(name) is not None

@@ -34,7 +34,6 @@ import json
 import math
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -44,11 +43,19 @@ import yaml
 
 from amlscore.contract.errors import AmlError
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
+from amlscore.features.labels import feature_label
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
+from amlscore.models.decision import (
+    AnomalyAttribution,
+    Explanation,
+    FeatureContribution,
+    RuleReason,
+    ScoreBatch,
+    json_safe,
+)
 from amlscore.models.fusion import COMPONENTS, AlertThresholds, SuspicionFusion
 from amlscore.models.rules import RulesConfig, evaluate_rules, explain_rules, load_rules_config, score_transaction_rules
-from amlscore.models.rules.texts import feature_label
 from amlscore.models.supervised import SuspicionClassifier
 
 __all__ = [
@@ -80,119 +87,6 @@ class FeatureMismatchError(AmlError, ValueError):
 # ------------------------------------------------------------------------------------------------
 # Results
 # ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ScoreBatch:
-    """Scores of a batch of feature rows (numpy arrays, one entry per row).
-
-    ``suspicion_score`` 0..100, ``rule_score`` 0..100, ``lgbm_probability`` 0..1,
-    ``anomaly_score`` 0..1 (each: the higher, the more suspicious); ``alert`` bool;
-    ``rules_fired`` the ids of the fired rules per row; ``rules`` the rule results themselves
-    (:class:`amlscore.models.rules.RuleScore`, with each fired rule's conditions), so a caller need not
-    evaluate the rules again.
-    """
-
-    suspicion_score: np.ndarray
-    rule_score: np.ndarray
-    lgbm_probability: np.ndarray
-    anomaly_score: np.ndarray
-    alert: np.ndarray
-    rules_fired: list[tuple[str, ...]]
-    alert_threshold: float
-    rules: list = field(default_factory=list, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.suspicion_score)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable: lists of floats/bools."""
-        return {
-            "suspicion_score": [float(v) for v in self.suspicion_score],
-            "rule_score": [float(v) for v in self.rule_score],
-            "lgbm_probability": [float(v) for v in self.lgbm_probability],
-            "anomaly_score": [float(v) for v in self.anomaly_score],
-            "alert": [bool(v) for v in self.alert],
-            "rules_fired": [list(r) for r in self.rules_fired],
-            "alert_threshold": float(self.alert_threshold),
-        }
-
-
-@dataclass
-class FeatureContribution:
-    """One feature's TreeSHAP contribution to the LightGBM log-odds."""
-
-    feature: str
-    label: str
-    value: float | None
-    contribution: float
-    direction: str  # "raises" or "lowers" the suspicion
-
-
-@dataclass
-class AnomalyAttribution:
-    """One feature's share of the isolation (see :mod:`amlscore.models.anomaly`)."""
-
-    feature: str
-    label: str
-    value: float | None
-    share: float
-
-
-@dataclass
-class RuleReason:
-    """A fired rule with each condition's value and threshold."""
-
-    rule_id: str
-    name: str
-    weight: float
-    conditions: list[dict]
-    text: str
-
-
-@dataclass
-class Explanation:
-    """Why one transaction got its score.
-
-    ``components`` are the three inputs of the fusion; ``fusion_terms`` their additive terms in the
-    fused log-odds (``fusion_intercept + sum(fusion_terms) = logit(suspicion_score / 100)``);
-    ``lgbm_contributions`` the top TreeSHAP contributions with ``lgbm_expected_value`` (the
-    contributions of all features plus it give the LightGBM log-odds); ``anomaly_attribution``
-    the top shares of the anomaly; ``rules_fired`` every fired rule.
-    """
-
-    suspicion_score: float
-    alert: bool
-    alert_threshold: float
-    components: dict[str, float]
-    fusion_intercept: float
-    fusion_terms: dict[str, float]
-    lgbm_expected_value: float
-    lgbm_contributions: list[FeatureContribution]
-    anomaly_attribution: list[AnomalyAttribution]
-    rules_fired: list[RuleReason]
-    rules_summary: list[str]
-    lang: str
-    model: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        """JSON-serialisable (NaN feature values become None)."""
-        return _jsonable(asdict(self))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return None if math.isnan(v) or math.isinf(v) else v
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def _num(v: float) -> float | None:
@@ -508,14 +402,14 @@ class ModelSet:
                 "format": "amlscore-model-set",
                 "format_version": FORMAT_VERSION,
                 "feature_names": list(self.feature_names),
-                "metadata": _jsonable(self.metadata),
+                "metadata": json_safe(self.metadata),
                 "thresholds": self.thresholds.to_dict(),
                 "fusion": self.fusion.to_dict(),
                 "classifier": self.classifier.describe(),
                 "detector": detector_spec,
                 "files": {name: _sha256(staging / name) for name in files},
             }
-            (staging / _MANIFEST).write_text(json.dumps(_jsonable(manifest), indent=2, ensure_ascii=False) + "\n",
+            (staging / _MANIFEST).write_text(json.dumps(json_safe(manifest), indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
             if target.exists():
                 shutil.rmtree(target)

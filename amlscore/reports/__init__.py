@@ -19,15 +19,28 @@ and explanations kept in the store), :mod:`amlscore.reports.i18n` (words and for
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the package stays light to import: pandas and the rest load when a report is made
+    from datetime import date
+
+    import pandas as pd
+
+    from amlscore.core.audit import AuditLog
+    from amlscore.reports.case_types import CaseFacts, ModelInfo
+    from amlscore.reports.portfolio import PortfolioFacts
+    from amlscore.reports.store import CaseStore, Progress
+
+    DayLike = date | pd.Timestamp | str  # a bank day: a date, a Timestamp or ISO text ("2025-06-01")
 
 __all__ = ["build_case", "write_case_report", "write_portfolio_report"]
 
 
-def build_case(data: str | Path, *, alert: str | None = None, customer: str | None = None, start: Any = None,
-               end: Any = None, txn: str | None = None, lang: str = "en", model: Any = None, audit: Any = None, store_dir: str | Path | None = None,
-               store: Any = None, progress: Any = None) -> Any:
-    """Gather the facts of a case (:class:`amlscore.reports.case.CaseFacts`).
+def build_case(data: str | Path, *, alert: str | None = None, customer: str | None = None, start: DayLike | None = None,
+               end: DayLike | None = None, txn: str | None = None, lang: str = "en", model: ModelInfo | None = None,
+               audit: AuditLog | None = None, store_dir: str | Path | None = None, store: CaseStore | None = None,
+               progress: Progress | None = None) -> CaseFacts:
+    """Gather the facts of a case (:class:`amlscore.reports.case_types.CaseFacts`).
 
     Parameters
     ----------
@@ -35,11 +48,12 @@ def build_case(data: str | Path, *, alert: str | None = None, customer: str | No
     alert : a request id of the audit log ``audit`` (then ``customer``, ``start``, ``end`` are not given).
     customer, start, end : a customer and a period (bank days, inclusive).
     txn : a transaction id of the data set (an alert of a batch run, :func:`amlscore.reports.alerts.list_alerts`).
-    model : :class:`amlscore.reports.case.ModelInfo` (None: the rule score alone).
+    model : :class:`amlscore.reports.case_types.ModelInfo` (None: the rule score alone).
     audit : an opened :class:`amlscore.core.audit.AuditLog` (alert mode).
     store : an opened :class:`amlscore.reports.store.CaseStore` (saves reopening it for many reports).
     """
-    from amlscore.reports.case import CaseError, gather_case
+    from amlscore.reports.case import gather_case
+    from amlscore.reports.case_types import CaseError
     from amlscore.reports.sources import audit_record, deferred_explanation
     from amlscore.reports.store import CaseStore
 
@@ -51,7 +65,7 @@ def build_case(data: str | Path, *, alert: str | None = None, customer: str | No
             raise CaseError("--alert needs the audit log (--audit).")
         rec = audit_record(audit, alert)
         expl = None
-        if not (isinstance(rec.decision, dict) and rec.decision.get("explanation")):
+        if not rec.decision.get("explanation"):
             expl = deferred_explanation(audit, rec.request_id, lang)
         return gather_case(store, record=rec, model=model, explanation=expl, lang=lang)
     if txn is not None:
@@ -61,7 +75,7 @@ def build_case(data: str | Path, *, alert: str | None = None, customer: str | No
     return gather_case(store, customer_id=customer, start=start, end=end, model=model, lang=lang)
 
 
-def write_case_report(out: str | Path, data: str | Path, *, narrative_out: str | Path | None = None, **kwargs: Any) -> Any:
+def write_case_report(out: str | Path, data: str | Path, *, narrative_out: str | Path | None = None, **kwargs: Any) -> CaseFacts:
     """Gather a case (see :func:`build_case`), write its HTML report to ``out``; returns the facts."""
     from amlscore.reports.html import render_case
     from amlscore.reports.narrative import draft_narrative
@@ -75,9 +89,10 @@ def write_case_report(out: str | Path, data: str | Path, *, narrative_out: str |
     return facts
 
 
-def write_portfolio_report(out: str | Path, data: str | Path, *, model: Any = None, audit: Any = None, history: Any = None,
-                           start: Any = None, end: Any = None, lang: str = "en", store_dir: str | Path | None = None,
-                           store: Any = None, progress: Any = None) -> Any:
+def write_portfolio_report(out: str | Path, data: str | Path, *, model: ModelInfo | None = None,
+                           audit: AuditLog | None = None, history: pd.DataFrame | None = None, start: DayLike | None = None,
+                           end: DayLike | None = None, lang: str = "en", store_dir: str | Path | None = None,
+                           store: CaseStore | None = None, progress: Progress | None = None) -> PortfolioFacts:
     """Gather the portfolio facts and write their HTML report to ``out``; returns the facts."""
     from amlscore.reports.html import render_portfolio
     from amlscore.reports.portfolio import gather_portfolio

@@ -7,16 +7,22 @@ its ``txn_id`` (``txn=``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from amlscore.reports.case import ModelInfo
+from amlscore.reports.case_types import ModelInfo
 from amlscore.reports.store import CaseStore
 
+if TYPE_CHECKING:
+    from amlscore.core.audit import AuditLog
+    from amlscore.models.rules import RulesConfig
+    from amlscore.reports.case_types import CaseFacts
 
-def list_alerts(store: CaseStore, *, model: ModelInfo | None = None, audit: Any = None, limit: int | None = 20,
-                config: Any = None) -> pd.DataFrame:
+
+def list_alerts(store: CaseStore, *, model: ModelInfo | None = None, audit: AuditLog | None = None, limit: int | None = 20,
+                config: RulesConfig | None = None) -> pd.DataFrame:
     """Alerts, highest score first.
 
     With ``audit``: the decisions that raised an alert (``request_id`` set). Otherwise every
@@ -65,7 +71,8 @@ def list_alerts(store: CaseStore, *, model: ModelInfo | None = None, audit: Any 
     return (f[cols].head(limit) if limit else f[cols]).reset_index(drop=True)
 
 
-def open_alert(store: CaseStore, alert: Any, *, model: ModelInfo | None = None, audit: Any = None, lang: str = "en") -> Any:
+def open_alert(store: CaseStore, alert: pd.Series | Mapping[str, Any], *, model: ModelInfo | None = None,
+               audit: AuditLog | None = None, lang: str = "en") -> CaseFacts:
     """The case facts of one row of :func:`list_alerts`: by request id when it came from the audit log,
     else by transaction id."""
     from amlscore.reports import build_case

@@ -180,7 +180,7 @@ def timeline(frame: pd.DataFrame, lang: str, focus_txn: str | None = None,
     Top: one dot per transaction at its (bank-clock) time; money in above the zero line, money out
     below, on a symmetric log scale; colour by channel; alerted transactions ringed in red, the
     focal one starred. Bottom: amounts in (up) and out (down) per week (per day for short windows),
-    stacked by channel. ``frame`` is :attr:`amlscore.reports.case.CaseFacts.transactions`.
+    stacked by channel. ``frame`` is :attr:`amlscore.reports.case_types.CaseFacts.transactions`.
     """
     f = frame.sort_values("time")
     with matplotlib.rc_context(_RC):

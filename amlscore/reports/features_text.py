@@ -1,27 +1,9 @@
-"""Features for people in the reports: short labels (:mod:`amlscore.features.labels`) and values in words.
+"""Feature values for people in the reports (CNY amounts, yes/no, channel names, shares in %).
 
-A test checks that every catalogue feature has a label in both languages.
+The feature's label is :func:`amlscore.features.labels.feature_label`, the package's one wording.
 """
 
 from __future__ import annotations
-
-from amlscore.features.labels import short_label_pair
-from amlscore.models.rules import texts as rule_texts
-
-
-def feature_label(name: str, lang: str = "en") -> str:
-    """A short label of a catalogue feature in ``lang`` (the bare name when none is known)."""
-    pair = short_label_pair(name)
-    if pair is not None:
-        return pair[1] if lang == "zh" else pair[0]
-    if name in rule_texts.FEATURES:
-        return rule_texts.pick(rule_texts.FEATURES[name], lang)
-    return name
-
-
-def has_label(name: str) -> bool:
-    """True when ``name`` has a composed or listed label (used by the tests)."""
-    return short_label_pair(name) is not None or name in rule_texts.FEATURES
 
 
 def feature_kind(name: str) -> str:

@@ -1,14 +1,14 @@
-"""Small file helpers shared by the report caches: code fingerprints and atomic folder replacement."""
+"""Small file helpers shared by the report caches: code fingerprints and atomic folder replacement
+(:func:`amlscore.storage.dirs.replace_dir`, the one the model downloads use too)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import importlib.util
-import os
-import shutil
-import uuid
 from pathlib import Path
+
+from amlscore.storage.dirs import replace_dir  # noqa: F401 - the report caches import it from here
 
 
 @functools.lru_cache(maxsize=None)
@@ -27,13 +27,3 @@ def package_code_hash(package: str, *extra_files: str) -> str:
         digest.update(Path(extra).read_bytes())
     return digest.hexdigest()
 
-
-def replace_dir(staging: Path, target: Path) -> None:
-    """Put the complete folder ``staging`` in the place of ``target`` (renames: never half of either)."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(target, old)
-        os.rename(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, target)

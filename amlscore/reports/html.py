@@ -18,7 +18,7 @@ import jinja2
 from markupsafe import Markup
 
 from amlscore.reports import charts, i18n
-from amlscore.reports.case import CaseFacts
+from amlscore.reports.case_types import CaseFacts
 from amlscore.reports.features_text import feature_value_text
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from amlscore.contract.errors import AmlError
+from amlscore.features.labels import CHANNEL_WORDS
 from amlscore.models.rules import texts as rule_texts
 
 LANGS: tuple[str, ...] = ("en", "zh")
@@ -279,14 +280,7 @@ def t(key: str, lang: str, **kwargs: Any) -> str:
 # Value sets of the contract, in words.
 CUSTOMER_TYPES = {"individual": ("individual", "个人"), "corporate": ("corporate", "单位")}
 DIRECTIONS = {"in": ("in", "转入"), "out": ("out", "转出")}
-CHANNELS = {
-    "online_banking": ("online banking", "网上银行"),
-    "mobile_banking": ("mobile banking", "手机银行"),
-    "phone_banking": ("phone banking", "电话银行"),
-    "pos": ("POS", "POS机"),
-    "atm": ("ATM", "ATM"),
-    "counter": ("counter", "柜面"),
-}
+CHANNELS = CHANNEL_WORDS
 TXN_TYPES = {
     "transfer": ("transfer", "转账"),
     "cash_deposit": ("cash deposit", "现金存款"),

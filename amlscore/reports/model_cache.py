@@ -40,14 +40,15 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from amlscore.reports.case import ModelInfo, score_frame_fast
+from amlscore.reports.case_facts import score_frame_fast
+from amlscore.reports.case_types import ModelInfo
 from amlscore.reports.files import package_code_hash
 from amlscore.reports.store import CaseStore
 
@@ -67,7 +68,7 @@ def scoring_code_hash() -> str:
     """sha256 of the code that computes the kept answers: every module of the :mod:`models` package
     (scores, explanations, rules) and this one (what is kept of an explanation). Changed code, same
     model files: other answers may follow, so the answers are computed again."""
-    return package_code_hash("models", __file__)
+    return package_code_hash("amlscore.models", __file__)
 
 
 def content_hash(model: ModelInfo | None) -> str | None:
@@ -84,7 +85,8 @@ def model_scores(store: CaseStore, model: ModelInfo, progress: Callable[[str, fl
 # ---------------------------------------------------------------------------------------------
 # Scores of one customer's transactions
 # ---------------------------------------------------------------------------------------------
-def cached_scores(store: CaseStore, model: ModelInfo | None, customer_id: str, txn_ids: Any) -> pd.DataFrame | None:
+def cached_scores(store: CaseStore, model: ModelInfo | None, customer_id: str,
+                  txn_ids: pd.Series | Sequence[str]) -> pd.DataFrame | None:
     """``suspicion_score, rule_score, lgbm_probability, anomaly_score, alert`` of ``txn_ids`` (transactions of
     ``customer_id``, in that order) from the store's batch scores of ``model``; None when there are
     none (no cache key, not computed yet, or a transaction missing)."""
@@ -130,20 +132,14 @@ def cached_scores(store: CaseStore, model: ModelInfo | None, customer_id: str, t
 # Explanations
 # ---------------------------------------------------------------------------------------------
 def explanation_numbers(expl: Mapping[str, Any]) -> dict[str, Any]:
-    """The part of an explanation (:meth:`amlscore.models.model_set.Explanation.to_dict`) a case report reads:
+    """The part of an explanation (:meth:`amlscore.models.decision.Explanation.to_dict`) a case report reads:
     components, fusion terms and intercept, the LightGBM expected value and contributions, the
     anomaly shares, each with its feature name and value. The worded texts (labels, rule sentences)
-    are left out: :func:`amlscore.reports.case.explanation_facts` words the features in the report's language."""
+    are left out: :func:`amlscore.reports.case_facts.explanation_facts` words the features in the report's language."""
     out = {k: expl[k] for k in ("suspicion_score", "alert", "alert_threshold", "components", "fusion_intercept",
                                 "fusion_terms", "lgbm_expected_value") if k in expl}
     for key, amount in (("lgbm_contributions", "contribution"), ("anomaly_attribution", "share")):
-        items = []
-        for it in expl.get(key) or []:
-            if isinstance(it, Mapping):
-                items.append({k: it[k] for k in ("feature", "name", "value", amount) if k in it})
-            else:
-                items.append(list(it))
-        out[key] = items
+        out[key] = [{k: it[k] for k in ("feature", "value", amount) if k in it} for it in expl.get(key) or []]
     return out
 
 
@@ -208,8 +204,7 @@ def explain(store: CaseStore | None, model: ModelInfo, x: np.ndarray, top_k: int
         hit = cached_explanation(store, model, x, top_k)
         if hit is not None:
             return hit
-    e = model.model_set.explain_vector(x, top_k=top_k, lang=lang)
-    expl = dict(e.to_dict() if hasattr(e, "to_dict") else e)
+    expl = model.model_set.explain_vector(x, top_k=top_k, lang=lang).to_dict()
     if store is not None:
         keep_explanations(store, model, [(x, txn_id, expl)], top_k)
     return expl
@@ -223,7 +218,7 @@ def prepare_model(store: CaseStore, model: ModelInfo, progress: Callable[[str, f
     """Score every transaction with ``model`` and explain every alert, into the store (what is already
     there is kept). Returns ``{"key", "alerts", "explained"}`` (explained: newly computed)."""
     from amlscore.features.catalogue import FEATURE_NAMES
-    from amlscore.reports.case import TOP_ATTRIBUTIONS
+    from amlscore.reports.case_types import TOP_ATTRIBUTIONS
 
     key = model_key(model)
     scores = model_scores(store, model, progress=progress)
@@ -254,8 +249,7 @@ def prepare_model(store: CaseStore, model: ModelInfo, progress: Callable[[str, f
             x = X[i:i + 1]
             if vector_key(x, TOP_ATTRIBUTIONS) in done:
                 continue
-            e = model.model_set.explain_vector(x, top_k=TOP_ATTRIBUTIONS, lang="en")
-            pending.append((x, txn, e.to_dict() if hasattr(e, "to_dict") else dict(e)))
+            pending.append((x, txn, model.model_set.explain_vector(x, top_k=TOP_ATTRIBUTIONS, lang="en").to_dict()))
             if len(pending) >= chunk:
                 keep_explanations(store, model, pending, TOP_ATTRIBUTIONS)
                 explained += len(pending)

@@ -7,7 +7,7 @@ with peers); links to other customers; then a placeholder for what only the offi
 investigation, the customer's explanation, the measures taken). It states facts and attributes
 judgements to the rules and the model; it never concludes for the officer.
 
-Sentences come from :class:`amlscore.reports.case.CaseFacts` only, so the draft and the report agree.
+Sentences come from :class:`amlscore.reports.case_types.CaseFacts` only, so the draft and the report agree.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 
 from amlscore.reports import i18n
+from amlscore.reports.case_types import CaseFacts, PeerComparison, PeerMetric
 from amlscore.reports.features_text import feature_value_text
-from amlscore.reports.case import CaseFacts, PeerComparison, PeerMetric
 
 #: A peer measure is worth a sentence when the customer is this many times the peer average.
 PEER_SENTENCE_MIN_RATIO = 1.5

@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import html as _html
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from amlscore.core.decision import Explanation
 from amlscore.reports import i18n
 
 
@@ -64,14 +66,15 @@ class _Svg:
         return self.svg
 
 
-def waterfall_of(explanation: Any, lang: str = "en", top: int = 10) -> _Svg:
+def waterfall_of(explanation: Explanation | Mapping[str, Any], lang: str = "en", top: int = 10) -> _Svg:
     """The case report's waterfall of a model-set explanation (:meth:`ModelSet.explain_vector` or its dict)."""
     import math
 
+    from amlscore.features.labels import feature_label
     from amlscore.reports import charts
-    from amlscore.reports.features_text import feature_label, feature_value_text
+    from amlscore.reports.features_text import feature_value_text
 
-    d = explanation.to_dict() if hasattr(explanation, "to_dict") else dict(explanation)
+    d = explanation.to_dict() if isinstance(explanation, Explanation) else dict(explanation)
     items = sorted(d.get("lgbm_contributions") or [], key=lambda c: -abs(c["contribution"]))[:top]
     base = float(d["lgbm_expected_value"])
     p = float((d.get("components") or {}).get("lgbm_probability", float("nan")))

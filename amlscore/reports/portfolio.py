@@ -18,14 +18,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from amlscore.reports import charts, i18n
-from amlscore.reports.case import ModelInfo, Versions, versions_facts
-from amlscore.reports.store import CaseStore
+from amlscore.reports.case_facts import versions_facts
+from amlscore.reports.case_types import ModelInfo, Versions
+from amlscore.reports.store import CaseStore, Progress
+
+if TYPE_CHECKING:
+    from amlscore.core.audit import AuditLog
+    from amlscore.models.rules import RulesConfig
+    from amlscore.models.rules.rating import RatingResult
 
 MAX_OVERDUE_LISTED = 25
 
@@ -71,7 +77,7 @@ class PortfolioFacts:
         return self.n_alerts / self.n_scored if self.n_scored else float("nan")
 
 
-def strongest_rule(fired: pd.Series, config: Any) -> pd.Series:
+def strongest_rule(fired: pd.Series, config: RulesConfig) -> pd.Series:
     """The highest-weight rule id of each ``|``-joined list (``""`` when none fired)."""
     weights = {rid: float(r.weight) for rid, r in config.transaction_rules.rules.items()}
     uniq = {v: max((x for x in str(v).split("|") if x), key=lambda x: weights.get(x, 0.0), default="")
@@ -79,7 +85,7 @@ def strongest_rule(fired: pd.Series, config: Any) -> pd.Series:
     return fired.astype(str).map(uniq)
 
 
-def alerts_from_audit(audit: Any, store: CaseStore) -> pd.DataFrame:
+def alerts_from_audit(audit: AuditLog, store: CaseStore) -> pd.DataFrame:
     """``txn_id, customer_id, time, channel, alert, fired`` of every decision in an audit log."""
     rows = []
     for rec in audit.iter_records():
@@ -92,7 +98,8 @@ def alerts_from_audit(audit: Any, store: CaseStore) -> pd.DataFrame:
     return f.drop(columns=["timestamp"])
 
 
-def alerts_from_store(store: CaseStore, model: ModelInfo | None, config: Any, progress: Any = None) -> tuple[pd.DataFrame, str]:
+def alerts_from_store(store: CaseStore, model: ModelInfo | None, config: RulesConfig,
+                      progress: Progress | None = None) -> tuple[pd.DataFrame, str]:
     """Every transaction of the data set with its alert flag: batch-scored by ``model``, else by the rules."""
     rules = store.table("rules", ["txn_id", "customer_id", "timestamp", "rule_score", "fired"])
     tx = store.table("transactions", ["txn_id", "channel"])
@@ -110,7 +117,7 @@ def alerts_from_store(store: CaseStore, model: ModelInfo | None, config: Any, pr
     return f, "rules"
 
 
-def rate_everyone(store: CaseStore, as_of: date, config: Any) -> Any:
+def rate_everyone(store: CaseStore, as_of: date, config: RulesConfig) -> RatingResult:
     """The rating of every customer onboarded by ``as_of`` (behaviour from the store's features)."""
     from amlscore.models.rules import customer_behaviour, rate_customers
     from amlscore.models.rules.behaviour import BEHAVIOUR_FEATURES
@@ -124,9 +131,10 @@ def rate_everyone(store: CaseStore, as_of: date, config: Any) -> Any:
     return rate_customers(c, store.reports, behaviour, config, as_of)
 
 
-def gather_portfolio(store: CaseStore, *, model: ModelInfo | None = None, audit: Any = None,
-                     history: pd.DataFrame | None = None, start: Any = None, end: Any = None, lang: str = "en",
-                     config: Any = None, progress: Any = None) -> PortfolioFacts:
+def gather_portfolio(store: CaseStore, *, model: ModelInfo | None = None, audit: AuditLog | None = None,
+                     history: pd.DataFrame | None = None, start: date | pd.Timestamp | str | None = None,
+                     end: date | pd.Timestamp | str | None = None, lang: str = "en", config: RulesConfig | None = None,
+                     progress: Progress | None = None) -> PortfolioFacts:
     """Gather the portfolio facts over ``start..end`` (bank days; default: the whole data set).
 
     Parameters
@@ -136,7 +144,11 @@ def gather_portfolio(store: CaseStore, *, model: ModelInfo | None = None, audit:
     audit : a :class:`amlscore.core.audit.AuditLog` to read the decisions from.
     history : earlier ratings (``customer_id, rated_at`` and ``next_review`` or ``level``) for overdue reviews.
     """
-    from amlscore.models.rules import load_rules_config, overdue_reviews, unrated_new_customers
+    from amlscore.models.rules import (
+        load_rules_config,
+        overdue_reviews,
+        unrated_new_customers,
+    )
 
     lang = i18n.check_lang(lang)
     if config is None:

@@ -4,14 +4,12 @@ Reports only read. A registered model set is found and opened in three steps, ea
 that, once a version has been seen, the report of an alert neither starts MLflow nor loads the
 estimators:
 
-1. **Resolution** of the alias (or version) to a registry version and its run id. For a SQLite
-   registry (the project's default ``mlflow.db``) the answer is kept in ``<cache>/<name>.resolved.json``
-   with the database file's size and modification time (and its ``-wal`` file's, if any): every
-   write to the registry (a training run, a promotion) changes them, and the next report asks
-   MLflow again. A registry behind a server is asked every time (a version already downloaded is
-   then used as it is, as before).
+1. **Resolution** of the alias (or version) to a registry version and its run id:
+   :meth:`amlscore.core.registry.RegistryLoader.resolve_cached`, which keeps the answer while a
+   SQLite registry file is unchanged (a registry behind a server is asked every time; a version
+   already downloaded is then used as it is).
 2. **Download** into ``<cache>/<name>/<version>`` (default cache ``<state>/models``, shared with the
-   service and laid out as :class:`amlscore.core.registry.RegistryLoader` lays it out). A folder whose
+   service): :meth:`amlscore.core.registry.RegistryLoader.download`, the service's own. A folder whose
    ``MLmodel`` names another run than the registry's version (a registry deleted and trained again
    numbers its versions from 1 again) is downloaded again.
 3. **Opening**: :class:`LazyModelSet` reads the model set's manifest (metadata, thresholds, and the
@@ -28,23 +26,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amlscore.contract.errors import AmlError
-from amlscore.reports.case import CaseError, ModelInfo
-from amlscore.reports.files import replace_dir
+from amlscore.core.registry import (
+    _COMPLETE,
+    MODEL_NAME,
+    RegistryLoader,
+    RegistryUnavailable,
+    download_run_id,
+    find_model_set_dir,
+    sqlite_path,
+)
+from amlscore.reports.case_types import CaseError, ModelInfo
 from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri
 
-from amlscore.core.registry import MODEL_NAME  # noqa: E402 - one name for every stage
+if TYPE_CHECKING:  # the estimators' modules load only when a report needs them
+    from amlscore.core.audit import AuditLog, AuditRecord
+    from amlscore.models.model_set import ModelSet
+    from amlscore.models.rules import RulesConfig
+
 MANIFEST = "model_set.json"  # amlscore.models.model_set's manifest file
-from amlscore.core.registry import _COMPLETE  # noqa: E402
-RESOLVED_SUFFIX = ".resolved.json"
 
 
 class SourceError(AmlError):
@@ -104,7 +109,7 @@ class LazyModelSet:
         # as ModelSet.__init__ builds it: the saved metadata (which holds the feature-set version and the
         # hashes), the thresholds in force, then what the registry adds
         self.metadata: dict[str, Any] = {**manifest["metadata"], "thresholds": dict(self._thresholds), **self._extra}
-        self._model_set: Any = None
+        self._model_set: ModelSet | None = None
 
     @property
     def alert_threshold(self) -> float:
@@ -112,7 +117,7 @@ class LazyModelSet:
         return float(self._thresholds["alert_threshold"])
 
     @cached_property
-    def rules_config(self) -> Any:
+    def rules_config(self) -> RulesConfig:
         """The model set's rules configuration (``rules.yaml``), checked against the recorded hash."""
         from amlscore.models.rules import load_rules_config
 
@@ -127,14 +132,13 @@ class LazyModelSet:
         """Whether the estimators have been loaded (reports served from the case store's caches never do)."""
         return self._model_set is not None
 
-    def load(self) -> Any:
+    def load(self) -> ModelSet:
         """The :class:`amlscore.models.model_set.ModelSet` itself (loaded once)."""
         if self._model_set is None:
             from amlscore.models.model_set import ModelSet
 
             ms = ModelSet.load(self.folder)
-            if isinstance(getattr(ms, "metadata", None), dict):
-                ms.metadata.update(self._extra)
+            ms.metadata.update(self._extra)
             self._model_set = ms
         return self._model_set
 
@@ -159,98 +163,12 @@ def load_model_dir(path: str | Path) -> ModelInfo:
                      run_id=get("run_id"))
 
 
-# ---------------------------------------------------------------------------------------------
-# The registry: resolution, download
-# ---------------------------------------------------------------------------------------------
-def _sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
-
-
-def registry_stamp(uri: str) -> str | None:
-    """For a SQLite registry: its file's path, size and modification time (and its ``-wal`` file's), which
-    change with every write. None for other registries (they are asked every time) or a missing file."""
-    path = _sqlite_path(uri)
-    if path is None:
-        return None
-    parts = []
-    for p in (path, path.with_name(path.name + "-wal")):
-        try:
-            st = p.stat()
-        except OSError:
-            if p is path:
-                return None
-            continue
-        parts.append(f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
+def _download(loader: RegistryLoader, version: str, run_id: str | None) -> None:
+    """The service's download of ``version`` (reused when it is of ``run_id``); its failure as :class:`SourceError`."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write atomically; a cache that cannot be written (read-only state) is simply not kept."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
-        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
-def resolve_registered(uri: str, name: str, alias: str | None, version: str | None, cache: Path) -> tuple[str, str | None]:
-    """``(version, run_id)`` of ``version``, or of the version ``alias`` points at.
-
-    Asks MLflow (:meth:`amlscore.core.registry.RegistryLoader.resolve`) unless the SQLite registry is
-    unchanged since the same question was last answered (see the module docstring).
-    """
-    stamp = registry_stamp(uri)  # taken before asking: a write while MLflow answers makes the answer stale
-    book_path = cache / f"{name}{RESOLVED_SUFFIX}"
-    key = f"version:{version}" if version is not None else f"alias:{alias}"
-    book: dict[str, Any] = {}
-    if stamp is not None:
-        book = _read_json(book_path)
-        if book.get("uri") == uri and book.get("stamp") == stamp:
-            hit = book.get("entries", {}).get(key)
-            if isinstance(hit, dict) and hit.get("version"):
-                return str(hit["version"]), hit.get("run_id")
-        else:
-            book = {}
-    from amlscore.core.registry import RegistryLoader
-
-    resolved, run_id = RegistryLoader(uri, name, cache).resolve(alias=None if version is not None else alias, version=version)
-    if stamp is not None:
-        entries = dict(book.get("entries", {}))
-        entries[key] = entries[f"version:{resolved}"] = {"version": resolved, "run_id": run_id}
-        _write_json(book_path, {"uri": uri, "stamp": stamp, "entries": entries})
-    return resolved, run_id
-
-
-def _download(uri: str, name: str, version: str, target: Path) -> None:
-    """Download ``models:/<name>/<version>`` into ``target`` (replacing what is there), as the service does."""
-    import mlflow
-    import mlflow.artifacts
-
-    from amlscore.core.audit import utc_now_iso
-
-    # models:/ URIs are resolved partly through the process-wide URIs (the logged models of MLflow 3)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
-    try:
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(tmp),
-                                            tracking_uri=uri, registry_uri=uri)
-        (tmp / _COMPLETE).write_text(utc_now_iso() + "\n", encoding="utf-8")
-        replace_dir(tmp, target)
-    except Exception as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise SourceError(f"cannot download models:/{name}/{version} from {uri}: {getattr(exc, 'message', None) or exc}") from None
+        loader.download(version, run_id)
+    except RegistryUnavailable as exc:
+        raise SourceError(str(exc)) from None
 
 
 def load_registered_model(alias: str | None = "champion", version: str | None = None, tracking_uri: str | None = None,
@@ -261,11 +179,9 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
     resolved; the download in ``cache_dir`` (default ``<state>/models``, shared with the service)
     is reused when it is of the registry's run. See the module docstring.
     """
-    from amlscore.core.registry import download_run_id, find_model_set_dir, is_download_of  # the service's layout
-
     cache = Path(cache_dir) if cache_dir is not None else default_state_dir() / "models"
     uri = tracking_uri or default_tracking_uri()
-    db = _sqlite_path(uri)
+    db = sqlite_path(uri)
     pinned = cache / name / str(version) if version is not None else None
     if pinned is not None and (db is None or not db.is_file()) and (pinned / _COMPLETE).exists():
         # a version already downloaded, and a registry we cannot cheaply check: used as it is
@@ -275,10 +191,9 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
             # MLflow would create an empty store there: say what is missing instead
             raise SourceError(f"there is no MLflow store at {uri} (train a model set first: amlscore demo, or pass --tracking-uri)")
         try:
-            resolved, run_id = resolve_registered(uri, name, alias, None if version is None else str(version), cache)
-            local = cache / name / resolved
-            if not is_download_of(local, run_id):
-                _download(uri, name, resolved, local)
+            loader = RegistryLoader(uri, name, cache)
+            resolved, run_id = loader.resolve_cached(alias, None if version is None else str(version))
+            _download(loader, resolved, run_id)
         except SourceError:
             raise
         except Exception as exc:  # amlscore.serving.errors.NotReady and MLflow's own
@@ -291,7 +206,7 @@ def load_registered_model(alias: str | None = "champion", version: str | None = 
     return ModelInfo(model_set=ms, name=name, version=resolved, alias=None if version else alias, run_id=run_id)
 
 
-def open_audit(path: str | Path | None = None) -> Any:
+def open_audit(path: str | Path | None = None) -> AuditLog:
     """The audit log at ``path`` (default ``<state>/audit.sqlite``), for reading. It must exist."""
     from amlscore.core.audit import AuditLog
 
@@ -301,7 +216,7 @@ def open_audit(path: str | Path | None = None) -> Any:
     return AuditLog(p, sync="normal")
 
 
-def audit_record(audit: Any, request_id: str) -> Any:
+def audit_record(audit: AuditLog, request_id: str) -> AuditRecord:
     """The decision recorded under ``request_id``; :class:`CaseError` naming it when there is none."""
     rec = audit.by_request(str(request_id))
     if rec is None:
@@ -309,7 +224,7 @@ def audit_record(audit: Any, request_id: str) -> Any:
     return rec
 
 
-def deferred_explanation(audit: Any, request_id: str, lang: str) -> dict[str, Any] | None:
+def deferred_explanation(audit: AuditLog, request_id: str, lang: str) -> dict[str, Any] | None:
     """An explanation frozen in the audit log after the decision (``/v1/explain``), in ``lang`` or any language."""
     for lg in (lang, "en", "zh"):
         stored = audit.explanation(request_id, lg)
@@ -318,7 +233,7 @@ def deferred_explanation(audit: Any, request_id: str, lang: str) -> dict[str, An
     return None
 
 
-def open_audit_if_present(path: str | Path | None = None) -> Any:
+def open_audit_if_present(path: str | Path | None = None) -> AuditLog | None:
     """The audit log at ``path`` (default ``<state>/audit.sqlite``) when it exists, else None."""
     p = Path(path) if path is not None else default_audit_path()
     return open_audit(p) if p.is_file() else None

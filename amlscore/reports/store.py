@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -60,6 +60,9 @@ STORE_VERSION = 4
 ROW_GROUP_ROWS = 8192
 BATCH_ROWS = 2048  # rows per record batch of the per-customer Arrow files
 CACHE_DIR_NAME = ".report-cache"
+if TYPE_CHECKING:
+    from amlscore.models.rules import RulesConfig
+
 Progress = Callable[[str, float], None]
 
 #: Daily per-customer measures (bank day): the columns of ``daily.parquet`` besides customer_id, day.
@@ -333,7 +336,7 @@ class CaseStore:
 # ---------------------------------------------------------------------------------------------
 def features_code_hash() -> str:
     """sha256 of the :mod:`features` package's code: the store's feature rows were computed by it."""
-    return package_code_hash("features")
+    return package_code_hash("amlscore.features")
 
 
 def _derivation(params_hash: str, rules_hash: str) -> dict[str, Any]:
@@ -481,7 +484,7 @@ def _storable(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _rule_frame(feats: pd.DataFrame, rules: pd.DataFrame, cfg: Any) -> pd.DataFrame:
+def _rule_frame(feats: pd.DataFrame, rules: pd.DataFrame, cfg: RulesConfig) -> pd.DataFrame:
     """``txn_id, customer_id, timestamp, rule_score, fired`` (fired rule ids joined by ``|``)."""
     return pd.DataFrame({
         "txn_id": feats["txn_id"].astype(str).to_numpy(),

@@ -13,7 +13,6 @@ CLI prints them without a traceback).
 
 from __future__ import annotations
 
-import math
 from http import HTTPStatus
 from typing import Any
 
@@ -113,27 +112,3 @@ def with_code(cls: type[ServingError], code: str, message: str, **kwargs: Any) -
     err.code = code
     return err
 
-
-def json_safe(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by None and numpy scalars made plain (JSON has no NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, bool, int)):
-        return value
-    item = getattr(value, "item", None)  # numpy scalar
-    if callable(item):
-        try:
-            return json_safe(item())
-        except (TypeError, ValueError):
-            pass
-    tolist = getattr(value, "tolist", None)  # numpy array
-    if callable(tolist):
-        return json_safe(tolist())
-    isoformat = getattr(value, "isoformat", None)
-    if callable(isoformat):
-        return isoformat()
-    return str(value)

@@ -31,7 +31,7 @@ from amlscore.models.rules import RatingResult, RulesConfig, customer_behaviour,
 from amlscore.models.rules.behaviour import BEHAVIOUR_FEATURES
 from amlscore.models.rules.explain import breakdown_text
 from amlscore.models.rules.transaction_rules import rule_features
-from amlscore.serving.errors import json_safe
+from amlscore.core.decision import json_safe
 
 _FEATURE_INDEX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 _DAY_NS = 86_400 * 1_000_000_000

@@ -7,9 +7,7 @@ from amlscore.core.registry import (  # noqa: F401 - re-exported for the service
     MODEL_NAME,
     LoadedModel,
     ModelCache,
-    ModelSetLike,
     find_model_set_dir,
-    meta_value,
 )
 from amlscore.serving.errors import NotReady
 

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from amlscore.contract.countries import ISO_ALPHA2
+from amlscore.core.decision import AnomalyAttribution, FeatureContribution
 from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, IP_CHANNELS, LABELS, TERMINAL_CHANNELS, TXN_TYPES
 
 API_VERSION = "v1"
@@ -208,12 +209,15 @@ class Decision(BaseModel):
     alert_threshold: float | None = None
     customer_risk: RiskSummary | None = None
     peer_group: str | None = Field(None, description="The customer's peer group: customer type | occupation or industry.")
-    attributions: list[dict[str, Any]] | None = Field(None, description="Top TreeSHAP contributions (LightGBM) with feature values.")
-    anomaly_attribution: list[dict[str, Any]] | None = Field(None, description="What made the transaction anomalous (IsolationForest).")
+    attributions: list[FeatureContribution] | None = Field(
+        None, description="Top TreeSHAP contributions (LightGBM) with feature values: the explanation's lgbm_contributions.")
+    anomaly_attribution: list[AnomalyAttribution] | None = Field(
+        None, description="What made the transaction anomalous (IsolationForest): the explanation's anomaly_attribution.")
     rules_fired: list[dict[str, Any]] | None = Field(None, description="Rules fired, with each condition's value and threshold.")
     rules_summary: str | None = Field(None, description="The rule score and how the fired rules combine, in words.")
     peer_comparisons: list[str] | None = Field(None, description="The customer against its peer group and its own history, in words.")
-    explanation: dict[str, Any] | None = Field(None, description="The model set's full explanation (when computed).")
+    explanation: dict[str, Any] | None = Field(None, description="The model set's full explanation (when computed): "
+                                                                 "amlscore.models.decision.Explanation.to_dict().")
     explanation_lang: str | None = Field(None, description="Language the explanation's words were written in.")
     versions: Versions | None = None
 

@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -48,9 +47,10 @@ from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.events import timestamp_ns
 from amlscore.features.online import BadTransactionError, LateTransactionError, OnlineFeatureState, warm_up
 from amlscore.features.registry import UnknownCustomerError
-from amlscore.models.rules import RulesConfig, explain_rules, load_rules_config, score_transaction_rules
+from amlscore.models.rules import explain_rules, score_transaction_rules
 from amlscore.serving import words
 from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid, utc_now_iso
+from amlscore.core.decision import RecordedDecision, components_of, finite_or_none, fired_rules_json, json_safe
 from amlscore.serving.auth import Caller
 from amlscore.serving.config import Settings, SettingsError
 from amlscore.serving.errors import (
@@ -60,12 +60,11 @@ from amlscore.serving.errors import (
     NotReady,
     ServingError,
     UnprocessableTransaction,
-    json_safe,
     with_code,
 )
 from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
-from amlscore.serving.registry import LoadedModel, ModelCache, RegistryLoader, meta_value
+from amlscore.serving.registry import LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.schemas import FeedbackRequest, Transaction
 
 log = logging.getLogger(__name__)
@@ -74,62 +73,11 @@ _DAY_NS = 86_400 * 1_000_000_000
 Progress = Callable[[int, int], None]
 
 
-# -- model-set results, read defensively (attribute or mapping, array or scalar) -----------------------
-def _field(obj: Any, name: str) -> Any:
-    if isinstance(obj, dict):
-        return obj[name]
-    return getattr(obj, name)
-
-
-def _num(v: Any) -> float | None:
-    """A model output as a plain float; NaN or infinity (JSON has neither) as None."""
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def _at(obj: Any, name: str, i: int) -> Any:
-    v = _field(obj, name)
-    if np.ndim(v) == 0:
-        return v.item() if hasattr(v, "item") else v
-    return v[i].item() if hasattr(v[i], "item") else v[i]
-
-
-def explanation_dict(expl: Any) -> dict[str, Any]:
-    """A model-set explanation as plain JSON-safe data (what ``Explanation.to_dict()`` gives).
-
-    For a dataclass the fields are read directly (one level of nested dataclasses, shallow) instead
-    of ``dataclasses.asdict``, whose deep copy costs about 2 ms per explanation; :func:`json_safe`
-    copies and cleans (NaN -> None, numpy -> plain) the result.
-    """
-    if dataclasses.is_dataclass(expl) and not isinstance(expl, type):
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(expl):
-            v = getattr(expl, f.name)
-            if isinstance(v, (list, tuple)):
-                v = [dict(vars(item)) if dataclasses.is_dataclass(item) else item for item in v]
-            elif dataclasses.is_dataclass(v):
-                v = dict(vars(v))
-            out[f.name] = v
-    else:
-        out = dict(expl.to_dict() if hasattr(expl, "to_dict") else expl)
-    try:  # the common case: already plain JSON (C encoder check, ~20x cheaper than walking it in Python)
-        json.dumps(out, allow_nan=False)
-        return out
-    except (TypeError, ValueError):
-        return json_safe(out)
-
-
-_ATTRIBUTION_KEYS = ("lgbm_contributions", "contributions")  # amlscore.models.model_set.Explanation, then older names
-_ANOMALY_KEYS = ("anomaly_attribution", "anomaly")
-
-
 def split_explanation(expl: dict[str, Any] | None) -> tuple[list[Any] | None, Any]:
-    """(LightGBM attributions, anomaly attribution) out of a model-set explanation dict."""
+    """(LightGBM contributions, anomaly attribution) of an explanation's JSON form (:meth:`Explanation.to_dict`)."""
     if not expl:
         return None, None
-    attributions = next((expl[k] for k in _ATTRIBUTION_KEYS if k in expl), None)
-    anomaly = next((expl[k] for k in _ANOMALY_KEYS if k in expl), None)
-    return attributions, anomaly
+    return expl.get("lgbm_contributions"), expl.get("anomaly_attribution")
 
 
 # -- state binding ------------------------------------------------------------------------------------
@@ -238,7 +186,7 @@ class ScoringEngine:
 
         # 1. the model set first: a bad model fails before the (possibly long) warm-up
         self.model = self._load_model(settings.model_alias, settings.model_version)
-        self.rules_config = self._rules_config(self.model)
+        self.rules_config = self.model.model_set.rules_config  # the one the model set was trained with
 
         # 2. the data folder and the online feature state
         dataset = load_dataset(settings.data_dir, require_reports=False)
@@ -277,7 +225,7 @@ class ScoringEngine:
         except Exception as exc:
             raise SettingsError(f"model {loaded.source} does not match the online features "
                                 f"({FEATURE_SET_VERSION}): {exc}") from None
-        fset = meta_value(loaded.model_set, "feature_set_version")
+        fset = loaded.model_set.metadata.get("feature_set_version")
         if fset is not None and str(fset) != FEATURE_SET_VERSION:
             raise SettingsError(f"model {loaded.source} was trained on feature set {fset!r}; "
                                 f"this service computes {FEATURE_SET_VERSION!r}")
@@ -285,23 +233,10 @@ class ScoringEngine:
         return loaded
 
     def _check_params(self, loaded: LoadedModel) -> None:
-        trained = meta_value(loaded.model_set, "feature_params_hash")
+        trained = loaded.model_set.metadata.get("feature_params_hash")
         if trained is not None and str(trained) != self.state.params.hash:
             raise SettingsError(f"model {loaded.source} was trained with feature parameters {trained!r}; the online "
                                 f"state computes them with {self.state.params.hash!r} (amlscore/features/config/feature_params.yaml)")
-
-    @staticmethod
-    def _rules_config(loaded: LoadedModel) -> RulesConfig:
-        """The model set's own rules configuration when it carries one, else the packaged one (same hash)."""
-        cfg = getattr(loaded.model_set, "rules_config", None)
-        if isinstance(cfg, RulesConfig):
-            return cfg
-        cfg = load_rules_config()
-        expected = meta_value(loaded.model_set, "rules_config_hash")
-        if expected is not None and str(expected) != cfg.hash:
-            log.warning("model %s was built with rules configuration %s; the packaged one is %s: rules fired are "
-                        "listed with the packaged configuration", loaded.source, expected, cfg.hash)
-        return cfg
 
     def _load_behaviour(self) -> None:
         """Refill the behaviour window from the feature store (rows of the last lookback days).
@@ -349,8 +284,7 @@ class ScoringEngine:
         ms.score_vector(x)
         for lang in ("en", "zh"):
             ms.explain_vector(x[:1], top_k=self.settings.top_k, lang=lang)
-            if hasattr(ms, "score_and_explain"):
-                ms.score_and_explain(x[:1], top_k=self.settings.top_k, lang=lang)
+            ms.score_and_explain(x[:1], top_k=self.settings.top_k, lang=lang)
             explain_rules(score_transaction_rules(x[0], self.rules_config), self.rules_config, lang)
         log.info("code paths warmed in %.1f s", time.perf_counter() - t0)
 
@@ -405,32 +339,24 @@ class ScoringEngine:
         is_corporate = bool(self.registry.is_corporate[code])
         values = dict(zip(FEATURE_NAMES, x.tolist()))
         rule = self._rule_result(scores, i, x)
-        rules_fired = [{
-            "rule_id": f.rule_id,
-            "weight": f.weight,
-            "conditions": [{"feature": c.feature, "op": c.op, "threshold": c.threshold, "value": c.value} for c in f.conditions],
-        } for f in rule.fired]
+        rules_fired = fired_rules_json(rule.fired)
         if not (explain and caller.full_view):
             explanation = None
         elif explanation is None:
-            explanation = explanation_dict(model.model_set.explain_vector(x[None, :], top_k=self.settings.top_k, lang=lang))
+            explanation = model.model_set.explain_vector(x[None, :], top_k=self.settings.top_k, lang=lang).to_dict()
         request_id = new_ulid()
         decided_at = utc_now_iso()
-        score = _num(_at(scores, "suspicion_score", i))
-        alert = bool(_at(scores, "alert", i))
-        decision = {  # plain JSON values only: numbers from the model go through _num, the explanation through json_safe
+        score = finite_or_none(scores.suspicion_score[i])
+        alert = bool(scores.alert[i])
+        decision: RecordedDecision = {  # plain JSON values only (finite_or_none; the explanation's to_dict)
             "request_id": request_id,
             "txn_id": record["txn_id"],
             "customer_id": cid,
             "suspicion_score": score,
             "alert": alert,
             "decided_at": decided_at,
-            "components": {
-                "rule_score": _num(_at(scores, "rule_score", i)),
-                "lgbm_probability": _num(_at(scores, "lgbm_probability", i)),
-                "anomaly_score": _num(_at(scores, "anomaly_score", i)),
-            },
-            "alert_threshold": _num(model.model_set.alert_threshold),
+            "components": components_of(scores, i),
+            "alert_threshold": finite_or_none(model.model_set.alert_threshold),
             "customer_risk": self.ratings.summary(cid),
             "peer_group": group,
             "rules_fired": rules_fired,
@@ -454,18 +380,17 @@ class ScoringEngine:
     def _rule_result(self, scores: Any, i: int, x: np.ndarray) -> Any:
         """Row ``i``'s transaction-rule result: the model set's own (``ScoreBatch.rules``) when it used the
         engine's rules configuration, else evaluated here."""
-        rules = getattr(scores, "rules", None)
-        if rules and getattr(self.model.model_set, "rules_config", None) is self.rules_config:
-            return rules[i]
+        if scores.rules and self.model.model_set.rules_config is self.rules_config:
+            return scores.rules[i]
         return score_transaction_rules(x, self.rules_config)
 
     def _score_one(self, x: np.ndarray, caller: Caller, explain: bool, lang: str) -> tuple[Any, dict[str, Any] | None]:
         """Scores of one feature row and, for a caller who sees it and asks, its explanation, in one pass of
-        the model set when it offers one (``score_and_explain``)."""
+        the model set (``score_and_explain``)."""
         ms = self.model.model_set
-        if explain and caller.full_view and hasattr(ms, "score_and_explain"):
+        if explain and caller.full_view:
             scores, expl = ms.score_and_explain(x[None, :], top_k=self.settings.top_k, lang=lang)
-            return scores, explanation_dict(expl)
+            return scores, expl.to_dict()
         return ms.score_vector(x[None, :]), None
 
     def _remember(self, rec: AuditRecord) -> None:
@@ -579,7 +504,7 @@ class ScoringEngine:
         except ServingError as exc:
             return rec, None, f"unavailable: model version {rec.model_version} cannot be loaded ({exc.message})"
         with self.lock:
-            expl = explanation_dict(model_set.explain_vector(rec.features[None, :], top_k=self.settings.top_k, lang=lang))
+            expl = model_set.explain_vector(rec.features[None, :], top_k=self.settings.top_k, lang=lang).to_dict()
             stored = self.audit.append_explanation(request_id, lang, rec.model_version, expl)
         return rec, stored["explanation"], "deferred"
 
@@ -628,7 +553,7 @@ class ScoringEngine:
             alias, version = self.settings.model_alias, self.settings.model_version
         new = self._load_model(alias, version)
         self._check_params(new)
-        rules = self._rules_config(new)
+        rules = new.model_set.rules_config
         with self.lock:
             previous = self.model.versions()
             self.model = new
@@ -643,7 +568,7 @@ class ScoringEngine:
 
     def metadata(self) -> dict[str, Any]:
         ms = self.model.model_set
-        thresholds = meta_value(ms, "thresholds", {}) or {}
+        thresholds = ms.metadata.get("thresholds") or {}
         return json_safe({
             "service": SERVICE_NAME,
             "api_version": "v1",
@@ -652,7 +577,7 @@ class ScoringEngine:
             "loaded_at": self.model.loaded_at,
             "alert_threshold": float(ms.alert_threshold),
             "thresholds": dict(thresholds) if isinstance(thresholds, dict) else {"value": thresholds},
-            "feature_names": list(getattr(ms, "feature_names", FEATURE_NAMES)),
+            "feature_names": list(ms.feature_names),
             "rules_config_revision": getattr(self.rules_config, "revision", None),
             "customers": int(len(self.customers)),
             "state": {

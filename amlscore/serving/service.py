@@ -115,7 +115,7 @@ class _HeapFreezer:
 def _render(content: Any) -> bytes:
     """JSON by orjson (a decision with its explanation: ~0.2 ms less than ``json.dumps``).
 
-    Non-finite floats never reach here (decisions are cleaned by :func:`amlscore.serving.errors.json_safe`);
+    Non-finite floats never reach here (decisions are cleaned by :func:`amlscore.core.decision.json_safe`);
     orjson would write them as ``null``, as that function does.
     """
     return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)

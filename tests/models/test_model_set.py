@@ -96,7 +96,7 @@ def test_explanations_name_every_feature_in_the_language_asked(model_set):
         assert labels and all(label and label not in FEATURE_NAMES for label in labels), lang
         if lang == "zh":
             assert all(cjk.search(label) or label in ("POS", "ATM") for label in labels), labels
-    from amlscore.models.rules.texts import feature_label
+    from amlscore.features.labels import feature_label
 
     for lang in ("en", "zh"):
         every = [feature_label(n, lang) for n in FEATURE_NAMES]

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from report_fakes import FakeModelSet, fake_audit_log  # noqa: E402
+from report_fakes import fake_audit_log, report_model_set  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -32,9 +32,9 @@ def store(bank_dir: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def fake_model() -> Any:
-    from amlscore.reports.case import ModelInfo
+    from amlscore.reports.case_types import ModelInfo
 
-    return ModelInfo(model_set=FakeModelSet(), name="aml-model-set", version="3", alias="champion", run_id="r123")
+    return ModelInfo(model_set=report_model_set(), name="aml-model-set", version="3", alias="champion", run_id="r123")
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from amlscore.contract.errors import AmlError
-from amlscore.reports.case import CaseError, gather_case
+from amlscore.reports.case import gather_case
+from amlscore.reports.case_types import CaseError
 
 
 def _period(store, customer_id):

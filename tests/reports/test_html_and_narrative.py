@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from amlscore.reports import charts
-from amlscore.reports.case import PeerComparison, PeerMetric, gather_case
+from amlscore.reports.case import gather_case
+from amlscore.reports.case_types import PeerComparison, PeerMetric
 from amlscore.reports.html import render_case
 from amlscore.reports.narrative import draft_narrative, peer_sentence
 

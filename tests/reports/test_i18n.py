@@ -9,7 +9,8 @@ import pytest
 
 from amlscore.features.catalogue import FEATURE_NAMES
 from amlscore.reports import i18n
-from amlscore.reports.features_text import feature_label, feature_value_text, has_label
+from amlscore.features.labels import feature_label, has_label
+from amlscore.reports.features_text import feature_value_text
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 

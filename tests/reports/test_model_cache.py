@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from amlscore.reports import build_case, write_case_report
-from amlscore.reports.case import ModelInfo, explanation_facts
+from amlscore.reports.case_facts import explanation_facts
+from amlscore.reports.case_types import ModelInfo
 from amlscore.reports.model_cache import (
     cached_explanation,
     cached_scores,
@@ -23,9 +24,8 @@ from amlscore.reports.model_cache import (
     model_scores,
     prepare_model,
 )
+from amlscore.core.registry import _COMPLETE, RESOLVED_SUFFIX
 from amlscore.reports.sources import (
-    _COMPLETE,
-    RESOLVED_SUFFIX,
     LazyModelSet,
     SourceError,
     load_model_dir,
@@ -182,15 +182,13 @@ def registry(tmp_path, model_dir, monkeypatch):
         calls["resolve"] += 1
         return answer["version"], answer["run_id"]
 
-    def download(uri, name, version, target):  # noqa: ANN001, ANN202
+    def fetch(self, version, dst):  # noqa: ANN001, ANN202 - MLflow's download into a new folder
         calls["download"].append(version)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(model_dir, target)
-        (target / "MLmodel").write_text(f"run_id: {answer['run_id']}\n", encoding="utf-8")
-        (target / _COMPLETE).write_text("done\n", encoding="utf-8")
+        shutil.copytree(model_dir, dst)
+        (dst / "MLmodel").write_text(f"run_id: {answer['run_id']}\n", encoding="utf-8")
 
     monkeypatch.setattr(amlscore.core.registry.RegistryLoader, "resolve", resolve)
-    monkeypatch.setattr("amlscore.reports.sources._download", download)
+    monkeypatch.setattr(amlscore.core.registry.RegistryLoader, "_fetch", fetch)
     return {"uri": f"sqlite:///{db}", "db": db, "cache": cache, "calls": calls, "answer": answer}
 
 
@@ -246,3 +244,16 @@ def test_case_store_is_rebuilt_when_the_feature_code_or_configuration_changed(fr
         reopened = CaseStore.open(bank_dir, fresh_store.root)
         assert reopened.meta["built_at"] != "stale", key
         assert reopened.meta[key] == fresh_store.meta[key]
+
+
+def test_the_caches_are_keyed_by_the_code_of_the_amlscore_packages():
+    """The store's rows and the kept answers are derived by amlscore.features and amlscore.models: their code names them."""
+    import hashlib
+
+    from amlscore.reports.files import package_code_hash
+    from amlscore.reports.model_cache import scoring_code_hash
+    from amlscore.reports.store import features_code_hash
+
+    nothing = hashlib.sha256().hexdigest()
+    assert features_code_hash() == package_code_hash("amlscore.features") != nothing
+    assert package_code_hash("amlscore.models") != nothing and scoring_code_hash() != package_code_hash("amlscore.models")

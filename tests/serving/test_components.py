@@ -13,7 +13,8 @@ import pytest
 from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid
 from amlscore.serving.auth import Caller, KeyStore, authorize, ensure_keys_file, hash_key, key_from_headers, write_keys_file
 from amlscore.serving.config import Settings, SettingsError
-from amlscore.serving.errors import Forbidden, Unauthorized, json_safe
+from amlscore.core.decision import json_safe
+from amlscore.serving.errors import Forbidden, Unauthorized
 from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.middleware import rewrite_error
 from amlscore.serving.words import peer_comparisons, peer_group_words
@@ -306,6 +307,32 @@ def test_a_version_folder_is_reused_only_for_the_same_run(tmp_path: Path) -> Non
     assert download_run_id(folder) == "0a1b2c"
     assert is_download_of(folder, "0a1b2c") and is_download_of(folder, None)
     assert not is_download_of(folder, "ffeedd")  # same version number, another run: download again
+
+
+def test_a_failed_download_keeps_the_previous_folder_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    """The reports and the service download through one loader: into a staging folder, then renamed into place."""
+    from amlscore.core.registry import _COMPLETE, RegistryLoader, RegistryUnavailable
+
+    class Loader(RegistryLoader):
+        run = "run-one"
+        fail = False
+
+        def _fetch(self, version: str, dst: Path) -> None:
+            dst.mkdir(parents=True)
+            (dst / "MLmodel").write_text(f"run_id: {self.run}\n", encoding="utf-8")
+            if self.fail:
+                raise OSError("connection reset")
+
+    loader = Loader("sqlite:///nowhere.db", "aml-model-set", tmp_path)
+    folder = loader.download("1", "run-one")
+    assert (folder / _COMPLETE).is_file() and loader.download("1", "run-one") == folder  # reused
+    Loader.run, Loader.fail = "run-two", True  # the registry made anew: version 1 is another run, and fails
+    with pytest.raises(RegistryUnavailable, match="cannot download models:/aml-model-set/1 .*connection reset"):
+        loader.download("1", "run-two")
+    assert "run_id: run-one" in (folder / "MLmodel").read_text(encoding="utf-8")
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["1"]  # no staging folder left behind
+    Loader.fail = False
+    assert "run_id: run-two" in (loader.download("1", "run-two") / "MLmodel").read_text(encoding="utf-8")
 
 
 def test_stall_reporter_names_where_the_event_loop_stalled(caplog) -> None:

@@ -226,7 +226,6 @@ def test_decision_and_explanation_equal_the_model_sets_two_calls(server: Server,
     import numpy as np
 
     from amlscore.core.registry import RegistryLoader
-    from amlscore.serving.scoring import explanation_dict
 
     # the model set as the service loaded it (its download in the state folder, with the registry's version number)
     ms = RegistryLoader(registry["uri"], "aml-model-set", server.state / "models").load(version=registry["v1"]).model_set
@@ -242,7 +241,7 @@ def test_decision_and_explanation_equal_the_model_sets_two_calls(server: Server,
         assert got["components"] == {"rule_score": float(two.rule_score[0]),
                                      "lgbm_probability": float(two.lgbm_probability[0]),
                                      "anomaly_score": float(two.anomaly_score[0])}
-        expected = json.loads(json.dumps(explanation_dict(ms.explain_vector(x, top_k=8, lang=lang))))
+        expected = json.loads(json.dumps(ms.explain_vector(x, top_k=8, lang=lang).to_dict()))
         assert got["explanation"] == expected and got["explanation_lang"] == lang
 
 

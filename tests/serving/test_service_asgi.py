@@ -68,6 +68,16 @@ def test_compliance_sees_components_risk_explanation_and_versions(client: Any, c
     assert any("倍" in s for s in zh["peer_comparisons"]) and zh["customer_risk"]["level_name"] != d["customer_risk"]["level_name"]
 
 
+def test_the_openapi_document_describes_attributions_with_the_decision_schema(client: Any) -> None:
+    """The response model names the model set's own records (amlscore.models.decision), not free-form objects."""
+    spec = client.get("/docs.json").json()
+    text = json.dumps(spec)
+    for name, fields in (("FeatureContribution", {"feature", "label", "value", "contribution", "direction"}),
+                         ("AnomalyAttribution", {"feature", "label", "value", "share"})):
+        assert f"#/components/schemas/{name}" in text, name
+        assert set(spec["components"]["schemas"][name]["properties"]) == fields, name
+
+
 def test_compliance_can_skip_explanations(client: Any, customers: list[str]) -> None:
     d = client.post("/v1/score", json={"transaction": new_txn(customers[2], "R-CO-3", when()), "explain": False},
                     headers=COMPLIANCE).json()
@@ -318,10 +328,9 @@ def test_direct_and_bentoml_dispatch_give_the_same_answers(tmp_path: Path, tiny_
 def test_explained_decisions_use_the_one_pass_call(tmp_path: Path, tiny_bank: Path, customers: list[str]) -> None:
     """With a model set that scores and explains in one pass, the service calls it once per explained decision and
     answers what score_vector and explain_vector give; replays, batches and channel calls keep their answers."""
-    from serving_fakes import OnePassModelSet
 
     saved = dict(os.environ)
-    ms = OnePassModelSet("1")
+    ms = FakeModelSet("1")
     try:
         client = start_client(tiny_bank, tmp_path / "state", FakeLoader({"1": ms}))
         ms.one_pass_calls = ms.explain_calls = 0
@@ -370,14 +379,14 @@ def test_explain_returns_the_frozen_decision_after_a_promotion(service_env: dict
     e_old = client.post("/v1/explain", json={"request_id": old["request_id"]}, headers=COMPLIANCE).json()
     assert e_old["decision"]["versions"]["model_version"] == "1"
     assert e_old["decision"]["suspicion_score"] == old["suspicion_score"]
-    assert e_old["explanation"]["model_version"] == "1" and e_old["explanation_source"] == "deferred"
+    assert e_old["explanation"]["model"]["model_version"] == "1" and e_old["explanation_source"] == "deferred"
     assert e_old["caller"]["role"] == "channel"
     again = client.post("/v1/explain", json={"request_id": old["request_id"]}, headers=COMPLIANCE).json()
     assert again["explanation"] == e_old["explanation"]  # frozen in the audit log
 
     e2 = client.post("/v1/explain", json={"request_id": old_explained["request_id"]}, headers=COMPLIANCE).json()
     assert e2["explanation_source"] == "decision" and e2["explanation"] == old_explained["explanation"]
-    assert e2["explanation"]["model_version"] == "1"
+    assert e2["explanation"]["model"]["model_version"] == "1"
     assert client.post("/v1/explain", json={"request_id": "nope"}, headers=COMPLIANCE).json()["code"] == "unknown_request_id"
     loader.promote("champion", "1")
     assert client.post("/v1/admin/reload", json={"version": "1"}, headers=ADMIN).json()["current"]["model_version"] == "1"

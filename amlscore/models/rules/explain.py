@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from amlscore.contract.errors import AmlError
+from amlscore.features.labels import feature_label
 from amlscore.models.rules import spec, texts
 from amlscore.models.rules.config import RulesConfig, load_rules_config
 from amlscore.models.rules.transaction_rules import RuleScore
@@ -261,6 +262,6 @@ def explain_rules(result: RuleScore, config: RulesConfig | None = None, lang: st
         rule = rules.get(f.rule_id)
         name = (rule.name.zh if zh else rule.name.en) if rule is not None else f.rule_id
         conds = ("；" if zh else "; ").join(
-            f"{texts.feature_label(c.feature, lang)} {fmt_number(c.value)} {_OPS[c.op]} {fmt_number(c.threshold)}" for c in f.conditions)
+            f"{feature_label(c.feature, lang)} {fmt_number(c.value)} {_OPS[c.op]} {fmt_number(c.threshold)}" for c in f.conditions)
         lines.append(f"{name}（权重 {f.weight:.2f}）：{conds}。" if zh else f"{name} (weight {f.weight:.2f}): {conds}.")
     return lines

@@ -2,8 +2,8 @@
 
 Every element, sub-item, case, input, override, refusal and suppression reason declared in
 :mod:`amlscore.models.rules.spec` has an entry here in both languages (a test checks it). Transaction
-rule names are data and live with each rule in the configuration; the feature labels below are
-used to word their conditions.
+rule names are data and live with each rule in the configuration; their conditions name features
+with :func:`amlscore.features.labels.feature_label`, the package's one feature wording.
 """
 
 from __future__ import annotations
@@ -150,47 +150,7 @@ SUPPRESSION_REASONS = {
     "repeat_dismissed_low_risk": ("low-risk customer; same rules and counterparties as an alert already dismissed", "低风险客户，与已排除的预警规则及交易对手相同"),
 }
 
-# Feature labels used to word transaction-rule conditions (others fall back to the catalogue).
-FEATURES = {
-    "amount": ("amount (CNY)", "交易金额（元）"),
-    "is_cash": ("cash transaction", "现金交易"),
-    "near_threshold_cash_cnt_7d": ("cash transactions just below the large-value threshold in 7 days", "7日内略低于大额标准的现金交易笔数"),
-    "ip_customers_24h": ("customers on the same IP address in 24 hours", "24小时内同一IP地址的客户数"),
-    "device_customers_7d": ("customers on the same device in 7 days", "7日内同一设备的客户数"),
-    "is_ip_abroad": ("online banking from an IP address abroad", "境外IP地址登录网银"),
-    "ip_outside_region_cnt_7d": ("online sessions outside the home region in 7 days", "7日内在开户地以外登录网银的次数"),
-    "passthrough_ratio_24h": ("money out as a share of money in over 24 hours", "24小时内转出与转入金额之比"),
-    "out_within_24h_of_in": ("paid out within 24 hours of money coming in", "资金转入后24小时内转出"),
-    "out_sum_24h": ("money paid out in 24 hours (CNY)", "24小时内转出金额（元）"),
-    "fan_in_7d": ("distinct payers in 7 days", "7日内不同付款方数量"),
-    "fan_out_7d": ("distinct payees in 7 days", "7日内不同收款方数量"),
-    "is_corp_indiv": ("transfer between a corporate and an individual", "单位与个人之间的转账"),
-    "is_corporate": ("customer is a corporate", "客户为单位"),
-    "is_in": ("money comes in", "资金转入"),
-    "is_reactivation": ("first transaction after a long dormancy", "长期不动户首次交易"),
-    "is_high_risk_country": ("counterparty in a high-risk jurisdiction", "交易对手位于高风险国家（地区）"),
-    "agent_other_customers": ("other customers with the same agent", "同一代理人的其他客户数"),
-    "emergency_phone_other_customers": ("other customers with the same emergency-contact phone", "紧急联系人电话相同的其他客户数"),
-    "operator_customers_30d": ("customers whose transactions this operator executed in 30 days", "30日内同一操作人代理的客户数"),
-    "is_operated_by_other": ("executed by someone other than the customer", "由他人代为操作"),
-}
-
-
 def pick(pair: tuple[str, str], lang: str) -> str:
     """The English or Chinese half of an (en, zh) pair."""
     return pair[1] if lang == "zh" else pair[0]
 
-
-def feature_label(name: str, lang: str) -> str:
-    """A feature's label: the wording written here for rule conditions; otherwise the catalogue's
-    meaning in English and the short label (:mod:`amlscore.features.labels`) in Chinese; the bare name last."""
-    if name in FEATURES:
-        return pick(FEATURES[name], lang)
-    from amlscore.features.catalogue import SPECS_BY_NAME
-    from amlscore.features.labels import short_label_pair
-
-    if lang == "zh":
-        pair = short_label_pair(name)
-        return pair[1] if pair is not None else name
-    spec = SPECS_BY_NAME.get(name)
-    return spec.meaning.rstrip(".") if spec is not None else name
