@@ -4,9 +4,10 @@ Drift monitoring (:mod:`amlscore.monitoring`) compares a later period with this 
 written into the model set folder at training time (``reference.json``, hashed with the other files)
 and travels with every registered version. It holds, for every feature and every score column:
 
-* the **bin edges**: the distinct deciles of the column's non-missing reference values. A value
-  ``v`` falls in bin ``searchsorted(edges, v, side="right")`` (``len(edges) + 1`` bins), so a flag
-  or a count with few distinct values gets one bin per value instead of ten empty-or-full ones;
+* the **bin edges**: the distinct deciles of the column's non-missing reference values. The bins are
+  ``(-inf, e0], (e0, e1], ..., (e_last, inf)`` (``searchsorted(edges, v, side="left")``), so a value
+  that fills several deciles (the zeros of a count, the 0 of a flag) gets a bin of its own, apart from
+  the values above it, instead of ten empty-or-full ones;
 * the **share** of the non-missing reference rows in each bin and the **missing share** (NaN);
 
 and the reference alert rate, overall and per segment (channel, customer type).
@@ -50,7 +51,7 @@ def bin_shares(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, float
     missing = np.isnan(v)
     n_missing = int(missing.sum())
     present = v[~missing] if n_missing else v
-    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    counts = np.bincount(np.searchsorted(edges, present, side="left"), minlength=len(edges) + 1)
     shares = counts / len(present) if len(present) else np.zeros(len(edges) + 1)
     return shares.astype(np.float64), (n_missing / n if n else 0.0)
 

@@ -21,7 +21,7 @@ _ENV = Environment(loader=FileSystemLoader(Path(__file__).with_name("templates")
 def _bin_labels(edges: list[float]) -> list[str]:
     if not edges:
         return ["all"]
-    return [f"<{edges[0]:.3g}"] + [f"{a:.3g}–{b:.3g}" for a, b in zip(edges, edges[1:])] + [f"≥{edges[-1]:.3g}"]
+    return [f"≤{edges[0]:.3g}"] + [f"{a:.3g}–{b:.3g}" for a, b in zip(edges, edges[1:])] + [f">{edges[-1]:.3g}"]
 
 
 def render_drift(report: DriftReport, thresholds: Any, *, top: int = 25, distributions: int = 6) -> str:
