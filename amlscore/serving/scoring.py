@@ -65,7 +65,7 @@ from amlscore.serving.errors import (
 )
 from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
-from amlscore.serving.registry import LoadedModel, ModelCache, RegistryLoader, meta_value
+from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader, meta_value
 from amlscore.serving.schemas import FeedbackRequest, Transaction
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,8 @@ class ScoringEngine:
         self.ready = False
         state_dir = Path(settings.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.loader = loader or RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models")
+        self.loader = loader or (FolderLoader(settings.model_dir, settings.model_name) if settings.model_dir is not None
+                                 else RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models"))
         self.models = ModelCache(self.loader)
 
         # 1. the model set first: a bad model fails before the (possibly long) warm-up

@@ -1,0 +1,75 @@
+"""Serving a saved model set folder (``AML_MODEL_DIR``): what a Bento or a container image carries."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+
+from model_rows import random_features  # noqa: E402
+from serving_helpers import CHANNEL, last_txn, start_client  # noqa: E402
+
+from amlscore.core.registry import FolderLoader, RegistryUnavailable  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A small model set fitted on random rows with the packaged rules and feature parameters, saved."""
+    import pandas as pd
+
+    from amlscore.features.catalogue import FEATURE_NAMES
+    from amlscore.features.params import load_feature_params
+    from amlscore.models.anomaly import BehaviourAnomalyDetector
+    from amlscore.models.fusion import SuspicionFusion, choose_thresholds
+    from amlscore.models.model_set import ModelSet
+    from amlscore.models.rules import evaluate_rules, load_rules_config
+    from amlscore.models.supervised import SuspicionClassifier
+
+    X = random_features(3000, seed=0)
+    y = (np.nan_to_num(X[:, 0]) + np.random.default_rng(1).normal(0, 1, len(X)) > 2).astype(int)
+    clf = SuspicionClassifier(n_estimators=20, min_child_samples=10, min_rounds=5, random_state=0)
+    clf.fit(X[:2000], y[:2000], eval_set=(X[2000:], y[2000:]))
+    det = BehaviourAnomalyDetector(n_estimators=20, random_state=0).fit(X[:2000])
+    rules = load_rules_config()
+    r = evaluate_rules(pd.DataFrame(X[2000:], columns=list(FEATURE_NAMES)), rules)["rule_score"].to_numpy()
+    p, a = clf.predict_proba(X[2000:])[:, 1], det.anomaly_score(X[2000:])
+    fusion = SuspicionFusion().fit(r, p, a, y[2000:])
+    thresholds = choose_thresholds(fusion.score(r, p, a), y[2000:], target_alert_rate=0.05, target_precision=0.5)
+    folder = tmp_path_factory.mktemp("bundle") / "model_set"
+    ModelSet(clf, det, fusion, thresholds, rules, load_feature_params(), FEATURE_NAMES,
+             {"model_version": "7", "run_id": "abc123"}).save(folder)
+    return folder
+
+
+def test_folder_loader_serves_the_one_version_it_holds(model_dir, tmp_path):
+    loader = FolderLoader(model_dir, "aml-model-set")
+    loaded = loader.load(alias="champion")
+    assert (loaded.version, loaded.run_id, loaded.source) == ("7", "abc123", str(model_dir))
+    assert loader.load(version="7") is loaded
+    with pytest.raises(RegistryUnavailable, match="version 3 is not in .* holds version 7 only"):
+        loader.load(version="3")
+    with pytest.raises(RegistryUnavailable, match="does not exist"):
+        FolderLoader(tmp_path / "nothing", "aml-model-set").load()
+
+
+def test_the_service_scores_with_the_model_set_of_aml_model_dir(model_dir, tiny_bank, tiny_dataset, tmp_path):
+    import os
+
+    saved = dict(os.environ)
+    client = start_client(tiny_bank, tmp_path / "state", None, AML_MODEL_DIR=str(model_dir),
+                          MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/no-registry.db")
+    try:
+        meta = client.post("/v1/metadata", headers=CHANNEL).json()
+        assert meta["versions"]["model_version"] == "7"
+        r = client.post("/v1/score", json={"transaction": last_txn(tiny_dataset)}, headers=CHANNEL)
+        assert r.status_code == 200, r.text
+        assert 0 <= r.json()["suspicion_score"] <= 100
+        assert not (tmp_path / "no-registry.db").exists()  # no registry was asked
+    finally:
+        client.__exit__(None, None, None)
+        os.environ.clear()
+        os.environ.update(saved)
