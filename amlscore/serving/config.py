@@ -40,6 +40,9 @@ variable                    meaning                                             
                             right after its checks (``amlscore.serving.middleware``; 0.4-0.7 ms
                             of CPU less per request); ``bentoml``: through BentoML's
                             router and API method like the other routes (same answers)
+``AML_LOG_FORMAT``          ``json``: the service's logs as JSON lines, with one line   ``text``
+                            per request (request id, caller, status, latency;
+                            ``amlscore.serving.access_log``); ``text``: as before
 ==========================  =========================================================  ============================
 """
 

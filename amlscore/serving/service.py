@@ -37,6 +37,7 @@ from amlscore.contract.errors import AmlError
 from amlscore.serving.auth import Caller, KeyStore, ensure_keys_file
 from amlscore.serving.config import Settings, bentoml_tracing
 from amlscore.serving.errors import ServingError, UnprocessableTransaction, Unauthorized, InvalidRequest
+from amlscore.serving.access_log import AccessLogMiddleware
 from amlscore.serving.middleware import GATE, GateMiddleware, invalid_request_body
 from amlscore.serving.schemas import (
     BatchResult,
@@ -336,4 +337,5 @@ class AmlScoring:
         return self._run(ctx, run)  # type: ignore[return-value]
 
 
+AmlScoring.add_asgi_middleware(AccessLogMiddleware)  # outermost: sees refused and directly answered requests too
 AmlScoring.add_asgi_middleware(GateMiddleware)
