@@ -25,11 +25,21 @@ from typing import Any, Mapping
 import numpy as np
 
 __all__ = ["REFERENCE_FILE", "REFERENCE_VERSION", "ColumnReference", "ModelReference", "bin_shares",
-           "build_reference", "decile_edges"]
+           "build_reference", "decile_edges", "psi_of_shares"]
 
 REFERENCE_FILE = "reference.json"
 REFERENCE_VERSION = 1
 _DECILES = np.linspace(0.1, 0.9, 9)
+_FLOOR = 1e-4
+
+
+def psi_of_shares(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index of two share vectors over the same bins (each sums to 1):
+    ``sum((actual - expected) * ln(actual / expected))``, shares floored at 1e-4 so an empty bin counts
+    as rare rather than infinitely surprising."""
+    e = np.maximum(np.asarray(expected, dtype=np.float64), _FLOOR)
+    a = np.maximum(np.asarray(actual, dtype=np.float64), _FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
 
 
 def decile_edges(values: np.ndarray) -> np.ndarray:
@@ -88,6 +98,11 @@ class ModelReference:
     columns: dict[str, ColumnReference]
     alert_rate_by: dict[str, dict[str, float]] = field(default_factory=dict)
     version: int = REFERENCE_VERSION
+
+    @property
+    def fingerprint(self) -> str:
+        """Tells two references apart (period, rows, threshold): counts kept on one's bins are not the other's."""
+        return f"{self.period}|{self.rows}|{self.alert_threshold:.12g}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able (the layout of ``reference.json``)."""

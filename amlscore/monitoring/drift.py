@@ -21,13 +21,12 @@ from typing import Any, Mapping
 import numpy as np
 
 from amlscore.contract.errors import AmlError
-from amlscore.models.reference import ColumnReference, ModelReference, bin_shares
+from amlscore.models.reference import ColumnReference, ModelReference, bin_shares, psi_of_shares
 
 __all__ = ["ColumnDrift", "DriftReport", "Finding", "SCORE_COLUMNS", "SegmentRate", "compute_drift", "psi",
            "require_reference"]
 
 SCORE_COLUMNS = ("suspicion_score", "rule_score", "lgbm_probability", "anomaly_score")
-_FLOOR = 1e-4
 _LEVEL_ORDER = {"ok": 0, "warning": 1, "action": 2}
 QUANTILES = (0.5, 0.9, 0.99, 0.999)
 
@@ -44,10 +43,9 @@ def require_reference(model_set: Any) -> ModelReference:
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index of two share vectors over the same bins (each sums to 1)."""
-    e = np.maximum(np.asarray(expected, dtype=np.float64), _FLOOR)
-    a = np.maximum(np.asarray(actual, dtype=np.float64), _FLOOR)
-    return float(np.sum((a - e) * np.log(a / e)))
+    """Population stability index of two share vectors over the same bins (each sums to 1; see
+    :func:`amlscore.models.reference.psi_of_shares`)."""
+    return psi_of_shares(expected, actual)
 
 
 def _with_missing(shares: np.ndarray, missing: float) -> np.ndarray:
