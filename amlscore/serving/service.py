@@ -44,6 +44,8 @@ from amlscore.serving.schemas import (
     CustomerRiskRequest,
     CustomerRiskResult,
     Decision,
+    DriftRequest,
+    DriftSummary,
     EmptyRequest,
     ExplainRequest,
     ExplainResult,
@@ -59,7 +61,7 @@ from amlscore.serving.schemas import (
 )
 from amlscore.serving.scoring import ScoringEngine, wait_all
 from amlscore.serving.stalls import StallReporter
-from amlscore.serving.telemetry import audit_commit_observer
+from amlscore.serving.telemetry import audit_commit_observer, drift_gauges
 from amlscore.serving.views import decision_view, full_view
 
 log = logging.getLogger("serving")
@@ -171,6 +173,7 @@ class AmlScoring:
         self.engine = make_engine(settings)
         if AmlScoring.config.get("metrics", {}).get("enabled", True):  # off where several apps share a process (tests)
             self.engine.audit.on_commit = audit_commit_observer()
+            self.engine.observe_drift(drift_gauges())
         self.heap = _HeapFreezer()
         self.heap.freeze_now()
         self.stalls = StallReporter(settings.stall_report_ms) if settings.stall_report_ms else None
@@ -322,6 +325,12 @@ class AmlScoring:
     async def health(self, ctx: bentoml.Context = None) -> Health:  # type: ignore[assignment]
         """Status with the model version and the audit log and state counts."""
         return self._run(ctx, lambda caller: self.engine.health())  # type: ignore[return-value]
+
+    @bentoml.api(route="/v1/admin/drift", input_spec=DriftRequest, output_spec=DriftSummary)
+    def admin_drift(self, day: str | None = None, ctx: bentoml.Context = None) -> DriftSummary:  # type: ignore[assignment]
+        """A bank day's drift figures (PSI of every feature and score, alert rates, score quantiles) against the
+        served model set's training reference (compliance and admin)."""
+        return self._run(ctx, lambda caller: self.engine.drift_summary(day))  # type: ignore[return-value]
 
     @bentoml.api(route="/v1/admin/reload", input_spec=ReloadRequest, output_spec=ReloadResult)
     def admin_reload(self, alias: str | None = None, version: str | None = None,

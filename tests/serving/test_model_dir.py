@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
 
 from model_rows import random_features  # noqa: E402
-from serving_helpers import CHANNEL, last_txn, start_client  # noqa: E402
+from serving_helpers import ADMIN, CHANNEL, COMPLIANCE, last_txn, start_client  # noqa: E402
 
 from amlscore.core.registry import FolderLoader, RegistryUnavailable  # noqa: E402
 
@@ -39,9 +39,16 @@ def model_dir(tmp_path_factory) -> Path:
     p, a = clf.predict_proba(X[2000:])[:, 1], det.anomaly_score(X[2000:])
     fusion = SuspicionFusion().fit(r, p, a, y[2000:])
     thresholds = choose_thresholds(fusion.score(r, p, a), y[2000:], target_alert_rate=0.05, target_precision=0.5)
+    from amlscore.models.reference import build_reference
+
+    s = fusion.score(r, p, a)
+    columns = {n: X[2000:, j] for j, n in enumerate(FEATURE_NAMES)}
+    columns.update({"suspicion_score": s, "rule_score": r, "lgbm_probability": p, "anomaly_score": a})
+    reference = build_reference(columns, s >= thresholds.alert_threshold, {}, period="random",
+                                alert_threshold=thresholds.alert_threshold)
     folder = tmp_path_factory.mktemp("bundle") / "model_set"
     ModelSet(clf, det, fusion, thresholds, rules, load_feature_params(), FEATURE_NAMES,
-             {"model_version": "7", "run_id": "abc123"}).save(folder)
+             {"model_version": "7", "run_id": "abc123"}, reference=reference).save(folder)
     return folder
 
 
@@ -69,6 +76,37 @@ def test_the_service_scores_with_the_model_set_of_aml_model_dir(model_dir, tiny_
         assert r.status_code == 200, r.text
         assert 0 <= r.json()["suspicion_score"] <= 100
         assert not (tmp_path / "no-registry.db").exists()  # no registry was asked
+    finally:
+        client.__exit__(None, None, None)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_the_service_keeps_per_day_drift_figures_across_a_restart(model_dir, tiny_bank, tiny_dataset, tmp_path):
+    import os
+
+    saved = dict(os.environ)
+    env = {"AML_MODEL_DIR": str(model_dir), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/no-registry.db"}
+    txns = [last_txn(tiny_dataset, k) for k in range(5)]
+    client = start_client(tiny_bank, tmp_path / "state", None, **env)
+    try:
+        for t in txns:
+            assert client.post("/v1/score", json={"transaction": t, "explain": False}, headers=CHANNEL).status_code == 200
+        assert client.post("/v1/admin/drift", json={}, headers=CHANNEL).status_code == 403
+        d = client.post("/v1/admin/drift", json={}, headers=COMPLIANCE).json()
+        assert d["model_version"] == "7" and d["rows"] == 5 and d["days"] == [d["day"]]
+        assert set(d["psi"]) >= {"amount", "suspicion_score"} and d["worst_psi"]["psi"] == max(d["psi"].values())
+        assert sum(c["rows"] for c in d["segments"]["channel"].values()) == 5
+        assert client.post("/v1/admin/drift", json={"day": "2020-13-01"}, headers=ADMIN).status_code == 400
+    finally:
+        client.__exit__(None, None, None)
+        os.environ.clear()
+        os.environ.update(saved)
+    assert list((tmp_path / "state" / "monitoring" / "daily" / "7").glob("*.json"))
+    client = start_client(tiny_bank, tmp_path / "state", None, **env)
+    try:
+        again = client.post("/v1/admin/drift", json={"day": d["day"]}, headers=ADMIN).json()
+        assert again["rows"] == 5 and again["psi"] == d["psi"]
     finally:
         client.__exit__(None, None, None)
         os.environ.clear()
