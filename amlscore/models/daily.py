@@ -6,7 +6,8 @@ set's training reference (:mod:`amlscore.models.reference`), the rows in each re
 missing ones; the rows and alerts overall and per segment (channel, customer type); and the fused score
 in 1,000 bins of 0.1 on 0..100, for its quantiles. From these counts :meth:`summary` gives the day's PSI
 of every column against the reference, the worst one, the alert rates and the score quantiles without
-keeping a single transaction. Adding a row is a few vectorised numpy operations (about 10 µs).
+keeping a single transaction. Adding a row is a few vectorised numpy operations (30-70 µs on the
+project's busy 2-core VM, against 4-5 ms of CPU per explained decision).
 
 Days are written to ``<folder>/<YYYY-MM-DD>.json`` by :meth:`save` and read back by :meth:`load`, so a
 restarted service keeps its days.
@@ -70,6 +71,7 @@ class DailyDistributions:
         self._missing_slot = width + 1  # bins 0..width for values, then the missing slot
         self._width = width + 2
         self._rows = np.arange(len(self.columns))
+        self._base = self._rows * self._width  # row offsets into a day's flattened counts
         self._score_col = self.columns.index("suspicion_score") if "suspicion_score" in self.columns else None
         self._days: dict[str, _Day] = {}
         self._lock = threading.Lock()
@@ -77,8 +79,11 @@ class DailyDistributions:
     # -- adding -----------------------------------------------------------------------------------
     def _bins(self, values: np.ndarray) -> np.ndarray:
         """Bin of each value on its column's edges (``(-inf, e0], (e0, e1], ...``), missing in the last slot."""
-        bins = (values[..., None] > self._edges).sum(axis=-1)
-        return np.where(np.isnan(values), self._missing_slot, bins)
+        bins = (values[..., None] > self._edges).sum(axis=-1)  # NaN compares False: bin 0 until set below
+        missing = np.isnan(values)
+        if missing.any():
+            bins[missing] = self._missing_slot
+        return bins
 
     def _day(self, day: str) -> _Day:
         found = self._days.get(day)
@@ -94,7 +99,7 @@ class DailyDistributions:
         bins = self._bins(v)
         with self._lock:
             d = self._day(day)
-            d.counts[self._rows, bins] += 1
+            d.counts.reshape(-1)[self._base + bins] += 1  # one index per column, no repeats
             d.rows += 1
             d.alerts += int(bool(alert))
             if self._score_col is not None and not np.isnan(v[self._score_col]):

@@ -1,7 +1,7 @@
 """What the service scored, per bank day, on the served model set's reference bins (:mod:`amlscore.models.daily`).
 
 Every decision adds its features, its four scores, its alert, its channel and its customer type to the
-day's counts (about 10 µs). The counts are written to ``<state>/monitoring/daily/<model version>/<day>.json``
+day's counts (30-70 µs; :mod:`amlscore.models.daily`). The counts are written to ``<state>/monitoring/daily/<model version>/<day>.json``
 every ``save_every`` decisions and when the service stops, and read back when it starts, so a day's
 figures survive a restart. Every ``publish_every`` decisions the day's summary (alert rate, score
 quantiles, every column's PSI against the reference) goes to ``on_summary``: the service points it at

@@ -111,3 +111,35 @@ def test_the_service_keeps_per_day_drift_figures_across_a_restart(model_dir, tin
         client.__exit__(None, None, None)
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_drift_watch_publishes_the_day_to_the_prometheus_gauges(model_dir, tmp_path):
+    from prometheus_client import REGISTRY
+
+    from amlscore.models.model_set import ModelSet
+    from amlscore.serving.drift_watch import DriftWatch
+    from amlscore.serving.telemetry import drift_gauges
+
+    ms = ModelSet.load(model_dir)
+    published: list[dict] = []
+    gauges = drift_gauges()
+
+    def both(summary: dict) -> None:
+        published.append(summary)
+        gauges(summary)
+
+    watch = DriftWatch(ms, "7", tmp_path, publish_every=3, save_every=1000, on_summary=both)
+    X = random_features(7, seed=5)
+    batch = ms.score_vector(X)
+    for i in range(7):
+        watch.observe("2026-12-01", X[i], (batch.suspicion_score[i], batch.rule_score[i], batch.lgbm_probability[i],
+                                           batch.anomaly_score[i]), bool(batch.alert[i]), "atm", "individual")
+    assert [s["rows"] for s in published] == [3, 6]
+    last = published[-1]
+    assert REGISTRY.get_sample_value("amlscore_worst_psi") == pytest.approx(last["worst_psi"]["psi"])
+    assert REGISTRY.get_sample_value("amlscore_psi", {"column": "amount"}) == pytest.approx(last["psi"]["amount"])
+    assert REGISTRY.get_sample_value("amlscore_alert_rate") == pytest.approx(last["alert_rate"])
+    assert REGISTRY.get_sample_value("amlscore_score_quantile", {"quantile": "0.5"}) == last["score_quantiles"]["q0.5"]
+    assert not (tmp_path / "monitoring").exists()  # not saved before save_every decisions
+    watch.save()
+    assert (tmp_path / "monitoring" / "daily" / "7" / "2026-12-01.json").is_file()
