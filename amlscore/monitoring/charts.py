@@ -20,24 +20,32 @@ def _num(v: float) -> str:
 
 
 def hbars(labels: Sequence[str], values: Sequence[float], colours: Sequence[str], *, title: str,
-          marks: Sequence[tuple[float, str]] = (), width: int = 640) -> str:
-    """Horizontal bars, one per label, with optional vertical marks (value, name) such as thresholds."""
+          marks: Sequence[tuple[float, str]] = (), width: int = 640, cap: float | None = None) -> str:
+    """Horizontal bars, one per label, with optional vertical marks (value, name) such as thresholds.
+
+    ``cap``: the axis ends there and longer bars are cut at it (their value is still written), so that
+    one huge value does not flatten the others against the marks.
+    """
     row, left, top = 18, 210, 24
-    height = top + row * len(labels) + 20
+    height = top + row * len(labels) + 14 + 14 * len(marks)
     vmax = max([*values, *(m for m, _ in marks), 1e-12])
+    if cap is not None:
+        vmax = min(vmax, cap)
     scale = (width - left - 60) / vmax
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
              f'aria-label="{escape(title)}" {_FONT}>', f'<text x="4" y="14" font-weight="bold">{escape(title)}</text>']
     for i, (label, value, colour) in enumerate(zip(labels, values, colours)):
         y = top + i * row
         parts.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(label)}</text>')
-        parts.append(f'<rect x="{left}" y="{y + 2}" width="{max(value * scale, 0.5):.1f}" height="{row - 5}" '
+        shown = min(value, vmax) * scale
+        parts.append(f'<rect x="{left}" y="{y + 2}" width="{max(shown, 0.5):.1f}" height="{row - 5}" '
                      f'fill="{colour}"><title>{escape(label)}: {_num(value)}</title></rect>')
-        parts.append(f'<text x="{left + value * scale + 4:.1f}" y="{y + 12}">{_num(value)}</text>')
-    for value, name in marks:
+        parts.append(f'<text x="{left + shown + 4:.1f}" y="{y + 12}">{_num(value)}{" ▸" if value > vmax else ""}</text>')
+    bottom = top + row * len(labels)
+    for k, (value, name) in enumerate(marks):
         x = left + value * scale
-        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{height - 16}" stroke="#555" '
-                     f'stroke-dasharray="4 3"/><text x="{x:.1f}" y="{height - 4}" text-anchor="middle">'
+        parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{bottom + 14 * k + 4}" stroke="#555" '
+                     f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{bottom + 14 * k + 14}">'
                      f'{escape(name)} {_num(value)}</text>')
     parts.append("</svg>")
     return "".join(parts)

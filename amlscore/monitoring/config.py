@@ -46,6 +46,7 @@ class DriftThresholds(BaseModel):
     missing_share_change: Levels
     alert_rate_ratio: Levels
     min_rows: int = Field(ge=1)
+    min_alerts: int = Field(10, ge=1)
 
     @model_validator(mode="after")
     def _ratio_above_one(self) -> "DriftThresholds":

@@ -7,7 +7,8 @@ bins (:mod:`amlscore.models.reference`), with missing values as one more bin,
 
 and the change of the missing-value share. Then the alert rate overall, per channel and per
 customer type against the reference alert rates (a segment's reference rate floored at a tenth of the
-overall one, so that a segment without a reference alert gets a finite ratio), and per day the alert rate and the PSI of the
+overall one, so that a segment without a reference alert gets a finite ratio; judged only with
+``min_rows`` rows and ``min_alerts`` alerts seen or expected), and per day the alert rate and the PSI of the
 fused score. Each figure is judged against :class:`amlscore.monitoring.config.DriftThresholds` as
 ``ok``, ``warning`` or ``action``; every warning and action becomes a :class:`Finding` that says
 what to do.
@@ -161,7 +162,7 @@ def _rate(segment: str, value: str, alert: np.ndarray, reference_rate: float | N
         base = max(reference_rate, floor)
         ratio = rate / base if base > 0 else 1.0
         deviation = max(ratio, 1.0 / ratio) if ratio > 0 else float("inf")
-        if rows >= thresholds.min_rows:
+        if rows >= thresholds.min_rows and max(alerts, rows * base) >= thresholds.min_alerts:
             level = thresholds.alert_rate_ratio.level(deviation)
     return SegmentRate(segment, value, rows, alerts, rate, reference_rate, ratio, level)
 

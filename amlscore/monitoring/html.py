@@ -30,7 +30,8 @@ def render_drift(report: DriftReport, thresholds: Any, *, top: int = 25, distrib
     shown = ranked[:top]
     psi_chart = hbars([c.name for c in shown], [c.psi for c in shown], [LEVEL_COLOURS[c.psi_level] for c in shown],
                       title=f"PSI against the training reference (top {len(shown)} of {len(ranked)})",
-                      marks=[(thresholds.psi.warning, "warning"), (thresholds.psi.action, "action")])
+                      marks=[(thresholds.psi.warning, "warning"), (thresholds.psi.action, "action")],
+                      cap=4 * thresholds.psi.action)
     picks = [report.column("suspicion_score")] + [c for c in ranked if c.name != "suspicion_score"][:distributions - 1]
     dist_charts = [grouped_bars(_bin_labels(c.edges) + ["missing"],
                                 {"training": [s * (1 - c.missing_reference) for s in c.reference_shares]
