@@ -127,3 +127,25 @@ def test_invalid_thresholds_are_named(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(AmlError, match=f"{path}.*{message}"):
         load_thresholds(path)
+
+
+def test_a_segment_alert_rate_is_judged_only_with_enough_alerts():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    ref_cols = {"x": rng.normal(0, 1, n), **{s: rng.random(n) for s in SCORE_COLUMNS}}
+    channel = np.where(np.arange(n) < 10_000, "atm", "pos")
+    alert = np.zeros(n, dtype=bool)
+    alert[:100] = True  # atm 1 %, pos 0 %
+    alert[10_000:10_005] = True  # pos 0.05 %
+    reference = build_reference(ref_cols, alert, {"channel": channel}, period="p", alert_threshold=50.0)
+    m = 2_400
+    cur_channel = np.where(np.arange(m) < 1_200, "atm", "pos")
+    cur_alert = np.zeros(m, dtype=bool)
+    cur_alert[:48] = True  # atm: 4 % (48 alerts, 12 expected): action
+    # pos: 0 alerts where 0.6 were expected: chance, not judged
+    drift = compute_drift(reference, {"x": rng.normal(0, 1, m), **{s: rng.random(m) for s in SCORE_COLUMNS}},
+                          cur_alert, {"channel": cur_channel}, np.full(m, np.datetime64("2025-01-01", "D")),
+                          load_thresholds())
+    rates = {(r.segment, r.value): r for r in drift.alert_rates}
+    assert rates[("channel", "atm")].level == "action" and rates[("channel", "atm")].ratio == pytest.approx(4.0)
+    assert rates[("channel", "pos")].level == "ok" and rates[("channel", "pos")].alerts == 0
