@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 
 from amlscore.contract.errors import AmlError
-from amlscore.contract.load import load_dataset
+from amlscore.contract.load import Dataset, load_dataset
 from amlscore.features.offline import build_features
+from amlscore.models.daily import DailyDistributions
 from amlscore.monitoring.drift import SCORE_COLUMNS
 
-__all__ = ["ScoredPeriod", "bank_days", "score_period"]
+__all__ = ["ScoredPeriod", "bank_days", "daily_counts", "score_period"]
 
 ProgressFn = Callable[[str, float], None]
 
@@ -64,10 +65,24 @@ def score_period(model_set: Any, data: str | Path, *, start: dt.date | None = No
     scores = model_set.score_frame(feats, reasons="none")
     columns = {name: feats[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in model_set.feature_names}
     columns.update({name: scores[name].to_numpy(dtype=np.float64) for name in SCORE_COLUMNS})
-    txns = dataset.transactions.set_index(dataset.transactions["txn_id"].astype(str))
-    txns = txns.reindex(feats["txn_id"].astype(str))
+    return ScoredPeriod(columns, scores["alert"].to_numpy(dtype=bool), _segments(dataset, feats["txn_id"]), days[rows])
+
+
+def _segments(dataset: Dataset, txn_ids: pd.Series) -> dict[str, np.ndarray]:
+    txns = dataset.transactions.set_index(dataset.transactions["txn_id"].astype(str)).reindex(txn_ids.astype(str))
     customers = dataset.customers.set_index(dataset.customers["customer_id"].astype(str))["customer_type"]
-    segments = {"channel": txns["channel"].astype(str).to_numpy(dtype=object),
-                "customer_type": customers.astype(str).reindex(txns["customer_id"].astype(str)).fillna("unknown")
-                .to_numpy(dtype=object)}
-    return ScoredPeriod(columns, scores["alert"].to_numpy(dtype=bool), segments, days[rows])
+    return {"channel": txns["channel"].astype(str).to_numpy(dtype=object),
+            "customer_type": customers.astype(str).reindex(txns["customer_id"].astype(str)).fillna("unknown")
+            .to_numpy(dtype=object)}
+
+
+def daily_counts(model_set: Any, dataset: Dataset, features: pd.DataFrame, scores: pd.DataFrame) -> DailyDistributions:
+    """Per-day counts (:mod:`amlscore.models.daily`) of a batch scored with ``model_set`` (same rows, same order):
+    what ``amlscore score`` keeps beside its output, as the service keeps them for its decisions."""
+    columns = list(model_set.feature_names) + list(SCORE_COLUMNS)
+    counts = DailyDistributions(model_set.reference, columns, keep_days=100_000)
+    values = np.column_stack([features[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in model_set.feature_names]
+                             + [scores[c].to_numpy(dtype=np.float64) for c in SCORE_COLUMNS])
+    days = bank_days(features["timestamp"], model_set.feature_params.bank_utc_offset_hours).astype(str)
+    counts.add_many(days, values, scores["alert"].to_numpy(dtype=bool), _segments(dataset, features["txn_id"]))
+    return counts

@@ -83,3 +83,21 @@ def test_days_of_another_reference_are_not_read(scored, tmp_path):
         assert DailyDistributions(ms.reference, columns).load(tmp_path) == 0
     finally:
         ms.reference.rows -= 1
+
+
+def test_batch_scoring_keeps_the_same_counts_as_the_monitor(model_set_dir, bank_dir, scored, tmp_path):
+    from amlscore.contract.load import load_dataset
+    from amlscore.features.offline import build_features
+    from amlscore.monitoring.batch import daily_counts
+
+    ms, period = scored
+    dataset = load_dataset(bank_dir, require_reports=False)
+    feats = build_features(dataset, ms.feature_params)
+    counts = daily_counts(ms, dataset, feats, ms.score_frame(feats, reasons="none"))
+    assert counts.save(tmp_path) == len(counts.days) == 150  # the bank's 150 days (bank clock)
+    assert sum(counts.summary(day)["rows"] for day in counts.days) == len(feats)
+    columns, values = _matrix(ms, period, np.arange(len(period)))
+    direct = DailyDistributions(ms.reference, columns)
+    direct.add_many(period.days.astype(str), values, period.alert, period.segments)
+    for day in direct.days:  # the monitor's days are a subset of the batch's, with the same figures
+        assert counts.summary(day) == direct.summary(day)

@@ -108,3 +108,17 @@ def test_mlflow_models_serve_answers(trained, tracking_uri, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+def test_batch_scoring_keeps_per_day_distributions(trained, bank_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from amlscore.cli import app
+
+    out = tmp_path / "scores.parquet"
+    result = CliRunner().invoke(app, ["score", "--data", str(bank_dir), "--out", str(out), "--version",
+                                      str(trained.model_version), "--reasons", "none"])
+    assert result.exit_code == 0, result.output
+    files = sorted((tmp_path / "scores.parquet.daily").glob("*.json"))
+    rows = sum(json.loads(f.read_text())["rows"] for f in files)
+    assert rows == len(pd.read_parquet(out)) and len(files) > 100
