@@ -30,7 +30,9 @@ _err = Console(stderr=True)
 # Registration: one line per command; each module owns its command's options and help.
 from amlscore.cli import generate as _generate  # noqa: E402
 from amlscore.cli import features as _features  # noqa: E402
+from amlscore.cli import monitor as _monitor  # noqa: E402
 from amlscore.cli import demo as _demo  # noqa: E402
+from amlscore.cli import deploy as _deploy  # noqa: E402
 from amlscore.cli import rate as _rate  # noqa: E402
 from amlscore.cli import serve as _serve  # noqa: E402
 from amlscore.cli import train as _train  # noqa: E402
@@ -50,6 +52,9 @@ app.command("promote")(_train.promote)
 app.command("score")(_train.score)
 app.command("feedback")(_train.feedback)
 app.command("serve")(_serve.serve)
+app.command("monitor")(_monitor.monitor)
+app.command("backtest")(_monitor.backtest)
+app.command("export-model")(_deploy.export_model)
 app.add_typer(report_app, name="report")
 app.command("demo")(_demo.demo)
 

@@ -228,6 +228,7 @@ def score(
     version: Annotated[Optional[int], typer.Option("--version", help="Registered version number.")] = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Registered alias (default: champion).")] = None,
     reasons: Annotated[str, typer.Option("--reasons", help="Rows whose top_reasons include LightGBM contributions: alerts, all or none.")] = "alerts",
+    daily: Annotated[bool, typer.Option("--daily/--no-daily", help="Also keep the per-day distributions of features and scores on the model set's reference bins in <out>.daily/ (docs/monitoring.md).")] = True,
 ) -> None:
     """Batch scoring: one row per transaction (txn_id, scores, alert, top reasons)."""
     from amlscore.contract import load_dataset, report_data_warnings  # noqa: PLC0415
@@ -254,6 +255,11 @@ def score(
     else:
         scores.to_csv(tmp, index=False)
     tmp.replace(out)
+    if daily and ms.reference is not None:
+        from amlscore.monitoring.batch import daily_counts  # noqa: PLC0415
+
+        days_written = daily_counts(ms, dataset, feats, scores).save(out.with_name(out.name + ".daily"))
+        console.print(f"Kept the per-day distributions of {days_written} day(s) in {out.name}.daily/.")
     console.print(f"Scored {len(scores):,} transactions with aml-model-set version {reg.version} in "
                   f"{time.perf_counter() - start:.1f} s: {int(scores['alert'].sum()):,} alerts "
                   f"(threshold {ms.alert_threshold:.3f}); wrote {out}.")

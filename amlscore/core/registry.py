@@ -262,6 +262,48 @@ def is_download_of(folder: Path, run_id: str | None) -> bool:
     return run_id is None or found is None or found == run_id
 
 
+class FolderLoader:
+    """Serves the one model set saved in a folder, without a registry: what a Bento or a container image
+    carries (``AML_MODEL_DIR``). Its version is the one recorded in the model set (``local`` if none).
+
+    Failures raise :attr:`unavailable`, like :class:`RegistryLoader`.
+    """
+
+    unavailable: type[Exception] = RegistryUnavailable
+
+    def __init__(self, folder: Path, name: str, load_dir: Callable[[Path], Any] | None = None) -> None:
+        self.folder = Path(folder)
+        self.name = name
+        self._load_dir = load_dir or load_model_set_dir
+        self._loaded: LoadedModel | None = None
+
+    def resolve(self, alias: str | None = None, version: str | None = None) -> tuple[str, str | None]:
+        """(version, run_id) of the folder's model set; any other version is unavailable."""
+        loaded = self._load()
+        if version is not None and str(version) != loaded.version:
+            raise self.unavailable(f"model version {version} is not in {self.folder}, which holds version "
+                                   f"{loaded.version} only.")
+        return loaded.version, loaded.run_id
+
+    def load(self, alias: str | None = None, version: str | None = None) -> LoadedModel:
+        self.resolve(alias, version)
+        assert self._loaded is not None
+        return self._loaded
+
+    def _load(self) -> LoadedModel:
+        if self._loaded is None:
+            if not self.folder.is_dir():
+                raise self.unavailable(f"the model set folder {self.folder} does not exist (AML_MODEL_DIR).")
+            try:
+                model_set = self._load_dir(find_model_set_dir(self.folder))
+            except AmlError as exc:
+                raise self.unavailable(f"cannot load the model set in {self.folder}: {exc}") from None
+            version = _str_or_none(meta_value(model_set, "model_version")) or "local"
+            self._loaded = LoadedModel(model_set=model_set, name=self.name, version=version, alias=None,
+                                       source=str(self.folder), run_id=_str_or_none(meta_value(model_set, "run_id")))
+        return self._loaded
+
+
 class ModelCache:
     """Model sets by version: the one serving plus a few older ones, loaded only to explain their decisions."""
 

@@ -25,6 +25,8 @@ Saved layout (a directory; no pickled code objects are needed to score)::
     iforest.joblib          the fitted scikit-learn IsolationForest (reference/audit only)
     rules.yaml              the validated rule configuration (same hash as at training)
     feature_params.yaml     the feature parameters (same hash as at training)
+    reference.json          the training reference for drift monitoring (:mod:`amlscore.models.reference`);
+                            absent from model sets saved before it existed
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from amlscore.models.decision import (
     json_safe,
 )
 from amlscore.models.fusion import COMPONENTS, AlertThresholds, SuspicionFusion
+from amlscore.models.reference import REFERENCE_FILE, ModelReference
 from amlscore.models.rules import RulesConfig, evaluate_rules, explain_rules, load_rules_config, score_transaction_rules
 from amlscore.models.supervised import SuspicionClassifier
 
@@ -118,6 +121,9 @@ class ModelSet:
     metadata : dict, optional
         feature_set_version, feature_params_hash, rules_config_hash, data_fingerprint,
         trained_at, seed, code_version, registered_model_name, model_version, ... (JSON-able).
+    reference : ModelReference, optional
+        The training reference of every feature and score for drift monitoring (None for model
+        sets saved before training wrote one).
 
     Attributes
     ----------
@@ -129,13 +135,15 @@ class ModelSet:
 
     def __init__(self, classifier: SuspicionClassifier, detector: BehaviourAnomalyDetector, fusion: SuspicionFusion,
                  thresholds: AlertThresholds, rules_config: RulesConfig, feature_params: FeatureParams,
-                 feature_names: Sequence[str] = FEATURE_NAMES, metadata: dict | None = None) -> None:
+                 feature_names: Sequence[str] = FEATURE_NAMES, metadata: dict | None = None,
+                 reference: ModelReference | None = None) -> None:
         self.classifier = classifier
         self.detector = detector
         self.fusion = fusion
         self.thresholds = thresholds
         self.rules_config = rules_config
         self.feature_params = feature_params
+        self.reference = reference
         self.feature_names: tuple[str, ...] = tuple(feature_names)
         self._index = {n: i for i, n in enumerate(self.feature_names)}
         self._catalogue_order = self.feature_names == FEATURE_NAMES
@@ -397,6 +405,8 @@ class ModelSet:
             params_yaml = f"# Feature parameters of this model set (hash {self.feature_params.hash}).\n" + yaml.safe_dump(
                 self.feature_params.model_dump(mode="json"), allow_unicode=True, sort_keys=False)
             (staging / "feature_params.yaml").write_text(params_yaml, encoding="utf-8")
+            if self.reference is not None:
+                (staging / REFERENCE_FILE).write_text(json.dumps(self.reference.to_dict()) + "\n", encoding="utf-8")
             files = sorted(p.name for p in staging.iterdir())
             manifest = {
                 "format": "amlscore-model-set",
@@ -459,8 +469,14 @@ class ModelSet:
         detector = BehaviourAnomalyDetector.from_dir(folder, manifest["detector"])
         fusion = SuspicionFusion.from_dict(manifest["fusion"])
         thresholds = AlertThresholds(**manifest["thresholds"])
+        reference = None
+        if REFERENCE_FILE in manifest["files"]:
+            try:
+                reference = ModelReference.from_dict(json.loads((folder / REFERENCE_FILE).read_text(encoding="utf-8")))
+            except (ValueError, KeyError) as exc:
+                raise ModelSetError(f"{REFERENCE_FILE} in {folder} cannot be read: {exc}") from None
         return cls(classifier, detector, fusion, thresholds, rules_config, feature_params,
-                   feature_names=manifest["feature_names"], metadata=metadata)
+                   feature_names=manifest["feature_names"], metadata=metadata, reference=reference)
 
 
 def _sha256(path: Path) -> str:

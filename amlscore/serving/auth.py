@@ -53,6 +53,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "/v1/customer_risk": _COMPLIANCE,
     "/v1/feedback": _COMPLIANCE,
     "/v1/admin/reload": _ADMIN,
+    "/v1/admin/drift": _COMPLIANCE,
 }
 # Roles that see the full decision (components, risk level, explanation, versions).
 FULL_VIEW_ROLES = _COMPLIANCE

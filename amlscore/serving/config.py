@@ -15,6 +15,8 @@ variable                    meaning                                             
 ``AML_MODEL_NAME``          registered model name                                      ``aml-model-set``
 ``AML_MODEL_ALIAS``         alias to serve                                             ``champion``
 ``AML_MODEL_VERSION``       a registry version to serve instead of the alias           (none)
+``AML_MODEL_DIR``           a saved model set folder to serve instead of the registry  (none)
+                            (what a Bento or a container image carries)
 ``AML_API_KEYS_FILE``       YAML or JSON file of API key hashes and roles             ``<state>/api_keys.yaml``
 ``AML_WARM_UP_DAYS``        days of the data folder's history replayed into an empty   ``100``
                             online state (``0``: none, ``all``: the whole history)
@@ -38,6 +40,9 @@ variable                    meaning                                             
                             right after its checks (``amlscore.serving.middleware``; 0.4-0.7 ms
                             of CPU less per request); ``bentoml``: through BentoML's
                             router and API method like the other routes (same answers)
+``AML_LOG_FORMAT``          ``json``: the service's logs as JSON lines, with one line   ``text``
+                            per request (request id, caller, status, latency;
+                            ``amlscore.serving.access_log``); ``text``: as before
 ==========================  =========================================================  ============================
 """
 
@@ -74,6 +79,7 @@ class Settings(BaseModel):
     model_name: str = Field(MODEL_NAME, min_length=1, description="Registered model name of the model set.")
     model_alias: str = Field("champion", min_length=1, description="Registry alias to serve.")
     model_version: str | None = Field(None, pattern=r"^[0-9]+$", description="Registry version to serve instead of the alias.")
+    model_dir: Path | None = Field(None, description="A saved model set folder to serve instead of the registry.")
     api_keys_file: Path | None = Field(None, description="API keys file; default <state_dir>/api_keys.yaml.")
     warm_up_days: int | None = Field(100, ge=0, description="Days of history replayed into an empty state; None: all.")
     audit_sync: Literal["full", "normal"] = Field("full", description="SQLite synchronous mode of the audit log.")
@@ -120,6 +126,8 @@ class Settings(BaseModel):
             env["AML_STALL_REPORT_MS"] = f"{self.stall_report_ms:g}"
         if self.model_version:
             env["AML_MODEL_VERSION"] = self.model_version
+        if self.model_dir is not None:
+            env["AML_MODEL_DIR"] = str(self.model_dir)
         if self.api_keys_file is not None:
             env["AML_API_KEYS_FILE"] = str(self.api_keys_file)
         return env
@@ -134,7 +142,7 @@ class Settings(BaseModel):
         values: dict[str, object] = {}
         names = {
             "data_dir": "AML_DATA_DIR", "state_dir": "AML_STATE_DIR", "model_name": "AML_MODEL_NAME",
-            "model_alias": "AML_MODEL_ALIAS", "model_version": "AML_MODEL_VERSION",
+            "model_alias": "AML_MODEL_ALIAS", "model_version": "AML_MODEL_VERSION", "model_dir": "AML_MODEL_DIR",
             "api_keys_file": "AML_API_KEYS_FILE", "warm_up_days": "AML_WARM_UP_DAYS", "audit_sync": "AML_AUDIT_SYNC",
             "max_body_bytes": "AML_MAX_BODY_BYTES", "max_batch_body_bytes": "AML_MAX_BATCH_BODY_BYTES",
             "max_batch_size": "AML_MAX_BATCH_SIZE", "top_k": "AML_TOP_K", "max_future_seconds": "AML_MAX_FUTURE_SECONDS",

@@ -222,11 +222,11 @@ class GateMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        scope.setdefault("state", {})["aml_caller"] = caller  # for the API method and the access log
         direct = gate.direct.get(path)
         if direct is not None and scope.get("method") == "POST":
             await _answer_directly(send, direct, body, caller, path)
             return
-        scope.setdefault("state", {})["aml_caller"] = caller
         delivered = False
 
         async def replay_receive() -> Message:

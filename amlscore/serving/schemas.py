@@ -164,6 +164,22 @@ class ReloadRequest(BaseModel):
     version: str | None = Field(None, pattern=r"^[0-9]+$", description="A registry version to load instead of an alias.")
 
 
+class DriftRequest(BaseModel):
+    """Body of ``POST /v1/admin/drift``."""
+
+    model_config = _STRICT
+
+    day: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$",
+                            description="Bank day YYYY-MM-DD (default: the latest day scored).")
+
+    @field_validator("day")
+    @classmethod
+    def _a_date(cls, value: str | None) -> str | None:
+        if value is not None:
+            date.fromisoformat(value)  # ValueError: not a calendar day
+        return value
+
+
 class EmptyRequest(BaseModel):
     """Body of endpoints without parameters (may be empty)."""
 
@@ -289,6 +305,23 @@ class Health(BaseModel):
     audit_decisions: int
     state_transactions: int
     uptime_seconds: float
+
+
+class DriftSummary(BaseModel):
+    """A bank day's drift figures against the served model set's training reference."""
+
+    model_version: str
+    day: str | None
+    days: list[str] = Field(description="The days kept.")
+    rows: int = Field(description="Decisions of the day.")
+    alerts: int = 0
+    alert_rate: float = 0.0
+    reference_alert_rate: float | None = None
+    score_quantiles: dict[str, float] = Field(default_factory=dict, description="Suspicion score quantiles (to 0.1).")
+    worst_psi: dict[str, Any] = Field(default_factory=dict, description="The column with the largest PSI and its PSI.")
+    psi: dict[str, float] = Field(default_factory=dict, description="PSI of every feature and score.")
+    segments: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict,
+                                                             description="Rows, alerts and alert rate per channel and customer type.")
 
 
 class ReloadResult(BaseModel):

@@ -53,6 +53,7 @@ from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid, utc
 from amlscore.core.decision import RecordedDecision, components_of, finite_or_none, fired_rules_json, json_safe
 from amlscore.serving.auth import Caller
 from amlscore.serving.config import Settings, SettingsError
+from amlscore.serving.drift_watch import DriftWatch
 from amlscore.serving.errors import (
     Conflict,
     InvalidRequest,
@@ -64,7 +65,7 @@ from amlscore.serving.errors import (
 )
 from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
-from amlscore.serving.registry import LoadedModel, ModelCache, RegistryLoader
+from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.schemas import FeedbackRequest, Transaction
 
 log = logging.getLogger(__name__)
@@ -181,12 +182,15 @@ class ScoringEngine:
         self.ready = False
         state_dir = Path(settings.state_dir)
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.loader = loader or RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models")
+        self.loader = loader or (FolderLoader(settings.model_dir, settings.model_name) if settings.model_dir is not None
+                                 else RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models"))
         self.models = ModelCache(self.loader)
 
         # 1. the model set first: a bad model fails before the (possibly long) warm-up
         self.model = self._load_model(settings.model_alias, settings.model_version)
         self.rules_config = self.model.model_set.rules_config  # the one the model set was trained with
+        self.on_drift_summary: Callable[[dict[str, Any]], None] | None = None  # the service's metrics, if any
+        self.drift = DriftWatch.for_model(self.model.model_set, self.model.version, state_dir)
 
         # 2. the data folder and the online feature state
         dataset = load_dataset(settings.data_dir, require_reports=False)
@@ -348,6 +352,11 @@ class ScoringEngine:
         decided_at = utc_now_iso()
         score = finite_or_none(scores.suspicion_score[i])
         alert = bool(scores.alert[i])
+        if self.drift is not None:
+            self.drift.observe(self._bank_day(datetime.fromisoformat(record["timestamp"])).isoformat(), x,
+                               (float(scores.suspicion_score[i]), float(scores.rule_score[i]),
+                                float(scores.lgbm_probability[i]), float(scores.anomaly_score[i])),
+                               alert, str(record.get("channel")), "corporate" if is_corporate else "individual")
         decision: RecordedDecision = {  # plain JSON values only (finite_or_none; the explanation's to_dict)
             "request_id": request_id,
             "txn_id": record["txn_id"],
@@ -554,13 +563,33 @@ class ScoringEngine:
         new = self._load_model(alias, version)
         self._check_params(new)
         rules = new.model_set.rules_config
+        drift = DriftWatch.for_model(new.model_set, new.version, Path(self.settings.state_dir),
+                                     on_summary=self.on_drift_summary)
         with self.lock:
             previous = self.model.versions()
+            if self.drift is not None:
+                self.drift.save()
             self.model = new
             self.rules_config = rules
+            self.drift = drift
             self._warm_code_paths(model_only=True)
         log.info("reloaded model: %s v%s -> %s v%s", previous["model_name"], previous["model_version"], new.name, new.version)
         return previous, new.versions()
+
+    def observe_drift(self, on_summary: Callable[[dict[str, Any]], None]) -> None:
+        """Send the day's drift summary to ``on_summary`` every so many decisions (the service's metrics)."""
+        self.on_drift_summary = on_summary
+        if self.drift is not None:
+            self.drift.on_summary = on_summary
+
+    def drift_summary(self, day: str | None = None) -> dict[str, Any]:
+        """The per-day drift figures of the served model set (``POST /v1/admin/drift``)."""
+        self._require_ready()
+        with self.lock:
+            drift, version = self.drift, self.model.version
+        if drift is None:
+            raise NotReady(f"model version {version} carries no training reference: retrain it to get drift figures")
+        return json_safe({"model_version": version, **drift.summary(day)})
 
     def _require_ready(self) -> None:
         if not self.ready:
@@ -604,6 +633,8 @@ class ScoringEngine:
         """Snapshot the online state and close the stores."""
         with self.lock:
             self.ready = False
+            if self.drift is not None:
+                self.drift.save()
             try:
                 self.state.close()
             finally:

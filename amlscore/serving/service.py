@@ -37,12 +37,15 @@ from amlscore.contract.errors import AmlError
 from amlscore.serving.auth import Caller, KeyStore, ensure_keys_file
 from amlscore.serving.config import Settings, bentoml_tracing
 from amlscore.serving.errors import ServingError, UnprocessableTransaction, Unauthorized, InvalidRequest
+from amlscore.serving.access_log import AccessLogMiddleware
 from amlscore.serving.middleware import GATE, GateMiddleware, invalid_request_body
 from amlscore.serving.schemas import (
     BatchResult,
     CustomerRiskRequest,
     CustomerRiskResult,
     Decision,
+    DriftRequest,
+    DriftSummary,
     EmptyRequest,
     ExplainRequest,
     ExplainResult,
@@ -58,7 +61,7 @@ from amlscore.serving.schemas import (
 )
 from amlscore.serving.scoring import ScoringEngine, wait_all
 from amlscore.serving.stalls import StallReporter
-from amlscore.serving.telemetry import audit_commit_observer
+from amlscore.serving.telemetry import audit_commit_observer, drift_gauges
 from amlscore.serving.views import decision_view, full_view
 
 log = logging.getLogger("serving")
@@ -170,6 +173,7 @@ class AmlScoring:
         self.engine = make_engine(settings)
         if AmlScoring.config.get("metrics", {}).get("enabled", True):  # off where several apps share a process (tests)
             self.engine.audit.on_commit = audit_commit_observer()
+            self.engine.observe_drift(drift_gauges())
         self.heap = _HeapFreezer()
         self.heap.freeze_now()
         self.stalls = StallReporter(settings.stall_report_ms) if settings.stall_report_ms else None
@@ -322,6 +326,12 @@ class AmlScoring:
         """Status with the model version and the audit log and state counts."""
         return self._run(ctx, lambda caller: self.engine.health())  # type: ignore[return-value]
 
+    @bentoml.api(route="/v1/admin/drift", input_spec=DriftRequest, output_spec=DriftSummary)
+    def admin_drift(self, day: str | None = None, ctx: bentoml.Context = None) -> DriftSummary:  # type: ignore[assignment]
+        """A bank day's drift figures (PSI of every feature and score, alert rates, score quantiles) against the
+        served model set's training reference (compliance and admin)."""
+        return self._run(ctx, lambda caller: self.engine.drift_summary(day))  # type: ignore[return-value]
+
     @bentoml.api(route="/v1/admin/reload", input_spec=ReloadRequest, output_spec=ReloadResult)
     def admin_reload(self, alias: str | None = None, version: str | None = None,
                      ctx: bentoml.Context = None) -> ReloadResult:  # type: ignore[assignment]
@@ -336,4 +346,5 @@ class AmlScoring:
         return self._run(ctx, run)  # type: ignore[return-value]
 
 
+AmlScoring.add_asgi_middleware(AccessLogMiddleware)  # outermost: sees refused and directly answered requests too
 AmlScoring.add_asgi_middleware(GateMiddleware)

@@ -26,7 +26,10 @@ What a training run logs
   ``metrics.json``, ``per_typology.csv``, ``slices.csv``, ``features.json``.
 * **model**: the model set as ONE pyfunc model named ``model_set`` (code: ``pyfunc_model.py``;
   artifact ``model_set`` = the :meth:`ModelSet.save` directory), with signature and input example,
-  registered as :data:`REGISTERED_MODEL_NAME` with the alias ``challenger`` on the new version.
+  registered as :data:`REGISTERED_MODEL_NAME` with the alias ``challenger`` on the new version. The
+  ``amlscore`` package itself travels with it (``code_paths``: ``code/amlscore`` in the logged model), so
+  ``mlflow models serve -m models:/aml-model-set@champion`` and ``mlflow.pyfunc.load_model`` work where
+  amlscore is not installed (its dependencies are the model's pip requirements).
 
 Loading a registered version without this module: ``mlflow.artifacts.download_artifacts(
 "models:/aml-model-set@champion")`` then ``ModelSet.load(<download>/artifacts/model_set)``
@@ -171,16 +174,32 @@ def log_model_set(model_set: ModelSet, example_features: pd.DataFrame, *, tags: 
     return info.model_uri, str(version.version)
 
 
+def package_code(target: Path) -> Path:
+    """A copy of the ``amlscore`` package (sources, configs, templates; no byte code) in ``target/amlscore``.
+
+    Logged as the model's ``code_paths``: MLflow puts ``<model>/code`` first on ``sys.path`` when it
+    loads the model, so the pyfunc imports the amlscore it was logged with.
+    """
+    import amlscore  # noqa: PLC0415
+
+    source = Path(amlscore.__file__).resolve().parent
+    destination = target / "amlscore"
+    shutil.copytree(source, destination, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.partial"))
+    return destination
+
+
 def _log_pyfunc(mlflow: Any, local: Path, signature: Any, example: pd.DataFrame, model_set: ModelSet) -> Any:
-    return mlflow.pyfunc.log_model(
-        name=MODEL_NAME_IN_RUN,
-        python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # models from code: no pickle
-        artifacts={"model_set": str(local)},
-        signature=signature,
-        input_example=example,
-        pip_requirements=_pip_requirements(),
-        metadata={k: v for k, v in model_set.metadata.items() if isinstance(v, (str, int, float, bool))},
-    )
+    with tempfile.TemporaryDirectory(prefix="amlscore-code-") as code:
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME_IN_RUN,
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),  # models from code: no pickle
+            artifacts={"model_set": str(local)},
+            code_paths=[str(package_code(Path(code)))],
+            signature=signature,
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+            metadata={k: v for k, v in model_set.metadata.items() if isinstance(v, (str, int, float, bool))},
+        )
 
 
 def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: pd.DataFrame | None = None, *,

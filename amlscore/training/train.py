@@ -31,6 +31,8 @@ Stages (each a small function; :func:`train` runs them and returns a :class:`Tra
       rows' weights sum to the mean count per customer); dropped period-report rows weigh 0.
    f. *Thresholds* (:func:`amlscore.models.fusion.choose_thresholds`) on the validation fused scores: for a
       target alert rate and for a target precision.
+   g. *Reference* (:func:`amlscore.models.reference.build_reference`) of every feature and score on the
+      validation period, stored with the model set for drift monitoring.
 3. **Evaluate** (:func:`evaluate_period`) the model set on the test period, with ground truth
    when the folder has it, else the reports (:mod:`amlscore.training.evaluate`).
 
@@ -56,6 +58,7 @@ from amlscore.features.params import load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
 from amlscore.models.fusion import AlertThresholds, SuspicionFusion, choose_thresholds
 from amlscore.models.model_set import ModelSet
+from amlscore.models.reference import ModelReference, build_reference
 from amlscore.models.rules import RulesConfig, evaluate_rules, load_rules_config
 from amlscore.models.supervised import SuspicionClassifier
 from amlscore.training.evaluate import (
@@ -67,7 +70,7 @@ from amlscore.training.evaluate import (
     slice_labels,
 )
 from amlscore.training.feedback import feedback_files, merge_feedback
-from amlscore.training.labels import derive_labels, reported_customers
+from amlscore.training.labels import bank_days, derive_labels, reported_customers
 from amlscore.training.result import (
     REGISTERED_MODEL_NAME,
     Prepared,
@@ -271,7 +274,12 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         "model_version": None,
         "split": prep.split.describe(),
     }
-    model_set = ModelSet(clf, det, fusion, thresholds, prep.rules_config, prep.feature_params, FEATURE_NAMES, metadata)
+    t0 = time.perf_counter()
+    reference = training_reference(prep, va_rows, {"suspicion_score": s_v, "rule_score": r_v, "lgbm_probability": p_v,
+                                                   "anomaly_score": a_v}, thresholds.alert_threshold)
+    timings["reference"] = time.perf_counter() - t0
+    model_set = ModelSet(clf, det, fusion, thresholds, prep.rules_config, prep.feature_params, FEATURE_NAMES, metadata,
+                         reference=reference)
     raw_va = (status_va == "suspicious")[va_rows].astype(int)
     valid_metrics = {
         "valid_pr_auc": score_metrics(raw_va, s_v)["pr_auc"],
@@ -292,6 +300,24 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         "fusion_intercept": float(fusion.intercept_), "valid_metrics": valid_metrics,
     }
     return model_set, diagnostics, timings
+
+
+def training_reference(prep: Prepared, rows: np.ndarray, scores: dict[str, np.ndarray],
+                       alert_threshold: float) -> ModelReference:
+    """The drift reference of ``rows`` (the validation period): every feature, the scores, alert rates by
+    channel and customer type."""
+    feats = prep.features
+    columns = {name: feats[name].to_numpy(dtype=np.float64, na_value=np.nan)[rows] for name in FEATURE_NAMES}
+    columns.update({name: np.asarray(v, dtype=np.float64) for name, v in scores.items()})
+    txns = prep.dataset.transactions.iloc[rows]
+    ctype = prep.dataset.customers.set_index(prep.dataset.customers["customer_id"].astype(str))["customer_type"]
+    segments = {"channel": txns["channel"].astype(str).to_numpy(dtype=object),
+                "customer_type": ctype.astype(str).reindex(txns["customer_id"].astype(str)).fillna("unknown")
+                .to_numpy(dtype=object)}
+    day = bank_days(txns["timestamp"], prep.feature_params.bank_utc_offset_hours)
+    period = f"{pd.Timestamp(day.min()).date()}..{pd.Timestamp(day.max()).date()}" if len(day) else ""
+    return build_reference(columns, scores["suspicion_score"] >= alert_threshold, segments, period=period,
+                           alert_threshold=alert_threshold)
 
 
 # ------------------------------------------------------------------------------------------------
