@@ -298,9 +298,9 @@ class FolderLoader:
                 model_set = self._load_dir(find_model_set_dir(self.folder))
             except AmlError as exc:
                 raise self.unavailable(f"cannot load the model set in {self.folder}: {exc}") from None
-            version = _str_or_none(meta_value(model_set, "model_version")) or "local"
+            version = _str_or_none(model_set.metadata.get("model_version")) or "local"
             self._loaded = LoadedModel(model_set=model_set, name=self.name, version=version, alias=None,
-                                       source=str(self.folder), run_id=_str_or_none(meta_value(model_set, "run_id")))
+                                       source=str(self.folder), run_id=_str_or_none(model_set.metadata.get("run_id")))
         return self._loaded
 
 

@@ -42,7 +42,7 @@ from amlscore.core.registry import (
     sqlite_path,
 )
 from amlscore.reports.case_types import CaseError, ModelInfo
-from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri
+from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri  # noqa: F401 - the notebooks read them here
 
 if TYPE_CHECKING:  # the estimators' modules load only when a report needs them
     from amlscore.core.audit import AuditLog, AuditRecord
