@@ -107,6 +107,18 @@ class NotReady(ServingError):
     code = "not_ready"
 
 
+class InternalError(ServingError):
+    """A failure the service did not foresee: logged with its trace, answered without internal details."""
+
+    error_code = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = "internal_error"
+
+    def __init__(self, message: str = "An unexpected error has occurred; it is logged on the server. Sending the "
+                                      "same request again is safe (a transaction is never counted twice).",
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+
+
 def with_code(cls: type[ServingError], code: str, message: str, **kwargs: Any) -> ServingError:
     """An error of class ``cls`` with a more precise ``code`` (e.g. ``unknown_customer``)."""
     err = cls(message, **kwargs)

@@ -18,6 +18,10 @@ from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, I
 API_VERSION = "v1"
 MAX_BATCH_ITEMS = 10_000  # hard ceiling of the schema; AML_MAX_BATCH_SIZE sets the limit in force
 MAX_AMOUNT = 1e12  # CNY; a sanity bound above any real transaction, so a typo cannot poison the state
+# The span of datetime64[ns] the online features compute in, whole days (as the data contract's range).
+TIMESTAMP_MIN = datetime(1677, 9, 22, tzinfo=timezone.utc)
+TIMESTAMP_MAX = datetime(2262, 4, 11, tzinfo=timezone.utc)
+TIMESTAMP_RANGE = f"between {TIMESTAMP_MIN:%Y-%m-%d} and {TIMESTAMP_MAX:%Y-%m-%d} (UTC)"
 Lang = Literal["en", "zh"]
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
@@ -65,7 +69,16 @@ class Transaction(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        """In UTC, and inside :data:`TIMESTAMP_RANGE` (year 1 with a positive offset, or year 9999 with a
+        negative one, cannot even be converted: that is out of range too)."""
+        try:
+            utc = v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+            inside = TIMESTAMP_MIN <= utc <= TIMESTAMP_MAX
+        except OverflowError:
+            inside = False
+        if not inside:
+            raise ValueError(f"must be {TIMESTAMP_RANGE}, got {v.isoformat()}")
+        return utc
 
     @model_validator(mode="after")
     def _channel_fields(self) -> "Transaction":
@@ -84,7 +97,7 @@ class Transaction(BaseModel):
     def to_record(self) -> dict[str, Any]:
         """The contract record the online feature state takes (timestamp as ISO 8601 UTC with ``Z``)."""
         rec = self.model_dump()
-        rec["timestamp"] = self.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rec["timestamp"] = self.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # 4-digit year
         return rec
 
 

@@ -55,6 +55,7 @@ from amlscore.serving.auth import Caller
 from amlscore.serving.config import Settings, SettingsError
 from amlscore.serving.errors import (
     Conflict,
+    InternalError,
     InvalidRequest,
     NotFound,
     NotReady,
@@ -513,9 +514,9 @@ class ScoringEngine:
             duplicates: list[tuple[int, int]] = []
             known = self.audit.by_txns([t.txn_id for t in txns])
             for i, txn in enumerate(txns):
-                record = txn.to_record()
-                ihash = input_hash(record)
                 try:
+                    record = txn.to_record()
+                    ihash = input_hash(record)
                     seen = first_in_batch.get(record["txn_id"])
                     if seen is not None:
                         if seen[1] != ihash:
@@ -534,17 +535,14 @@ class ScoringEngine:
                     pending.append((i, record, ihash, x))
                 except ServingError as exc:
                     results[i] = exc
-            records: list[AuditRecord] = []
-            if pending:
-                scores = self.model.model_set.score_vector(np.vstack([p[3] for p in pending]))
-                for j, (i, record, ihash, x) in enumerate(pending):
-                    rec = self._decide(record, ihash, x, scores, j, caller, explain, lang, "score_batch", batch_id)
-                    records.append(rec)
-                    results[i] = Outcome(rec, replayed=False)
+                except Exception:  # noqa: BLE001 - this item fails alone; the ones counted before are still decided
+                    log.exception("unexpected failure on item %d (txn_id %r) of batch %s", i, txn.txn_id, batch_id)
+                    results[i] = InternalError()
+            records = self._decide_pending(pending, results, caller, explain, lang, batch_id)
             if records:
                 durable = (self.audit.submit(records),)
-                for i, *_ in pending:
-                    results[i] = dataclasses.replace(results[i], waits=durable)  # type: ignore[arg-type]
+                for rec_i in (i for i, *_ in pending if isinstance(results[i], Outcome)):
+                    results[rec_i] = dataclasses.replace(results[rec_i], waits=durable)  # type: ignore[arg-type]
             for rec in records:
                 self._remember(rec)
             for i, first in duplicates:
@@ -554,6 +552,38 @@ class ScoringEngine:
             for f in wait_all(results):
                 f.result()
         return batch_id, results  # type: ignore[return-value]
+
+    def _decide_pending(self, pending: list[tuple[int, dict[str, Any], str, np.ndarray]],
+                        results: list[Any], caller: Caller, explain: bool, lang: str,
+                        batch_id: str) -> list[AuditRecord]:
+        """Decide every counted item of a batch (one model call), filling ``results`` in place.
+
+        Each item the online state counted gets its decision, so the state and the audit log stay
+        together item by item: when the model set fails on the stacked rows, each row is scored
+        alone, and a row that still fails is answered 500 (counted; sending it again decides it
+        from its stored feature row).
+        """
+        if not pending:
+            return []
+        records: list[AuditRecord] = []
+        try:
+            scores = self.model.model_set.score_vector(np.vstack([p[3] for p in pending]))
+            rows = [(p, scores, j) for j, p in enumerate(pending)]
+        except Exception:  # noqa: BLE001 - fall back to one row at a time
+            log.exception("scoring the %d rows of batch %s together failed; scoring them one by one", len(pending), batch_id)
+            rows = [(p, None, 0) for p in pending]
+        for (i, record, ihash, x), scores, j in rows:
+            try:
+                if scores is None:
+                    scores = self.model.model_set.score_vector(x[None, :])
+                rec = self._decide(record, ihash, x, scores, j, caller, explain, lang, "score_batch", batch_id)
+            except Exception:  # noqa: BLE001
+                log.exception("unexpected failure deciding item %d (txn_id %r) of batch %s", i, record["txn_id"], batch_id)
+                results[i] = InternalError()
+                continue
+            records.append(rec)
+            results[i] = Outcome(rec, replayed=False)
+        return records
 
     # -- explaining a past decision -------------------------------------------------------------
     def explain(self, request_id: str, lang: str = "en") -> tuple[AuditRecord, dict[str, Any] | None, str]:

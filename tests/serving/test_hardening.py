@@ -1,0 +1,136 @@
+"""Hardening of the HTTP service (issue #14): timestamps out of range, unexpected failures, batches.
+
+The app runs in process with a stand-in model set (``serving_fakes``); :class:`PoisonedModelSet` fails on
+one amount, as a model bug would, so the tests can see what a failure half-way through a request leaves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from amlscore.features.catalogue import FEATURE_NAMES
+from serving_fakes import FakeLoader, FakeModelSet, FakeScores
+from serving_helpers import CHANNEL, COMPLIANCE, new_txn, start_client
+
+POISON = 13_131.0  # the amount the poisoned model set fails on
+_AMOUNT = FEATURE_NAMES.index("amount")
+_minutes = itertools.count()
+
+
+def when() -> str:
+    """Strictly increasing timestamps after the data set, so no transaction here is late."""
+    t = datetime(2026, 4, 1, tzinfo=timezone.utc) + timedelta(minutes=next(_minutes))
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PoisonedModelSet(FakeModelSet):
+    """The stand-in model set, failing (as a bug would) on rows whose amount is :data:`POISON` while ``armed``."""
+
+    armed = True
+
+    def score_vector(self, x: np.ndarray) -> FakeScores:
+        if self.armed and np.any(np.asarray(x)[:, _AMOUNT] == POISON):
+            raise RuntimeError("model bug on a poisoned row")
+        return super().score_vector(x)
+
+
+@pytest.fixture(scope="module")
+def customers(tiny_dataset: Any) -> list[str]:
+    return tiny_dataset.transactions["customer_id"].astype(str).value_counts().index.tolist()[:10]
+
+
+@pytest.fixture(scope="module")
+def poisoned(tmp_path_factory: pytest.TempPathFactory, tiny_bank: Path) -> Iterator[dict[str, Any]]:
+    saved = dict(os.environ)
+    state = tmp_path_factory.mktemp("state-poisoned")
+    model = PoisonedModelSet("1")
+    client = start_client(tiny_bank, state, FakeLoader({"1": model}))
+    try:
+        yield {"client": client, "model": model, "state": state}
+    finally:
+        client.__exit__(None, None, None)
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def counts(client: Any) -> tuple[int, int]:
+    h = client.post("/v1/health", headers=CHANNEL).json()
+    return h["state_transactions"], h["audit_decisions"]
+
+
+# -- 2. timestamps ------------------------------------------------------------------------------------
+OUT_OF_RANGE = ["0430-12-11T13:52:51Z", "0001-01-01T00:30:00+08:00", "9999-12-31T23:00:00-05:00",
+                "1677-09-21T23:59:59Z", "2262-04-12T00:00:00Z"]
+
+
+@pytest.mark.parametrize("stamp", OUT_OF_RANGE)
+def test_timestamps_out_of_range_are_400_naming_the_field_and_the_range(client: Any, customers: list[str],
+                                                                       stamp: str) -> None:
+    before = counts(client)
+    txn = new_txn(customers[0], f"H-TS-{stamp}", stamp)
+    for route, body in (("/v1/score", {"transaction": txn}), ("/v1/score_batch", {"transactions": [txn]})):
+        r = client.post(route, json=body, headers=COMPLIANCE)
+        assert r.status_code == 400, (route, r.status_code, r.text)
+        err = r.json()
+        assert err["code"] == "invalid_request"
+        assert "timestamp" in err["error"] and "1677-09-22" in err["error"] and "2262-04-11" in err["error"], err
+    assert counts(client) == before
+
+
+def test_timestamps_at_the_edges_of_the_range_are_accepted(client: Any, customers: list[str]) -> None:
+    """In range after conversion to UTC: the schema checks the instant, not the written year."""
+    from amlscore.serving.schemas import Transaction
+
+    early = Transaction.model_validate_json(json.dumps(new_txn(customers[0], "H-EDGE-1", "1677-09-22T08:00:00+08:00")))
+    assert early.to_record()["timestamp"] == "1677-09-22T00:00:00.000000Z"
+    late = Transaction.model_validate_json(json.dumps(new_txn(customers[0], "H-EDGE-2", "2262-04-10T23:00:00-01:00")))
+    assert late.to_record()["timestamp"] == "2262-04-11T00:00:00.000000Z"
+
+
+# -- 2. the general guard, 3. batches -------------------------------------------------------------------
+def test_an_unexpected_failure_is_a_logged_500_and_a_resend_decides_it(poisoned: dict[str, Any], customers: list[str],
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    client, model = poisoned["client"], poisoned["model"]
+    txn = new_txn(customers[1], "H-500", when(), amount=POISON)
+    model.armed = True
+    r = client.post("/v1/score", json={"transaction": txn}, headers=CHANNEL)
+    assert r.status_code == 500, r.text
+    assert r.json()["code"] == "internal_error" and "model bug" not in r.text  # nothing internal shown
+    assert "model bug on a poisoned row" in caplog.text  # the trace is in the log
+    model.armed = False
+    before = counts(client)
+    r = client.post("/v1/score", json={"transaction": txn}, headers=CHANNEL)
+    assert r.status_code == 200 and r.json()["replayed"] is False
+    after = counts(client)
+    assert after == (before[0], before[1] + 1)  # counted once (by the failed call), decided now
+
+
+def test_a_batch_failing_part_way_decides_every_item_it_counted(poisoned: dict[str, Any], customers: list[str]) -> None:
+    client, model = poisoned["client"], poisoned["model"]
+    c = customers[2]
+    txns = [new_txn(c, "H-B-1", when()), new_txn(c, "H-B-2", when(), amount=POISON), new_txn(c, "H-B-3", when()),
+            new_txn(customers[3], "H-B-4", when())]
+    model.armed = True
+    before = counts(client)
+    r = client.post("/v1/score_batch", json={"transactions": txns}, headers=COMPLIANCE)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert (b["n"], b["n_scored"], b["n_errors"]) == (4, 3, 1)
+    assert b["results"][1]["status"] == 500 and b["results"][1]["code"] == "internal_error"
+    assert all("request_id" in b["results"][i] for i in (0, 2, 3))
+    state, audit = counts(client)
+    assert audit == before[1] + 3  # every item but the failed one is decided and in the audit log
+    assert state == before[0] + 4  # the failed one was counted: sending it again decides it
+    model.armed = False
+    again = client.post("/v1/score_batch", json={"transactions": txns}, headers=COMPLIANCE).json()
+    assert (again["n_scored"], again["n_replayed"], again["n_errors"]) == (1, 3, 0)
+    assert counts(client) == (before[0] + 4, before[1] + 4)
