@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from amlscore.storage.private import private_database
 from amlscore.storage.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
@@ -216,8 +217,7 @@ class AuditLog:
     def __init__(self, path: str | Path, sync: str = "full") -> None:
         if sync not in ("full", "normal"):
             raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = private_database(path)  # owner-only, as its -wal and -shm files
         self._lock = threading.Lock()  # the reading connection
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

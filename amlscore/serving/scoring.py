@@ -31,6 +31,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -68,6 +69,7 @@ from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import LoadedModel, ModelCache, RegistryLoader, meta_value
 from amlscore.serving.schemas import FeedbackRequest, Transaction
+from amlscore.storage.private import open_private, private_dir, restrict_tree
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "amlscore"
@@ -155,9 +157,9 @@ def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_
                     "The online feature state, the audit log and the feedback belong to that data: start with "
                     "another --state-dir, or with the original data folder.")
         return
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n",
-                    encoding="utf-8")
+    private_dir(state_dir)
+    with os.fdopen(open_private(path), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n")
 
 
 def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
@@ -167,8 +169,7 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     progress bar; the service does the same on its own when started directly. Returns
     ``(transactions in the state, transactions replayed now)``.
     """
-    state_dir = Path(settings.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = private_dir(settings.state_dir)
     dataset = load_dataset(settings.data_dir, require_reports=False)
     state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite")
     try:
@@ -231,8 +232,7 @@ class ScoringEngine:
         self.started_at = time.time()
         self.lock = threading.RLock()
         self.ready = False
-        state_dir = Path(settings.state_dir)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = private_dir(settings.state_dir)  # owner-only: see amlscore.storage.private
         self.loader = loader or RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models")
         self.models = ModelCache(self.loader)
 
@@ -261,6 +261,7 @@ class ScoringEngine:
         self.ratings = RatingBook(dataset.customers, dataset.reports, self.rules_config)
         self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
         del dataset
+        restrict_tree(state_dir)  # what others wrote there with the umask (the model cache)
         self._warm_code_paths()
         self.ready = True
         log.info("scoring engine ready in %.1f s: model %s v%s, %d customers, %d transactions in the state "
@@ -655,6 +656,7 @@ class ScoringEngine:
         if version is None and alias is None:
             alias, version = self.settings.model_alias, self.settings.model_version
         new = self._load_model(alias, version)
+        restrict_tree(self.settings.state_dir)  # the model cache it may have downloaded into
         self._check_params(new)
         rules = self._rules_config(new)
         with self.lock:

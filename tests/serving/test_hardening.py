@@ -134,3 +134,38 @@ def test_a_batch_failing_part_way_decides_every_item_it_counted(poisoned: dict[s
     again = client.post("/v1/score_batch", json={"transactions": txns}, headers=COMPLIANCE).json()
     assert (again["n_scored"], again["n_replayed"], again["n_errors"]) == (1, 3, 0)
     assert counts(client) == (before[0] + 4, before[1] + 4)
+
+
+# -- 4. state files -----------------------------------------------------------------------------------
+def _modes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)) or ".": p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+
+
+def test_state_folder_is_0700_and_every_file_0600_under_umask_022(tmp_path: Path, tiny_bank: Path,
+                                                                  customers: list[str]) -> None:
+    saved_env, saved_umask = dict(os.environ), os.umask(0o022)
+    state = tmp_path / "state"
+    try:
+        client = start_client(tiny_bank, state, FakeLoader())
+        try:
+            txn = new_txn(customers[4], "H-PERM-1", when())
+            r = client.post("/v1/score", json={"transaction": txn}, headers=COMPLIANCE)
+            assert r.status_code == 200, r.text
+            r = client.post("/v1/feedback", json={"txn_id": "H-PERM-1", "label": "suspicious"}, headers=COMPLIANCE)
+            assert r.status_code == 200, r.text
+            live = _modes(state)  # while running: the databases' -wal and -shm files exist
+        finally:
+            client.__exit__(None, None, None)  # shutdown writes the snapshot
+    finally:
+        os.umask(saved_umask)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    final = _modes(state)
+    for name in ("audit.sqlite", "audit.sqlite-wal", "features.sqlite", "features.sqlite-wal", "feedback.sqlite",
+                 "api_keys.yaml", "state_binding.json"):
+        assert name in live, sorted(live)
+    assert any(name.startswith("features.sqlite.snapshot") or "snapshot" in name for name in final), sorted(final)
+    for modes in (live, final):
+        wrong = {name: oct(mode) for name, mode in modes.items()
+                 if mode != (0o700 if (state / name).is_dir() else 0o600)}
+        assert not wrong, wrong
