@@ -371,7 +371,9 @@ class ScoringEngine:
         except UnknownCustomerError as exc:
             raise with_code(UnprocessableTransaction, "unknown_customer", str(exc)) from None
         except LateTransactionError as exc:
-            raise with_code(Conflict, "late_transaction", str(exc)) from None
+            raise with_code(Conflict, "late_transaction", str(exc), channel_message=(
+                f"transaction {record['txn_id']!r} is older than the customer's latest processed transaction; "
+                "send each customer's transactions in time order (late ones go through the offline path)")) from None
         except BadTransactionError as exc:
             raise InvalidRequest(str(exc)) from None
 
@@ -383,7 +385,9 @@ class ScoringEngine:
         if prev.input_hash != ihash:
             raise with_code(Conflict, "txn_id_reused",
                             f"txn_id {record['txn_id']!r} was scored before (request {prev.request_id}) with different "
-                            "content; a txn_id identifies one transaction")
+                            "content; a txn_id identifies one transaction",
+                            channel_message=f"txn_id {record['txn_id']!r} was scored before with different content; "
+                                            "give each transaction its own txn_id, and send a scored one unchanged")
         note = self.audit.submit_replay(prev.request_id, prev.txn_id, caller.key_id, caller.role, endpoint)
         original = self.audit.durable(prev.txn_id)  # the original decision may still be being committed
         return Outcome(prev, replayed=True, waits=(note,) if original is None else (original, note))

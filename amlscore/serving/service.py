@@ -134,7 +134,18 @@ def _respond(ctx: bentoml.Context, data: Any, status: int = 200) -> JSONResponse
 
 
 def _error(ctx: bentoml.Context, err: ServingError) -> JSONResponse:
-    return _respond(ctx, err.body(), err.status)
+    caller = getattr(ctx.request.state, "aml_caller", None)
+    return _respond(ctx, _error_body(err, caller if isinstance(caller, Caller) else None), err.status)
+
+
+def _error_body(err: ServingError, caller: Caller | None) -> dict[str, Any]:
+    """The error body for ``caller``: the channel role (or an unknown caller) gets the message without other
+    transactions' details; the full message goes to the server log."""
+    full_view = caller is not None and caller.full_view
+    if not full_view and err.channel_message is not None:
+        log.info("refused a request of key %s (%s) with %s: %s", caller.key_id if caller else "?",
+                 caller.role if caller else "?", err.code, err.message)
+    return err.body(full_view)
 
 
 def _as_serving_error(exc: Exception, route: str) -> ServingError:
@@ -235,7 +246,7 @@ class AmlScoring:
             return 200, _render(await self._scored(req.transaction, req.explain, req.lang, caller))
         except Exception as exc:  # noqa: BLE001 - every failure gets the one error shape
             err = _as_serving_error(exc, "/v1/score")
-            return err.status, _render(err.body())
+            return err.status, _render(_error_body(err, caller))
 
     async def _scored(self, transaction: Transaction, explain: bool, lang: str, caller: Caller) -> dict[str, Any]:
         """Score one transaction and return what the caller's role sees, once the decision is durable."""
@@ -271,7 +282,7 @@ class AmlScoring:
                 if isinstance(res, ServingError):
                     n_err += 1
                     out.append({"index": i, "txn_id": transactions[i].txn_id, "status": res.status, "code": res.code,
-                                "error": res.message})
+                                "error": _error_body(res, caller)["error"]})
                 else:
                     n_replay += int(res.replayed)
                     out.append(decision_view(res.record, res.replayed, caller.full_view, lang))

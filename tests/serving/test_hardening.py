@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -169,3 +170,24 @@ def test_state_folder_is_0700_and_every_file_0600_under_umask_022(tmp_path: Path
         wrong = {name: oct(mode) for name, mode in modes.items()
                  if mode != (0o700 if (state / name).is_dir() else 0o600)}
         assert not wrong, wrong
+
+
+# -- 6. what the channel role learns from errors ------------------------------------------------------------
+def test_channel_errors_say_what_to_fix_without_revealing_other_transactions(client: Any, customers: list[str],
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="serving")
+    c = customers[5]
+    first_time = when()
+    first = client.post("/v1/score", json={"transaction": new_txn(c, "H-LEAK-1", first_time)}, headers=COMPLIANCE).json()
+    late = new_txn(c, "H-LEAK-2", "2026-03-01T00:00:00Z")
+    reused = new_txn(c, "H-LEAK-1", first_time, amount=99.0)
+    shown_time = first_time[:16]  # how the late message writes the latest processed time: '2026-04-01T00:05'
+    for body, code, secret in ((late, "late_transaction", shown_time), (reused, "txn_id_reused", first["request_id"])):
+        channel = client.post("/v1/score", json={"transaction": body}, headers=CHANNEL).json()
+        batch = client.post("/v1/score_batch", json={"transactions": [body]}, headers=CHANNEL).json()["results"][0]
+        compliance = client.post("/v1/score", json={"transaction": body}, headers=COMPLIANCE).json()
+        assert channel["code"] == batch["code"] == compliance["code"] == code
+        assert secret not in channel["error"] and secret not in batch["error"], channel
+        assert body["txn_id"] in channel["error"]  # which transaction, and what to do
+        assert secret in compliance["error"], compliance  # compliance keeps the detail
+        assert any(secret in rec.getMessage() for rec in caplog.records), code  # and so does the server log
