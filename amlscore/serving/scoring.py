@@ -659,7 +659,13 @@ class ScoringEngine:
         """Load another model set (an alias or a version) and serve it from the next request on."""
         if version is None and alias is None:
             alias, version = self.settings.model_alias, self.settings.model_version
-        new = self._load_model(alias, version)
+        try:
+            new = self._load_model(alias, version)
+        except NotReady as exc:  # the registry or the download failed: details for the log, not the caller
+            what = f"version {version}" if version else f"alias @{alias}"
+            log.error("reload of %s failed: %s", what, exc.message)
+            raise NotReady(f"The model registry could not provide {what} now; the service goes on with version "
+                           f"{self.model.version}. The server log has the details.") from None
         restrict_tree(self.settings.state_dir)  # the model cache it may have downloaded into
         self._check_params(new)
         rules = self._rules_config(new)

@@ -15,7 +15,7 @@ import numpy as np
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.params import load_feature_params
 from amlscore.models.rules import load_rules_config, score_transaction_rules
-from amlscore.serving.errors import NotReady
+from amlscore.serving.registry import unknown_model
 from amlscore.core.registry import LoadedModel
 
 _IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
@@ -105,8 +105,8 @@ class FakeLoader:
 
     def resolve(self, alias: str | None = None, version: str | None = None) -> tuple[str, str | None]:
         v = version or self.aliases.get(alias or "")
-        if v is None or v not in self.versions:
-            raise NotReady(f"cannot resolve {alias or version}")
+        if v is None or v not in self.versions:  # as the real loader (amlscore.serving.registry) answers
+            raise unknown_model(self.name, alias, version)
         return v, None
 
     def load(self, alias: str | None = None, version: str | None = None) -> LoadedModel:
