@@ -35,6 +35,7 @@ from amlscore.cli import rate as _rate  # noqa: E402
 from amlscore.cli import serve as _serve  # noqa: E402
 from amlscore.cli import train as _train  # noqa: E402
 from amlscore.cli.report import report_app  # noqa: E402
+from amlscore.cli.audit import audit_app  # noqa: E402
 from amlscore.cli import validate as _validate  # noqa: E402
 
 app.command("generate")(_generate.generate)
@@ -49,6 +50,7 @@ app.command("score")(_train.score)
 app.command("feedback")(_train.feedback)
 app.command("serve")(_serve.serve)
 app.add_typer(report_app, name="report")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(_demo.demo)
 
 
