@@ -272,3 +272,32 @@ def test_the_registry_loader_answers_404_without_internal_details(tmp_path: Path
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(NotReady):
         RegistryLoader(f"sqlite:///{tmp_path / 'a-file' / 'x.db'}", "aml-model-set", tmp_path / "c").resolve(version="1")
+
+
+# -- 5. OpenAPI -----------------------------------------------------------------------------------------
+def test_docs_json_is_a_valid_openapi_3_1_document_with_every_status(client: Any, customers: list[str]) -> None:
+    from openapi_spec_validator import validate
+
+    doc = client.get("/docs.json").json()
+    validate(doc)
+    assert doc["openapi"] == "3.1.0"
+    assert doc["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                                                              "description": "The API key."}
+    score = doc["paths"]["/v1/score"]["post"]
+    assert score["requestBody"]["required"] is True
+    assert {"200", "400", "401", "409", "413", "415", "422", "500", "503"} <= set(score["responses"])
+    assert "403" not in score["responses"] and "403" in doc["paths"]["/v1/explain"]["post"]["responses"]
+    assert doc["paths"]["/v1/health"]["post"]["requestBody"]["required"] is False
+    # a compliance answer without explanation: what comes back null is declared nullable
+    answer = client.post("/v1/score", json={"transaction": new_txn(customers[8], "H-OAS-1", when()), "explain": False},
+                         headers=COMPLIANCE).json()
+    props = doc["components"]["schemas"]["Decision"]["properties"]
+    nulls = [k for k, v in answer.items() if v is None]
+    assert {"attributions", "anomaly_attribution", "explanation", "explanation_lang"} <= set(nulls)
+    for name in nulls:
+        assert {"type": "null"} in props[name].get("anyOf", []), name
+    from jsonschema import Draft202012Validator
+
+    schema = {**doc["components"]["schemas"]["Decision"], "$defs": doc["components"]["schemas"]}
+    text = json.dumps(schema).replace("#/components/schemas/", "#/$defs/")
+    Draft202012Validator(json.loads(text)).validate(answer)
