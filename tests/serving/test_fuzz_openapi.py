@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ from serving_helpers import CHANNEL, COMPLIANCE
 FUZZ_CASES = int(os.environ.get("FUZZ_CASES", "150"))
 
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory, tiny_bank: Path) -> Iterator[str]:
-    """The service's ASGI app served by uvicorn on a free local port, in a thread; yields its URL."""
+@contextmanager
+def served(data: Path, state: Path) -> Iterator[str]:
+    """The service's ASGI app (stand-in model set) served by uvicorn on a free local port in a thread; yields its URL.
+
+    uvicorn runs the app's lifespan once (start, then shutdown at the end), as ``bentoml serve`` does.
+    """
     import socket
     import threading
     import time
@@ -38,9 +42,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, tiny_bank: Path) -> Iterator[s
     from serving_helpers import KEYS
 
     saved = dict(os.environ)
-    state = tmp_path_factory.mktemp("state-fuzz")
     write_keys_file(state / "api_keys.yaml", KEYS)
-    os.environ.update({"AML_DATA_DIR": str(tiny_bank), "AML_STATE_DIR": str(state), "AML_WARM_UP_DAYS": "5",
+    os.environ.update({"AML_DATA_DIR": str(data), "AML_STATE_DIR": str(state), "AML_WARM_UP_DAYS": "5",
                        "AML_AUDIT_SYNC": "normal", "AML_MAX_FUTURE_SECONDS": "0"})
     loader = FakeLoader()
     service.make_engine = lambda settings: ScoringEngine(settings, loader=loader)
@@ -57,8 +60,8 @@ def app(tmp_path_factory: pytest.TempPathFactory, tiny_bank: Path) -> Iterator[s
     deadline = time.monotonic() + 120
     while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert server.started, "the service did not start"
     try:
+        assert server.started, "the service did not start"
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
@@ -67,8 +70,15 @@ def app(tmp_path_factory: pytest.TempPathFactory, tiny_bank: Path) -> Iterator[s
         os.environ.update(saved)
 
 
-def fuzz(url: str, headers: dict[str, str], cases: int) -> dict[str, int]:
-    """Send ``cases`` generated requests to every route with ``headers``; returns the count per route.
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory, tiny_bank: Path) -> Iterator[str]:
+    with served(tiny_bank, tmp_path_factory.mktemp("state-fuzz")) as url:
+        yield url
+
+
+def fuzz(url: str, headers: dict[str, str], cases: int, statuses: dict[int, int] | None = None) -> dict[str, int]:
+    """Send ``cases`` generated requests to every route with ``headers``; returns the count per route
+    (and counts the answers' statuses in ``statuses`` when given).
 
     Raises on the first answer that breaks the document (schemathesis' default checks: no 5xx, a
     documented status, content type and body).
@@ -92,7 +102,9 @@ def fuzz(url: str, headers: dict[str, str], cases: int) -> dict[str, int]:
             sent[operation.path] += 1
             # the channel rules (ip_address with online banking, terminal_id with POS, ...) and the data (a known
             # customer, time order) are beyond a JSON schema: a schema-valid request may rightly get 400, 409, 422
-            case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+            response = case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+            if statuses is not None:
+                statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
         check()
     return sent
