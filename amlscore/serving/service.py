@@ -152,8 +152,8 @@ def _as_serving_error(exc: Exception, route: str) -> ServingError:
     """The error to answer ``exc`` with: its own for a :class:`ServingError`, 422 for a contract or
     configuration rule (:class:`AmlError`), and for anything else a logged 500 without internal details.
 
-    The engine changes the online state and the audit log together under its lock (docs/serving.md,
-    "Failures"), so an unexpected failure leaves nothing half-recorded.
+    What such a failure leaves is in docs/serving.md, "Failures": the engine decides every transaction
+    a batch counted, and a transaction counted but not decided is decided when sent again.
     """
     if isinstance(exc, ServingError):
         return exc
