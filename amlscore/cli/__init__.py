@@ -37,6 +37,7 @@ from amlscore.cli import rate as _rate  # noqa: E402
 from amlscore.cli import serve as _serve  # noqa: E402
 from amlscore.cli import train as _train  # noqa: E402
 from amlscore.cli.report import report_app  # noqa: E402
+from amlscore.cli.audit import audit_app  # noqa: E402
 from amlscore.cli import validate as _validate  # noqa: E402
 from amlscore.cli import importer as _importer  # noqa: E402
 
@@ -56,28 +57,48 @@ app.command("monitor")(_monitor.monitor)
 app.command("backtest")(_monitor.backtest)
 app.command("export-model")(_deploy.export_model)
 app.add_typer(report_app, name="report")
+app.add_typer(audit_app, name="audit")
 app.command("demo")(_demo.demo)
 
 
 def main() -> None:
-    """Run the CLI, turning :class:`AmlError` into a readable message and a non-zero exit."""
+    """Entry point of the console script: run the CLI and exit with its status."""
+    sys.exit(run())
+
+
+def run(args: list[str] | None = None) -> int:
+    """Run the CLI on ``args`` (default ``sys.argv[1:]``) and return the process exit status.
+
+    typer runs with ``standalone_mode=False`` so that :class:`AmlError` can be printed here without a
+    traceback; in that mode click *returns* the code of a ``typer.Exit`` instead of exiting, so the code is
+    taken from the return value. Bad input exits with the error's code (2 for usage errors), a refused
+    action with the code its command raised.
+    """
     try:
-        app(standalone_mode=False)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
+        result = app(args=args, standalone_mode=False)
+    except typer.Exit as exc:  # raised outside click's own handling (e.g. by a callback)
+        return exc.exit_code
     except typer.Abort:
         _err.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # AmlError, and click usage errors in non-standalone mode
-        import click
-
+        return 130
+    except Exception as exc:  # AmlError, and usage errors (typer's click) in non-standalone mode
         if _is_aml_error(exc):
             _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+            return exc.exit_code
+        if isinstance(exc, typer.TyperException):
+            _show_usage_error(exc)
+            return exc.exit_code
         raise
+    return result if isinstance(result, int) else 0
+
+
+def _show_usage_error(exc: typer.TyperException) -> None:
+    """Print a usage error as click does in standalone mode (usage line, then the message)."""
+    show = getattr(exc, "show", None)
+    if callable(show):
+        show()
+    else:
+        _err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False, soft_wrap=True)
 
 
 def _is_aml_error(exc: BaseException) -> bool:

@@ -3,8 +3,12 @@
 An append-only SQLite database (WAL; ``synchronous=FULL`` by default, so a committed decision
 survives a power cut, not only a crash). Triggers refuse every ``UPDATE`` and ``DELETE``, and the
 code has no path that issues one. Each decision row carries a hash chained to the previous row
-(``chain_hash = sha256(previous chain_hash | row content)``), so :meth:`AuditLog.verify` detects a
-row changed or removed behind the service's back. WAL checkpoints run in a thread of their own
+(``chain_hash = sha256(previous chain_hash | row content)``), and so does each row of ``explanations``
+and ``replays`` (one chain per table), so :func:`verify_chain` detects a row changed or removed behind
+the service's back. After each commit the number of rows and the head hash of each table are
+written to a checkpoint file apart from the database (``<database stem>.head``, e.g.
+``audit.head``), so a tail cut off the database (rows removed from the end, which leaves a valid
+chain) shows as well. WAL checkpoints run in a thread of their own
 (:class:`amlscore.storage.wal.WalCheckpointer`), never inside the commit that a response waits for.
 
 Tables (see docs/serving.md for every column):
@@ -39,6 +43,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from amlscore.storage.private import open_private, private_database
 from amlscore.storage.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
@@ -75,6 +80,7 @@ CREATE TABLE IF NOT EXISTS explanations (
     computed_at TEXT NOT NULL,
     model_version TEXT NOT NULL,
     explanation_json TEXT NOT NULL,
+    chain_hash TEXT,
     UNIQUE(request_id, lang)
 );
 CREATE TABLE IF NOT EXISTS replays (
@@ -84,9 +90,19 @@ CREATE TABLE IF NOT EXISTS replays (
     at TEXT NOT NULL,
     caller_key_id TEXT NOT NULL,
     caller_role TEXT NOT NULL,
-    endpoint TEXT NOT NULL
+    endpoint TEXT NOT NULL,
+    chain_hash TEXT
 );
 """
+# The chained tables, and the columns each row's hash covers (in order; ``chain_hash`` is the hash itself).
+CHAINED: dict[str, tuple[str, ...]] = {
+    "decisions": ("request_id", "txn_id", "customer_id", "decided_at", "caller_key_id", "caller_role", "endpoint",
+                  "batch_id", "input_hash", "input_json", "features", "suspicion_score", "alert", "model_name",
+                  "model_version", "feature_set_version", "feature_params_hash", "rules_config_hash", "decision_json"),
+    "explanations": ("request_id", "lang", "computed_at", "model_version", "explanation_json"),
+    "replays": ("request_id", "txn_id", "at", "caller_key_id", "caller_role", "endpoint"),
+}
+_KIND_TABLE = {"decisions": "decisions", "explanation": "explanations", "replay": "replays"}
 _APPEND_ONLY = "".join(
     f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
     f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {op} on {t} refused'); END;\n"
@@ -216,8 +232,7 @@ class AuditLog:
     def __init__(self, path: str | Path, sync: str = "full") -> None:
         if sync not in ("full", "normal"):
             raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = private_database(path)  # owner-only, as its -wal and -shm files
         self._lock = threading.Lock()  # the reading connection
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -226,8 +241,9 @@ class AuditLog:
         # the WAL into the database, with fsyncs) would hold up every response queued behind it.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._db.executescript(_SCHEMA + _APPEND_ONLY)
-        row = self._db.execute("SELECT chain_hash FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()
-        self._last_hash = row[0] if row else _GENESIS
+        _add_chain_columns(self._db)
+        self.head_path = head_path_of(self.path)
+        self._heads = {table: _table_head(self._db, table) for table in CHAINED}  # table -> (rows, head hash)
         self._read = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._queue: list[_Write] = []
         self._cond = threading.Condition(threading.Lock())
@@ -331,28 +347,52 @@ class AuditLog:
 
     _INSERT = {
         "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
-        "explanation": "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json) "
-                       "VALUES (?, ?, ?, ?, ?)",
-        "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint) VALUES (?, ?, ?, ?, ?, ?)",
+        "explanation": "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json, "
+                       "chain_hash) VALUES (?, ?, ?, ?, ?, ?)",
+        "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint, chain_hash) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?)",
     }
+
+    def _insert_chained(self, write: _Write, heads: dict[str, tuple[int, str]]) -> None:
+        """Insert one write's rows, each with its chain hash, and move that table's head in ``heads``."""
+        table = _KIND_TABLE[write.kind]
+        count, prev = heads[table]
+        if write.kind == "explanation":  # INSERT OR IGNORE: only a row actually written moves the chain
+            for values in write.rows:
+                digest = _row_digest(prev, values)
+                if self._db.execute(self._INSERT[write.kind], values + (digest,)).rowcount == 1:
+                    count, prev = count + 1, digest
+        else:
+            chained = []
+            for values in write.rows:
+                prev = _row_digest(prev, values)
+                chained.append(values + (prev,))
+            self._db.executemany(self._INSERT[write.kind], chained)
+            count += len(chained)
+        heads[table] = (count, prev)
+
+    def _write_head(self) -> None:
+        """Write the checkpoint file (rows and head hash of each table), replacing it atomically."""
+        doc = {"written_at": utc_now_iso(), "database": self.path.name,
+               "tables": {t: {"rows": n, "head": h} for t, (n, h) in self._heads.items()}}
+        tmp = self.head_path.with_name(self.head_path.name + ".tmp")
+        try:
+            with os.fdopen(open_private(tmp), "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(doc, sort_keys=True) + "\n")
+            os.replace(tmp, self.head_path)
+        except OSError as exc:  # the decisions are committed; only the tail check is behind until the next commit
+            log.error("cannot write the audit checkpoint %s: %s", self.head_path, exc)
 
     def _commit(self, group: list[_Write]) -> None:
         """Insert a group of writes in one transaction; if it fails, each write alone (only the bad one fails)."""
-        prev = self._last_hash
+        heads = dict(self._heads)
         started = time.perf_counter()
         try:
             with self._write_lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
                     for write in group:
-                        rows = write.rows
-                        if write.kind == "decisions":
-                            chained = []
-                            for values in rows:
-                                prev = _row_digest(prev, values)
-                                chained.append(values + (prev,))
-                            rows = chained
-                        self._db.executemany(self._INSERT[write.kind], rows)
+                        self._insert_chained(write, heads)
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -366,7 +406,8 @@ class AuditLog:
             else:
                 self._finish(group[0], None, exc)
             return
-        self._last_hash = prev
+        self._heads = heads
+        self._write_head()
         self.commits += 1
         if self.on_commit is not None:
             try:
@@ -490,6 +531,10 @@ class AuditLog:
                 n += 1
                 last = seq
 
+    def verify_all(self) -> "ChainReport":
+        """:func:`verify_chain` of this log and its checkpoint file (every chained table, the cut tail)."""
+        return verify_chain(self.path, self.head_path)
+
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the connections."""
         with self._cond:
@@ -507,3 +552,139 @@ class AuditLog:
                 except sqlite3.Error as exc:  # closing is what matters; the WAL is replayed at the next open
                     log.warning("final WAL checkpoint of %s failed: %s", self.path, exc)
             self._db.close()
+
+
+# -- the chain of every table, and the checkpoint file --------------------------------------------------
+def head_path_of(database: str | Path) -> Path:
+    """The checkpoint file kept beside a log's database: ``<state>/audit.head`` for ``<state>/audit.sqlite``."""
+    database = Path(database)
+    return database.with_name(database.stem + ".head")
+
+
+def _add_chain_columns(db: sqlite3.Connection) -> None:
+    """Give ``explanations`` and ``replays`` of a log written before they were chained their ``chain_hash``
+    column (rows written before stay without one: :func:`verify_chain` counts them as unchained)."""
+    for table in ("explanations", "replays"):
+        columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if "chain_hash" not in columns:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN chain_hash TEXT")
+
+
+def _table_head(db: sqlite3.Connection, table: str) -> tuple[int, str]:
+    """(rows, hash of the last chained row) of a table, as the chain goes on from it."""
+    rows = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    last = db.execute(f"SELECT chain_hash FROM {table} WHERE chain_hash IS NOT NULL ORDER BY seq DESC LIMIT 1").fetchone()
+    return rows, (last[0] if last else _GENESIS)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first broken link: the table, the row's ``seq`` (None for a missing tail) and what is wrong."""
+
+    table: str
+    seq: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """What :func:`verify_chain` found: rows checked per table, rows written before chaining, the break."""
+
+    rows: dict[str, int]
+    unchained: dict[str, int]
+    checkpoint: Path | None
+    broken: ChainBreak | None
+
+    @property
+    def intact(self) -> bool:
+        return self.broken is None
+
+
+def _chain_rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[int, tuple[Any, ...], str | None]]:
+    columns = CHAINED[table]
+    last = 0
+    while True:
+        rows = db.execute(f"SELECT seq, {','.join(columns)}, chain_hash FROM {table} WHERE seq > ? ORDER BY seq "
+                          "LIMIT 1000", (last,)).fetchall()
+        if not rows:
+            return
+        for row in rows:
+            last = int(row[0])
+            yield last, tuple(row[1:-1]), row[-1]
+
+
+def _verify_table(db: sqlite3.Connection, table: str,
+                  head: tuple[int, str] | None) -> tuple[int, int, ChainBreak | None]:
+    """(rows, unchained rows, first break) of one table, checked against its checkpoint ``(rows, head)``."""
+    prev, n, unchained = _GENESIS, 0, 0
+    for seq, values, chain in _chain_rows(db, table):
+        if chain is None:
+            if n > unchained:  # only rows from before chaining, at the start, may lack a hash
+                return n, unchained, ChainBreak(table, seq, "the row has no chain hash after chained rows")
+            unchained += 1
+        else:
+            prev = _row_digest(prev, values)
+            if prev != chain:
+                return n, unchained, ChainBreak(table, seq, "the row's content or its predecessor changed "
+                                                            "(the chain hash does not match)")
+        n += 1
+        if head is not None and n == head[0] and prev != head[1] and chain is not None:
+            return n, unchained, ChainBreak(table, seq, "the row the checkpoint ends at does not carry the "
+                                                        "checkpoint's head hash")
+    if head is not None and n < head[0]:
+        return n, unchained, ChainBreak(table, None, f"the table has {n} rows but the checkpoint recorded {head[0]}: "
+                                                     f"rows {n + 1} to {head[0]} were removed from its end")
+    return n, unchained, None
+
+
+def _read_checkpoint(path: Path) -> dict[str, tuple[int, str]]:
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return {t: (int(v["rows"]), str(v["head"])) for t, v in doc["tables"].items()}
+
+
+def verify_chain(database: str | Path, checkpoint: str | Path | None = None) -> ChainReport:
+    """Check the hash chain of every table of an audit database, end to end, without writing anything.
+
+    ``checkpoint`` (default :func:`head_path_of` the database, when it exists) is the file the log
+    writes after each commit; a table with fewer rows than it recorded, or whose row at that count
+    does not carry its head hash, is broken (a cut tail). Rows committed after the checkpoint was
+    written (a crash in between) are accepted when their chain holds.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the database does not exist.
+    """
+    database = Path(database)
+    if not database.is_file():
+        raise FileNotFoundError(f"no audit database at {database}")
+    head_file = Path(checkpoint) if checkpoint is not None else head_path_of(database)
+    rows: dict[str, int] = {}
+    unchained: dict[str, int] = {}
+    heads: dict[str, tuple[int, str]] = {}
+    broken: ChainBreak | None = None
+    if head_file.exists():
+        try:
+            heads = _read_checkpoint(head_file)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            broken = ChainBreak("checkpoint", None, f"the checkpoint file {head_file} is unreadable ({exc})")
+    db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in CHAINED:
+            if table not in tables:
+                rows[table] = unchained[table] = 0
+                continue
+            columns = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+            if "chain_hash" not in columns:  # a log from before this table was chained: nothing to check
+                count = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                rows[table] = unchained[table] = count
+                continue
+            n, legacy, found = _verify_table(db, table, heads.get(table))
+            rows[table], unchained[table] = n, legacy
+            if broken is None and found is not None:
+                broken = found
+    finally:
+        db.close()
+    return ChainReport(rows=rows, unchained=unchained, checkpoint=head_file if head_file.exists() else None,
+                       broken=broken)

@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping, Protocol
 
 import numpy as np
 
+from amlscore.storage.private import open_private, private_database
 from amlscore.storage.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,7 @@ class SQLiteFeatureStore:
 
     def __init__(self, path: str | Path, *, durable: bool = False, checkpoint_pages: int = 4000,
                  checkpoint_every: int = 200, checkpoint_seconds: float = 2.0) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = private_database(path)  # owner-only, as its -wal and -shm files
         self._lock = threading.Lock()
         self._synchronous = "FULL" if durable else "NORMAL"
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
@@ -218,7 +218,7 @@ def write_snapshot_file(path: str | Path, header: Mapping[str, Any], blob: bytes
     head = json.dumps({**header, "length": len(blob), "crc32": zlib.crc32(blob)}, sort_keys=True).encode() + b"\n"
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = open_private(tmp)  # owner-only: the state of every customer
         try:
             _write_all(fd, _SNAPSHOT_MAGIC + head)
             view = memoryview(blob)

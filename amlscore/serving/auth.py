@@ -36,6 +36,7 @@ import yaml
 
 from amlscore.serving.errors import Forbidden, Unauthorized
 from amlscore.serving.config import SettingsError
+from amlscore.storage.private import open_private
 
 Role = Literal["channel", "compliance", "admin"]
 ROLES: tuple[str, ...] = ("channel", "compliance", "admin")
@@ -169,8 +170,7 @@ def write_keys_file(path: str | Path, keys: Mapping[str, tuple[str, str]]) -> No
     header = ("# API keys of the amlscore scoring service: the SHA-256 of each key, never the key itself.\n"
               "# Roles: channel (score only), compliance (+ components, explanations, ratings, feedback), admin (+ reload).\n")
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with os.fdopen(open_private(tmp), "w", encoding="utf-8") as fh:
         if path.suffix.lower() == ".json":
             json.dump(doc, fh, indent=2)
         else:

@@ -27,17 +27,25 @@ class ServingError(BentoMLException, AmlError):
     error_code = HTTPStatus.BAD_REQUEST
     code = "bad_request"
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None,
+                 channel_message: str | None = None) -> None:
         super().__init__(message)
         self.details = details
+        self.channel_message = channel_message
 
     @property
     def status(self) -> int:
         return int(self.error_code)
 
-    def body(self) -> dict[str, Any]:
-        """The JSON error body."""
-        out: dict[str, Any] = {"error": self.message, "code": self.code, "status": self.status}
+    def message_for(self, full_view: bool) -> str:
+        """The message a caller sees: the full one for compliance and admin; for the channel role the
+        ``channel_message`` when there is one, which says what to fix without revealing other
+        transactions (another transaction's time, another request's id)."""
+        return self.message if full_view or self.channel_message is None else self.channel_message
+
+    def body(self, full_view: bool = True) -> dict[str, Any]:
+        """The JSON error body (for a caller with the full view, or the channel role's)."""
+        out: dict[str, Any] = {"error": self.message_for(full_view), "code": self.code, "status": self.status}
         if self.details:
             out["details"] = self.details
         return out
@@ -104,6 +112,18 @@ class NotReady(ServingError):
 
     error_code = HTTPStatus.SERVICE_UNAVAILABLE
     code = "not_ready"
+
+
+class InternalError(ServingError):
+    """A failure the service did not foresee: logged with its trace, answered without internal details."""
+
+    error_code = HTTPStatus.INTERNAL_SERVER_ERROR
+    code = "internal_error"
+
+    def __init__(self, message: str = "An unexpected error has occurred; it is logged on the server. Sending the "
+                                      "same request again is safe (a transaction is never counted twice).",
+                 **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
 
 
 def with_code(cls: type[ServingError], code: str, message: str, **kwargs: Any) -> ServingError:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from amlscore.contract.schema import REPORTS, TRANSACTIONS
 from amlscore.core.audit import new_ulid, utc_now_iso
+from amlscore.storage.private import open_private, private_database, private_dir
 
 REPORT_COLUMNS: tuple[str, ...] = REPORTS.column_names
 TRANSACTION_COLUMNS: tuple[str, ...] = TRANSACTIONS.column_names
@@ -93,10 +94,8 @@ class FeedbackStore:
     """Durable dispositions plus their export in the reports format."""
 
     def __init__(self, db_path: str | Path, export_dir: str | Path) -> None:
-        self.db_path = Path(db_path)
-        self.export_dir = Path(export_dir)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.export_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path = private_database(db_path)  # owner-only, as its -wal and -shm files
+        self.export_dir = private_dir(export_dir)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -170,7 +169,7 @@ class FeedbackStore:
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+    with os.fdopen(open_private(tmp), "w", encoding="utf-8", newline="") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())

@@ -17,6 +17,9 @@ In order, before BentoML parses anything:
    request, and the answers are the same (the API method calls the same code;
    ``AML_SCORE_DISPATCH=bentoml`` sends the route through BentoML; a test compares both).
 
+``GET /docs.json`` is answered here with the service's own OpenAPI 3.1 document
+(:mod:`amlscore.serving.openapi`); the OpenAPI page ``/`` reads it.
+
 On the way out, every error response of a ``/v1/`` route that is not already in the service's
 error shape (BentoML's request-validation errors, unknown routes, wrong methods, unexpected
 failures) is rewritten into it: ``{"error", "code", "status", "details"?}``. Paths outside
@@ -42,6 +45,7 @@ DirectHandler = Callable[[bytes, Caller], Awaitable[tuple[int, bytes]]]
 """``handler(body, caller) -> (status, JSON body)`` for a route the gate answers itself."""
 
 API_PREFIX = "/v1/"
+OPENAPI_PATH = "/docs.json"  # the OpenAPI 3.1 document (amlscore.serving.openapi) instead of BentoML's 3.0.2 one
 BATCH_ROUTE = "/v1/score_batch"
 _STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                  405: "method_not_allowed", 409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type",
@@ -169,6 +173,11 @@ class GateMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, self._pin_on_startup(send))
+            return
+        if scope["type"] == "http" and scope["path"] == OPENAPI_PATH and scope.get("method") in ("GET", "HEAD"):
+            from amlscore.serving.openapi import openapi_json  # built on the first request for it
+
+            await _send_json(send, 200, openapi_json())
             return
         if scope["type"] != "http" or not scope["path"].startswith(API_PREFIX):
             await self.app(scope, receive, send)

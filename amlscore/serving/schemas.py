@@ -7,6 +7,8 @@ documented here for the OpenAPI page; the service fills them from the decision i
 
 from __future__ import annotations
 
+import ipaddress
+import unicodedata
 from datetime import date, datetime, timezone
 from typing import Any, Literal
 
@@ -19,12 +21,31 @@ from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, I
 API_VERSION = "v1"
 MAX_BATCH_ITEMS = 10_000  # hard ceiling of the schema; AML_MAX_BATCH_SIZE sets the limit in force
 MAX_AMOUNT = 1e12  # CNY; a sanity bound above any real transaction, so a typo cannot poison the state
+# The span of datetime64[ns] the online features compute in, whole days (as the data contract's range).
+TIMESTAMP_MIN = datetime(1677, 9, 22, tzinfo=timezone.utc)
+TIMESTAMP_MAX = datetime(2262, 4, 11, tzinfo=timezone.utc)
+TIMESTAMP_RANGE = f"between {TIMESTAMP_MIN:%Y-%m-%d} and {TIMESTAMP_MAX:%Y-%m-%d} (UTC)"
 Lang = Literal["en", "zh"]
 
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 _ID = dict(min_length=1, max_length=128)
+_IDENTIFIERS = ("txn_id", "customer_id", "account_id", "counterparty_id", "device_id", "terminal_id", "operator_id")
 _OPTIONAL_TEXT = ("counterparty_id", "ip_address", "ip_region", "device_id", "terminal_id", "terminal_region",
                   "operator_id", "counterparty_country", "ip_country", "counterparty_account")
+
+
+def check_identifier(v: str | None) -> str | None:
+    """Refuse control characters and invisible formatting characters (Unicode categories Cc and Cf: bidirectional
+    overrides and isolates, zero-width characters) in an identifier: they make one id display as another
+    in case files, logs and the audit log."""
+    if v is None:
+        return v
+    bad = next((c for c in v if unicodedata.category(c) in ("Cc", "Cf")), None)
+    if bad is not None:
+        name = unicodedata.name(bad, "control character")
+        raise ValueError(f"must not contain control or invisible formatting characters; found U+{ord(bad):04X} "
+                         f"({name}) at position {v.index(bad)}")
+    return v
 
 
 class Transaction(BaseModel):
@@ -58,6 +79,22 @@ class Transaction(BaseModel):
     def _empty_is_unknown(cls, v: Any) -> Any:
         return None if isinstance(v, str) and v.strip() == "" else v
 
+    @field_validator(*_IDENTIFIERS)
+    @classmethod
+    def _identifier(cls, v: str | None) -> str | None:
+        return check_identifier(v)
+
+    @field_validator("ip_address")
+    @classmethod
+    def _ip(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"must be an IPv4 or IPv6 address, got {v[:64]!r}") from None
+        return v
+
     @field_validator("counterparty_country", "ip_country")
     @classmethod
     def _country(cls, v: str | None) -> str | None:
@@ -68,7 +105,16 @@ class Transaction(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _utc(cls, v: datetime) -> datetime:
-        return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+        """In UTC, and inside :data:`TIMESTAMP_RANGE` (year 1 with a positive offset, or year 9999 with a
+        negative one, cannot even be converted: that is out of range too)."""
+        try:
+            utc = v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+            inside = TIMESTAMP_MIN <= utc <= TIMESTAMP_MAX
+        except OverflowError:
+            inside = False
+        if not inside:
+            raise ValueError(f"must be {TIMESTAMP_RANGE}, got {v.isoformat()}")
+        return utc
 
     @model_validator(mode="after")
     def _channel_fields(self) -> "Transaction":
@@ -89,7 +135,7 @@ class Transaction(BaseModel):
     def to_record(self) -> dict[str, Any]:
         """The contract record the online feature state takes (timestamp as ISO 8601 UTC with ``Z``)."""
         rec = self.model_dump()
-        rec["timestamp"] = self.timestamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rec["timestamp"] = self.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"  # 4-digit year
         return rec
 
 
@@ -123,6 +169,8 @@ class ExplainRequest(BaseModel):
     request_id: str = Field(description="The request id a score call returned.", **_ID)
     lang: Lang = Field("en", description="Language of the written explanation.")
 
+    _identifier = field_validator("request_id")(check_identifier)
+
 
 class CustomerRiskRequest(BaseModel):
     """Body of ``POST /v1/customer_risk``."""
@@ -131,6 +179,7 @@ class CustomerRiskRequest(BaseModel):
 
     customer_id: str = Field(description="The customer.", **_ID)
     lang: Lang = Field("en", description="Language of the written breakdown.")
+    _identifier = field_validator("customer_id")(check_identifier)
     refresh: bool = Field(False, description="Rate the customer again now, with the transactions scored since start "
                                              "and the feedback recorded, instead of returning the rating made at start.")
 
@@ -148,6 +197,8 @@ class FeedbackRequest(BaseModel):
     note: str | None = Field(None, max_length=2000, description="Free text, kept in the feedback store only.")
     report_date: date | None = Field(None, description="Filing date YYYY-MM-DD (bank clock); default today.")
 
+    _identifiers = field_validator("request_id", "txn_id", "analyst", "typology")(check_identifier)
+
     @model_validator(mode="after")
     def _one_reference(self) -> "FeedbackRequest":
         if (self.request_id is None) == (self.txn_id is None):
@@ -162,6 +213,8 @@ class ReloadRequest(BaseModel):
 
     alias: str | None = Field(None, max_length=64, description="Alias to load (default: the one the service started with).")
     version: str | None = Field(None, pattern=r"^[0-9]+$", description="A registry version to load instead of an alias.")
+
+    _identifier = field_validator("alias")(check_identifier)
 
 
 class DriftRequest(BaseModel):

@@ -30,6 +30,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +57,7 @@ from amlscore.serving.config import Settings, SettingsError
 from amlscore.serving.drift_watch import DriftWatch
 from amlscore.serving.errors import (
     Conflict,
+    InternalError,
     InvalidRequest,
     NotFound,
     NotReady,
@@ -67,6 +69,7 @@ from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.schemas import FeedbackRequest, Transaction
+from amlscore.storage.private import open_private, private_dir, restrict_tree
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "amlscore"
@@ -103,9 +106,9 @@ def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_
                     "The online feature state, the audit log and the feedback belong to that data: start with "
                     "another --state-dir, or with the original data folder.")
         return
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n",
-                    encoding="utf-8")
+    private_dir(state_dir)
+    with os.fdopen(open_private(path), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n")
 
 
 def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
@@ -115,8 +118,7 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     progress bar; the service does the same on its own when started directly. Returns
     ``(transactions in the state, transactions replayed now)``.
     """
-    state_dir = Path(settings.state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    state_dir = private_dir(settings.state_dir)
     dataset = load_dataset(settings.data_dir, require_reports=False)
     report_data_warnings(dataset)
     state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite")
@@ -180,8 +182,7 @@ class ScoringEngine:
         self.started_at = time.time()
         self.lock = threading.RLock()
         self.ready = False
-        state_dir = Path(settings.state_dir)
-        state_dir.mkdir(parents=True, exist_ok=True)
+        state_dir = private_dir(settings.state_dir)  # owner-only: see amlscore.storage.private
         self.loader = loader or (FolderLoader(settings.model_dir, settings.model_name) if settings.model_dir is not None
                                  else RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models"))
         self.models = ModelCache(self.loader)
@@ -214,6 +215,7 @@ class ScoringEngine:
         self.ratings = RatingBook(dataset.customers, dataset.reports, self.rules_config)
         self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
         del dataset
+        restrict_tree(state_dir)  # what others wrote there with the umask (the model cache)
         self._warm_code_paths()
         self.ready = True
         log.info("scoring engine ready in %.1f s: model %s v%s, %d customers, %d transactions in the state "
@@ -309,7 +311,9 @@ class ScoringEngine:
         except UnknownCustomerError as exc:
             raise with_code(UnprocessableTransaction, "unknown_customer", str(exc)) from None
         except LateTransactionError as exc:
-            raise with_code(Conflict, "late_transaction", str(exc)) from None
+            raise with_code(Conflict, "late_transaction", str(exc), channel_message=(
+                f"transaction {record['txn_id']!r} is older than the customer's latest processed transaction; "
+                "send each customer's transactions in time order (late ones go through the offline path)")) from None
         except BadTransactionError as exc:
             raise InvalidRequest(str(exc)) from None
 
@@ -321,7 +325,9 @@ class ScoringEngine:
         if prev.input_hash != ihash:
             raise with_code(Conflict, "txn_id_reused",
                             f"txn_id {record['txn_id']!r} was scored before (request {prev.request_id}) with different "
-                            "content; a txn_id identifies one transaction")
+                            "content; a txn_id identifies one transaction",
+                            channel_message=f"txn_id {record['txn_id']!r} was scored before with different content; "
+                                            "give each transaction its own txn_id, and send a scored one unchanged")
         note = self.audit.submit_replay(prev.request_id, prev.txn_id, caller.key_id, caller.role, endpoint)
         original = self.audit.durable(prev.txn_id)  # the original decision may still be being committed
         return Outcome(prev, replayed=True, waits=(note,) if original is None else (original, note))
@@ -449,9 +455,9 @@ class ScoringEngine:
             duplicates: list[tuple[int, int]] = []
             known = self.audit.by_txns([t.txn_id for t in txns])
             for i, txn in enumerate(txns):
-                record = txn.to_record()
-                ihash = input_hash(record)
                 try:
+                    record = txn.to_record()
+                    ihash = input_hash(record)
                     seen = first_in_batch.get(record["txn_id"])
                     if seen is not None:
                         if seen[1] != ihash:
@@ -470,17 +476,14 @@ class ScoringEngine:
                     pending.append((i, record, ihash, x))
                 except ServingError as exc:
                     results[i] = exc
-            records: list[AuditRecord] = []
-            if pending:
-                scores = self.model.model_set.score_vector(np.vstack([p[3] for p in pending]))
-                for j, (i, record, ihash, x) in enumerate(pending):
-                    rec = self._decide(record, ihash, x, scores, j, caller, explain, lang, "score_batch", batch_id)
-                    records.append(rec)
-                    results[i] = Outcome(rec, replayed=False)
+                except Exception:  # noqa: BLE001 - this item fails alone; the ones counted before are still decided
+                    log.exception("unexpected failure on item %d (txn_id %r) of batch %s", i, txn.txn_id, batch_id)
+                    results[i] = InternalError()
+            records = self._decide_pending(pending, results, caller, explain, lang, batch_id)
             if records:
                 durable = (self.audit.submit(records),)
-                for i, *_ in pending:
-                    results[i] = dataclasses.replace(results[i], waits=durable)  # type: ignore[arg-type]
+                for rec_i in (i for i, *_ in pending if isinstance(results[i], Outcome)):
+                    results[rec_i] = dataclasses.replace(results[rec_i], waits=durable)  # type: ignore[arg-type]
             for rec in records:
                 self._remember(rec)
             for i, first in duplicates:
@@ -490,6 +493,38 @@ class ScoringEngine:
             for f in wait_all(results):
                 f.result()
         return batch_id, results  # type: ignore[return-value]
+
+    def _decide_pending(self, pending: list[tuple[int, dict[str, Any], str, np.ndarray]],
+                        results: list[Any], caller: Caller, explain: bool, lang: str,
+                        batch_id: str) -> list[AuditRecord]:
+        """Decide every counted item of a batch (one model call), filling ``results`` in place.
+
+        Each item the online state counted gets its decision, so the state and the audit log stay
+        together item by item: when the model set fails on the stacked rows, each row is scored
+        alone, and a row that still fails is answered 500 (counted; sending it again decides it
+        from its stored feature row).
+        """
+        if not pending:
+            return []
+        records: list[AuditRecord] = []
+        try:
+            scores = self.model.model_set.score_vector(np.vstack([p[3] for p in pending]))
+            rows = [(p, scores, j) for j, p in enumerate(pending)]
+        except Exception:  # noqa: BLE001 - fall back to one row at a time
+            log.exception("scoring the %d rows of batch %s together failed; scoring them one by one", len(pending), batch_id)
+            rows = [(p, None, 0) for p in pending]
+        for (i, record, ihash, x), scores, j in rows:
+            try:
+                if scores is None:
+                    scores = self.model.model_set.score_vector(x[None, :])
+                rec = self._decide(record, ihash, x, scores, j, caller, explain, lang, "score_batch", batch_id)
+            except Exception:  # noqa: BLE001
+                log.exception("unexpected failure deciding item %d (txn_id %r) of batch %s", i, record["txn_id"], batch_id)
+                results[i] = InternalError()
+                continue
+            records.append(rec)
+            results[i] = Outcome(rec, replayed=False)
+        return records
 
     # -- explaining a past decision -------------------------------------------------------------
     def explain(self, request_id: str, lang: str = "en") -> tuple[AuditRecord, dict[str, Any] | None, str]:
@@ -560,7 +595,14 @@ class ScoringEngine:
         """Load another model set (an alias or a version) and serve it from the next request on."""
         if version is None and alias is None:
             alias, version = self.settings.model_alias, self.settings.model_version
-        new = self._load_model(alias, version)
+        try:
+            new = self._load_model(alias, version)
+        except NotReady as exc:  # the registry or the download failed: details for the log, not the caller
+            what = f"version {version}" if version else f"alias @{alias}"
+            log.error("reload of %s failed: %s", what, exc.message)
+            raise NotReady(f"The model registry could not provide {what} now; the service goes on with version "
+                           f"{self.model.version}. The server log has the details.") from None
+        restrict_tree(self.settings.state_dir)  # the model cache it may have downloaded into
         self._check_params(new)
         rules = new.model_set.rules_config
         drift = DriftWatch.for_model(new.model_set, new.version, Path(self.settings.state_dir),

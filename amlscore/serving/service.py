@@ -36,8 +36,8 @@ from starlette.responses import JSONResponse
 from amlscore.contract.errors import AmlError
 from amlscore.serving.auth import Caller, KeyStore, ensure_keys_file
 from amlscore.serving.config import Settings, bentoml_tracing
-from amlscore.serving.errors import ServingError, UnprocessableTransaction, Unauthorized, InvalidRequest
 from amlscore.serving.access_log import AccessLogMiddleware
+from amlscore.serving.errors import InternalError, InvalidRequest, ServingError, UnprocessableTransaction, Unauthorized
 from amlscore.serving.middleware import GATE, GateMiddleware, invalid_request_body
 from amlscore.serving.schemas import (
     BatchResult,
@@ -137,7 +137,33 @@ def _respond(ctx: bentoml.Context, data: Any, status: int = 200) -> JSONResponse
 
 
 def _error(ctx: bentoml.Context, err: ServingError) -> JSONResponse:
-    return _respond(ctx, err.body(), err.status)
+    caller = getattr(ctx.request.state, "aml_caller", None)
+    return _respond(ctx, _error_body(err, caller if isinstance(caller, Caller) else None), err.status)
+
+
+def _error_body(err: ServingError, caller: Caller | None) -> dict[str, Any]:
+    """The error body for ``caller``: the channel role (or an unknown caller) gets the message without other
+    transactions' details; the full message goes to the server log."""
+    full_view = caller is not None and caller.full_view
+    if not full_view and err.channel_message is not None:
+        log.info("refused a request of key %s (%s) with %s: %s", caller.key_id if caller else "?",
+                 caller.role if caller else "?", err.code, err.message)
+    return err.body(full_view)
+
+
+def _as_serving_error(exc: Exception, route: str) -> ServingError:
+    """The error to answer ``exc`` with: its own for a :class:`ServingError`, 422 for a contract or
+    configuration rule (:class:`AmlError`), and for anything else a logged 500 without internal details.
+
+    What such a failure leaves is in docs/serving.md, "Failures": the engine decides every transaction
+    a batch counted, and a transaction counted but not decided is decided when sent again.
+    """
+    if isinstance(exc, ServingError):
+        return exc
+    if isinstance(exc, AmlError):
+        return UnprocessableTransaction(str(exc))
+    log.error("unexpected failure answering %s", route, exc_info=exc)
+    return InternalError()
 
 
 def _caller(ctx: bentoml.Context) -> Caller:
@@ -193,10 +219,8 @@ class AmlScoring:
     def _run(self, ctx: bentoml.Context, fn: Any) -> JSONResponse:
         try:
             return _respond(ctx, fn(_caller(ctx)))
-        except ServingError as err:
-            return _error(ctx, err)
-        except AmlError as err:  # a contract or configuration rule refused the request
-            return _error(ctx, UnprocessableTransaction(str(err)))
+        except Exception as exc:  # noqa: BLE001 - every failure gets the one error shape
+            return _error(ctx, _as_serving_error(exc, ctx.request.url.path))
 
     # -- scoring ------------------------------------------------------------------------------
     @bentoml.api(route="/v1/score", input_spec=ScoreRequest, output_spec=Decision)
@@ -208,10 +232,8 @@ class AmlScoring:
 
         try:
             return _respond(ctx, await self._scored(transaction, explain, lang, _caller(ctx)))  # type: ignore[return-value]
-        except ServingError as err:
-            return _error(ctx, err)  # type: ignore[return-value]
-        except AmlError as err:
-            return _error(ctx, UnprocessableTransaction(str(err)))  # type: ignore[return-value]
+        except Exception as exc:  # noqa: BLE001 - every failure gets the one error shape
+            return _error(ctx, _as_serving_error(exc, "/v1/score"))  # type: ignore[return-value]
 
     async def score_direct(self, body: bytes, caller: Caller) -> tuple[int, bytes]:
         """``POST /v1/score`` answered by the gate (``AML_SCORE_DISPATCH=direct``, the default).
@@ -226,11 +248,9 @@ class AmlScoring:
             return 400, invalid_request_body(exc.errors(include_context=False, include_input=False))
         try:
             return 200, _render(await self._scored(req.transaction, req.explain, req.lang, caller))
-        except ServingError as err:
-            return err.status, _render(err.body())
-        except AmlError as err:
-            refused = UnprocessableTransaction(str(err))
-            return refused.status, _render(refused.body())
+        except Exception as exc:  # noqa: BLE001 - every failure gets the one error shape
+            err = _as_serving_error(exc, "/v1/score")
+            return err.status, _render(_error_body(err, caller))
 
     async def _scored(self, transaction: Transaction, explain: bool, lang: str, caller: Caller) -> dict[str, Any]:
         """Score one transaction and return what the caller's role sees, once the decision is durable."""
@@ -255,10 +275,8 @@ class AmlScoring:
             batch_id, results = self.engine.score_batch(transactions, caller, explain=explain, lang=lang, wait=False)
             for f in wait_all(results):  # durable before the answer
                 await asyncio.wrap_future(f)
-        except ServingError as err:
-            return _error(ctx, err)  # type: ignore[return-value]
-        except AmlError as err:
-            return _error(ctx, UnprocessableTransaction(str(err)))  # type: ignore[return-value]
+        except Exception as exc:  # noqa: BLE001 - every failure gets the one error shape
+            return _error(ctx, _as_serving_error(exc, "/v1/score_batch"))  # type: ignore[return-value]
 
         def run(caller: Caller) -> dict[str, Any]:
             self.heap.tick(len(results))
@@ -268,7 +286,7 @@ class AmlScoring:
                 if isinstance(res, ServingError):
                     n_err += 1
                     out.append({"index": i, "txn_id": transactions[i].txn_id, "status": res.status, "code": res.code,
-                                "error": res.message})
+                                "error": _error_body(res, caller)["error"]})
                 else:
                     n_replay += int(res.replayed)
                     out.append(decision_view(res.record, res.replayed, caller.full_view, lang))

@@ -54,6 +54,8 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.passes = 0  # checkpoint passes the thread has run (see wait_for_pass)
+        self._passed = threading.Condition()
 
     def wrote(self, n: int = 1) -> None:
         """The writer committed ``n`` more writes: start the thread, or wake it every ``every`` writes."""
@@ -87,6 +89,9 @@ class WalCheckpointer:
                     self.checkpoint(db)
                 except sqlite3.Error as exc:  # e.g. a full disk: the WAL grows meanwhile; retried on the next wake
                     log.warning("background WAL checkpoint of %s failed: %s", self.path, exc)
+                with self._passed:
+                    self.passes += 1
+                    self._passed.notify_all()
         finally:
             db.close()
 
@@ -107,6 +112,14 @@ class WalCheckpointer:
         finally:
             if own:
                 conn.close()
+
+    def wait_for_pass(self, after: int, timeout: float) -> bool:
+        """Wait until the thread has run more than ``after`` passes (True), or ``timeout`` seconds (False).
+
+        For callers that must know a checkpoint ran, whatever the machine's load (the tests).
+        """
+        with self._passed:
+            return self._passed.wait_for(lambda: self.passes > after, timeout)
 
     def stop(self) -> None:
         """Stop the thread (the writer then truncates the WAL as it closes)."""

@@ -89,14 +89,33 @@ def gated_writes(monkeypatch, tmp_path):
     return gate, log
 
 
+@pytest.fixture(params=["fast-child", "slow-child"])
+def child_speed(request, monkeypatch):
+    """As fast as the machine allows, or a child that takes 0.5 s longer to write (a loaded machine)."""
+    if request.param == "slow-child":
+        real = online.write_snapshot_file
+
+        def slow(path, header, blob):
+            time.sleep(0.5)
+            real(path, header, blob)
+
+        monkeypatch.setattr(online, "write_snapshot_file", slow)
+    return request.param
+
+
 def test_background_snapshot_is_written_by_a_child_and_a_restart_continues_identically(tmp_path, small_bank, records,
-                                                                                         clean, forks):
+                                                                                         clean, forks, child_speed):
     customers, _ = small_bank
     db = tmp_path / "state.sqlite"
     state = OnlineFeatureState(customers, store=db, snapshot_every=500)
     assert state.background_snapshots
-    first = _run(state, records[:1100])
-    assert len(forks) == 2  # at 500 and 1000
+    first = _run(state, records[:500])
+    assert len(forks) == 1  # at 500
+    # the first child must be done before 1000, or that snapshot waits for it (a loaded machine): wait here,
+    # so the second fork happens at 1000 whatever the machine's speed
+    state._wait_for_child()
+    first = np.vstack([first, _run(state, records[500:1100])])
+    assert len(forks) == 2  # at 1000
     state._wait_for_child()
     assert _file_seq(db) == 1000
     assert state.store.latest_snapshot() is None  # nothing in the database's snapshot table

@@ -57,7 +57,7 @@ def test_a_case_report_of_a_prepared_model_set_loads_neither_mlflow_nor_the_esti
     out = tmp_path / "case.html"
     args = ["amlscore", "report", "case", "--txn", txn, "--data", str(bank_dir), "--cache", str(cache),
             "--model-dir", str(folder), "--out", str(out)]
-    stdout = _python(f"import sys\nfrom amlscore.cli import main\nsys.argv = {args!r}\nmain()\n" + _imported(MODEL_LIBS))
+    stdout = _python(f"import sys\nfrom amlscore.cli import run\nassert run({args[1:]!r}) == 0\n" + _imported(MODEL_LIBS))
     assert stdout.strip().endswith("IMPORTED="), stdout
     html = out.read_text(encoding="utf-8")
     assert txn in html and 'class="chart chart-waterfall"' in html

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fakes import FakeModelSet
 
 from amlscore.core.registry import LoadedModel
-from amlscore.serving.errors import NotReady
+from amlscore.serving.registry import unknown_model
 
 __all__ = ["FakeLoader", "FakeModelSet"]
 
@@ -27,8 +27,8 @@ class FakeLoader:
 
     def resolve(self, alias: str | None = None, version: str | None = None) -> tuple[str, str | None]:
         v = version or self.aliases.get(alias or "")
-        if v is None or v not in self.versions:
-            raise NotReady(f"cannot resolve {alias or version}")
+        if v is None or v not in self.versions:  # as the real loader (amlscore.serving.registry) answers
+            raise unknown_model(self.name, alias, version)
         return v, None
 
     def load(self, alias: str | None = None, version: str | None = None) -> LoadedModel:

@@ -243,9 +243,12 @@ def test_audit_checkpoints_run_outside_the_commits_and_close_truncates_the_wal(t
     log._wal.every, log._wal.max_pages = 20, 50
     assert log._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     big = {"words": "x" * 3000}  # ~1 page per decision
-    for i in range(600):
-        rec = _record(i)
-        log.append([AuditRecord(**{**rec.__dict__, "decision": {**big, "i": i}})])
+    for block in range(30):  # the thread is woken every 20 writes; each block waits for that pass (a loaded
+        passes = log._wal.passes  # machine may not schedule the thread before the writes are all done)
+        for i in range(20 * block, 20 * block + 20):
+            rec = _record(i)
+            log.append([AuditRecord(**{**rec.__dict__, "decision": {**big, "i": i}})])
+        assert log._wal.wait_for_pass(passes, timeout=60)
     wal = path.with_name(path.name + "-wal")
     assert log._wal.thread is not None and log._wal.thread.is_alive()
     assert wal.stat().st_size < 400 * 4096, "the WAL kept every commit: no checkpoint ran"

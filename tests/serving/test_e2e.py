@@ -157,7 +157,24 @@ def customers(registry: dict[str, Any]) -> list[str]:
     from amlscore.contract import load_dataset
 
     ds = load_dataset(registry["data"])
-    return ds.transactions["customer_id"].astype(str).value_counts().index[:10].tolist()
+    return ds.transactions["customer_id"].astype(str).value_counts().index[:14].tolist()
+
+
+def _set_champion(server: Server, registry: dict[str, Any], version: str) -> None:
+    """Point @champion at ``version`` and have the running service serve it."""
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"]).set_registered_model_alias(
+        "aml-model-set", "champion", version)
+    if server.post("/v1/health", {}, CHANNEL).json()["model_version"] != version:
+        r = server.post("/v1/admin/reload", {}, ADMIN)
+        assert r.status_code == 200 and r.json()["current"]["model_version"] == version, r.text
+
+
+@pytest.fixture()
+def champion_v1(server: Server, registry: dict[str, Any]) -> None:
+    """Version 1 is the champion and is served, whichever tests ran before (the order is random)."""
+    _set_champion(server, registry, registry["v1"])
 
 
 def _counts(server: Server) -> tuple[int, int]:
@@ -195,13 +212,13 @@ def test_metrics_count_the_audit_commits(server: Server, customers: list[str]) -
     assert _metric(text, 'amlscore_audit_commit_seconds_bucket{le="+Inf"}') == commits
 
 
-def test_metadata_names_the_champion(server: Server, registry: dict[str, Any]) -> None:
+def test_metadata_names_the_champion(server: Server, registry: dict[str, Any], champion_v1: None) -> None:
     m = server.post("/v1/metadata", {}, CHANNEL).json()
     assert m["versions"]["model_version"] == registry["v1"] and m["versions"]["model_alias"] == "champion"
     assert len(m["feature_names"]) == 132 and m["versions"]["rules_config_hash"] and m["versions"]["data_fingerprint"]
 
 
-def test_roles(server: Server, customers: list[str]) -> None:
+def test_roles(server: Server, customers: list[str], champion_v1: None) -> None:
     ch = server.post("/v1/score", {"transaction": new_txn(customers[0], "E-ROLE-1", "2026-06-01T01:00:00Z")}, CHANNEL)
     assert ch.status_code == 200, ch.text
     assert set(ch.json()) == {"request_id", "txn_id", "suspicion_score", "alert", "decided_at", "replayed"}
@@ -220,7 +237,7 @@ def test_roles(server: Server, customers: list[str]) -> None:
 
 
 def test_decision_and_explanation_equal_the_model_sets_two_calls(server: Server, registry: dict[str, Any],
-                                                                 customers: list[str]) -> None:
+                                                                 customers: list[str], champion_v1: None) -> None:
     """The service scores and explains in one pass; what it answers equals score_vector and explain_vector of the
     recorded feature row with the served model set."""
     import numpy as np
@@ -275,7 +292,7 @@ def test_replay(server: Server, customers: list[str]) -> None:
 
 
 def test_batch(server: Server, customers: list[str]) -> None:
-    txns = [new_txn(customers[3 + k % 3], f"E-B-{k}", f"2026-06-01T04:{k:02d}:00Z", amount=500.0 * (k + 1)) for k in range(30)]
+    txns = [new_txn(customers[10 + k % 3], f"E-B-{k}", f"2026-06-01T04:{k:02d}:00Z", amount=500.0 * (k + 1)) for k in range(30)]
     txns.append(new_txn("NOBODY", "E-B-X", "2026-06-01T05:00:00Z"))
     r = server.post("/v1/score_batch", {"transactions": txns}, COMPLIANCE)
     assert r.status_code == 200, r.text
@@ -298,7 +315,8 @@ def test_customer_risk_and_feedback(server: Server, customers: list[str]) -> Non
     assert "E-FB" in text and "suspicious" in text
 
 
-def test_frozen_explanation_after_promotion(server: Server, registry: dict[str, Any], customers: list[str]) -> None:
+def test_frozen_explanation_after_promotion(server: Server, registry: dict[str, Any], customers: list[str],
+                                            champion_v1: None) -> None:
     c = customers[5]
     old = server.post("/v1/score", {"transaction": new_txn(c, "E-FRZ-1", "2026-06-01T07:00:00Z")}, CHANNEL).json()
     old_full = server.post("/v1/score", {"transaction": new_txn(c, "E-FRZ-2", "2026-06-01T07:01:00Z")}, COMPLIANCE).json()
@@ -322,9 +340,17 @@ def test_frozen_explanation_after_promotion(server: Server, registry: dict[str, 
     assert e_full["explanation_source"] == "decision" and e_full["explanation"] == old_full["explanation"]
 
 
-def test_hard_kill_and_restart_keep_audit_log_and_state(server: Server, registry: dict[str, Any], customers: list[str]) -> None:
+def test_hard_kill_and_restart_keep_audit_log_and_state(server: Server, registry: dict[str, Any], customers: list[str],
+                                                       champion_v1: None) -> None:
     c = customers[6]
     a = server.post("/v1/score", {"transaction": new_txn(c, "E-RS-1", "2026-06-02T00:00:00Z")}, COMPLIANCE).json()
+    # a decision of version 1 without an explanation (a channel caller)
+    first = server.post("/v1/score", {"transaction": new_txn(customers[13], "E-RS-V1", "2026-06-02T00:00:00Z")},
+                        CHANNEL).json()
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=registry["uri"], registry_uri=registry["uri"]).set_registered_model_alias(
+        "aml-model-set", "champion", registry["v2"])  # promoted while running: served after the restart
     before = _counts(server)
     server.stop(hard=True)  # SIGKILL: no shutdown hook, no snapshot
     server.start()
@@ -337,10 +363,10 @@ def test_hard_kill_and_restart_keep_audit_log_and_state(server: Server, registry
     assert b["versions"]["model_version"] == registry["v2"]  # the alias moved before the restart
     e_a = server.post("/v1/explain", {"request_id": a["request_id"]}, COMPLIANCE).json()
     assert e_a["explanation"] == a["explanation"] and e_a["decision"] == {**a, "replayed": False}
-    # a decision of version 1, never explained: after the restart only version 2 is loaded, so version 1
+    # the decision of version 1, never explained: after the restart only version 2 is loaded, so version 1
     # comes back from the registry to explain it
-    first = server.post("/v1/score", {"transaction": new_txn(customers[0], "E-ROLE-1", "2026-06-01T01:00:00Z")}, CHANNEL).json()
-    assert first["replayed"]
+    assert server.post("/v1/score", {"transaction": new_txn(customers[13], "E-RS-V1", "2026-06-02T00:00:00Z")},
+                       CHANNEL).json()["replayed"]
     e_v1 = server.post("/v1/explain", {"request_id": first["request_id"]}, COMPLIANCE).json()
     assert e_v1["decision"]["versions"]["model_version"] == registry["v1"]
     assert e_v1["explanation"]["model"]["model_version"] == registry["v1"]
