@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from amlscore.features.catalogue import FEATURE_NAMES
-from serving_fakes import FakeLoader, FakeModelSet, FakeScores
+from amlscore.core.decision import ScoreBatch
+from serving_fakes import FakeLoader, FakeModelSet
 from serving_helpers import CHANNEL, COMPLIANCE, new_txn, start_client
 
 POISON = 13_131.0  # the amount the poisoned model set fails on
@@ -38,7 +39,7 @@ class PoisonedModelSet(FakeModelSet):
 
     armed = True
 
-    def score_vector(self, x: np.ndarray) -> FakeScores:
+    def score_vector(self, x: np.ndarray) -> ScoreBatch:
         if self.armed and np.any(np.asarray(x)[:, _AMOUNT] == POISON):
             raise RuntimeError("model bug on a poisoned row")
         return super().score_vector(x)
