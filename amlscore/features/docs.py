@@ -16,6 +16,7 @@ _GROUP_TITLES = {
     "dormancy": "Dormancy",
     "peer_group": "Peer groups and own history",
     "profile": "Profile consistency",
+    "graph": "Counterparty graph",
 }
 
 _HEADER = """# Feature catalogue ({version})

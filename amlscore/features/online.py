@@ -62,6 +62,7 @@ from amlscore.features.events import (
 )
 from amlscore.features.finalize import (
     DISTINCT_FEATURES,
+    FEATURE_INDEX,
     N_SUMS,
     PACKED_PRIMITIVES,
     VELOCITY_WINDOWS,
@@ -70,6 +71,7 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
+from amlscore.features.graph import GRAPH_FEATURES, N_GRAPH, GraphArrays, graph_step, report_times
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
@@ -99,7 +101,7 @@ _INITIAL_EVENTS = 8  # per customer; the buffers double when full of events stil
 _VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
 _WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
 _SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
-_STATE_FORMAT = 2  # snapshots of another layout are ignored (the state is rebuilt from the events)
+_STATE_FORMAT = 3  # snapshots of another layout are ignored (the state is rebuilt from the events)
 _SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
 _SWEEP_STEPS = 100  # each pass is cut in this many steps: a whole pass in one call paused it 45-75 ms
 # the packed row the online path builds must follow the kernel's column order
@@ -110,6 +112,9 @@ assert DISTINCT_FEATURES[:4] == ("fan_in_7d", "fan_out_7d", "fan_in_30d", "fan_o
 assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
 _F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
 _INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
+_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np.int64)
+_GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle this long is forgotten
+_GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
 
 
 class BadTransactionError(AmlError):
@@ -326,13 +331,21 @@ class OnlineFeatureState:
         Write periodic snapshots from a forked child, off the request path. Only for stores with a
         snapshot file (:class:`~features.store.SQLiteFeatureStore`) where ``os.fork`` exists; otherwise,
         or when False, periodic snapshots are written in the calling transaction.
+    reports:
+        The contract's reports (the data folder's, plus feedback when the caller has it): the graph
+        features of reported neighbours count a customer from its first suspicious report's
+        report_date on. An input like ``customers``, not part of the state: :meth:`set_reports`
+        replaces it.
     """
 
     def __init__(self, customers: pd.DataFrame, params: FeatureParams | None = None,
                  store: FeatureStore | str | Path | None = None, snapshot_every: int = _SNAPSHOT_EVERY,
-                 background_snapshots: bool = True) -> None:
+                 background_snapshots: bool = True, reports: pd.DataFrame | None = None) -> None:
         self.params = params or load_feature_params()
         self.registry = CustomerRegistry.from_customers(customers, self.params.bank_utc_offset_hours)
+        self._n_customers = len(self.registry.onboard_ns)
+        self.set_reports(reports)
+        self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
         if store is None:
             store = MemoryFeatureStore()
         elif isinstance(store, (str, Path)):
@@ -364,6 +377,15 @@ class OnlineFeatureState:
             (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
         }
         self._peer_days: dict[int, dict[int, list[int]]] = {}
+        # the counterparty graph (amlscore/features/graph.py): customers are nodes 0..n-1 (their
+        # codes), outside accounts get the ids after them, reused once an account is forgotten
+        self._graph = GraphArrays.empty(self._n_customers + _GRAPH_SPARE_NODES)
+        self._outside: dict[str, int] = {}
+        self._free_nodes: list[int] = []
+        self._next_node = self._n_customers
+        # payer -> payee pairs that stored an edge, for "first payment to this payee" (grows with the
+        # history, like each customer's set of counterparties)
+        self._pairs: set[tuple[str, str]] = set()
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
@@ -383,6 +405,8 @@ class OnlineFeatureState:
             "customers": self._customers,
             "entities": self._entities,
             "peer_days": self._peer_days,
+            "graph": {"ring": self._graph.ring, "count": self._graph.count, "outside": self._outside,
+                      "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -399,6 +423,10 @@ class OnlineFeatureState:
             self._customers = payload["customers"]
             self._entities = payload["entities"]
             self._peer_days = payload["peer_days"]
+            graph = payload["graph"]
+            self._graph = GraphArrays(ring=graph["ring"], count=graph["count"])
+            self._outside, self._free_nodes = graph["outside"], graph["free"]
+            self._next_node, self._pairs = graph["next"], graph["pairs"]
             self._seq = self._last_snapshot_seq = payload["seq"]
             self._latest_t = payload["latest_t"]
         del payload
@@ -680,6 +708,13 @@ class OnlineFeatureState:
             has = cp.notna().to_numpy() & (cp.astype(str) != "").to_numpy()
             for cust, group in pd.Series(cp.to_numpy()[has]).groupby(frame["cust"].to_numpy()[has]):
                 counterparties[int(cust)] = set(map(str, group))
+            # the payer -> payee pairs whose edges were stored (an in leg from a customer stores none)
+            incoming = frame["incoming"].to_numpy()
+            internal = cp.isin(reg.code_of.keys()).to_numpy()
+            stored = has & ~(incoming & internal)
+            cust_ids, keys = ids.to_numpy()[stored], cp.to_numpy()[stored]
+            for inc, c_id, key in zip(incoming[stored].tolist(), cust_ids.tolist(), keys.tolist()):
+                self._pairs.add((key, c_id) if inc else (c_id, key))
         for cust, t in last.items():
             state = self._customers[int(cust)] = _CustomerState()
             state.prev_t = int(t)
@@ -730,6 +765,7 @@ class OnlineFeatureState:
         ev[0, :N_FACTS] = facts[0]
         ev[0, N_FACTS:] = prims
         row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
+        row[_GRAPH_POS] = self._graph_features(record, cust, cp, is_in, t_ns, amount)
         state.n += 1
         state.prev_t = t_ns
         if is_in:
@@ -737,6 +773,51 @@ class OnlineFeatureState:
         self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0)
         self._maybe_sweep(t_ns)
         return row
+
+    def set_reports(self, reports: pd.DataFrame | None) -> None:
+        """Use these reports (contract columns) for the reported-neighbour features from now on."""
+        self._report_ns = report_times(reports, self.registry.code_of, self._n_customers,
+                                       self.params.bank_utc_offset_hours)
+
+    def _node(self, key: str) -> int:
+        """The graph node of a counterparty key: a customer's code, else an outside account's id."""
+        code = self.registry.code_of.get(key)
+        if code is not None:
+            return code
+        node = self._outside.get(key)
+        if node is None:
+            if self._free_nodes:
+                node = self._free_nodes.pop()
+            else:
+                node = self._next_node
+                self._next_node += 1
+                self._graph.grow(self._next_node)
+            self._outside[key] = node
+        return node
+
+    def _graph_features(self, record: Mapping[str, Any], cust: int, cp: str | None, is_in: bool, t: int,
+                        amount: float) -> np.ndarray:
+        """The transaction's graph features (:data:`GRAPH_FEATURES` order); its edge joins the graph."""
+        customer_id = record["customer_id"]
+        if cp is None:
+            node, payee_indiv, first, store = -1, False, False, False
+        else:
+            node = self._node(cp)
+            internal = node < self._n_customers
+            store = not (is_in and internal)  # a transfer inside the bank: its out leg stores the edge
+            if is_in:
+                payee_indiv = not bool(self.registry.is_corporate[cust])
+                pair = (cp, customer_id)
+            else:
+                payee_indiv = record["counterparty_type"] == "individual"
+                pair = (customer_id, cp)
+            first = pair not in self._pairs
+            if store:
+                self._pairs.add(pair)
+        out = self._graph_row
+        graph_step(self._graph.ring, self._graph.count, self._report_ns, cust, node, is_in, t,
+                   int(np.rint(amount * 100)), payee_indiv, first, store, out)
+        return out
 
     def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
                          cp: str | None) -> list[int]:
@@ -827,7 +908,7 @@ class OnlineFeatureState:
 
     def _sweep_pass(self) -> Iterator[None]:
         """One pass over the identifier tables, yielding after each slice of ~1/_SWEEP_STEPS of their keys."""
-        total = sum(len(table) for table in self._entities.values())
+        total = sum(len(table) for table in self._entities.values()) + len(self._outside)
         chunk = max(256, -(-total // _SWEEP_STEPS))
         seen = 0
         for (_, w), table in self._entities.items():
@@ -838,6 +919,27 @@ class OnlineFeatureState:
                 seen += 1
                 if seen % chunk == 0:
                     yield
+        # outside accounts of the graph idle for longer than the graph's longest window plus 90 days:
+        # every edge still pointing at their id is older than any window, so the id can be reused
+        graph = self._graph
+        for key in list(self._outside):
+            node = self._outside.get(key)
+            if node is not None and self._graph_last_t(node) <= self._latest_t - _GRAPH_IDLE_NS:
+                del self._outside[key]
+                graph.clear(node)
+                self._free_nodes.append(node)
+            seen += 1
+            if seen % chunk == 0:
+                yield
+
+    def _graph_last_t(self, node: int) -> int:
+        """Time of a node's newest stored edge (0 when none)."""
+        graph, latest = self._graph, 0
+        for d in range(2):
+            c = int(graph.count[node, d])
+            if c:
+                latest = max(latest, int(graph.ring[node, d, (c - 1) % graph.ring.shape[2], 1]))
+        return latest
 
 
 _VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,
