@@ -395,7 +395,7 @@ CATALOGUE: tuple[FeatureSpec, ...] = tuple(
 FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in CATALOGUE)
 SPECS_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in CATALOGUE}
 INTEGER_FEATURES: frozenset[str] = frozenset(s.name for s in CATALOGUE if s.is_integer)
-FEATURE_SET_VERSION = "aml_behaviour_v1"
+FEATURE_SET_VERSION = "aml_behaviour_v2"  # v2: the counterparty graph features
 
 if len(SPECS_BY_NAME) != len(CATALOGUE):  # pragma: no cover - guards edits of this file
     raise RuntimeError("duplicate feature names in the catalogue")
