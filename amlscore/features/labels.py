@@ -62,13 +62,13 @@ _CASH = {
     "payer_new_indiv_payees": ("payer's new individual payees", "付款方新增个人收款方数"),
     "payer_payees": ("payer's distinct payees", "付款方不同收款方数"),
     "reported_cps": ("reported counterparties", "已报告的交易对手数"),
-    "reported_2hop": ("reported customers two hops away", "两跳内已报告客户数"),
     "reported_distance": ("hops to a reported customer", "与已报告客户的距离"),
     "reported_in_sum": ("money in from reported customers", "来自已报告客户的转入金额"),
     "reported_out_sum": ("money out to reported customers", "转给已报告客户的金额"),
 }
 _FIXED = {
     "cp_reported": ("counterparty already reported", "交易对手已被报告"),
+    "reported_2hop_30d": ("reported customers two hops away, 30 days", "30日两跳内已报告客户数"),
     "is_cash": ("cash transaction", "现金交易"),
     "is_large_cash": ("large cash (≥ 50,000)", "大额现金（≥5万元）"),
     "is_near_threshold_cash": ("cash just below the threshold", "略低于大额标准的现金"),
