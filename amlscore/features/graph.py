@@ -290,11 +290,14 @@ def _chain(ring: np.ndarray, count: np.ndarray, u: int, t: int, fen: int) -> tup
 
 
 @njit(cache=True)
-def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, c: int, t: int, extra: int,
-                     extra_in: bool, extra_fen: int, out: np.ndarray) -> None:  # pragma: no cover - compiled
+def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first_report: int, c: int, t: int,
+                     extra: int, extra_in: bool, extra_fen: int, out: np.ndarray) -> None:  # pragma: no cover
     """Reported customers (as of ``t``) one and two hops from customer ``c`` over the last 30 days'
     edges, and the amounts ``c`` received from and paid to reported ones; ``extra`` is the current
-    transaction's counterparty when its edge is not stored yet (-1 otherwise)."""
+    transaction's counterparty when its edge is not stored yet (-1 otherwise). Before
+    ``first_report`` (the earliest report time) nobody is reported and the graph is not read."""
+    if t < first_report:
+        return  # every count and sum is 0, as ``out`` holds already
     lo = t - W30D
     n_rep = report_ns.shape[0]
     direct = np.empty(2 * EDGE_CAP + 1, dtype=np.int64)
@@ -350,21 +353,22 @@ def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray,
 
 
 @njit(cache=True)
-def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, c: int, cp: int, is_in: bool, t: int,
-               fen: int, payee_indiv: bool, first_pair: bool, store: bool, out: np.ndarray
+def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first_report: int, c: int, cp: int,
+               is_in: bool, t: int, fen: int, payee_indiv: bool, first_pair: bool, store: bool, out: np.ndarray
                ) -> None:  # pragma: no cover - compiled
     """One transaction's graph features into ``out`` (:data:`GRAPH_FEATURES` order), then its edge stored.
 
     ``c`` is the customer's node, ``cp`` the counterparty's (-1 when unknown: no edge); ``is_in`` the
     direction; ``payee_indiv`` whether the payee is an individual; ``first_pair`` whether the payer
     never paid this payee before; ``store`` whether this row stores the edge (False for the ``in``
-    leg of a transfer inside the bank, whose ``out`` leg stores it).
+    leg of a transfer inside the bank, whose ``out`` leg stores it). ``report_ns`` is each customer's
+    first reported instant (:func:`report_times`), ``first_report`` its minimum.
     """
     out[:] = 0.0
     out[G_KEPT] = np.nan
     out[G_INDIV_SHARE] = np.nan
     if cp < 0:
-        _reported_around(ring, count, report_ns, c, t, -1, False, 0, out)
+        _reported_around(ring, count, report_ns, first_report, c, t, -1, False, 0, out)
         return
     u = cp if is_in else c
     v = c if is_in else cp
@@ -466,7 +470,7 @@ def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, c: in
 
     # reported customers around (point in time: a report counts from its report_date on)
     out[G_CP_REP] = 1.0 if (cp < n_rep and cp != c and report_ns[cp] <= t) else 0.0
-    _reported_around(ring, count, report_ns, c, t, cp if virtual else -1, is_in, fen, out)
+    _reported_around(ring, count, report_ns, first_report, c, t, cp if virtual else -1, is_in, fen, out)
 
     if store:
         info = (INFO_INDIV if payee_indiv else 0) | (INFO_FIRST if first_pair else 0) | (hops << _CHAIN_SHIFT)
@@ -492,8 +496,9 @@ def graph_pass(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, cust:
     n = len(t)
     result = np.empty((n, N_GRAPH), dtype=np.float64)
     row = np.empty(N_GRAPH, dtype=np.float64)
+    first_report = report_ns.min()
     for i in range(n):
-        graph_step(ring, count, report_ns, cust[i], cp[i], is_in[i], t[i], fen[i], payee_indiv[i], first_pair[i],
+        graph_step(ring, count, report_ns, first_report, cust[i], cp[i], is_in[i], t[i], fen[i], payee_indiv[i], first_pair[i],
                    store[i], row)
         result[i] = row
     return result

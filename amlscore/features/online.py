@@ -778,6 +778,7 @@ class OnlineFeatureState:
         """Use these reports (contract columns) for the reported-neighbour features from now on."""
         self._report_ns = report_times(reports, self.registry.code_of, self._n_customers,
                                        self.params.bank_utc_offset_hours)
+        self._first_report = int(self._report_ns.min())
 
     def _node(self, key: str) -> int:
         """The graph node of a counterparty key: a customer's code, else an outside account's id."""
@@ -815,7 +816,7 @@ class OnlineFeatureState:
             if store:
                 self._pairs.add(pair)
         out = self._graph_row
-        graph_step(self._graph.ring, self._graph.count, self._report_ns, cust, node, is_in, t,
+        graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
                    int(np.rint(amount * 100)), payee_indiv, first, store, out)
         return out
 
