@@ -381,6 +381,7 @@ class OnlineFeatureState:
         # codes), outside accounts get the ids after them, reused once an account is forgotten
         self._graph = GraphArrays.empty(self._n_customers + _GRAPH_SPARE_NODES)
         self._outside: dict[str, int] = {}
+        self._outside_keys: dict[int, str] = {}  # node id -> key, for forgetting idle accounts
         self._free_nodes: list[int] = []
         self._next_node = self._n_customers
         # payer -> payee pairs that stored an edge, for "first payment to this payee" (grows with the
@@ -406,7 +407,7 @@ class OnlineFeatureState:
             "entities": self._entities,
             "peer_days": self._peer_days,
             "graph": {"ring": self._graph.ring, "count": self._graph.count, "outside": self._outside,
-                      "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
+                      "outside_keys": self._outside_keys, "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -426,6 +427,7 @@ class OnlineFeatureState:
             graph = payload["graph"]
             self._graph = GraphArrays(ring=graph["ring"], count=graph["count"])
             self._outside, self._free_nodes = graph["outside"], graph["free"]
+            self._outside_keys = graph["outside_keys"]
             self._next_node, self._pairs = graph["next"], graph["pairs"]
             self._seq = self._last_snapshot_seq = payload["seq"]
             self._latest_t = payload["latest_t"]
@@ -794,6 +796,7 @@ class OnlineFeatureState:
                 self._next_node += 1
                 self._graph.grow(self._next_node)
             self._outside[key] = node
+            self._outside_keys[node] = key
         return node
 
     def _graph_features(self, record: Mapping[str, Any], cust: int, cp: str | None, is_in: bool, t: int,
@@ -909,7 +912,7 @@ class OnlineFeatureState:
 
     def _sweep_pass(self) -> Iterator[None]:
         """One pass over the identifier tables, yielding after each slice of ~1/_SWEEP_STEPS of their keys."""
-        total = sum(len(table) for table in self._entities.values()) + len(self._outside)
+        total = sum(len(table) for table in self._entities.values())
         chunk = max(256, -(-total // _SWEEP_STEPS))
         seen = 0
         for (_, w), table in self._entities.items():
@@ -921,25 +924,27 @@ class OnlineFeatureState:
                 if seen % chunk == 0:
                     yield
         # outside accounts of the graph idle for longer than the graph's longest window plus 90 days:
-        # every edge still pointing at their id is older than any window, so the id can be reused
-        graph = self._graph
-        for key in list(self._outside):
-            node = self._outside.get(key)
-            if node is not None and self._graph_last_t(node) <= self._latest_t - _GRAPH_IDLE_NS:
-                del self._outside[key]
-                graph.clear(node)
-                self._free_nodes.append(node)
-            seen += 1
-            if seen % chunk == 0:
-                yield
+        # every edge still pointing at their id is older than any window, so the id can be reused.
+        # Node ids in slices, their last edge times read at once.
+        lo, hi = self._n_customers, self._next_node
+        for a in range(lo, hi, chunk):
+            nodes = np.arange(a, min(hi, a + chunk))
+            idle = nodes[self._graph_last_times(nodes) <= self._latest_t - _GRAPH_IDLE_NS]
+            for node in idle.tolist():
+                key = self._outside_keys.pop(node, None)
+                if key is not None:
+                    del self._outside[key]
+                    self._graph.clear(node)
+                    self._free_nodes.append(node)
+            yield
 
-    def _graph_last_t(self, node: int) -> int:
-        """Time of a node's newest stored edge (0 when none)."""
-        graph, latest = self._graph, 0
+    def _graph_last_times(self, nodes: np.ndarray) -> np.ndarray:
+        """Time of each node's newest stored edge (0 when none)."""
+        ring, count = self._graph.ring, self._graph.count[nodes]
+        latest = np.zeros(len(nodes), dtype=np.int64)
         for d in range(2):
-            c = int(graph.count[node, d])
-            if c:
-                latest = max(latest, int(graph.ring[node, d, (c - 1) % graph.ring.shape[2], 1]))
+            t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
+            latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
         return latest
 
 
