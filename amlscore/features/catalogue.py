@@ -259,7 +259,8 @@ def _shared_identifier_specs() -> list[FeatureSpec]:
 def _dormancy_specs() -> list[FeatureSpec]:
     return [
         FeatureSpec("days_since_prev_txn", "dormancy", "customer", None, "duration",
-                    "Days since the customer's previous transaction, or since onboarding for the first one.",
+                    "Days since the customer's previous transaction, or since onboarding for the first one "
+                    "(missing for the first one when onboarded_at is unknown).",
                     "(t - max(previous transaction time, onboarded_at)) / 1 day"),
         FeatureSpec("is_reactivation", "dormancy", "transaction", None, "flag",
                     "First transaction after at least 180 days of silence.", "days_since_prev_txn >= dormancy_days"),
@@ -267,7 +268,8 @@ def _dormancy_specs() -> list[FeatureSpec]:
                     "The account was reactivated after a long silence within the last 30 days.",
                     "a transaction with is_reactivation in (t-30d, t]"),
         FeatureSpec("account_age_days", "dormancy", "customer", None, "duration",
-                    "Days since the customer was onboarded.", "(t - onboarded_at) / 1 day"),
+                    "Days since the customer was onboarded (missing when onboarded_at is unknown).",
+                    "(t - onboarded_at) / 1 day"),
     ]
 
 

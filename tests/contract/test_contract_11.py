@@ -106,3 +106,17 @@ def test_commands_that_load_data_print_the_same_warning_summary(csv_folder: Call
     assert result.exit_code == 0, result.output
     assert "has 2 warnings (legal but suspect data)" in result.output
     assert "unknown_counterparty" not in result.output and "should name a customer" in result.output
+
+
+def test_strict_report_keeps_the_display_cap_and_shows_every_kind(csv_folder: Callable[[Tables], Path],
+                                                                  tables: Tables) -> None:
+    for i in range(4):
+        append_row(tables, "transactions", txn_row(f"T{20 + i}", "2024-03-05T12:00:00Z", "C1", "counter",
+                                                   counterparty_id=f"C9{i}"))
+    tables["transactions"].loc[0, "direction"] = "sideways"
+    report = validate_folder(csv_folder(tables), max_errors=3)
+    assert (report.total, report.warning_total) == (1, 4)
+    strict = report.strict()
+    assert strict.total == 5 and len(strict.violations) == 3 and not strict.ok
+    assert {v.kind for v in strict.violations} == {"invalid_value", "unknown_counterparty"}
+    assert all(v.severity == "error" for v in strict.violations)
