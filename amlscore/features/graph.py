@@ -90,7 +90,7 @@ class GraphArrays:
         """Room for at least ``nodes`` nodes (doubling), the new ones empty."""
         if nodes <= self.capacity:
             return
-        size = self.capacity
+        size = max(self.capacity, 1)
         while size < nodes:
             size *= 2
         ring = np.zeros((size,) + self.ring.shape[1:], dtype=np.int64)

@@ -406,7 +406,9 @@ class OnlineFeatureState:
             "customers": self._customers,
             "entities": self._entities,
             "peer_days": self._peer_days,
-            "graph": {"ring": self._graph.ring, "count": self._graph.count, "outside": self._outside,
+            # the nodes in use, not the arrays' spare room
+            "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
+                      "outside": self._outside,
                       "outside_keys": self._outside_keys, "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
@@ -426,6 +428,7 @@ class OnlineFeatureState:
             self._peer_days = payload["peer_days"]
             graph = payload["graph"]
             self._graph = GraphArrays(ring=graph["ring"], count=graph["count"])
+            self._graph.grow(len(graph["count"]) + _GRAPH_SPARE_NODES)
             self._outside, self._free_nodes = graph["outside"], graph["free"]
             self._outside_keys = graph["outside_keys"]
             self._next_node, self._pairs = graph["next"], graph["pairs"]
