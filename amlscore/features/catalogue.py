@@ -378,6 +378,11 @@ def _graph_specs() -> list[FeatureSpec]:
         FeatureSpec("reported_out_sum_30d", "graph", "graph", "30d", "amount",
                     "Amount the customer paid to reported customers over 30 days.",
                     "sum of amount of the customer's outgoing edges in (t-30d, t] to customers reported by date(t)"),
+        FeatureSpec("payer_indiv_share_vs_peers_30d", "graph", "peer_group", "30d", "ratio",
+                    "How much more of its outflow the payer sends to individuals than its peer group does "
+                    "(customer payers only; NaN for an outside payer or a peer group that paid nothing out).",
+                    "payer_indiv_share_30d - (peer group's outgoing amount to individuals / its outgoing amount, "
+                    "over the peer_lookback_days complete days before the transaction's day)"),
     ]
 
 

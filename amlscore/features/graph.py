@@ -11,7 +11,11 @@ the ``out`` leg came first, finds it there and does not count it twice).
 State, bounded per node like IBM's Graph Feature Preprocessor (Blanuša et al., arXiv 2402.08593):
 each node keeps its latest :data:`EDGE_CAP` outgoing and latest :data:`EDGE_CAP` incoming edges
 (other node, time, amount in fen, flags) in a ring; every query reads only edges inside its window
-``(t - w, t]``, so what a node saw beyond its window or beyond its cap never counts. A node with more
+``(t - w, t]``, so what a node saw beyond its window or beyond its cap never counts. Each edge's
+time is checked on its own (rings are not assumed sorted in time), so an online transaction that
+arrives after a later one of another customer is still counted in its windows; exact parity with
+the offline path holds when the online path sees the transactions in the same (time, ``txn_id``)
+order, as a replay does. A node with more
 than :data:`EDGE_CAP` edges in a window is counted over its latest :data:`EDGE_CAP` (its counts
 saturate there). The temporal cycle search follows at most :data:`CYCLE_FANOUT` out-edges per node
 and examines at most :data:`CYCLE_BUDGET` edges per transaction; pass-through chains are counted up
@@ -51,6 +55,8 @@ GRAPH_FEATURES = (
     "reported_in_sum_30d", "reported_out_sum_30d",
 )
 N_GRAPH = len(GRAPH_FEATURES)
+# computed beside the compiled step from the peer groups' daily totals (both paths: payer_vs_peers)
+PAYER_PEER_FEATURE = "payer_indiv_share_vs_peers_30d"
 _G = {name: i for i, name in enumerate(GRAPH_FEATURES)}
 G_CP_FAN_IN, G_CP_FAN_OUT, G_CP_IN_SUM, G_CP_OUT_SUM = (_G[n] for n in GRAPH_FEATURES[:4])
 G_SG, G_GS, G_CYC_LEN, G_CYC_CNT, G_CHAIN, G_KEPT = (_G[n] for n in GRAPH_FEATURES[4:10])
@@ -128,6 +134,15 @@ def report_times(reports, code_of: dict[str, int], n_customers: int, offset_hour
     return out
 
 
+def payer_vs_peers(share: np.ndarray, peer_out_fen: np.ndarray, peer_indiv_fen: np.ndarray) -> np.ndarray:
+    """The payer's share of its 30-day outflow to individuals minus its peer group's share over the
+    complete lookback days before the transaction's day; NaN when the peer group paid nothing out
+    (or the payer's share is undefined). Exact integer totals, one division: both paths agree."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        peer = np.where(peer_out_fen > 0, peer_indiv_fen / np.maximum(peer_out_fen, 1), np.nan)
+    return share - peer
+
+
 @njit(cache=True, inline="always")
 def _slot(count: int, j: int) -> int:  # pragma: no cover - compiled
     """Ring slot of the ``j``-th newest of ``count`` stored edges."""
@@ -165,8 +180,6 @@ def _has_edge(ring: np.ndarray, count: np.ndarray, u: int, v: int, t: int, fen: 
     for j in range(k):
         s = _slot(count[u, OUT], j)
         te = ring[u, OUT, s, F_T]
-        if te < t:
-            return False
         if te == t and ring[u, OUT, s, F_OTHER] == v and ring[u, OUT, s, F_FEN] == fen:
             return True
     return False
@@ -180,7 +193,7 @@ def _neighbours(ring: np.ndarray, count: np.ndarray, node: int, d: int, lo: int,
     for j in range(k):
         s = _slot(count[node, d], j)
         if ring[node, d, s, F_T] <= lo:
-            break
+            continue
         n = _add_distinct(buf, n, ring[node, d, s, F_OTHER])
     return n
 
@@ -192,7 +205,7 @@ def _window_sum(ring: np.ndarray, count: np.ndarray, node: int, d: int, lo: int)
     for j in range(k):
         s = _slot(count[node, d], j)
         if ring[node, d, s, F_T] <= lo:
-            break
+            continue
         total += ring[node, d, s, F_FEN]
     return total
 
@@ -228,8 +241,7 @@ def _cycles(ring: np.ndarray, count: np.ndarray, u: int, v: int, t: int) -> tupl
             nxt[depth] += 1
             te = ring[x, OUT, s, F_T]
             if te < lower[depth]:
-                nxt[depth] = k  # older edges are all earlier still
-                break
+                continue
             budget -= 1
             y = ring[x, OUT, s, F_OTHER]
             if y == u:
@@ -273,7 +285,7 @@ def _chain(ring: np.ndarray, count: np.ndarray, u: int, t: int, fen: int) -> tup
     for j in range(k):
         s = _slot(count[u, IN], j)
         if ring[u, IN, s, F_T] <= lo:
-            break
+            continue
         prev_fen = ring[u, IN, s, F_FEN]
         if prev_fen <= 0:
             continue
@@ -309,7 +321,7 @@ def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray,
         for j in range(k):
             s = _slot(count[c, d], j)
             if ring[c, d, s, F_T] <= lo:
-                break
+                continue
             y = ring[c, d, s, F_OTHER]
             if y == c:
                 continue
@@ -340,7 +352,7 @@ def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray,
             for j in range(k):
                 s = _slot(count[y, d], j)
                 if ring[y, d, s, F_T] <= lo:
-                    break
+                    continue
                 z = ring[y, d, s, F_OTHER]
                 if z == c or z >= n_rep or report_ns[z] > t or _contains(direct, nd, z):
                     continue
@@ -412,7 +424,7 @@ def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first
             s = _slot(count[v, IN], j)
             t2 = ring[v, IN, s, F_T]
             if t2 <= lo7:
-                break
+                continue
             m = ring[v, IN, s, F_OTHER]
             if m == u or m == v or _contains(mids, n_mid, m):
                 continue
@@ -421,7 +433,7 @@ def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first
                 sm = _slot(count[m, IN], q)
                 t1 = ring[m, IN, sm, F_T]
                 if t1 <= lo7:
-                    break
+                    continue
                 if t1 <= t2 and _contains(sources, n_src, ring[m, IN, sm, F_OTHER]):
                     mids[n_mid] = m
                     n_mid += 1
@@ -454,7 +466,7 @@ def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first
     for j in range(ku):
         s = _slot(count[u, OUT], j)
         if ring[u, OUT, s, F_T] <= lo30:
-            break
+            continue
         f = ring[u, OUT, s, F_FEN]
         info = ring[u, OUT, s, F_INFO]
         y = ring[u, OUT, s, F_OTHER]

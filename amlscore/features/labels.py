@@ -61,6 +61,7 @@ _CASH = {
     "payer_indiv_share": ("payer's share paid to individuals", "付款方对个人付款占比"),
     "payer_new_indiv_payees": ("payer's new individual payees", "付款方新增个人收款方数"),
     "payer_payees": ("payer's distinct payees", "付款方不同收款方数"),
+    "payer_indiv_share_vs_peers": ("payer's share to individuals vs peers", "付款方对个人付款占比高于同类客户的幅度"),
     "reported_cps": ("reported counterparties", "已报告的交易对手数"),
     "reported_distance": ("hops to a reported customer", "与已报告客户的距离"),
     "reported_in_sum": ("money in from reported customers", "来自已报告客户的转入金额"),

@@ -34,7 +34,8 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
-from amlscore.features.graph import GRAPH_FEATURES, GraphArrays, graph_pass, report_times
+from amlscore.features.graph import (GRAPH_FEATURES, PAYER_PEER_FEATURE, GraphArrays, graph_pass, payer_vs_peers,
+                                    report_times)
 from amlscore.features.kernels import (
     previous_times,
     segment_firsts,
@@ -57,7 +58,7 @@ _WINDOW_POS = {w: i for i, w in enumerate(WINDOWS)}
 _SUM_WINDOW_COLS = np.array(sorted(range(len(WINDOW_SUMS)), key=lambda c: _WINDOW_POS[WINDOW_SUMS[c][1]]), dtype=np.int64)
 _SUM_WINDOW_OFFSETS = np.searchsorted(
     np.array([_WINDOW_POS[WINDOW_SUMS[c][1]] for c in _SUM_WINDOW_COLS]), np.arange(len(WINDOWS) + 1)).astype(np.int64)
-_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np.int64)
+_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES + (PAYER_PEER_FEATURE,)], dtype=np.int64)
 _VELOCITY_WINDOW_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)
 
 
@@ -191,14 +192,46 @@ def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: Customer
                        first_pair=first_pair, store=store, n_nodes=n_cust + outside)
 
 
-def graph_matrix(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: CustomerRegistry, reports: pd.DataFrame | None,
+def graph_matrix(tx: TxnColumns, g: GraphInputs, registry: CustomerRegistry, reports: pd.DataFrame | None,
                  params: FeatureParams) -> np.ndarray:
     """The graph features (n, len(GRAPH_FEATURES)) of rows in time order: one pass over the whole table."""
-    g = graph_inputs(tx, cust, cp, registry)
     arrays = GraphArrays.empty(g.n_nodes)
     report_ns = report_times(reports, registry.code_of, len(registry.onboard_ns), params.bank_utc_offset_hours)
     return graph_pass(arrays.ring, arrays.count, report_ns, g.cust, g.cp, tx.is_in.astype(np.bool_), tx.t_ns,
                       tx.fen, g.payee_indiv, g.first_pair, g.store)
+
+
+def payer_peer_totals(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, payer: np.ndarray,
+                      lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the outgoing fen and the outgoing fen to individuals of the payer's peer group over the
+    ``lookback`` complete days before the row's day (0 where the payer is not a customer, code -1)."""
+    group = registry.peer_group[facts.cust]
+    day0 = int(facts.local_day.min()) - lookback - 1
+    n_days = int(facts.local_day.max()) - day0 + 1
+    n_groups = len(registry.peer_group_names)
+    flat = group * n_days + (facts.local_day - day0)
+    out_fen = tx.fen * ~tx.is_in
+    indiv_fen = out_fen * (tx.cp_type == CP_TYPE_CODE["individual"])
+    cums = []
+    for values in (out_fen, indiv_fen):  # float weights are exact: fen totals stay far below 2**53
+        daily = np.rint(np.bincount(flat, weights=values.astype(np.float64), minlength=n_groups * n_days))
+        cums.append(np.cumsum(daily.astype(np.int64).reshape(n_groups, n_days), axis=1))
+    is_cust = payer >= 0
+    pg = registry.peer_group[np.where(is_cust, payer, 0)]
+    d = facts.local_day - day0
+    hi, lo = d - 1, d - lookback - 1
+    return tuple(np.where(is_cust, cum[pg, hi] - cum[pg, lo], 0) for cum in cums)  # type: ignore[return-value]
+
+
+def payer_peer_column(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, g: GraphInputs,
+                      graph: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """:data:`PAYER_PEER_FEATURE` of rows in time order, from the graph's payer share."""
+    n_cust = len(registry.onboard_ns)
+    payer = np.where(tx.is_in, g.cp, g.cust)
+    payer = np.where((payer >= 0) & (payer < n_cust), payer, -1)
+    out_fen, indiv_fen = payer_peer_totals(tx, facts, registry, payer, params.peer_lookback_days)
+    share = graph[:, GRAPH_FEATURES.index("payer_indiv_share_30d")]
+    return np.where(payer >= 0, payer_vs_peers(share, out_fen, indiv_fen), np.nan)
 
 
 # Per-row quantities that need other customers' rows (the same IP, device or operator; the peer group;
@@ -280,7 +313,9 @@ def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: Feature
     cp = counterparty_keys(txns, registry.code_of)  # customer_id inside the bank, else the account
     data[:, _ROW_CP] = cp.codes
     data[:, _ROW_AMOUNT] = tx.amount.view(np.int64)  # the float's bits, restored exactly
-    graph = graph_matrix(tx, facts.cust, cp, registry, reports, params)
+    g = graph_inputs(tx, facts.cust, cp, registry)
+    graph = graph_matrix(tx, g, registry, reports, params)
+    graph = np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params)])
     return _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data,
                        n_counterparties=len(cp.values), graph=graph)
 

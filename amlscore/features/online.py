@@ -71,7 +71,8 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
-from amlscore.features.graph import GRAPH_FEATURES, N_GRAPH, GraphArrays, graph_step, report_times
+from amlscore.features.graph import (GRAPH_FEATURES, N_GRAPH, PAYER_PEER_FEATURE, GraphArrays, graph_step, payer_vs_peers,
+                                    report_times)
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
@@ -113,6 +114,7 @@ assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
 _F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
 _INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
 _GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np.int64)
+_PAYER_PEER_POS, _PAYER_SHARE_POS = FEATURE_INDEX[PAYER_PEER_FEATURE], FEATURE_INDEX["payer_indiv_share_30d"]
 _GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle this long is forgotten
 _GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
 
@@ -346,6 +348,7 @@ class OnlineFeatureState:
         self._n_customers = len(self.registry.onboard_ns)
         self.set_reports(reports)
         self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
+        self._last_cp_node = -1  # graph node of the counterparty of the transaction being counted
         if store is None:
             store = MemoryFeatureStore()
         elif isinstance(store, (str, Path)):
@@ -394,7 +397,8 @@ class OnlineFeatureState:
         # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
         self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
         # peer group -> (day, its cash in fen and transaction count over the lookback days before it).
-        self._peer_cache: dict[int, tuple[int, int, int]] = {}
+        # (cash, transactions, outgoing fen, outgoing fen to individuals) per group, over the lookback
+        self._peer_cache: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
 
     def _state_blob(self) -> bytes:
         payload = {
@@ -751,7 +755,7 @@ class OnlineFeatureState:
         is_in = record["direction"] == "in"
         day = (t_ns + self._offset_ns) // DAY_NS
         group = int(reg.peer_group[cust])
-        peer_cash, peer_cnt = self._peer_before(group, day)
+        peer_cash, peer_cnt, _, _ = self._peer_before(group, day)
         prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
                  *self._static_counts(cust, day), int(reg.is_corporate[cust]),
                  *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
@@ -771,11 +775,14 @@ class OnlineFeatureState:
         ev[0, N_FACTS:] = prims
         row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
         row[_GRAPH_POS] = self._graph_features(record, cust, cp, is_in, t_ns, amount)
+        row[_PAYER_PEER_POS] = self._payer_vs_peers(row[_PAYER_SHARE_POS], cust, is_in, day)
         state.n += 1
         state.prev_t = t_ns
         if is_in:
             state.last_in_t = t_ns
-        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0)
+        out_fen = 0 if is_in else int(facts[0, _F_FEN])
+        indiv_fen = out_fen if record["counterparty_type"] == "individual" else 0
+        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
         self._maybe_sweep(t_ns)
         return row
 
@@ -821,6 +828,7 @@ class OnlineFeatureState:
             first = pair not in self._pairs
             if store:
                 self._pairs.add(pair)
+        self._last_cp_node = node
         out = self._graph_row
         graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
                    int(np.rint(amount * 100)), payee_indiv, first, store, out)
@@ -860,38 +868,52 @@ class OnlineFeatureState:
         self._static[cust] = (day, until, values)
         return values
 
-    def _peer_before(self, group: int, day: int) -> tuple[int, int]:
-        """The peer group's cash (fen) and transaction count over the lookback days before ``day``;
-        cached per group for the day, as complete days do not change."""
+    def _payer_vs_peers(self, share: float, cust: int, is_in: bool, day: int) -> float:
+        """The payer's share of outflow to individuals minus its peer group's (NaN when the payer is
+        not a customer of the bank or either share is undefined); see :func:`payer_vs_peers`."""
+        payer = self._last_cp_node if is_in else cust
+        if payer < 0 or payer >= self._n_customers:
+            return math.nan
+        _, _, out_fen, indiv_fen = self._peer_before(int(self.registry.peer_group[payer]), day)
+        return float(payer_vs_peers(np.array([share]), np.array([out_fen]), np.array([indiv_fen]))[0])
+
+    def _peer_before(self, group: int, day: int) -> tuple[int, int, int, int]:
+        """The peer group's cash (fen), transaction count, outgoing fen and outgoing fen to
+        individuals over the lookback days before ``day``; cached per group for the day, as complete
+        days do not change."""
         cached = self._peer_cache.get(group)
         if cached is not None and cached[0] == day:
-            return cached[1], cached[2]
-        cash, cnt = self._peer_totals(group, day)
-        self._peer_cache[group] = (day, cash, cnt)
-        return cash, cnt
+            return cached[1]
+        totals = self._peer_totals(group, day)
+        self._peer_cache[group] = (day, totals)
+        return totals
 
-    def _count_peer_day(self, group: int, day: int, cash_fen: int) -> None:
+    def _count_peer_day(self, group: int, day: int, cash_fen: int, out_fen: int, indiv_fen: int) -> None:
         """Add a transaction to its peer group's day."""
-        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0])
+        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0, 0, 0])
         bucket[0] += cash_fen
         bucket[1] += 1
+        bucket[2] += out_fen
+        bucket[3] += indiv_fen
         cached = self._peer_cache.get(group)
         if cached is not None and cached[0] - self.params.peer_lookback_days <= day < cached[0]:
             del self._peer_cache[group]  # a transaction of an earlier day changed what the cache covers
 
-    def _peer_totals(self, group: int, day: int) -> tuple[int, int]:
+    def _peer_totals(self, group: int, day: int) -> tuple[int, int, int, int]:
         days = self._peer_days.get(group)
         if not days:
-            return 0, 0
-        cash = cnt = 0
+            return 0, 0, 0, 0
+        cash = cnt = out = indiv = 0
         for d in range(day - self.params.peer_lookback_days, day):
             b = days.get(d)
             if b is not None:
                 cash += b[0]
                 cnt += b[1]
+                out += b[2]
+                indiv += b[3]
         for old in [d for d in days if d < day - self.params.peer_lookback_days - 1]:
             del days[old]  # keep only the days a later transaction can still need
-        return cash, cnt
+        return cash, cnt, out, indiv
 
     def _maybe_sweep(self, t: int) -> None:
         """Forget shared-identifier windows idle for longer than their window plus the longest window, so
