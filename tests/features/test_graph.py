@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.features.catalogue import CATALOGUE, FEATURE_NAMES
 from amlscore.features.graph import GRAPH_FEATURES
 from amlscore.features.offline import compute_feature_arrays
 from amlscore.features.online import OnlineFeatureState, replay
@@ -17,7 +17,8 @@ from synthetic_frames import make_customers, make_transactions, typed_customers,
 from test_hand_computed import _customer
 from test_point_in_time_and_parity import assert_same_features
 
-GRAPH_COLS = [FEATURE_NAMES.index(n) for n in GRAPH_FEATURES]
+GRAPH_NAMES = [s.name for s in CATALOGUE if s.group == "graph"]
+GRAPH_COLS = [FEATURE_NAMES.index(n) for n in GRAPH_NAMES]
 T0 = pd.Timestamp("2025-03-03T02:00:00Z")
 
 
@@ -63,7 +64,7 @@ def _both_paths(customers: pd.DataFrame, rows: list[dict], reports: pd.DataFrame
     online = replay(OnlineFeatureState(customers, reports=reports), txns)
     assert_same_features(offline, online)
     ids = txns["txn_id"].astype(str).tolist()
-    return {tid: dict(zip(GRAPH_FEATURES, offline[i, GRAPH_COLS])) for i, tid in enumerate(ids)}
+    return {tid: dict(zip(GRAPH_NAMES, offline[i, GRAPH_COLS])) for i, tid in enumerate(ids)}
 
 
 def test_a_cycle_of_three_is_found_on_both_legs_of_the_closing_transfer():
@@ -234,3 +235,15 @@ def test_forgotten_outside_accounts_free_their_ids_without_changing_a_feature(mo
     assert_same_features(expected, got)
     n_outside = int(pd.Series(txns["counterparty_account"]).dropna().nunique())
     assert state._next_node - state._n_customers < n_outside  # ids were reused
+
+
+def test_the_payer_against_its_peer_group():
+    # X and Y are firms of one peer group; on the first day Y pays a fifth of its outflow to individuals
+    rows = (_pay("T1", 0, "Y", "acctK", 8000, payee_type="corporate") + _pay("T2", 1, "Y", "D", 2000)
+            + _pay("T3", 24, "X", "D", 3000) + _pay("T4", 25, "acctS", "D", 500))
+    g = _both_paths(_customers("XYD", corporate="XY"), rows)
+    name = "payer_indiv_share_vs_peers_30d"
+    assert math.isnan(g["T2o"][name])  # no complete day before: the peer group paid nothing out yet
+    assert g["T3o"][name] == pytest.approx(1.0 - 2000 / 10000)
+    assert g["T3i"][name] == pytest.approx(1.0 - 2000 / 10000)  # the payee's row describes the same payer
+    assert math.isnan(g["T4i"][name])  # an outside payer has no peer group
