@@ -84,7 +84,7 @@ class GraphArrays:
     count: np.ndarray  # int64 (nodes, 2)
 
     @classmethod
-    def empty(cls, nodes: int) -> "GraphArrays":
+    def empty(cls, nodes: int) -> GraphArrays:
         return cls(ring=np.zeros((max(nodes, 1), 2, EDGE_CAP, 4), dtype=np.int64),
                    count=np.zeros((max(nodes, 1), 2), dtype=np.int64))
 
@@ -151,8 +151,7 @@ def _slot(count: int, j: int) -> int:  # pragma: no cover - compiled
 
 @njit(cache=True, inline="always")
 def _stored(count: np.ndarray, node: int, d: int) -> int:  # pragma: no cover - compiled
-    c = count[node, d]
-    return c if c < EDGE_CAP else EDGE_CAP
+    return min(count[node, d], EDGE_CAP)
 
 
 @njit(cache=True, inline="always")
@@ -292,9 +291,7 @@ def _chain(ring: np.ndarray, count: np.ndarray, u: int, t: int, fen: int) -> tup
         share = fen / prev_fen
         if share < CHAIN_KEPT_MIN or share > CHAIN_KEPT_MAX:
             continue
-        hops = (ring[u, IN, s, F_INFO] >> _CHAIN_SHIFT) + 1
-        if hops > CHAIN_CAP:
-            hops = CHAIN_CAP
+        hops = min((ring[u, IN, s, F_INFO] >> _CHAIN_SHIFT) + 1, CHAIN_CAP)
         if hops > best:
             best = hops
             kept = share
