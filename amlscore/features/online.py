@@ -20,7 +20,10 @@ Memory follows the windows, not the history: a customer keeps the events of its 
 days), cached peer-group and shared-identifier counts are one entry per customer, peer-group days
 older than the lookback are dropped, and windows of IPs, devices and operators idle for longer than
 their window plus 90 days are swept. What grows with the history is only what a feature needs for
-ever: each customer's set of counterparties seen ("first-time counterparty").
+ever: each customer's set of counterparties seen ("first-time counterparty"), and the payer-payee
+pairs of the counterparty graph (first payment to a payee). The graph itself
+(:mod:`amlscore.features.graph`) is one array per node id with the latest 16 edges out and in; outside
+accounts idle for 120 days are forgotten with the identifier windows' sweep and their ids reused.
 
 Snapshots (every ``snapshot_every`` transactions) leave the request path where they can: a forked
 child pickles the state as it was at that instant (copy-on-write) and writes it to the store's
