@@ -74,8 +74,7 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
-from amlscore.features.graph import (GRAPH_FEATURES, N_GRAPH, PAYER_PEER_FEATURE, GraphArrays, graph_step, payer_vs_peers,
-                                    report_times)
+from amlscore.features.graph import GRAPH_FEATURES, N_GRAPH, PAYER_PEER_FEATURE, GraphArrays, graph_step, report_times
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
@@ -878,7 +877,8 @@ class OnlineFeatureState:
         if payer < 0 or payer >= self._n_customers:
             return math.nan
         _, _, out_fen, indiv_fen = self._peer_before(int(self.registry.peer_group[payer]), day)
-        return float(payer_vs_peers(np.array([share]), np.array([out_fen]), np.array([indiv_fen]))[0])
+        # payer_vs_peers for one row, in scalars: integers below 2**53 divide to the same float
+        return share - indiv_fen / out_fen if out_fen > 0 else math.nan
 
     def _peer_before(self, group: int, day: int) -> tuple[int, int, int, int]:
         """The peer group's cash (fen), transaction count, outgoing fen and outgoing fen to
