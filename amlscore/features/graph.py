@@ -15,12 +15,12 @@ each node keeps its latest :data:`EDGE_CAP` outgoing and latest :data:`EDGE_CAP`
 time is checked on its own (rings are not assumed sorted in time), so an online transaction that
 arrives after a later one of another customer is still counted in its windows; exact parity with
 the offline path holds when the online path sees the transactions in the same (time, ``txn_id``)
-order, as a replay does. A node with more
-than :data:`EDGE_CAP` edges in a window is counted over its latest :data:`EDGE_CAP` (its counts
-saturate there). The temporal cycle search follows at most :data:`CYCLE_FANOUT` out-edges per node
+order, as a replay does. A node with more than :data:`EDGE_CAP` edges in a window is counted over
+its latest :data:`EDGE_CAP` (its counts saturate there). The temporal cycle search follows at most :data:`CYCLE_FANOUT` out-edges per node
 and examines at most :data:`CYCLE_BUDGET` edges per transaction; pass-through chains are counted up
-to :data:`CHAIN_CAP` hops. These caps keep the online cost per transaction bounded (a few
-microseconds) and make the result depend on the last days only, so a warm-up of the last 100 days
+to :data:`CHAIN_CAP` hops. These caps keep the cost per transaction bounded (about 3 µs of
+compiled work per row offline on the default data set; about 15 µs per online call with the Python
+around it) and make the result depend on the last days only, so a warm-up of the last 100 days
 gives exactly what the whole history gives.
 
 :func:`graph_step` computes one transaction's graph features and then stores its edge; the offline
