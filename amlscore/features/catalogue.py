@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Entity = Literal["transaction", "customer", "ip_address", "device_id", "operator_id", "agent_id", "phone", "peer_group"]
+Entity = Literal["transaction", "customer", "ip_address", "device_id", "operator_id", "agent_id", "phone", "peer_group",
+                 "graph"]
 Kind = Literal["count", "amount", "ratio", "flag", "code", "duration"]
 
 WINDOWS: dict[str, int] = {  # name -> seconds
@@ -308,6 +309,83 @@ def _profile_specs() -> list[FeatureSpec]:
     ]
 
 
+def _graph_specs() -> list[FeatureSpec]:
+    """The counterparty graph (amlscore/features/graph.py): nodes are customers and outside accounts,
+    a transaction is an edge payer -> payee; each node keeps its latest 16 edges per direction."""
+    cp = "the transaction's counterparty (customer, else outside account)"
+    return [
+        FeatureSpec("cp_fan_in_7d", "graph", "graph", "7d", "count",
+                    "Distinct payers of the counterparty over 7 days, across the whole bank (gather into it).",
+                    f"distinct payers of {cp} over its edges in (t-7d, t]; 0 without counterparty"),
+        FeatureSpec("cp_fan_out_7d", "graph", "graph", "7d", "count",
+                    "Distinct payees of the counterparty over 7 days, across the whole bank (scatter from it).",
+                    f"distinct payees of {cp} over its edges in (t-7d, t]"),
+        FeatureSpec("cp_in_sum_7d", "graph", "graph", "7d", "amount",
+                    "Amount the counterparty received over 7 days, from anyone the bank sees.",
+                    "sum of amount of the counterparty's incoming edges in (t-7d, t]"),
+        FeatureSpec("cp_out_sum_7d", "graph", "graph", "7d", "amount",
+                    "Amount the counterparty paid over 7 days, to anyone the bank sees.",
+                    "sum of amount of the counterparty's outgoing edges in (t-7d, t]"),
+        FeatureSpec("scatter_gather_7d", "graph", "graph", "7d", "count",
+                    "Other intermediaries that, within 7 days, got money from one of the payer's own payers and "
+                    "passed it on to the same payee (many-to-one-to-many, scatter-gather).",
+                    "for the edge u -> v: distinct m != u with m -> v in (t-7d, t] and s -> m no later, "
+                    "s among u's payers in (t-7d, t]"),
+        FeatureSpec("gather_scatter_7d", "graph", "graph", "7d", "count",
+                    "How much the payer is a hub: the smaller of its distinct payers and distinct payees over 7 days.",
+                    "min(distinct payers of u, distinct payees of u) over (t-7d, t]"),
+        FeatureSpec("cycle_len_7d", "graph", "graph", "7d", "count",
+                    "Length (2-5) of the shortest temporal cycle this payment closes: money back at the payee, "
+                    "its origin, within 7 days; 0 when none.",
+                    "2 + edges of the shortest path v -> ... -> u of 1-4 edges in (t-7d, t], each no earlier than "
+                    "the previous, distinct nodes (depth-first from v, 8 out-edges per node, 4,096 edges at most)"),
+        FeatureSpec("cycle_cnt_7d", "graph", "graph", "7d", "count",
+                    "Number of such temporal cycles found (within the search's caps).",
+                    "number of paths v -> ... -> u found by the same search"),
+        FeatureSpec("chain_len_24h", "graph", "graph", "24h", "count",
+                    "Pass-through hops ending with this payment: money that came in to the payer within 24 hours "
+                    "and moves on with most of its amount, hop after hop (capped at 8).",
+                    "0 when no incoming edge of u in (t-24h, t] has amount with 0.8 <= amount / its amount <= 1.05, "
+                    "else 1 + the largest hop count among those edges"),
+        FeatureSpec("chain_kept_share_24h", "graph", "graph", "24h", "ratio",
+                    "Share of the incoming amount this payment moves on, for the chain counted above (NaN when none).",
+                    "amount / amount of the newest incoming edge of the longest chain"),
+        FeatureSpec("payer_indiv_share_30d", "graph", "graph", "30d", "ratio",
+                    "Share of the payer's outflow over 30 days that went to individuals (the payer is the customer "
+                    "for money out, the counterparty for money in; NaN without counterparty).",
+                    "sum of amount of u's edges to individuals / sum of amount of u's edges, over (t-30d, t]"),
+        FeatureSpec("payer_new_indiv_payees_30d", "graph", "graph", "30d", "count",
+                    "Individuals the payer paid for the first time within the last 30 days.",
+                    "distinct individual payees of u with u's first ever payment to them in (t-30d, t]"),
+        FeatureSpec("payer_payees_30d", "graph", "graph", "30d", "count",
+                    "Distinct payees of the payer over 30 days.", "distinct payees of u over (t-30d, t]"),
+        FeatureSpec("cp_reported", "graph", "graph", None, "flag",
+                    "The counterparty is a customer with a suspicious-transaction report filed by this date.",
+                    "counterparty is a customer and the earliest report_date of its suspicious reports <= date(t)"),
+        FeatureSpec("reported_cps_30d", "graph", "graph", "30d", "count",
+                    "The customer's counterparties of the last 30 days that are reported customers (as of t).",
+                    "distinct counterparties over the customer's edges in (t-30d, t] reported by date(t)"),
+        FeatureSpec("reported_2hop_30d", "graph", "graph", "30d", "count",
+                    "Reported customers two hops away: counterparties of the customer's counterparties over 30 days.",
+                    "distinct reported z != customer, not a direct counterparty, with an edge to or from a direct "
+                    "counterparty in (t-30d, t]"),
+        FeatureSpec("reported_distance_30d", "graph", "graph", "30d", "code",
+                    "Hops to the nearest reported customer over the last 30 days' edges: 1, 2, or 0 when none within 2.",
+                    "1 if reported_cps_30d > 0, else 2 if reported_2hop_30d > 0, else 0"),
+        FeatureSpec("reported_in_sum_30d", "graph", "graph", "30d", "amount",
+                    "Amount the customer received from reported customers over 30 days.",
+                    "sum of amount of the customer's incoming edges in (t-30d, t] from customers reported by date(t)"),
+        FeatureSpec("reported_out_sum_30d", "graph", "graph", "30d", "amount",
+                    "Amount the customer paid to reported customers over 30 days.",
+                    "sum of amount of the customer's outgoing edges in (t-30d, t] to customers reported by date(t)"),
+        FeatureSpec("payer_indiv_share_vs_peers_30d", "graph", "peer_group", "30d", "ratio",
+                    "How much more of its outflow the payer sends to individuals than its peer group does "
+                    "(customer payers only; NaN for an outside payer or a peer group that paid nothing out).",
+                    "payer_indiv_share_30d - (peer group's outgoing amount to individuals / its outgoing amount, "
+                    "over the peer_lookback_days complete days before the transaction's day)"),
+    ]
+
+
 CATALOGUE: tuple[FeatureSpec, ...] = tuple(
     _velocity_specs()
     + _cash_specs()
@@ -319,11 +397,12 @@ CATALOGUE: tuple[FeatureSpec, ...] = tuple(
     + _dormancy_specs()
     + _peer_specs()
     + _profile_specs()
+    + _graph_specs()
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in CATALOGUE)
 SPECS_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in CATALOGUE}
 INTEGER_FEATURES: frozenset[str] = frozenset(s.name for s in CATALOGUE if s.is_integer)
-FEATURE_SET_VERSION = "aml_behaviour_v1"
+FEATURE_SET_VERSION = "aml_behaviour_v2"  # v2: the counterparty graph features
 
 if len(SPECS_BY_NAME) != len(CATALOGUE):  # pragma: no cover - guards edits of this file
     raise RuntimeError("duplicate feature names in the catalogue")

@@ -16,6 +16,7 @@ _GROUP_TITLES = {
     "dormancy": "Dormancy",
     "peer_group": "Peer groups and own history",
     "profile": "Profile consistency",
+    "graph": "Counterparty graph",
 }
 
 _HEADER = """# Feature catalogue ({version})
@@ -73,6 +74,32 @@ feature equals the offline path's over the whole history, exactly, except the st
 both paths take them from running sums of squares, which start at the history's first day offline
 and at the warm-up's first day online, so they agree up to rounding (at most 0.2 yuan of standard
 deviation in the test, where a window's amounts are nearly equal).
+
+Counterparty graph (`amlscore/features/graph.py`, the last section below): the nodes are the bank's
+customers and the accounts outside it (by `counterparty_account`); a transaction with a known
+counterparty is an edge from payer to payee. A transfer between two customers comes as two legs:
+the payer's `out` row stores the edge and the payee's `in` row reads the graph as if it were stored
+(counting it once either way). Like IBM's Graph Feature Preprocessor (Blanuša et al., arXiv
+2402.08593), the state is windowed and bounded per node: each node keeps its latest 16 outgoing and
+16 incoming edges, and every feature reads only those inside its window, so a node with more edges
+in a window is counted over its latest 16 (the counts saturate there). The temporal cycle search
+(depth-first from the payee over out-edges, newest first, each hop no earlier than the one before)
+follows at most 8 out-edges per node and examines at most 4,096 edges per transaction; pass-through
+chains count up to 8 hops. One compiled step (`graph_step`) computes a transaction's graph features
+and then stores its edge: the offline path runs it over the whole history in time order, the online
+path once per transaction, so the two agree exactly when the service sees the transactions in the
+same (time, `txn_id`) order across customers. Online, the graph is one array per node id, outside
+accounts idle for 120 days are forgotten and their ids reused (their edges are older than any
+window), and only the set of payer-payee pairs ever stored (for "first payment to this payee") grows
+with the history; the warm-up seeds it from the older history.
+
+Reported neighbours: a customer counts as reported from the bank-local start of the `report_date` of
+its earliest `suspicious` report, never before (`not_suspicious` dispositions do not count, and a
+customer's own report is never its own neighbour). Offline the reports come with the data set;
+online `OnlineFeatureState(..., reports=...)` takes them as an input (the service passes the data
+folder's reports and the analysts' feedback, `set_reports` replaces them) and the two paths agree
+given the same reports. Training at a cut-off uses every report in the data set, each from its
+report_date, as the service would have known it at the time.
 """
 
 

@@ -23,16 +23,19 @@ import numpy as np
 import pandas as pd
 
 from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES, WINDOWS
-from amlscore.features.events import (FACT_COLUMNS, N_FACTS, WINDOW_SUMS, Coded, EventFacts, TxnColumns, counterparty_keys,
-                                      derive_facts)
+from amlscore.features.events import (CP_TYPE_CODE, FACT_COLUMNS, N_FACTS, WINDOW_SUMS, Coded, EventFacts, TxnColumns,
+                                      counterparty_keys, derive_facts)
 from amlscore.features.finalize import (
     DISTINCT_FEATURES,
+    FEATURE_INDEX,
     VELOCITY_WINDOWS,
     Primitives,
     finalize,
     reactivation_flags,
     window_sum_values,
 )
+from amlscore.features.graph import (GRAPH_FEATURES, PAYER_PEER_FEATURE, GraphArrays, graph_pass, payer_vs_peers,
+                                    report_times)
 from amlscore.features.kernels import (
     previous_times,
     segment_firsts,
@@ -55,6 +58,7 @@ _WINDOW_POS = {w: i for i, w in enumerate(WINDOWS)}
 _SUM_WINDOW_COLS = np.array(sorted(range(len(WINDOW_SUMS)), key=lambda c: _WINDOW_POS[WINDOW_SUMS[c][1]]), dtype=np.int64)
 _SUM_WINDOW_OFFSETS = np.searchsorted(
     np.array([_WINDOW_POS[WINDOW_SUMS[c][1]] for c in _SUM_WINDOW_COLS]), np.arange(len(WINDOWS) + 1)).astype(np.int64)
+_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES + (PAYER_PEER_FEATURE,)], dtype=np.int64)
 _VELOCITY_WINDOW_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)
 
 
@@ -143,6 +147,93 @@ def _peer_totals(facts: EventFacts, tx: TxnColumns, registry: CustomerRegistry, 
     return cum_cash[group, hi] - cum_cash[group, lo], cum_cnt[group, hi] - cum_cnt[group, lo]
 
 
+@dataclass(frozen=True)
+class GraphInputs:
+    """Per row, what :func:`amlscore.features.graph.graph_step` takes: node ids (customers by code,
+    outside accounts from ``n_customers`` on; -1 without counterparty), and per edge whether the payee is
+    an individual, whether the payer never paid this payee before, whether the row stores the edge."""
+
+    cust: np.ndarray
+    cp: np.ndarray
+    payee_indiv: np.ndarray
+    first_pair: np.ndarray
+    store: np.ndarray
+    n_nodes: int
+
+
+def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: CustomerRegistry) -> GraphInputs:
+    """The graph's view of rows in time order (see :mod:`amlscore.features.graph` for the edges)."""
+    n_cust = len(registry.onboard_ns)
+    values = cp.values.tolist()
+    value_node = np.empty(len(values) + 1, dtype=np.int64)
+    outside = 0
+    for j, key in enumerate(values):
+        code = registry.code_of.get(key)
+        if code is None:
+            value_node[j] = n_cust + outside
+            outside += 1
+        else:
+            value_node[j] = code
+    value_node[-1] = -1  # code -1: no counterparty
+    node = value_node[cp.codes]
+    internal = (node >= 0) & (node < n_cust)
+    store = (node >= 0) & ~(tx.is_in & internal)  # a transfer inside the bank: its out leg stores the edge
+    payee_indiv = np.where(tx.is_in, ~registry.is_corporate[cust].astype(bool),
+                           tx.cp_type == CP_TYPE_CODE["individual"])
+    payer = np.where(tx.is_in, node, cust)
+    payee = np.where(tx.is_in, cust, node)
+    pair = payer.astype(np.int64) * np.int64(n_cust + outside + 1) + payee
+    # first: no earlier row that stores an edge has this payer -> payee pair
+    idx = np.arange(len(pair))
+    first_store = pd.Series(idx[store]).groupby(pair[store]).min()
+    earliest = pd.Series(pair).map(first_store).to_numpy(dtype=np.float64)
+    first_pair = (node >= 0) & (np.isnan(earliest) | (earliest >= idx))
+    return GraphInputs(cust=cust.astype(np.int64), cp=node, payee_indiv=payee_indiv.astype(np.bool_),
+                       first_pair=first_pair, store=store, n_nodes=n_cust + outside)
+
+
+def graph_matrix(tx: TxnColumns, g: GraphInputs, registry: CustomerRegistry, reports: pd.DataFrame | None,
+                 params: FeatureParams) -> np.ndarray:
+    """The graph features (n, len(GRAPH_FEATURES)) of rows in time order: one pass over the whole table."""
+    arrays = GraphArrays.empty(g.n_nodes)
+    report_ns = report_times(reports, registry.code_of, len(registry.onboard_ns), params.bank_utc_offset_hours)
+    return graph_pass(arrays.ring, arrays.count, report_ns, g.cust, g.cp, tx.is_in.astype(np.bool_), tx.t_ns,
+                      tx.fen, g.payee_indiv, g.first_pair, g.store)
+
+
+def payer_peer_totals(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, payer: np.ndarray,
+                      lookback: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the outgoing fen and the outgoing fen to individuals of the payer's peer group over the
+    ``lookback`` complete days before the row's day (0 where the payer is not a customer, code -1)."""
+    group = registry.peer_group[facts.cust]
+    day0 = int(facts.local_day.min()) - lookback - 1
+    n_days = int(facts.local_day.max()) - day0 + 1
+    n_groups = len(registry.peer_group_names)
+    flat = group * n_days + (facts.local_day - day0)
+    out_fen = tx.fen * ~tx.is_in
+    indiv_fen = out_fen * (tx.cp_type == CP_TYPE_CODE["individual"])
+    cums = []
+    for values in (out_fen, indiv_fen):  # float weights are exact: fen totals stay far below 2**53
+        daily = np.rint(np.bincount(flat, weights=values.astype(np.float64), minlength=n_groups * n_days))
+        cums.append(np.cumsum(daily.astype(np.int64).reshape(n_groups, n_days), axis=1))
+    is_cust = payer >= 0
+    pg = registry.peer_group[np.where(is_cust, payer, 0)]
+    d = facts.local_day - day0
+    hi, lo = d - 1, d - lookback - 1
+    return tuple(np.where(is_cust, cum[pg, hi] - cum[pg, lo], 0) for cum in cums)  # type: ignore[return-value]
+
+
+def payer_peer_column(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, g: GraphInputs,
+                      graph: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """:data:`PAYER_PEER_FEATURE` of rows in time order, from the graph's payer share."""
+    n_cust = len(registry.onboard_ns)
+    payer = np.where(tx.is_in, g.cp, g.cust)
+    payer = np.where((payer >= 0) & (payer < n_cust), payer, -1)
+    out_fen, indiv_fen = payer_peer_totals(tx, facts, registry, payer, params.peer_lookback_days)
+    share = graph[:, GRAPH_FEATURES.index("payer_indiv_share_30d")]
+    return np.where(payer >= 0, payer_vs_peers(share, out_fen, indiv_fen), np.nan)
+
+
 # Per-row quantities that need other customers' rows (the same IP, device or operator; the peer group;
 # shared agents and phones). Computed once over the time-ordered table, then shuffled with the rows.
 _TABLE_COLS = DISTINCT_FEATURES[4:] + ("peer_cash_fen", "peer_txn_cnt", "peer_size", "agent_other", "phone_other",
@@ -196,6 +287,7 @@ class _ByCustomer:
     rows: np.ndarray
     data: np.ndarray  # int64 (n, columns): facts, table primitives, customer, counterparty, amount bits
     n_counterparties: int
+    graph: np.ndarray  # float64 (n, len(GRAPH_FEATURES)), input order
 
     def partition(self, a: int, b: int) -> _Partition:
         rows = self.rows[a:b]
@@ -206,7 +298,8 @@ class _ByCustomer:
                           table=np.ascontiguousarray(data[:, N_FACTS:_ROW_CUST]))
 
 
-def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: FeatureParams) -> _ByCustomer:
+def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: FeatureParams,
+                 reports: pd.DataFrame | None = None) -> _ByCustomer:
     """Everything the partitions need, one row per transaction in ``data``, and the shuffle order.
 
     ``data`` is the only whole-table matrix: the facts and the table primitives are written straight
@@ -220,8 +313,11 @@ def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: Feature
     cp = counterparty_keys(txns, registry.code_of)  # customer_id inside the bank, else the account
     data[:, _ROW_CP] = cp.codes
     data[:, _ROW_AMOUNT] = tx.amount.view(np.int64)  # the float's bits, restored exactly
+    g = graph_inputs(tx, facts.cust, cp, registry)
+    graph = graph_matrix(tx, g, registry, reports, params)
+    graph = np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params)])
     return _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data,
-                       n_counterparties=len(cp.values))
+                       n_counterparties=len(cp.values), graph=graph)
 
 
 def _customer_slices(cust: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
@@ -282,44 +378,49 @@ def _partition_features(part: _Partition, registry: CustomerRegistry, params: Fe
 
 
 def iter_feature_chunks(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
-                        chunk_rows: int = 1_000_000, progress: ProgressFn | None = None
-                        ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                        chunk_rows: int = 1_000_000, progress: ProgressFn | None = None,
+                        reports: pd.DataFrame | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(row positions, feature matrix)`` per partition of whole customers (rows by customer).
 
     ``txns`` must be in time order. A partition holds whole customers and at most about
     ``min(chunk_rows, 16,384)`` rows (more only when one customer alone has more); memory stays
     proportional to that plus a few arrays over the whole table. The matrix columns follow
-    :data:`FEATURE_NAMES`.
+    :data:`FEATURE_NAMES`. ``reports`` (the contract's reports) feed the features of reported
+    neighbours, each from its report_date on.
     """
     params = params or load_feature_params()
     registry = CustomerRegistry.from_customers(customers, params.bank_utc_offset_hours)
     n = len(txns)
     if n == 0:
         return
-    by_cust = _by_customer(txns, registry, params)
+    by_cust = _by_customer(txns, registry, params, reports)
     done = 0
     for a, b in _customer_slices(by_cust.data[by_cust.rows, _ROW_CUST], min(chunk_rows, _BLOCK_ROWS)):
         part = by_cust.partition(a, b)
-        yield part.rows, _partition_features(part, registry, params)
+        matrix = _partition_features(part, registry, params)
+        matrix[:, _GRAPH_POS] = by_cust.graph[part.rows]
+        yield part.rows, matrix
         done += b - a
         if progress:
             progress("features", done / n)
 
 
 def compute_feature_matrix(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
-                           progress: ProgressFn | None = None, chunk_rows: int = 1_000_000) -> np.ndarray:
+                           progress: ProgressFn | None = None, chunk_rows: int = 1_000_000,
+                           reports: pd.DataFrame | None = None) -> np.ndarray:
     """Catalogue features for transactions already in time order, as a float64 matrix (rows kept,
     columns in :data:`FEATURE_NAMES` order)."""
     matrix = np.empty((len(txns), len(FEATURE_NAMES)), dtype=np.float64)
-    for rows, part in iter_feature_chunks(txns, customers, params, chunk_rows, progress):
+    for rows, part in iter_feature_chunks(txns, customers, params, chunk_rows, progress, reports):
         matrix[rows] = part
     return matrix
 
 
 def compute_feature_arrays(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,
-                           progress: ProgressFn | None = None, chunk_rows: int = 1_000_000) -> dict[str, np.ndarray]:
+                           progress: ProgressFn | None = None, chunk_rows: int = 1_000_000,
+                           reports: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """As :func:`compute_feature_matrix`, as ``name -> array``: integer features int64, the others float64."""
-    matrix = compute_feature_matrix(txns, customers, params, progress, chunk_rows)
+    matrix = compute_feature_matrix(txns, customers, params, progress, chunk_rows, reports)
     return {
         name: (matrix[:, j].astype(np.int64) if name in INTEGER_FEATURES else matrix[:, j])
         for j, name in enumerate(FEATURE_NAMES)
@@ -340,7 +441,7 @@ def build_features(dataset: Dataset, params: FeatureParams | None = None,
     Integer features (counts, flags, codes) are ``int32``; the others ``float64`` (NaN = undefined).
     """
     txns = ordered_transactions(dataset.transactions)
-    matrix = compute_feature_matrix(txns, dataset.customers, params, progress)
+    matrix = compute_feature_matrix(txns, dataset.customers, params, progress, reports=dataset.reports)
     features = pd.DataFrame(matrix, columns=list(FEATURE_NAMES), copy=False)
     features = features.astype({name: np.int32 for name in FEATURE_NAMES if name in INTEGER_FEATURES})
     ids = txns[list(ID_COLUMNS)].reset_index(drop=True)
@@ -411,7 +512,8 @@ def write_features(dataset: Dataset, path: str | Path, params: FeatureParams | N
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="features-writer") as pool:
             try:
-                for rows, part in iter_feature_chunks(txns, dataset.customers, params, chunk_rows, progress):
+                for rows, part in iter_feature_chunks(txns, dataset.customers, params, chunk_rows, progress,
+                                                      dataset.reports):
                     take = pa.array(rows)
                     arrays = [ids[c].take(take) for c in ID_COLUMNS] + _feature_arrays(part)
                     batches.append(pa.RecordBatch.from_arrays(arrays, names=names))

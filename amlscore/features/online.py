@@ -20,7 +20,10 @@ Memory follows the windows, not the history: a customer keeps the events of its 
 days), cached peer-group and shared-identifier counts are one entry per customer, peer-group days
 older than the lookback are dropped, and windows of IPs, devices and operators idle for longer than
 their window plus 90 days are swept. What grows with the history is only what a feature needs for
-ever: each customer's set of counterparties seen ("first-time counterparty").
+ever: each customer's set of counterparties seen ("first-time counterparty"), and the payer-payee
+pairs of the counterparty graph (first payment to a payee). The graph itself
+(:mod:`amlscore.features.graph`) is one array per node id with the latest 16 edges out and in; outside
+accounts idle for 120 days are forgotten with the identifier windows' sweep and their ids reused.
 
 Snapshots (every ``snapshot_every`` transactions) leave the request path where they can: a forked
 child pickles the state as it was at that instant (copy-on-write) and writes it to the store's
@@ -62,6 +65,7 @@ from amlscore.features.events import (
 )
 from amlscore.features.finalize import (
     DISTINCT_FEATURES,
+    FEATURE_INDEX,
     N_SUMS,
     PACKED_PRIMITIVES,
     VELOCITY_WINDOWS,
@@ -70,6 +74,7 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
+from amlscore.features.graph import GRAPH_FEATURES, N_GRAPH, PAYER_PEER_FEATURE, GraphArrays, graph_step, report_times
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
@@ -99,7 +104,7 @@ _INITIAL_EVENTS = 8  # per customer; the buffers double when full of events stil
 _VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
 _WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
 _SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
-_STATE_FORMAT = 2  # snapshots of another layout are ignored (the state is rebuilt from the events)
+_STATE_FORMAT = 3  # snapshots of another layout are ignored (the state is rebuilt from the events)
 _SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
 _SWEEP_STEPS = 100  # each pass is cut in this many steps: a whole pass in one call paused it 45-75 ms
 # the packed row the online path builds must follow the kernel's column order
@@ -110,6 +115,10 @@ assert DISTINCT_FEATURES[:4] == ("fan_in_7d", "fan_out_7d", "fan_in_30d", "fan_o
 assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
 _F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
 _INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
+_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np.int64)
+_PAYER_PEER_POS, _PAYER_SHARE_POS = FEATURE_INDEX[PAYER_PEER_FEATURE], FEATURE_INDEX["payer_indiv_share_30d"]
+_GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle this long is forgotten
+_GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
 
 
 class BadTransactionError(AmlError):
@@ -326,13 +335,22 @@ class OnlineFeatureState:
         Write periodic snapshots from a forked child, off the request path. Only for stores with a
         snapshot file (:class:`~features.store.SQLiteFeatureStore`) where ``os.fork`` exists; otherwise,
         or when False, periodic snapshots are written in the calling transaction.
+    reports:
+        The contract's reports (the data folder's, plus feedback when the caller has it): the graph
+        features of reported neighbours count a customer from its first suspicious report's
+        report_date on. An input like ``customers``, not part of the state: :meth:`set_reports`
+        replaces it.
     """
 
     def __init__(self, customers: pd.DataFrame, params: FeatureParams | None = None,
                  store: FeatureStore | str | Path | None = None, snapshot_every: int = _SNAPSHOT_EVERY,
-                 background_snapshots: bool = True) -> None:
+                 background_snapshots: bool = True, reports: pd.DataFrame | None = None) -> None:
         self.params = params or load_feature_params()
         self.registry = CustomerRegistry.from_customers(customers, self.params.bank_utc_offset_hours)
+        self._n_customers = len(self.registry.onboard_ns)
+        self.set_reports(reports)
+        self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
+        self._last_cp_node = -1  # graph node of the counterparty of the transaction being counted
         if store is None:
             store = MemoryFeatureStore()
         elif isinstance(store, (str, Path)):
@@ -364,6 +382,16 @@ class OnlineFeatureState:
             (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
         }
         self._peer_days: dict[int, dict[int, list[int]]] = {}
+        # the counterparty graph (amlscore/features/graph.py): customers are nodes 0..n-1 (their
+        # codes), outside accounts get the ids after them, reused once an account is forgotten
+        self._graph = GraphArrays.empty(self._n_customers + _GRAPH_SPARE_NODES)
+        self._outside: dict[str, int] = {}
+        self._outside_keys: dict[int, str] = {}  # node id -> key, for forgetting idle accounts
+        self._free_nodes: list[int] = []
+        self._next_node = self._n_customers
+        # payer -> payee pairs that stored an edge, for "first payment to this payee" (grows with the
+        # history, like each customer's set of counterparties)
+        self._pairs: set[tuple[str, str]] = set()
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
@@ -371,7 +399,8 @@ class OnlineFeatureState:
         # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
         self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
         # peer group -> (day, its cash in fen and transaction count over the lookback days before it).
-        self._peer_cache: dict[int, tuple[int, int, int]] = {}
+        # (cash, transactions, outgoing fen, outgoing fen to individuals) per group, over the lookback
+        self._peer_cache: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
 
     def _state_blob(self) -> bytes:
         payload = {
@@ -383,6 +412,10 @@ class OnlineFeatureState:
             "customers": self._customers,
             "entities": self._entities,
             "peer_days": self._peer_days,
+            # the nodes in use, not the arrays' spare room
+            "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
+                      "outside": self._outside,
+                      "outside_keys": self._outside_keys, "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -399,6 +432,12 @@ class OnlineFeatureState:
             self._customers = payload["customers"]
             self._entities = payload["entities"]
             self._peer_days = payload["peer_days"]
+            graph = payload["graph"]
+            self._graph = GraphArrays(ring=graph["ring"], count=graph["count"])
+            self._graph.grow(len(graph["count"]) + _GRAPH_SPARE_NODES)
+            self._outside, self._free_nodes = graph["outside"], graph["free"]
+            self._outside_keys = graph["outside_keys"]
+            self._next_node, self._pairs = graph["next"], graph["pairs"]
             self._seq = self._last_snapshot_seq = payload["seq"]
             self._latest_t = payload["latest_t"]
         del payload
@@ -680,6 +719,13 @@ class OnlineFeatureState:
             has = cp.notna().to_numpy() & (cp.astype(str) != "").to_numpy()
             for cust, group in pd.Series(cp.to_numpy()[has]).groupby(frame["cust"].to_numpy()[has]):
                 counterparties[int(cust)] = set(map(str, group))
+            # the payer -> payee pairs whose edges were stored (an in leg from a customer stores none)
+            incoming = frame["incoming"].to_numpy()
+            internal = cp.isin(reg.code_of.keys()).to_numpy()
+            stored = has & ~(incoming & internal)
+            cust_ids, keys = ids.to_numpy()[stored], cp.to_numpy()[stored]
+            for inc, c_id, key in zip(incoming[stored].tolist(), cust_ids.tolist(), keys.tolist()):
+                self._pairs.add((key, c_id) if inc else (c_id, key))
         for cust, t in last.items():
             state = self._customers[int(cust)] = _CustomerState()
             state.prev_t = int(t)
@@ -711,7 +757,7 @@ class OnlineFeatureState:
         is_in = record["direction"] == "in"
         day = (t_ns + self._offset_ns) // DAY_NS
         group = int(reg.peer_group[cust])
-        peer_cash, peer_cnt = self._peer_before(group, day)
+        peer_cash, peer_cnt, _, _ = self._peer_before(group, day)
         prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
                  *self._static_counts(cust, day), int(reg.is_corporate[cust]),
                  *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
@@ -730,13 +776,65 @@ class OnlineFeatureState:
         ev[0, :N_FACTS] = facts[0]
         ev[0, N_FACTS:] = prims
         row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
+        row[_GRAPH_POS] = self._graph_features(record, cust, cp, is_in, t_ns, amount)
+        row[_PAYER_PEER_POS] = self._payer_vs_peers(row[_PAYER_SHARE_POS], cust, is_in, day)
         state.n += 1
         state.prev_t = t_ns
         if is_in:
             state.last_in_t = t_ns
-        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0)
+        out_fen = 0 if is_in else int(facts[0, _F_FEN])
+        indiv_fen = out_fen if record["counterparty_type"] == "individual" else 0
+        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
         self._maybe_sweep(t_ns)
         return row
+
+    def set_reports(self, reports: pd.DataFrame | None) -> None:
+        """Use these reports (contract columns) for the reported-neighbour features from now on."""
+        self._report_ns = report_times(reports, self.registry.code_of, self._n_customers,
+                                       self.params.bank_utc_offset_hours)
+        self._first_report = int(self._report_ns.min())
+
+    def _node(self, key: str) -> int:
+        """The graph node of a counterparty key: a customer's code, else an outside account's id."""
+        code = self.registry.code_of.get(key)
+        if code is not None:
+            return code
+        node = self._outside.get(key)
+        if node is None:
+            if self._free_nodes:
+                node = self._free_nodes.pop()
+            else:
+                node = self._next_node
+                self._next_node += 1
+                self._graph.grow(self._next_node)
+            self._outside[key] = node
+            self._outside_keys[node] = key
+        return node
+
+    def _graph_features(self, record: Mapping[str, Any], cust: int, cp: str | None, is_in: bool, t: int,
+                        amount: float) -> np.ndarray:
+        """The transaction's graph features (:data:`GRAPH_FEATURES` order); its edge joins the graph."""
+        customer_id = record["customer_id"]
+        if cp is None:
+            node, payee_indiv, first, store = -1, False, False, False
+        else:
+            node = self._node(cp)
+            internal = node < self._n_customers
+            store = not (is_in and internal)  # a transfer inside the bank: its out leg stores the edge
+            if is_in:
+                payee_indiv = not bool(self.registry.is_corporate[cust])
+                pair = (cp, customer_id)
+            else:
+                payee_indiv = record["counterparty_type"] == "individual"
+                pair = (customer_id, cp)
+            first = pair not in self._pairs
+            if store:
+                self._pairs.add(pair)
+        self._last_cp_node = node
+        out = self._graph_row
+        graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
+                   int(np.rint(amount * 100)), payee_indiv, first, store, out)
+        return out
 
     def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
                          cp: str | None) -> list[int]:
@@ -772,38 +870,53 @@ class OnlineFeatureState:
         self._static[cust] = (day, until, values)
         return values
 
-    def _peer_before(self, group: int, day: int) -> tuple[int, int]:
-        """The peer group's cash (fen) and transaction count over the lookback days before ``day``;
-        cached per group for the day, as complete days do not change."""
+    def _payer_vs_peers(self, share: float, cust: int, is_in: bool, day: int) -> float:
+        """The payer's share of outflow to individuals minus its peer group's (NaN when the payer is
+        not a customer of the bank or either share is undefined); see :func:`payer_vs_peers`."""
+        payer = self._last_cp_node if is_in else cust
+        if payer < 0 or payer >= self._n_customers:
+            return math.nan
+        _, _, out_fen, indiv_fen = self._peer_before(int(self.registry.peer_group[payer]), day)
+        # payer_vs_peers for one row, in scalars: integers below 2**53 divide to the same float
+        return share - indiv_fen / out_fen if out_fen > 0 else math.nan
+
+    def _peer_before(self, group: int, day: int) -> tuple[int, int, int, int]:
+        """The peer group's cash (fen), transaction count, outgoing fen and outgoing fen to
+        individuals over the lookback days before ``day``; cached per group for the day, as complete
+        days do not change."""
         cached = self._peer_cache.get(group)
         if cached is not None and cached[0] == day:
-            return cached[1], cached[2]
-        cash, cnt = self._peer_totals(group, day)
-        self._peer_cache[group] = (day, cash, cnt)
-        return cash, cnt
+            return cached[1]
+        totals = self._peer_totals(group, day)
+        self._peer_cache[group] = (day, totals)
+        return totals
 
-    def _count_peer_day(self, group: int, day: int, cash_fen: int) -> None:
+    def _count_peer_day(self, group: int, day: int, cash_fen: int, out_fen: int, indiv_fen: int) -> None:
         """Add a transaction to its peer group's day."""
-        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0])
+        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0, 0, 0])
         bucket[0] += cash_fen
         bucket[1] += 1
+        bucket[2] += out_fen
+        bucket[3] += indiv_fen
         cached = self._peer_cache.get(group)
         if cached is not None and cached[0] - self.params.peer_lookback_days <= day < cached[0]:
             del self._peer_cache[group]  # a transaction of an earlier day changed what the cache covers
 
-    def _peer_totals(self, group: int, day: int) -> tuple[int, int]:
+    def _peer_totals(self, group: int, day: int) -> tuple[int, int, int, int]:
         days = self._peer_days.get(group)
         if not days:
-            return 0, 0
-        cash = cnt = 0
+            return 0, 0, 0, 0
+        cash = cnt = out = indiv = 0
         for d in range(day - self.params.peer_lookback_days, day):
             b = days.get(d)
             if b is not None:
                 cash += b[0]
                 cnt += b[1]
+                out += b[2]
+                indiv += b[3]
         for old in [d for d in days if d < day - self.params.peer_lookback_days - 1]:
             del days[old]  # keep only the days a later transaction can still need
-        return cash, cnt
+        return cash, cnt, out, indiv
 
     def _maybe_sweep(self, t: int) -> None:
         """Forget shared-identifier windows idle for longer than their window plus the longest window, so
@@ -838,6 +951,29 @@ class OnlineFeatureState:
                 seen += 1
                 if seen % chunk == 0:
                     yield
+        # outside accounts of the graph idle for longer than the graph's longest window plus 90 days:
+        # every edge still pointing at their id is older than any window, so the id can be reused.
+        # Node ids in slices, their last edge times read at once.
+        lo, hi = self._n_customers, self._next_node
+        for a in range(lo, hi, chunk):
+            nodes = np.arange(a, min(hi, a + chunk))
+            idle = nodes[self._graph_last_times(nodes) <= self._latest_t - _GRAPH_IDLE_NS]
+            for node in idle.tolist():
+                key = self._outside_keys.pop(node, None)
+                if key is not None:
+                    del self._outside[key]
+                    self._graph.clear(node)
+                    self._free_nodes.append(node)
+            yield
+
+    def _graph_last_times(self, nodes: np.ndarray) -> np.ndarray:
+        """Time of each node's newest stored edge (0 when none)."""
+        ring, count = self._graph.ring, self._graph.count[nodes]
+        latest = np.zeros(len(nodes), dtype=np.int64)
+        for d in range(2):
+            t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
+            latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
+        return latest
 
 
 _VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,

@@ -121,7 +121,7 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     state_dir = private_dir(settings.state_dir)
     dataset = load_dataset(settings.data_dir, require_reports=False)
     report_data_warnings(dataset)
-    state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite")
+    state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
     try:
         bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
         replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
@@ -198,7 +198,7 @@ class ScoringEngine:
         report_data_warnings(dataset)
         self.customers = dataset.customers
         self.data_fingerprint = dataset.fingerprint
-        self.state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite")
+        self.state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
         bind_state(state_dir, dataset.customers, self.state.params.hash, Path(settings.data_dir))
         self._check_params(self.model)
         self.warmed_up = warm_up(self.state, dataset.transactions, settings.warm_up_days, warm_up_progress)
@@ -214,6 +214,7 @@ class ScoringEngine:
         self._load_behaviour()
         self.ratings = RatingBook(dataset.customers, dataset.reports, self.rules_config)
         self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
+        self._feature_reports()  # the graph features count the analysts' reports too
         del dataset
         restrict_tree(state_dir)  # what others wrote there with the umask (the model cache)
         self._warm_code_paths()
@@ -567,6 +568,12 @@ class ScoringEngine:
         return detail, refresh
 
     # -- feedback -------------------------------------------------------------------------------
+    def _feature_reports(self) -> None:
+        """Give the online features the data folder's reports plus the analysts' (each counts from its
+        report_date on); training sees the same once the feedback export joins the data folder."""
+        parts = [p for p in (self.ratings.base_reports, self.feedback.reports_frame()) if p is not None and len(p)]
+        self.state.set_reports(pd.concat(parts, ignore_index=True) if parts else None)
+
     def record_feedback(self, req: FeedbackRequest, caller: Caller) -> dict[str, Any]:
         """Store an analyst's disposition of a decision; returns the receipt."""
         rec = self.audit.by_request(req.request_id) if req.request_id else self.audit.by_txn(req.txn_id or "")
@@ -586,6 +593,7 @@ class ScoringEngine:
                            transaction_json=json.dumps(rec.input, ensure_ascii=False))
         with self.lock:
             self.feedback.record(entry)
+            self._feature_reports()
         return {"report_id": entry.report_id, "request_id": rec.request_id, "txn_id": rec.txn_id,
                 "customer_id": rec.customer_id, "label": entry.label, "report_date": entry.report_date,
                 "export_file": str(self.feedback.export_file)}

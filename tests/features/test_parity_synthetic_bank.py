@@ -28,12 +28,14 @@ def offline(bank_dataset):
 @pytest.mark.slow
 def test_online_replay_equals_offline_on_50k_generated_transactions(bank_dataset, offline):
     assert len(offline) >= 50_000
-    online = replay(OnlineFeatureState(bank_dataset.customers), bank_dataset.transactions)
+    online = replay(OnlineFeatureState(bank_dataset.customers, reports=bank_dataset.reports), bank_dataset.transactions)
     # build_features keeps the loader's (time) order, which replay follows too
     assert (offline["txn_id"].astype(str).to_numpy() == bank_dataset.transactions["txn_id"].astype(str).to_numpy()).all()
     assert_same_features(offline[list(FEATURE_NAMES)].to_numpy(dtype=np.float64), online)
     # the history exercises the stateful features, not just zeros
-    for name in ("ip_customers_7d", "fan_out_30d", "is_reactivation", "near_threshold_cash_cnt_7d", "is_new_counterparty"):
+    for name in ("ip_customers_7d", "fan_out_30d", "is_reactivation", "near_threshold_cash_cnt_7d", "is_new_counterparty",
+                 "cp_fan_in_7d", "scatter_gather_7d", "cycle_len_7d", "chain_len_24h", "payer_new_indiv_payees_30d",
+                 "reported_cps_30d", "reported_2hop_30d"):
         assert offline[name].max() > 0, name
 
 
@@ -53,14 +55,14 @@ def test_a_warm_up_of_the_last_days_gives_the_features_training_computed(bank_da
     expected = offline.set_index("txn_id").loc[served["txn_id"].astype(str), list(FEATURE_NAMES)].to_numpy(np.float64)
 
     store = tmp_path / "features.sqlite"
-    state = OnlineFeatureState(bank_dataset.customers, store=store)
+    state = OnlineFeatureState(bank_dataset.customers, store=store, reports=bank_dataset.reports)
     assert warm_up(state, history, days=100) < len(history)
     half = len(served) // 2
     records = list(transaction_records(served))
     first = np.array([state.update_vector(r) for r in records[:half]])
     state.store.close()
     (tmp_path / "features.sqlite.snapshot").unlink()  # the restart has only the events and the seed
-    restarted = OnlineFeatureState(bank_dataset.customers, store=store)
+    restarted = OnlineFeatureState(bank_dataset.customers, store=store, reports=bank_dataset.reports)
     rest = np.array([restarted.update_vector(r) for r in records[half:]])
     restarted.close()
     got = np.vstack([first, rest])
@@ -73,7 +75,7 @@ def test_a_warm_up_of_the_last_days_gives_the_features_training_computed(bank_da
     assert_same_features(expected[:, rest_cols], got[:, rest_cols], [FEATURE_NAMES[j] for j in rest_cols])
 
     # without the seed, the same warm-up takes counterparties and gaps from before it for new ones
-    plain = OnlineFeatureState(bank_dataset.customers)
+    plain = OnlineFeatureState(bank_dataset.customers, reports=bank_dataset.reports)
     recent = history.loc[(pd.to_datetime(history["timestamp"], utc=True) > cut - pd.Timedelta(days=100)).to_numpy()]
     for r in transaction_records(recent):
         plain.update_vector(r)
