@@ -27,18 +27,14 @@ accounts idle for 120 days are forgotten with the identifier windows' sweep and 
 
 Snapshots (every ``snapshot_every`` transactions) leave the request path where they can: a forked
 child pickles the state as it was at that instant (copy-on-write) and writes it to the store's
-snapshot file while the parent goes on serving (see :meth:`OnlineFeatureState.snapshot`).
+snapshot file while the parent goes on serving (:mod:`amlscore.features.snapshots`).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import math
-import os
 import pickle
-import signal
-import traceback
 from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
@@ -78,14 +74,11 @@ from amlscore.features.graph import GRAPH_FEATURES, N_GRAPH, PAYER_PEER_FEATURE,
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
+from amlscore.features.snapshots import SnapshotKeeper, StateIdentity
 from amlscore.features.store import (
     FeatureStore,
     MemoryFeatureStore,
-    SnapshotFileError,
     SQLiteFeatureStore,
-    read_snapshot_file,
-    remove_stale_snapshot_temporaries,
-    write_snapshot_file,
 )
 
 log = logging.getLogger(__name__)
@@ -245,13 +238,6 @@ class _CustomerState:
                                              _resized(self.sq_out, size + 1))
 
 
-def _max_fd() -> int:
-    try:
-        return int(os.sysconf("SC_OPEN_MAX"))
-    except (ValueError, OSError):
-        return 65_536
-
-
 def _resized(arr: np.ndarray, rows: int) -> np.ndarray:
     """``arr`` in a buffer of ``rows`` rows, the spare ones zeroed and touched now.
 
@@ -356,15 +342,8 @@ class OnlineFeatureState:
         elif isinstance(store, (str, Path)):
             store = SQLiteFeatureStore(store)
         self.store: FeatureStore = store
-        self.snapshot_every = snapshot_every
-        # Stores with a snapshot file get their snapshots there (a forked child can write it without
-        # touching the database); others through ``store.save_snapshot``.
-        self._snapshot_file: Path | None = getattr(store, "snapshot_path", None)
-        self.background_snapshots = bool(background_snapshots and self._snapshot_file is not None
-                                         and hasattr(os, "fork"))
-        self._child: int | None = None  # pid of the running background snapshot
-        self._child_seq = 0
-        self._last_snapshot_seq = 0  # periodic snapshots count from here
+        self.snapshots = SnapshotKeeper(store, StateIdentity(self.params.hash, FEATURE_SET_VERSION, _STATE_FORMAT),
+                                        every=snapshot_every, background=background_snapshots)
         self._last_txn_id: str | None = None  # of event ``_seq``: a snapshot file names it
         self._predicates = TextPredicates(self.params)
         self._fact_consts = fact_constants(self.params)
@@ -427,7 +406,7 @@ class OnlineFeatureState:
         this store's history (another store id, a seq beyond the last event, another transaction at its
         seq) is ignored with a warning: the events rebuild what it would have given.
         """
-        payload = self._newest_snapshot(self.store.last_seq())
+        payload = self.snapshots.newest(self.store.last_seq())
         if payload is not None:
             self._customers = payload["customers"]
             self._entities = payload["entities"]
@@ -438,7 +417,7 @@ class OnlineFeatureState:
             self._outside, self._free_nodes = graph["outside"], graph["free"]
             self._outside_keys = graph["outside_keys"]
             self._next_node, self._pairs = graph["next"], graph["pairs"]
-            self._seq = self._last_snapshot_seq = payload["seq"]
+            self._seq = payload["seq"]
             self._latest_t = payload["latest_t"]
         del payload
         for seq, record in self.store.events_after(self._seq):
@@ -449,89 +428,13 @@ class OnlineFeatureState:
             txn_id_at = getattr(self.store, "txn_id_at", None)
             self._last_txn_id = txn_id_at(self._seq) if txn_id_at is not None else None
 
-    def _newest_snapshot(self, last_seq: int) -> dict[str, Any] | None:
-        """The payload of the newest usable snapshot, or None (the state is then rebuilt from the events)."""
-        candidates: list[tuple[int, str, bytes]] = []
-        if self._snapshot_file is not None:
-            remove_stale_snapshot_temporaries(self._snapshot_file)
-            found = self._snapshot_file_candidate(last_seq)
-            if found is not None:
-                candidates.append(found)
-        snap = self.store.latest_snapshot()
-        if snap is not None:
-            if snap[0] > last_seq:
-                log.warning("snapshot table of the feature store: seq %d is beyond the last event (%d); ignored",
-                            snap[0], last_seq)
-            else:
-                candidates.append((snap[0], "the feature store's snapshot table", snap[1]))
-        for seq, source, blob in sorted(candidates, key=lambda c: c[0], reverse=True):
-            try:
-                payload = pickle.loads(blob)
-                problem = self._foreign(payload, seq)
-            except Exception as exc:  # a damaged pickle can raise almost anything
-                problem = f"unreadable ({type(exc).__name__}: {exc})"
-            if not problem:
-                return payload
-            log.warning("online feature state: %s ignored: %s", source, problem)
-        return None
-
-    def _snapshot_file_candidate(self, last_seq: int) -> tuple[int, str, bytes] | None:
-        """The snapshot file's (seq, description, blob) when it belongs to this store's history."""
-        path = self._snapshot_file
-        source = f"snapshot file {str(path)!r}"
-        try:
-            found = read_snapshot_file(path)
-        except (OSError, SnapshotFileError) as exc:
-            log.warning("online feature state: %s ignored: %s", source, exc)
-            return None
-        if found is None:
-            return None
-        header, blob = found
-        seq = header.get("seq")
-        problem = self._foreign(header, seq)
-        if not problem and header.get("store_id") != getattr(self.store, "store_id", None):
-            problem = "written for another store (store id differs): the database was created again"
-        if not problem and seq > last_seq:
-            problem = f"seq {seq} is beyond the store's last event ({last_seq})"
-        if not problem and seq:
-            txn_id_at = getattr(self.store, "txn_id_at", None)
-            at = txn_id_at(seq) if txn_id_at is not None else header.get("txn_id")
-            if at != header.get("txn_id"):
-                problem = f"event {seq} is {at!r} in the store but {header.get('txn_id')!r} in the snapshot"
-        if problem:
-            log.warning("online feature state: %s ignored: %s", source, problem)
-            return None
-        return seq, source, blob
-
-    def _foreign(self, meta: Mapping[str, Any], seq: Any) -> str | None:
-        """Why a snapshot (its payload or file header) does not fit this state; None when it does."""
-        if not isinstance(meta, Mapping):
-            return "not a state snapshot"
-        for key, want in (("params_hash", self.params.hash), ("feature_set", FEATURE_SET_VERSION),
-                          ("state_format", _STATE_FORMAT)):
-            if meta.get(key) != want:
-                return f"{key} {meta.get(key)!r}, this state has {want!r}"
-        if not isinstance(seq, int) or meta.get("seq") != seq or seq < 0:
-            return f"seq {meta.get('seq')!r} where {seq!r} was expected"
-        return None
-
-    def _snapshot_header(self) -> dict[str, Any]:
-        return {"seq": self._seq, "txn_id": self._last_txn_id, "store_id": getattr(self.store, "store_id", None),
-                "params_hash": self.params.hash, "feature_set": FEATURE_SET_VERSION, "state_format": _STATE_FORMAT}
-
     def snapshot(self) -> None:
         """Write the whole state now, so a restart replays only what comes after; synchronous.
 
-        Waits for a running background snapshot first (so an older snapshot cannot replace this one).
-        The snapshot goes where the periodic ones go: the store's snapshot file
-        (:func:`~features.store.write_snapshot_file`) when it has one, else ``store.save_snapshot``.
+        Waits for a running background snapshot first (so an older snapshot cannot replace this one);
+        see :class:`amlscore.features.snapshots.SnapshotKeeper` for where it goes.
         """
-        self._wait_for_child()
-        if self._snapshot_file is not None:
-            write_snapshot_file(self._snapshot_file, self._snapshot_header(), self._state_blob())
-        else:
-            self.store.save_snapshot(self._seq, self._state_blob())
-        self._last_snapshot_seq = self._seq
+        self.snapshots.write_now(self._seq, self._last_txn_id, self._state_blob)
 
     def close(self) -> None:
         """Wait for a running background snapshot, snapshot (synchronously) and close the store."""
@@ -540,88 +443,6 @@ class OnlineFeatureState:
         finally:
             self.store.close()
 
-    def _periodic_snapshot(self) -> None:
-        """A due periodic snapshot: forked off when it can be, else written now.
-
-        With a background snapshot still running, nothing happens and the next transaction tries again.
-        """
-        if not self.background_snapshots:
-            self.snapshot()
-            return
-        if self._child is not None:
-            return
-        header = self._snapshot_header()
-        try:
-            pid = os.fork()
-        except OSError as exc:  # e.g. no memory for the page tables: the pause is better than no snapshot
-            log.warning("could not fork a background snapshot (%s); writing it in the request path", exc)
-            self.snapshot()
-            return
-        if pid == 0:  # pragma: no cover - the child, which never returns
-            self._snapshot_child(header)
-        self._child, self._child_seq = pid, self._seq
-        self._last_snapshot_seq = self._seq
-
-    def _snapshot_child(self, header: dict[str, Any]) -> None:  # pragma: no cover - runs in the forked child
-        """The forked child: pickle the state (as it was at the fork), write the file, ``os._exit``.
-
-        Only pickling and file I/O: the inherited SQLite connections, locks and the parent's threads'
-        state are never touched, and no cleanup runs (``os._exit``: no atexit, no flush of inherited
-        buffers). The collector is off because a collection could finalize an inherited object (an
-        unreachable SQLite connection would close the parent's database files).
-        """
-        code = 1
-        try:
-            gc.disable()
-            try:
-                signal.set_wakeup_fd(-1)  # signals to the child must not wake the parent's event loop
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    signal.signal(sig, signal.SIG_DFL)
-            except (ValueError, OSError):
-                pass
-            # Inherited descriptors (sockets, the listening port, database files) stay open in a child
-            # for as long as it runs: a closed connection would not end, a restarted service could not
-            # bind. Closing them releases no lock of the parent's (POSIX locks are per process).
-            os.closerange(3, _max_fd())
-            try:  # ~1.5 s of pickling on a machine whose other core serves requests: the service goes first
-                os.nice(19)
-            except OSError:
-                pass
-            write_snapshot_file(self._snapshot_file, header, self._state_blob())
-            code = 0
-        except BaseException:
-            try:
-                os.write(2, f"background feature-state snapshot failed:\n{traceback.format_exc()}".encode())
-            except BaseException:
-                pass
-        finally:
-            os._exit(code)
-
-    def _reap_child(self, block: bool) -> bool:
-        """Collect a finished background snapshot (waiting for it when ``block``); True when none runs."""
-        pid = self._child
-        if pid is None:
-            return True
-        try:
-            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
-        except ChildProcessError:  # reaped elsewhere (SIGCHLD ignored?): its outcome is unknown
-            log.warning("background snapshot (pid %d, seq %d) was reaped elsewhere; its outcome is unknown",
-                        pid, self._child_seq)
-            self._child = None
-            return True
-        if done == 0:
-            return False
-        self._child = None
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            log.warning("background snapshot of the online feature state at seq %d failed (%s); the previous "
-                        "snapshot stays and the next one is due at seq %d", self._child_seq,
-                        f"exit code {code}" if code > 0 else f"signal {-code}", self._child_seq + self.snapshot_every)
-        return True
-
-    def _wait_for_child(self) -> None:
-        if self._child is not None:
-            self._reap_child(block=True)
 
     @property
     def processed(self) -> int:
@@ -657,10 +478,9 @@ class OnlineFeatureState:
         vector = self._apply(record, t)
         self._seq = self.store.append(record["txn_id"], record, vector)
         self._last_txn_id = record["txn_id"]
-        if self._child is not None:
-            self._reap_child(block=False)
-        if self.snapshot_every and self._seq - self._last_snapshot_seq >= self.snapshot_every:
-            self._periodic_snapshot()
+        self.snapshots.poll()
+        if self.snapshots.due(self._seq):
+            self.snapshots.periodic(self._seq, self._last_txn_id, self._state_blob)
         return vector
 
     def features_of(self, txn_id: str) -> dict[str, float | int] | None:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 
-import amlscore.features.online as online
+import amlscore.features.snapshots as snapshots
 from amlscore.features.events import transaction_records
 from amlscore.features.online import OnlineFeatureState
 from amlscore.features.store import MemoryFeatureStore, SQLiteFeatureStore, read_snapshot_file, write_snapshot_file
@@ -75,7 +75,7 @@ def gated_writes(monkeypatch, tmp_path):
     """Snapshot writes (in the child and in the parent) wait until ``gate`` exists, then log
     ``pid seq`` to ``log`` after writing."""
     gate, log = tmp_path / "gate", tmp_path / "writes.log"
-    real = online.write_snapshot_file
+    real = snapshots.write_snapshot_file
 
     def write(path, header, blob):
         deadline = time.monotonic() + 60
@@ -85,7 +85,7 @@ def gated_writes(monkeypatch, tmp_path):
         with open(log, "a") as f:
             f.write(f"{os.getpid()} {header['seq']}\n")
 
-    monkeypatch.setattr(online, "write_snapshot_file", write)
+    monkeypatch.setattr(snapshots, "write_snapshot_file", write)
     return gate, log
 
 
@@ -93,13 +93,13 @@ def gated_writes(monkeypatch, tmp_path):
 def child_speed(request, monkeypatch):
     """As fast as the machine allows, or a child that takes 0.5 s longer to write (a loaded machine)."""
     if request.param == "slow-child":
-        real = online.write_snapshot_file
+        real = snapshots.write_snapshot_file
 
         def slow(path, header, blob):
             time.sleep(0.5)
             real(path, header, blob)
 
-        monkeypatch.setattr(online, "write_snapshot_file", slow)
+        monkeypatch.setattr(snapshots, "write_snapshot_file", slow)
     return request.param
 
 
@@ -108,20 +108,20 @@ def test_background_snapshot_is_written_by_a_child_and_a_restart_continues_ident
     customers, _ = small_bank
     db = tmp_path / "state.sqlite"
     state = OnlineFeatureState(customers, store=db, snapshot_every=500)
-    assert state.background_snapshots
+    assert state.snapshots.background
     first = _run(state, records[:500])
     assert len(forks) == 1  # at 500
     # the first child must be done before 1000, or that snapshot waits for it (a loaded machine): wait here,
     # so the second fork happens at 1000 whatever the machine's speed
-    state._wait_for_child()
+    state.snapshots.wait()
     first = np.vstack([first, _run(state, records[500:1100])])
     assert len(forks) == 2  # at 1000
-    state._wait_for_child()
+    state.snapshots.wait()
     assert _file_seq(db) == 1000
     assert state.store.latest_snapshot() is None  # nothing in the database's snapshot table
     del state  # a crash: no final snapshot
     restarted = OnlineFeatureState(customers, store=db, snapshot_every=500)
-    assert restarted.processed == 1100 and restarted._last_snapshot_seq == 1000  # from the file, 100 replayed
+    assert restarted.processed == 1100 and restarted.snapshots.last_seq == 1000  # from the file, 100 replayed
     rest = _run(restarted, records[1100:])
     _same(np.vstack([first, rest]), clean)
     restarted.close()
@@ -135,26 +135,26 @@ def test_a_running_child_blocks_a_second_one_and_close_waits_for_it(tmp_path, sm
     db = tmp_path / "state.sqlite"
     state = OnlineFeatureState(customers, store=db, snapshot_every=100)
     first = _run(state, records[:350])  # due at 100 (forked), 200 and 300 (the child still runs)
-    assert len(forks) == 1 and state._child is not None
-    assert not state._reap_child(block=False)
-    child = state._child
+    assert len(forks) == 1 and state.snapshots.child is not None
+    assert not state.snapshots.poll()
+    child = state.snapshots.child
     threading.Timer(0.3, gate.touch).start()
-    state._wait_for_child()  # as close() and snapshot() do
-    assert state._child is None
+    state.snapshots.wait()  # as close() and snapshot() do
+    assert state.snapshots.child is None
     first = np.vstack([first, _run(state, records[350:351])])  # still due: the next transaction forks
     assert len(forks) == 2
-    second = state._child
+    second = state.snapshots.child
     gate.unlink()
     threading.Timer(0.3, gate.touch).start()
     state.close()  # waits for the second child, then writes its own snapshot
-    assert state._child is None
+    assert state.snapshots.child is None
     with pytest.raises(ChildProcessError):
         os.waitpid(second, os.WNOHANG)  # already reaped
     writes = [line.split() for line in log.read_text().splitlines()]
     assert writes == [[str(child), "100"], [str(second), "351"], [str(os.getpid()), "351"]]
     assert _file_seq(db) == 351
     restarted = OnlineFeatureState(customers, store=db, snapshot_every=100)
-    assert restarted.processed == 351 and restarted._last_snapshot_seq == 351
+    assert restarted.processed == 351 and restarted.snapshots.last_seq == 351
     _same(np.vstack([first, _run(restarted, records[351:])]), clean)
 
 
@@ -164,16 +164,16 @@ def test_a_failed_child_is_reported_and_the_previous_snapshot_stays(tmp_path, sm
     db = tmp_path / "state.sqlite"
     state = OnlineFeatureState(customers, store=db, snapshot_every=200)
     _run(state, records[:250])
-    state._wait_for_child()
+    state.snapshots.wait()
     assert _file_seq(db) == 200
 
     def broken(path, header, blob):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(online, "write_snapshot_file", broken)
-    with caplog.at_level(logging.WARNING, logger="amlscore.features.online"):
+    monkeypatch.setattr(snapshots, "write_snapshot_file", broken)
+    with caplog.at_level(logging.WARNING, logger="amlscore.features.snapshots"):
         _run(state, records[250:400])
-        state._wait_for_child()
+        state.snapshots.wait()
     assert "failed (exit code 1)" in caplog.text
     assert _file_seq(db) == 200
     assert not list(tmp_path.glob("*.tmp-*"))  # the child removed its temporary file
@@ -185,7 +185,7 @@ def test_the_child_keeps_no_inherited_descriptor(tmp_path, small_bank, records, 
     closes ends at once, and a restarted service can bind its port while a child still writes."""
     customers, _ = small_bank
     log = tmp_path / "fds.log"
-    real = online.write_snapshot_file
+    real = snapshots.write_snapshot_file
 
     def write(path, header, blob):
         fds = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
@@ -193,10 +193,10 @@ def test_the_child_keeps_no_inherited_descriptor(tmp_path, small_bank, records, 
             f.write(f"{os.getpid()} {' '.join(map(str, fds))}\n")
         real(path, header, blob)
 
-    monkeypatch.setattr(online, "write_snapshot_file", write)
+    monkeypatch.setattr(snapshots, "write_snapshot_file", write)
     state = OnlineFeatureState(customers, store=tmp_path / "state.sqlite", snapshot_every=100)
     _run(state, records[:100])
-    state._wait_for_child()
+    state.snapshots.wait()
     (pid, *fds), = (line.split() for line in log.read_text().splitlines())
     assert int(pid) != os.getpid()
     assert [int(fd) for fd in fds if int(fd) > 2] in ([], [3])  # at most the listing's own descriptor
@@ -251,10 +251,10 @@ def test_an_unusable_snapshot_file_is_ignored_and_the_state_rebuilt_from_events(
     customers, _ = small_bank
     db = tmp_path / "state.sqlite"
     _damage(kind, db, tmp_path, customers, records)
-    with caplog.at_level(logging.WARNING, logger="amlscore.features.online"):
+    with caplog.at_level(logging.WARNING, logger="amlscore.features.snapshots"):
         restarted = OnlineFeatureState(customers, store=db, snapshot_every=0)
     assert "snapshot file" in caplog.text and "ignored" in caplog.text
-    assert restarted.processed == 600 and restarted._last_snapshot_seq == 0  # rebuilt from the 600 events
+    assert restarted.processed == 600 and restarted.snapshots.last_seq == 0  # rebuilt from the 600 events
     rest = _run(restarted, records[600:])
     _same(rest, clean[600:])
     stored = np.array([restarted.store.get_features(r["txn_id"]) for r in records[:600]])
@@ -273,11 +273,11 @@ def test_the_newest_of_file_and_table_wins(tmp_path, small_bank, records, clean)
     _run(state, records[500:600])
     del state
     restarted = OnlineFeatureState(customers, store=db, snapshot_every=0)
-    assert restarted.processed == 600 and restarted._last_snapshot_seq == 500
+    assert restarted.processed == 600 and restarted.snapshots.last_seq == 500
     _run(restarted, records[600:700])
     restarted.close()  # file at 700
     again = OnlineFeatureState(customers, store=db, snapshot_every=0)
-    assert again.processed == 700 and again._last_snapshot_seq == 700
+    assert again.processed == 700 and again.snapshots.last_seq == 700
     _same(_run(again, records[700:]), clean[700:])
 
 
@@ -295,12 +295,12 @@ def test_the_synchronous_fallback_writes_periodic_snapshots_in_the_call(tmp_path
 
         monkeypatch.setattr(os, "fork", no_fork)
         state = OnlineFeatureState(customers, store=db, snapshot_every=500, background_snapshots=False)
-    assert not state.background_snapshots
+    assert not state.snapshots.background
     first = _run(state, records[:1100])
-    assert state._child is None and _file_seq(db) == 1000  # written in the 1000th call
+    assert state.snapshots.child is None and _file_seq(db) == 1000  # written in the 1000th call
     del state
     restarted = OnlineFeatureState(customers, store=db, snapshot_every=500, background_snapshots=False)
-    assert restarted.processed == 1100 and restarted._last_snapshot_seq == 1000
+    assert restarted.processed == 1100 and restarted.snapshots.last_seq == 1000
     _same(np.vstack([first, _run(restarted, records[1100:])]), clean)
 
 
@@ -308,11 +308,11 @@ def test_memory_stores_snapshot_synchronously(small_bank, records, clean, forks)
     customers, _ = small_bank
     store = MemoryFeatureStore()
     state = OnlineFeatureState(customers, store=store, snapshot_every=500)
-    assert not state.background_snapshots
+    assert not state.snapshots.background
     first = _run(state, records[:1100])
     assert not forks and store.latest_snapshot()[0] == 1000
     restarted = OnlineFeatureState(customers, store=store, snapshot_every=500)
-    assert restarted.processed == 1100 and restarted._last_snapshot_seq == 1000
+    assert restarted.processed == 1100 and restarted.snapshots.last_seq == 1000
     _same(np.vstack([first, _run(restarted, records[1100:])]), clean)
 
 
