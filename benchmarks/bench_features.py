@@ -187,7 +187,7 @@ def _pauses(folder: Path, warmup: int, measured: int, snapshot_every: int, sync:
     steps.sort(key=lambda s: -s[1])
     ms = lambda x: round(float(x) * 1e3, 2)  # noqa: E731
     return {
-        "features": str(Path(features.__file__).parent),
+        "features": str(Path(amlscore.features.__file__).parent),
         "snapshots": "synchronous" if sync or not kwargs else "background (fork)",
         "snapshot_every": snapshot_every, "measured_seq": [first, warmup + measured],
         "wall_ms": stats(wall), "cpu_ms": stats(cpu),

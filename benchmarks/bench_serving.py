@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from amlscore.serving.auth import write_keys_file
     from amlscore.serving.config import Settings
-    from amlscore.serving.scoring import prepare_state
+    from amlscore.serving.state import prepare_state
 
     if args.warm_up_days < 91:
         print(f"note: --warm-up-days {args.warm_up_days} leaves the 90-day windows filling during the run: memory then "

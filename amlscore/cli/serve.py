@@ -48,7 +48,7 @@ def serve(
 ) -> None:
     """Start the scoring service: score, batch, explain, customer risk, feedback, health and metadata over HTTP."""
     from amlscore.serving.auth import ensure_keys_file
-    from amlscore.serving.scoring import prepare_state
+    from amlscore.serving.state import prepare_state
 
     console = Console(stderr=True)
     overrides: dict[str, object] = {

@@ -25,17 +25,12 @@ turns into responses.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -68,13 +63,14 @@ from amlscore.serving.errors import (
 from amlscore.serving.feedback import FeedbackStore, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
+from amlscore.serving.outcome import Outcome, wait_all
 from amlscore.serving.schemas import FeedbackRequest, Transaction
-from amlscore.storage.private import open_private, private_dir, restrict_tree
+from amlscore.serving.state import Progress, bind_state
+from amlscore.storage.private import private_dir, restrict_tree
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = "amlscore"
 _DAY_NS = 86_400 * 1_000_000_000
-Progress = Callable[[int, int], None]
 
 
 def split_explanation(expl: dict[str, Any] | None) -> tuple[list[Any] | None, Any]:
@@ -82,87 +78,6 @@ def split_explanation(expl: dict[str, Any] | None) -> tuple[list[Any] | None, An
     if not expl:
         return None, None
     return expl.get("lgbm_contributions"), expl.get("anomaly_attribution")
-
-
-# -- state binding ------------------------------------------------------------------------------------
-def customers_hash(customers: pd.DataFrame) -> str:
-    """Fingerprint of the customers table: the online state indexes customers by their row."""
-    hashed = pd.util.hash_pandas_object(customers.astype(str), index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
-
-
-def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_dir: Path) -> None:
-    """Refuse to reuse a state folder built from another customers table or other feature parameters."""
-    path = state_dir / "state_binding.json"
-    current = {"customers_hash": customers_hash(customers), "feature_params_hash": params_hash,
-               "feature_set_version": FEATURE_SET_VERSION}
-    if path.exists():
-        bound = json.loads(path.read_text(encoding="utf-8"))
-        for key, value in current.items():
-            if bound.get(key) != value:
-                raise SettingsError(
-                    f"the state folder {str(state_dir)!r} was built with {key} {bound.get(key)!r} (data folder "
-                    f"{bound.get('data_dir')!r}) but the service now has {value!r} (data folder {str(data_dir)!r}). "
-                    "The online feature state, the audit log and the feedback belong to that data: start with "
-                    "another --state-dir, or with the original data folder.")
-        return
-    private_dir(state_dir)
-    with os.fdopen(open_private(path), "w", encoding="utf-8") as fh:
-        fh.write(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n")
-
-
-def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
-    """Bind the state folder to the data and warm up an empty online state, then close it.
-
-    ``amlscore serve`` runs this before starting the server so the (one-time) warm-up shows a
-    progress bar; the service does the same on its own when started directly. Returns
-    ``(transactions in the state, transactions replayed now)``.
-    """
-    state_dir = private_dir(settings.state_dir)
-    dataset = load_dataset(settings.data_dir, require_reports=False)
-    report_data_warnings(dataset)
-    state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
-    try:
-        bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
-        replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
-        return int(state.processed), replayed
-    finally:
-        state.close()
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A decision as recorded, and whether this call was a replay of it.
-
-    ``waits`` are the audit-log commits the answer depends on (the decision's own, and for a replay
-    the note of the replay and, when the original decision is still being committed, that commit):
-    nothing may be sent before they are done (:meth:`wait`, :meth:`wait_async`).
-    """
-
-    record: AuditRecord
-    replayed: bool
-    waits: tuple[Future, ...] = ()
-
-    def wait(self) -> None:
-        """Block until the record (and a replay's note) is durable; raises what the commit raised."""
-        for f in self.waits:
-            f.result()
-
-    async def wait_async(self) -> None:
-        """:meth:`wait` for the event loop: other requests are served meanwhile."""
-        for f in self.waits:
-            if not f.done():
-                await asyncio.wrap_future(f)
-            f.result()
-
-
-def wait_all(outcomes: Sequence[Any]) -> list[Future]:
-    """The distinct commits a list of outcomes (and errors, which have none) waits for."""
-    seen: dict[int, Future] = {}
-    for o in outcomes:
-        for f in getattr(o, "waits", ()):
-            seen.setdefault(id(f), f)
-    return list(seen.values())
 
 
 class ScoringEngine:

@@ -59,7 +59,8 @@ from amlscore.serving.schemas import (
     ScoreRequest,
     Transaction,
 )
-from amlscore.serving.scoring import ScoringEngine, wait_all
+from amlscore.serving.outcome import wait_all
+from amlscore.serving.scoring import ScoringEngine
 from amlscore.serving.stalls import StallReporter
 from amlscore.serving.telemetry import audit_commit_observer, drift_gauges
 from amlscore.serving.views import decision_view, full_view

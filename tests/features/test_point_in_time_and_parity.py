@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
 from amlscore.features.offline import compute_feature_arrays

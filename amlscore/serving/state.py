@@ -1,0 +1,73 @@
+"""The service's state folder: bound to the data it was built from, warmed up once.
+
+``amlscore serve`` prepares the state before it starts the server, so the one-time warm-up shows a
+progress bar; the engine (:mod:`amlscore.serving.scoring`) does the same when started directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from amlscore.contract import load_dataset, report_data_warnings
+from amlscore.core.audit import utc_now_iso
+from amlscore.features.catalogue import FEATURE_SET_VERSION
+from amlscore.features.online import OnlineFeatureState, warm_up
+from amlscore.serving.config import Settings, SettingsError
+from amlscore.storage.private import open_private, private_dir
+
+__all__ = ["Progress", "bind_state", "customers_hash", "prepare_state"]
+
+Progress = Callable[[int, int], None]
+
+
+def customers_hash(customers: pd.DataFrame) -> str:
+    """Fingerprint of the customers table: the online state indexes customers by their row."""
+    hashed = pd.util.hash_pandas_object(customers.astype(str), index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
+
+
+def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_dir: Path) -> None:
+    """Refuse to reuse a state folder built from another customers table or other feature parameters."""
+    path = state_dir / "state_binding.json"
+    current = {"customers_hash": customers_hash(customers), "feature_params_hash": params_hash,
+               "feature_set_version": FEATURE_SET_VERSION}
+    if path.exists():
+        bound = json.loads(path.read_text(encoding="utf-8"))
+        for key, value in current.items():
+            if bound.get(key) != value:
+                raise SettingsError(
+                    f"the state folder {str(state_dir)!r} was built with {key} {bound.get(key)!r} (data folder "
+                    f"{bound.get('data_dir')!r}) but the service now has {value!r} (data folder {str(data_dir)!r}). "
+                    "The online feature state, the audit log and the feedback belong to that data: start with "
+                    "another --state-dir, or with the original data folder.")
+        return
+    private_dir(state_dir)
+    with os.fdopen(open_private(path), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n")
+
+
+def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
+    """Bind the state folder to the data and warm up an empty online state, then close it.
+
+    ``amlscore serve`` runs this before starting the server so the (one-time) warm-up shows a
+    progress bar; the service does the same on its own when started directly. Returns
+    ``(transactions in the state, transactions replayed now)``.
+    """
+    state_dir = private_dir(settings.state_dir)
+    dataset = load_dataset(settings.data_dir, require_reports=False)
+    report_data_warnings(dataset)
+    state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
+    try:
+        bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
+        replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
+        return int(state.processed), replayed
+    finally:
+        state.close()
+
+
