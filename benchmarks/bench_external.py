@@ -69,7 +69,8 @@ def run(fmt: str, src: Path, work: Path, *, seed: int = 42, bank: str = "all", p
     """Convert, train and evaluate; return the figures as a dict (also what ``--json`` writes)."""
     from amlscore.adapters import ReportPolicy, import_data
     from amlscore.training.evaluate import read_ground_truth
-    from amlscore.training.train import TrainConfig, train
+    from amlscore.training.pipeline import train_and_register
+    from amlscore.training.train import TrainConfig
 
     data = work / "data"
     t0 = time.perf_counter()
@@ -79,10 +80,10 @@ def run(fmt: str, src: Path, work: Path, *, seed: int = 42, bank: str = "all", p
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     t0 = time.perf_counter()
     config = TrainConfig(data=data, seed=seed, fractions=(0.6, 0.2, 0.2), n_jobs=n_jobs, **(train_overrides or {}))
-    result = train(config, experiment="bench-external")
+    result = train_and_register(config, experiment="bench-external")
     train_s = time.perf_counter() - t0
     report = result.test_report
-    scores = result.extra_scores  # type: ignore[attr-defined]
+    scores = result.test_scores
     truth = read_ground_truth(data)
     ids = scores["txn_id"].astype(str).to_numpy(dtype=object)
     laundering = np.isin(ids, truth["txn_id"].astype(str).to_numpy()) if truth is not None else np.zeros(len(ids), bool)

@@ -105,6 +105,11 @@ def test_promotion_refuses_a_worse_challenger_unless_forced(trained):
     from amlscore.training.promote import promote
     from amlscore.training.tracking import CHAMPION, resolve_version
 
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    if CHAMPION in client.get_registered_model("aml-model-set").aliases:  # another test may have set one
+        client.delete_registered_model_alias("aml-model-set", CHAMPION)
     first = promote()  # no champion yet
     assert first.promoted and str(resolve_version(alias=CHAMPION).version) == trained.model_version
     worse_version = _log_challenger(_worse(trained.model_set), trained)
