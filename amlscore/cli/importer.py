@@ -7,12 +7,13 @@ all or nothing (docs/adapters.md has the mapping tables and the report policy).
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+
+from amlscore.cli.options import parse_date
 
 
 def import_command(
@@ -33,7 +34,7 @@ def import_command(
     """Convert a public AML data set (AMLworld, AMLSim, SAML-D) into a contract folder with ground_truth.csv."""
     from amlscore.adapters import import_data
 
-    summary = import_data(fmt, src, out, seed=seed, bank=bank, patterns=patterns, start=_date(start), step=step,
+    summary = import_data(fmt, src, out, seed=seed, bank=bank, patterns=patterns, start=parse_date(start, "--start"), step=step,
                           out_format=out_format)
     console = Console(highlight=False, soft_wrap=True)
     console.print(
@@ -47,13 +48,3 @@ def import_command(
         console.print(note)
 
 
-def _date(text: str | None) -> dt.date | None:
-    """``--start`` as a date, or an :class:`AmlError` saying what it must be."""
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        from amlscore.contract.errors import AmlError
-
-        raise AmlError(f"--start must be a date YYYY-MM-DD. Got {text!r} instead.") from None

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -18,37 +17,27 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.console import Console
 
+from amlscore.cli.options import aml_error, parse_date
 from amlscore.cli.progress import stage_progress
 
 _DATA = typer.Option("--data", help="Data folder in the contract.", show_default=False)
 _LEVELS = ("never", "warning", "action")
 
 
-def _error(message: str) -> Exception:
-    from amlscore.contract.errors import AmlError  # noqa: PLC0415 - the contract package imports pandas
-
-    return AmlError(message)
 
 
-def _date(value: Optional[str], option: str) -> Optional[dt.date]:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise _error(f"{option} must be a date YYYY-MM-DD. Got {value!r} instead.") from None
 
 
 def load_model(version: Optional[int], alias: Optional[str], model_dir: Optional[Path]) -> tuple[Any, str]:
     """The model set to use and how to name it: a saved folder, a registered version or an alias."""
     if model_dir is not None:
         if version is not None or alias is not None:
-            raise _error("Give --model-dir, or --version / --alias, not both.")
+            raise aml_error("Give --model-dir, or --version / --alias, not both.")
         from amlscore.models.model_set import ModelSet  # noqa: PLC0415
 
         return ModelSet.load(model_dir), str(model_dir)
     if version is not None and alias is not None:
-        raise _error("Give --version or --alias, not both.")
+        raise aml_error("Give --version or --alias, not both.")
     from amlscore.training.tracking import load_model_set  # noqa: PLC0415
 
     reg = load_model_set(version=version, alias=alias if version is None else None)
@@ -91,14 +80,14 @@ def monitor(
     from amlscore.monitoring.html import render_drift, write_html  # noqa: PLC0415
 
     if fail_on not in _LEVELS:
-        raise _error(f"--fail-on must be never, warning or action. Got {fail_on!r} instead.")
+        raise aml_error(f"--fail-on must be never, warning or action. Got {fail_on!r} instead.")
     if out.suffix != ".html":
-        raise _error(f"--out must end in .html. Got {out.name!r} instead.")
+        raise aml_error(f"--out must end in .html. Got {out.name!r} instead.")
     limits = load_thresholds(thresholds)
     model_set, name = load_model(version, alias, model_dir)
     reference = require_reference(model_set)
     with stage_progress("monitor", Console(stderr=True)) as report:
-        period = score_period(model_set, data, start=_date(start, "--start"), end=_date(end, "--end"), progress=report)
+        period = score_period(model_set, data, start=parse_date(start, "--start"), end=parse_date(end, "--end"), progress=report)
         report("drift", 0.95)
         drift = compute_drift(reference, period.columns, period.alert, period.segments, period.days, limits,
                               alert_threshold=model_set.alert_threshold,
@@ -138,9 +127,9 @@ def backtest(
     from amlscore.training.scoring import load_folder  # noqa: PLC0415
 
     if rules is None and model is None:
-        raise _error("Give --rules NEW.yaml, --model CANDIDATE, or both: there is nothing to compare.")
+        raise aml_error("Give --rules NEW.yaml, --model CANDIDATE, or both: there is nothing to compare.")
     if out.suffix != ".html":
-        raise _error(f"--out must end in .html. Got {out.name!r} instead.")
+        raise aml_error(f"--out must end in .html. Got {out.name!r} instead.")
     base_set, base_name = _model_by_reference(base, "--base")
     candidate_set, candidate_name = (base_set, base_name) if model is None else _model_by_reference(model, "--model")
     if rules is not None:
@@ -148,7 +137,7 @@ def backtest(
         candidate_name = f"{candidate_name} with the rules of {rules}"
     with stage_progress("backtest", Console(stderr=True)) as report:
         folder = load_folder(data)
-        frame = replay(base_set, candidate_set, folder, start=_date(start, "--start"), end=_date(end, "--end"),
+        frame = replay(base_set, candidate_set, folder, start=parse_date(start, "--start"), end=parse_date(end, "--end"),
                        progress=report)
         result = compare(frame, base=base_name, candidate=candidate_name)
     write_html(out, render_backtest(result))
@@ -176,6 +165,6 @@ def _model_by_reference(ref: str, option: str) -> tuple[Any, str]:
     if ref.isdigit():
         return load_model(int(ref), None, None)
     if not ref.replace("-", "").replace("_", "").isalnum():
-        raise _error(f"{option} must be an alias, a version number or a model set folder. Got {ref!r} instead.")
+        raise aml_error(f"{option} must be an alias, a version number or a model set folder. Got {ref!r} instead.")
     model_set, name = load_model(None, ref, None)
     return model_set, f"{name} (@{ref})"

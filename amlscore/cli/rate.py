@@ -19,19 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from amlscore.cli.options import aml_error
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 
 _console = Console(stderr=True)
-
-
-def _error(message: str) -> Exception:
-    """An :class:`amlscore.contract.errors.AmlError` (imported when needed: the contract package imports pandas)."""
-    from amlscore.contract.errors import AmlError
-
-    return AmlError(message)
 
 
 def _load_dataset(folder: Path) -> Any:
@@ -90,12 +84,12 @@ def run_rating(data: Path, out: Path, as_of: date | None = None, lang: str = "en
 
     console = console or _console
     if lang not in ("en", "zh"):
-        raise _error(f"The '--lang' option must be one of en, zh. Got {lang!r} instead.")
+        raise aml_error(f"The '--lang' option must be one of en, zh. Got {lang!r} instead.")
     cfg = load_rules_config(config)
     prev = None
     if previous is not None:
         if not Path(previous).is_file():
-            raise _error(f"The '--previous' option must be an existing ratings.csv. Got {str(previous)!r} instead.")
+            raise aml_error(f"The '--previous' option must be an existing ratings.csv. Got {str(previous)!r} instead.")
         prev = pd.read_csv(previous, dtype={"customer_id": str}, parse_dates=["rated_at", "next_review"])
     dataset = _load_dataset(Path(data))
     day = as_of or _default_as_of(dataset.transactions, cfg.bank.utc_offset_hours)

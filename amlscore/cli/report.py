@@ -29,6 +29,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from amlscore.cli.options import aml_error
+
 report_app = typer.Typer(name="report", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                          help="Case and portfolio reports (self-contained HTML, English or Chinese).")
 _console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -43,16 +45,9 @@ UriOpt = Annotated[Optional[str], typer.Option("--tracking-uri", help="MLflow tr
 AuditOpt = Annotated[Optional[Path], typer.Option("--audit", help="The service's audit log (default: <AML_STATE_DIR or state>/audit.sqlite).")]
 CacheOpt = Annotated[Optional[Path], typer.Option("--cache", help="Folder of the case store (default: <data>/.report-cache/<fingerprint>).")]
 
-
-def _error(message: str) -> Exception:
-    from amlscore.contract.errors import AmlError
-
-    return AmlError(message)
-
-
 def _lang(lang: str) -> str:
     if lang not in ("en", "zh"):
-        raise _error(f"The '--lang' option must be one of en, zh. Got {lang!r} instead.")
+        raise aml_error(f"The '--lang' option must be one of en, zh. Got {lang!r} instead.")
     return lang
 
 
@@ -122,9 +117,9 @@ def case(
     started = time.perf_counter()
     lang = _lang(lang)
     if sum(x is not None for x in (alert, txn, customer)) != 1:
-        raise _error("Give one of --alert REQUEST_ID, --txn TXN_ID, or --customer ID with --start and --end.")
+        raise aml_error("Give one of --alert REQUEST_ID, --txn TXN_ID, or --customer ID with --start and --end.")
     if customer is not None and (start is None or end is None):
-        raise _error("--customer needs --start and --end (YYYY-MM-DD).")
+        raise aml_error("--customer needs --start and --end (YYYY-MM-DD).")
     data = _data(data)
     store = _open_store(data, cache)
     log = None
@@ -176,7 +171,7 @@ def portfolio(
     hist = None
     if history is not None:
         if not history.is_file():
-            raise _error(f"The '--history' option must be an existing ratings.csv. Got {str(history)!r} instead.")
+            raise aml_error(f"The '--history' option must be an existing ratings.csv. Got {str(history)!r} instead.")
         hist = pd.read_csv(history, dtype={"customer_id": str})
     log = open_audit(audit) if audit is not None else None
     model = None if log is not None else _model(alias, model_version, model_dir, no_model, tracking_uri)

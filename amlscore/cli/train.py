@@ -11,7 +11,6 @@ MLflow: ``MLFLOW_TRACKING_URI`` or ``sqlite:///<project>/mlflow.db`` (see :mod:`
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -21,25 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from amlscore.cli.options import aml_error, parse_date
 from amlscore.cli.progress import stage_progress
 
-def _error(message: str) -> Exception:
-    """An :class:`amlscore.contract.errors.AmlError` (imported when needed: the contract package imports pandas)."""
-    from amlscore.contract.errors import AmlError
-
-    return AmlError(message)
-
-
 _DATA = typer.Option("--data", help="Data folder in the contract (customers, transactions, reports).", show_default=False)
-
-
-def _date(value: Optional[str], option: str) -> Optional[dt.date]:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise _error(f"{option} must be a date YYYY-MM-DD. Got {value!r} instead.") from None
 
 
 def _fmt(v: Any, digits: int = 3) -> str:
@@ -127,9 +111,9 @@ def train(
     try:
         shares = tuple(float(x) for x in fractions.split(","))
     except ValueError:
-        raise _error(f"--fractions must be three numbers like 0.6,0.2,0.2. Got {fractions!r} instead.") from None
-    config = TrainConfig(data=data, cutoff=_date(cutoff, "--cutoff"), seed=seed, fractions=shares,  # type: ignore[arg-type]
-                         valid_start=_date(valid_start, "--valid-start"), test_start=_date(test_start, "--test-start"),
+        raise aml_error(f"--fractions must be three numbers like 0.6,0.2,0.2. Got {fractions!r} instead.") from None
+    config = TrainConfig(data=data, cutoff=parse_date(cutoff, "--cutoff"), seed=seed, fractions=shares,  # type: ignore[arg-type]
+                         valid_start=parse_date(valid_start, "--valid-start"), test_start=parse_date(test_start, "--test-start"),
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
                          alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()))
     console = Console(highlight=False, soft_wrap=True)
@@ -152,7 +136,7 @@ def _load_registered(version: Optional[int], alias: Optional[str]):  # noqa: ANN
     from amlscore.training.tracking import load_model_set  # noqa: PLC0415
 
     if version is not None and alias is not None:
-        raise _error("Give --version or --alias, not both.")
+        raise aml_error("Give --version or --alias, not both.")
     return load_model_set(version=version, alias=alias if version is None else None)
 
 
@@ -170,7 +154,7 @@ def evaluate(
     from amlscore.training.scoring import evaluate_model_set, load_folder  # noqa: PLC0415
 
     if period not in ("auto", "test", "all"):
-        raise _error(f"--period must be auto, test or all. Got {period!r} instead.")
+        raise aml_error(f"--period must be auto, test or all. Got {period!r} instead.")
     console = Console(highlight=False, soft_wrap=True)
     reg = _load_registered(version, alias)
     folder = load_folder(data)
@@ -182,7 +166,7 @@ def evaluate(
     else:
         note = "the chosen days" if (start or end) else "every transaction"
     with stage_progress("evaluate", Console(stderr=True)) as report:
-        rep, _ = evaluate_model_set(reg.model_set, folder, start=_date(start, "--start"), end=_date(end, "--end"),
+        rep, _ = evaluate_model_set(reg.model_set, folder, start=parse_date(start, "--start"), end=parse_date(end, "--end"),
                                     progress=report)
     console.print(f"aml-model-set version {reg.version} ({', '.join('@' + a for a in reg.aliases) or 'no alias'}) on "
                   f"{data}, {note}:")
@@ -235,7 +219,7 @@ def score(
     from amlscore.features.offline import build_features  # noqa: PLC0415
 
     if out.suffix not in (".parquet", ".csv"):
-        raise _error(f"--out must end in .parquet or .csv. Got {out.name!r} instead.")
+        raise aml_error(f"--out must end in .parquet or .csv. Got {out.name!r} instead.")
     console = Console(highlight=False, soft_wrap=True)
     reg = _load_registered(version, alias)
     ms = reg.model_set
