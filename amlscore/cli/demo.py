@@ -36,7 +36,7 @@ def demo(
     reports: Annotated[bool, typer.Option("--reports/--no-reports", help="Prepare the case reports of @champion's alerts (case store, scores, explanations).")] = True,
 ) -> None:
     """Generate -> validate -> train -> promote -> evaluate -> prepare case reports, on the default synthetic bank."""
-    from amlscore.contract.load import load_dataset  # noqa: PLC0415
+    from amlscore.contract import load_dataset, report_data_warnings  # noqa: PLC0415
     from amlscore.synth.bank import generate_bank, write_bank  # noqa: PLC0415
     from amlscore.synth.config import SynthConfig  # noqa: PLC0415
     from amlscore.training.promote import promote  # noqa: PLC0415
@@ -66,6 +66,7 @@ def demo(
     # 2. validate
     t0 = time.perf_counter()
     dataset = load_dataset(out)
+    report_data_warnings(dataset)
     console.print(f"[bold]2. validate[/]: meets the data contract: {len(dataset.customers):,} customers, "
                   f"{len(dataset.transactions):,} transactions, {len(dataset.reports):,} reports; fingerprint "
                   f"{dataset.fingerprint[:16]} ({time.perf_counter() - t0:.0f} s).")

@@ -19,13 +19,14 @@ def features(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, help="Rows per customer partition (bounds memory).")] = 500_000,
 ) -> None:
     """Compute the behavioural features of every transaction (offline path, point in time)."""
-    from amlscore.contract.load import load_dataset
+    from amlscore.contract import load_dataset, report_data_warnings
     from amlscore.features.offline import write_features
     from amlscore.features.params import load_feature_params
 
     console = Console(stderr=True)
     feature_params = load_feature_params(params)
     dataset = load_dataset(data, require_reports=False)
+    report_data_warnings(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with stage_progress("features", console) as report:

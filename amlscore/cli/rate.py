@@ -35,9 +35,11 @@ def _error(message: str) -> Exception:
 
 
 def _load_dataset(folder: Path) -> Any:
-    from amlscore.contract import load_dataset
+    from amlscore.contract import load_dataset, report_data_warnings
 
-    return load_dataset(folder)
+    dataset = load_dataset(folder)
+    report_data_warnings(dataset)
+    return dataset
 
 
 def _build_features(dataset: Any, progress) -> Any:  # noqa: ANN001 - callable(stage, fraction)

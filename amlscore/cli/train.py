@@ -230,7 +230,7 @@ def score(
     reasons: Annotated[str, typer.Option("--reasons", help="Rows whose top_reasons include LightGBM contributions: alerts, all or none.")] = "alerts",
 ) -> None:
     """Batch scoring: one row per transaction (txn_id, scores, alert, top reasons)."""
-    from amlscore.contract.load import load_dataset  # noqa: PLC0415
+    from amlscore.contract import load_dataset, report_data_warnings  # noqa: PLC0415
     from amlscore.features.offline import build_features  # noqa: PLC0415
 
     if out.suffix not in (".parquet", ".csv"):
@@ -241,6 +241,7 @@ def score(
     start = time.perf_counter()
     with stage_progress("score", Console(stderr=True)) as report:
         dataset = load_dataset(data, require_reports=False)
+        report_data_warnings(dataset)
         feats = build_features(dataset, ms.feature_params, progress=lambda s, f: report("features", 0.8 * f))
         report("scoring", 0.85)
         scores = ms.score_frame(feats, reasons=reasons)
@@ -264,9 +265,10 @@ def feedback(
     to: Annotated[Optional[Path], typer.Option("--to", help="Feedback file to append to (default: DIR/feedback/feedback.csv).")] = None,
 ) -> None:
     """Append analysts' dispositions (suspicious / not_suspicious) for the next training."""
-    from amlscore.contract.load import load_dataset  # noqa: PLC0415
+    from amlscore.contract import load_dataset, report_data_warnings  # noqa: PLC0415
     from amlscore.training.feedback import append_feedback  # noqa: PLC0415
 
     dataset = load_dataset(data)
+    report_data_warnings(dataset)
     target, added, replaced = append_feedback(file, dataset, data, feedback_file=to)
     Console(highlight=False).print(f"Appended {added:,} disposition(s) ({replaced:,} replaced by report_id) to {target}.")

@@ -22,6 +22,7 @@ from amlscore.contract.load import (
     validate_folder,
     write_dataset,
 )
+from amlscore.contract.notices import report_data_warnings, warning_summary_lines
 from amlscore.contract.validate import (
     STRING_DTYPE,
     ContractViolationError,
@@ -55,5 +56,7 @@ __all__ = [
     "typed_dtype",
     "validate_folder",
     "validate_frames",
+    "report_data_warnings",
+    "warning_summary_lines",
     "write_dataset",
 ]

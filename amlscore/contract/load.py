@@ -40,6 +40,7 @@ from amlscore.contract.validate import (
     check_frames,
     check_tables,
     display_value,
+    extra_columns,
     typed_tables,
 )
 
@@ -82,7 +83,10 @@ class Dataset:
         computed on first use (serialising millions of rows only to hash them is slow, and writing
         the data set does not need it).
     warnings : tuple of str
-        Non-fatal remarks from validation, e.g. ignored extra columns.
+        The validation's warnings (legal but suspect data) and notes (columns beyond the
+        contract's), one message each, as shown.
+    report : ValidationReport or None
+        The full validation report (counts of every warning kind); None when not validated here.
     """
 
     customers: pd.DataFrame
@@ -91,6 +95,7 @@ class Dataset:
     source: Path | None
     known_fingerprint: str | None = field(default=None, repr=False)
     warnings: tuple[str, ...] = ()
+    report: ValidationReport | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -323,7 +328,13 @@ def validate_folder(folder: str | Path, *, require_reports: bool = True, max_err
     return _check_folder(folder, require_reports, max_errors)[0]
 
 
-def load_dataset(folder: str | Path, *, require_reports: bool = True, max_errors: int = 50) -> Dataset:
+def _remarks(report: ValidationReport) -> tuple[str, ...]:
+    return (*report.warning_lines(), *report.notes)
+
+
+def load_dataset(
+    folder: str | Path, *, require_reports: bool = True, max_errors: int = 50, strict: bool = False
+) -> Dataset:
     """Read, check and type a data folder.
 
     Parameters
@@ -334,22 +345,26 @@ def load_dataset(folder: str | Path, *, require_reports: bool = True, max_errors
         If False, a missing reports file means an empty reports table.
     max_errors : int, default=50
         How many problems the error keeps for display; all of them are counted.
+    strict : bool, default=False
+        Count warnings (legal but suspect data) as errors.
 
     Returns
     -------
     Dataset
-        Typed frames, the folder, and the fingerprint of the files' bytes.
+        Typed frames, the folder, the fingerprint of the files' bytes, and the warnings.
 
     Raises
     ------
     DataFolderError
         If the folder or a required file is missing, or a table has both a .csv and a .parquet file.
     ContractViolationError
-        If the data breaks any rule; ``exc.report`` lists where and how.
+        If the data breaks any rule (or, when ``strict``, raises a warning); ``exc.report`` lists where and how.
     """
     report, tables, files = _check_folder(folder, require_reports, max_errors)
+    if strict:
+        report = report.strict()
     customers, transactions, reports = typed_tables(report, tables)
-    return Dataset(customers, transactions, reports, Path(folder), fingerprint_files(files), tuple(report.warnings))
+    return Dataset(customers, transactions, reports, Path(folder), fingerprint_files(files), _remarks(report), report)
 
 
 def dataset_from_frames(
@@ -381,7 +396,7 @@ def dataset_from_frames(
     """
     report, tables = check_frames(customers, transactions, reports, max_errors)
     typed = typed_tables(report, tables)
-    return Dataset(*typed, source=None, warnings=tuple(report.warnings))
+    return Dataset(*typed, source=None, warnings=_remarks(report), report=report)
 
 
 # --------------------------------------------------------------------------------------------
@@ -541,16 +556,24 @@ def _write_extra(frame: pd.DataFrame, path: Path) -> None:
 
 
 def _arrow_table(schema: TableSchema, frame: pd.DataFrame) -> pa.Table:
-    """Typed frame -> Arrow with plain, tool-neutral types (no pandas metadata, no dictionaries)."""
-    return pa.table({c.name: _arrow_column(c, frame[c.name]) for c in schema.columns})
+    """Typed frame -> Arrow with plain, tool-neutral types (no pandas metadata, no dictionaries).
+
+    Columns beyond the contract's are kept, as text, after the contract's."""
+    columns = {c.name: _arrow_column(c, frame[c.name]) for c in schema.columns}
+    columns.update({name: _extra_column(frame[name]) for name in extra_columns(schema, frame)})
+    return pa.table(columns)
+
+
+def _extra_column(values: pd.Series) -> pa.Array:
+    return pa.array(values.astype(STRING_DTYPE).array, type=pa.string())
 
 
 def _arrow_column(column: Column, values: pd.Series) -> pa.Array:
     kind = column.kind
     if kind in ("text", "country", "category"):
         return pa.array(values.astype(STRING_DTYPE).array, type=pa.string())
-    if kind == "bool":
-        return pa.array(values.to_numpy(dtype=bool), type=pa.bool_())
+    if kind == "bool":  # nullable: an unknown flag is written as an empty cell
+        return pa.array(pd.array(values, dtype="boolean"), type=pa.bool_())
     if kind == "date":
         return pa.array(values.to_numpy(dtype="datetime64[ns]")).cast(pa.date32())
     if kind == "timestamp":
@@ -569,6 +592,7 @@ def _csv_table(schema: TableSchema, frame: pd.DataFrame) -> pa.Table:
         if column.kind == "timestamp":
             array = _iso_utc(array)
         columns[column.name] = array
+    columns.update({name: _extra_column(frame[name]) for name in extra_columns(schema, frame)})
     return pa.table(columns)
 
 

@@ -1,4 +1,4 @@
-"""The input data contract, version 1, as data.
+"""The input data contract, version 1.1, as data.
 
 This module is the single place where the contract in ``docs/data-contract.md`` is written
 down for code: table names, column names, types, value sets and which cells may be empty.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = "1.1"
 
 ColumnKind = Literal[
     "text",  # free text, stripped; empty only when ``nullable``
@@ -54,7 +54,7 @@ OCCUPATIONS_OR_INDUSTRIES = (
 ID_DOCUMENT_TYPES = ("resident_id", "passport", "foreign_id", "hmt_permit", "business_license", "other")
 ONBOARDING_CHANNELS = ("counter", "online", "agent", "intermediary")
 DIRECTIONS = ("in", "out")
-CHANNELS = ("online_banking", "mobile_banking", "phone_banking", "pos", "atm", "counter")
+CHANNELS = ("online_banking", "mobile_banking", "phone_banking", "pos", "atm", "counter", "other")
 TXN_TYPES = (
     "transfer",
     "cash_deposit",
@@ -68,7 +68,8 @@ TXN_TYPES = (
 COUNTERPARTY_TYPES = ("individual", "corporate", "unknown")
 LABELS = ("suspicious", "not_suspicious")
 
-# Channel-bound identifiers: present on these channels, empty on every other one.
+# Channel-bound identifiers: on these channels only, empty on every other one. The session
+# (ip_address, device_id) is required on ``out`` rows and may be empty on ``in`` rows.
 IP_CHANNELS = ("online_banking", "mobile_banking")
 TERMINAL_CHANNELS = ("pos", "atm")
 NON_FACE_TO_FACE_CHANNELS = ("online_banking", "mobile_banking", "phone_banking", "pos", "atm")
@@ -86,6 +87,7 @@ class Column:
     unique: bool = False
     min_value: float | None = None
     min_inclusive: bool = True
+    optional: bool = False  # the column may be absent from a file (it is then read as all empty)
 
     def value_rule(self) -> str:
         """What a non-empty cell must be, in words (e.g. ``a number > 0``): the first part of :meth:`rule`."""
@@ -143,22 +145,24 @@ CUSTOMERS = TableSchema(
         Column("customer_id", "text", "Customer identifier.", unique=True),
         Column("customer_type", "category", "Individual or corporate.", values=CUSTOMER_TYPES),
         Column("birth_or_incorporation_date", "date", "Birth date, or incorporation date for corporates.", nullable=True),
-        Column("nationality", "country", "Nationality; country of registration for corporates."),
-        Column("residence_country", "country", "Country of residence."),
-        Column("home_region", "text", "Region where the account relationship is held, e.g. CN-62."),
-        Column("occupation_or_industry", "category", "Occupation (individuals) or industry (corporates).", values=OCCUPATIONS_OR_INDUSTRIES),
-        Column("id_document_type", "category", "Type of identity document.", values=ID_DOCUMENT_TYPES),
-        Column("is_pep", "bool", "The customer, its controller or beneficial owner is a PEP or a close relative or associate of one."),
-        Column("on_watchlist", "bool", "On a sanctions or AML monitoring list."),
-        Column("onboarding_channel", "category", "How the relationship was opened.", values=ONBOARDING_CHANNELS),
+        Column("nationality", "country", "Nationality; country of registration for corporates.", nullable=True),
+        Column("residence_country", "country", "Country of residence.", nullable=True),
+        Column("home_region", "text", "Region where the account relationship is held, e.g. CN-62.", nullable=True),
+        Column("occupation_or_industry", "category", "Occupation (individuals) or industry (corporates); other when unknown.",
+               values=OCCUPATIONS_OR_INDUSTRIES),
+        Column("id_document_type", "category", "Type of identity document.", nullable=True, values=ID_DOCUMENT_TYPES),
+        Column("is_pep", "bool", "The customer, its controller or beneficial owner is a PEP or a close relative or associate of one.",
+               nullable=True),
+        Column("on_watchlist", "bool", "On a sanctions or AML monitoring list.", nullable=True),
+        Column("onboarding_channel", "category", "How the relationship was opened.", nullable=True, values=ONBOARDING_CHANNELS),
         Column("agent_id", "text", "Person who opened or operates the account on the customer's behalf.", nullable=True),
-        Column("phone", "text", "Phone number, possibly hashed."),
+        Column("phone", "text", "Phone number, possibly hashed.", nullable=True),
         Column("emergency_contact_phone", "text", "Emergency contact's phone.", nullable=True),
         Column("ownership_layers", "integer", "Layers of ownership (corporates).", nullable=True, min_value=0),
-        Column("refused_cdd", "bool", "Refused customer due diligence."),
-        Column("is_resident", "bool", "Resident for AML purposes."),
+        Column("refused_cdd", "bool", "Refused customer due diligence.", nullable=True),
+        Column("is_resident", "bool", "Resident for AML purposes.", nullable=True),
         Column("declared_annual_income", "decimal", "Declared annual income; annual turnover for corporates (CNY).", nullable=True, min_value=0),
-        Column("onboarded_at", "date", "Date the relationship was opened."),
+        Column("onboarded_at", "date", "Date the relationship was opened.", nullable=True),
     ),
 )
 
@@ -172,22 +176,28 @@ TRANSACTIONS = TableSchema(
         Column("account_id", "text", "The customer's account."),
         Column("direction", "category", "Seen from the customer.", values=DIRECTIONS),
         Column("amount", "decimal", "Amount in CNY.", min_value=0, min_inclusive=False),
-        Column("channel", "category", "Channel the transaction came through.", values=CHANNELS),
+        Column("channel", "category", "Channel the transaction came through (on an in row, the one the money arrived "
+               "through); other when not named by the contract or not known.", values=CHANNELS),
         Column("txn_type", "category", "Kind of transaction.", values=TXN_TYPES),
         Column("counterparty_id", "text", "The other customer's customer_id when it banks here.", nullable=True),
         Column("counterparty_type", "category", "Kind of counterparty.", values=COUNTERPARTY_TYPES),
         Column("counterparty_country", "country", "Counterparty's country.", nullable=True),
-        Column("ip_address", "text", "Client IP; online and mobile banking only, else empty.", nullable=True),
+        Column("ip_address", "text", "The customer's own session IP; required on out rows of online and mobile banking, "
+               "may be empty on their in rows, empty on every other channel.", nullable=True),
         Column("ip_country", "country", "Country of the client IP.", nullable=True),
         Column("ip_region", "text", "Region of the client IP.", nullable=True),
-        Column("device_id", "text", "Client device; online and mobile banking only, else empty.", nullable=True),
+        Column("device_id", "text", "The customer's own session device; as ip_address.", nullable=True),
         Column("terminal_id", "text", "POS or ATM terminal; POS and ATM only, else empty.", nullable=True),
         Column("terminal_region", "text", "Region of the terminal.", nullable=True),
         Column("operator_id", "text", "Empty unless someone other than the customer executed it.", nullable=True),
+        Column("counterparty_account", "text", "The other side's account number, whether or not it banks here.",
+               nullable=True, optional=True),
     ),
     notes=(
         "A transfer between two customers of the bank appears twice: out on the payer and in on the payee, "
         "with the same timestamp and distinct txn_ids.",
+        "The channel of an in row is the channel the money arrived through; the in row carries no session of the "
+        "payer's (ip_address and device_id empty, or the payee's own session).",
     ),
 )
 
@@ -200,7 +210,7 @@ REPORTS = TableSchema(
         Column("txn_id", "text", "The reported transaction; must exist in transactions when given.", nullable=True),
         Column("period_start", "date", "Start of the reported period, used when txn_id is empty.", nullable=True),
         Column("period_end", "date", "End of the reported period, used when txn_id is empty.", nullable=True),
-        Column("report_date", "date", "When the report was filed; after the activity it reports."),
+        Column("report_date", "date", "When the report was filed; on or after the day (China Standard Time) of the activity it reports."),
         Column("label", "category", "The disposition.", values=LABELS),
         Column("typology", "text", "Laundering typology.", nullable=True),
     ),

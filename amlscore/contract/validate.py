@@ -10,6 +10,12 @@ the rule it breaks, e.g.::
 
     The 'amount' column of transactions.csv must be a number > 0. Got '-5' instead at row 7 (line 8).
 
+Problems are of two grades. An error breaks the contract: the data set is refused. A warning is
+legal but suspect data (an unknown counterparty_id, an IP country without an IP address): it is
+listed with the same detail and the data set is accepted, unless strict mode
+(:meth:`ValidationReport.strict`) turns warnings into errors. Columns beyond the contract's are
+kept and listed as notes.
+
 No rule loops over rows in Python: each is a boolean mask over a whole column.
 """
 
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -50,6 +56,8 @@ __all__ = [
 
 #: The dtype of every text and country column in a typed frame: Arrow-backed, missing = ``pd.NA``.
 STRING_DTYPE = pd.StringDtype("pyarrow")
+#: Calendar days (``date`` columns, and the day of a timestamp) are days in China Standard Time.
+LOCAL_TIMEZONE = "Asia/Shanghai"
 VALUE_CHARS = 60  # an offending value is shown up to this many characters
 
 # datetime64[ns] spans 1677-09-21 to 2262-04-11; dates and timestamps must fit in it.
@@ -90,6 +98,8 @@ class Violation:
         A stable code for the rule (``required``, ``invalid_value``, ``duplicate``...), for programs.
     note : str or None
         Context for this one problem, e.g. where the first copy of a duplicate is.
+    severity : {"error", "warning"}
+        An error breaks the contract; a warning is legal but suspect data.
     """
 
     file: str
@@ -99,6 +109,7 @@ class Violation:
     rule: str
     kind: str = "invalid_value"
     note: str | None = None
+    severity: str = "error"
 
     @property
     def line(self) -> int | None:
@@ -142,6 +153,7 @@ class ProblemKind:
     rule: str
     kind: str
     count: int
+    severity: str = "error"
 
     @property
     def label(self) -> str:
@@ -156,22 +168,31 @@ class ValidationReport:
     Attributes
     ----------
     violations : list of Violation
-        The problems kept for display, at most ``max_errors``, at least one of each kind when
+        The errors kept for display, at most ``max_errors``, at least one of each kind when
         there is room, in file and row order.
     total : int
-        How many problems were found in all (every one is counted, shown or not).
+        How many errors were found in all (every one is counted, shown or not).
     kinds : list of ProblemKind
-        Every kind of problem found, with its count, in the order the rules were checked.
-    warnings : list of str
-        Things that are not errors, e.g. columns the contract does not know (they are ignored).
+        Every kind of error found, with its count, in the order the rules were checked.
+    warnings : list of Violation
+        The warnings kept for display (legal but suspect data), picked like ``violations``.
+    warning_total : int
+        How many warnings were found in all.
+    warning_kinds : list of ProblemKind
+        Every kind of warning found, with its count.
+    notes : list of str
+        Remarks that are neither, e.g. columns beyond the contract's (kept, ignored by scoring).
     max_errors : int
-        The display cap the report was made with.
+        The display cap the report was made with (for errors and warnings each).
     """
 
     violations: list[Violation] = field(default_factory=list)
     total: int = 0
     kinds: list[ProblemKind] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)
+    warning_total: int = 0
+    warning_kinds: list[ProblemKind] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     max_errors: int = 50
 
     @property
@@ -181,24 +202,50 @@ class ValidationReport:
 
     @property
     def summary(self) -> str:
-        """One line: how many problems, and how many are shown."""
-        if self.total == 0:
-            return "No problems found."
-        noun = "problem" if self.total == 1 else "problems"
-        shown = len(self.violations)
-        if shown == self.total:
-            return f"{self.total:,} {noun} found."
-        every_kind = len({(v.file, v.column, v.rule) for v in self.violations}) == len(self.kinds)
-        kinds = f"{len(self.kinds):,} kind" + ("s" if len(self.kinds) > 1 else "")
-        tail = ", at least one of each kind" if every_kind and shown and len(self.kinds) > 1 else ""
-        return f"{self.total:,} {noun} of {kinds} found; the first {shown:,} are shown{tail}."
+        """One line: how many errors, and how many are shown."""
+        return _count_line(self.total, self.violations, self.kinds, "problem")
+
+    @property
+    def warning_summary(self) -> str:
+        """One line: how many warnings, and how many are shown."""
+        return _count_line(self.warning_total, self.warnings, self.warning_kinds, "warning")
 
     def lines(self) -> list[str]:
-        """The shown problems, one message per line."""
+        """The shown errors, one message per line."""
         return [v.message for v in self.violations]
+
+    def warning_lines(self) -> list[str]:
+        """The shown warnings, one message per line."""
+        return [v.message for v in self.warnings]
+
+    def strict(self) -> ValidationReport:
+        """This report with every warning counted as an error (strict mode)."""
+        promoted = [replace(v, severity="error") for v in self.warnings]
+        promoted_kinds = [replace(k, severity="error") for k in self.warning_kinds]
+        shown = sorted([*self.violations, *promoted], key=lambda v: (_file_rank(v.file), v.row or 0))
+        return ValidationReport(
+            violations=shown,
+            total=self.total + self.warning_total,
+            kinds=[*self.kinds, *promoted_kinds],
+            notes=list(self.notes),
+            max_errors=self.max_errors,
+        )
 
     def __str__(self) -> str:
         return "\n".join([*self.lines(), self.summary])
+
+
+def _count_line(total: int, shown_items: list[Violation], kinds: list[ProblemKind], noun: str) -> str:
+    if total == 0:
+        return f"No {noun}s found."
+    nouns = noun if total == 1 else f"{noun}s"
+    shown = len(shown_items)
+    if shown == total:
+        return f"{total:,} {nouns} found."
+    every_kind = len({(v.file, v.column, v.rule) for v in shown_items}) == len(kinds)
+    kind_text = f"{len(kinds):,} kind" + ("s" if len(kinds) > 1 else "")
+    tail = ", at least one of each kind" if every_kind and shown and len(kinds) > 1 else ""
+    return f"{total:,} {nouns} of {kind_text} found; the first {shown:,} are shown{tail}."
 
 
 class ContractViolationError(AmlError):
@@ -215,8 +262,37 @@ class ContractViolationError(AmlError):
         super().__init__("The data set breaks the data contract:\n" + str(report))
 
 
+class _Grade:
+    """Problems of one grade (errors or warnings): counted in full, the first of each kind kept."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.groups: list[list[Violation]] = []
+        self.kinds: list[ProblemKind] = []
+
+    def add_group(self, kept: list[Violation], count: int, max_errors: int) -> None:
+        first = kept[0]
+        self.total += count
+        self.groups.append(kept[:max_errors])
+        self.kinds.append(ProblemKind(first.file, first.column, first.rule, first.kind, count, first.severity))
+
+    def pick(self, max_errors: int) -> list[Violation]:
+        """A round-robin pick over kinds (so each kind shows), then sorted by place."""
+        picked: list[tuple[tuple[int, int, int], Violation]] = []
+        depth = 0
+        while len(picked) < max_errors and any(depth < len(g) for g in self.groups):
+            for index, group in enumerate(self.groups):
+                if depth < len(group) and len(picked) < max_errors:
+                    v = group[depth]
+                    picked.append(((_file_rank(v.file), v.row or 0, index), v))
+            depth += 1
+        picked.sort(key=lambda item: item[0])
+        return [v for _, v in picked]
+
+
 class ProblemCollector:
-    """Counts every problem, keeps the first ``max_errors`` of each kind (rule x column x file).
+    """Counts every problem, keeps the first ``max_errors`` of each kind (rule x column x file),
+    errors and warnings apart.
 
     Internal to :mod:`contract`: :mod:`amlscore.contract.load` feeds it file-level problems before the
     column rules run.
@@ -226,10 +302,14 @@ class ProblemCollector:
         if not isinstance(max_errors, int) or isinstance(max_errors, bool) or max_errors < 0:
             raise ValueError(f"The 'max_errors' parameter must be an int >= 0. Got {max_errors!r} instead.")
         self.max_errors = max_errors
-        self.total = 0
-        self._groups: list[list[Violation]] = []
-        self._kinds: list[ProblemKind] = []
-        self.warnings: list[str] = []
+        self._errors = _Grade()
+        self._warnings = _Grade()
+        self.notes: list[str] = []
+
+    @property
+    def total(self) -> int:
+        """Errors found so far."""
+        return self._errors.total
 
     def add(
         self,
@@ -240,42 +320,49 @@ class ProblemCollector:
         rule: str,
         kind: str,
         note: Callable[[int], str | None] | None = None,
+        severity: str = "error",
     ) -> None:
         """Record one problem per True in ``where`` (positions in file order)."""
         positions = np.flatnonzero(where)
         if positions.size == 0:
             return
         kept = [
-            Violation(file, int(p) + 1, column, display_value(values.iat[p]), rule, kind, note(int(p)) if note else None)
+            Violation(file, int(p) + 1, column, display_value(values.iat[p]), rule, kind,
+                      note(int(p)) if note else None, severity)
             for p in positions[: max(self.max_errors, 1)]  # one is always built: it names the kind
         ]
         self.add_group(kept, int(positions.size))
+
+    def warn(
+        self,
+        file: str,
+        column: str | None,
+        where: np.ndarray,
+        values: pd.Series,
+        rule: str,
+        kind: str,
+        note: Callable[[int], str | None] | None = None,
+    ) -> None:
+        """Record one warning per True in ``where``."""
+        self.add(file, column, where, values, rule, kind, note, severity="warning")
 
     def add_group(self, kept: list[Violation], count: int) -> None:
         """Record ``count`` problems of one kind; ``kept`` (at least one) are the first of them."""
         if count <= 0:
             return
-        first = kept[0]
-        self.total += count
-        self._groups.append(kept[: self.max_errors])
-        self._kinds.append(ProblemKind(first.file, first.column, first.rule, first.kind, count))
+        grade = self._warnings if kept[0].severity == "warning" else self._errors
+        grade.add_group(kept, count, self.max_errors)
 
     def report(self) -> ValidationReport:
-        """The report: a round-robin pick over kinds (so each kind shows), then sorted by place."""
-        picked: list[tuple[tuple[int, int, int], Violation]] = []
-        depth = 0
-        while len(picked) < self.max_errors and any(depth < len(g) for g in self._groups):
-            for index, group in enumerate(self._groups):
-                if depth < len(group) and len(picked) < self.max_errors:
-                    v = group[depth]
-                    picked.append(((_file_rank(v.file), v.row or 0, index), v))
-            depth += 1
-        picked.sort(key=lambda item: item[0])
+        """The report: errors and warnings each picked round-robin over kinds, sorted by place."""
         return ValidationReport(
-            violations=[v for _, v in picked],
-            total=self.total,
-            kinds=list(self._kinds),
-            warnings=list(self.warnings),
+            violations=self._errors.pick(self.max_errors),
+            total=self._errors.total,
+            kinds=list(self._errors.kinds),
+            warnings=self._warnings.pick(self.max_errors),
+            warning_total=self._warnings.total,
+            warning_kinds=list(self._warnings.kinds),
+            notes=list(self.notes),
             max_errors=self.max_errors,
         )
 
@@ -543,21 +630,32 @@ def _check_header(schema: TableSchema, frame: pd.DataFrame, file: str, out: Prob
     frame = frame.loc[:, ~pd.Index(names).duplicated()].reset_index(drop=True)
     frame.columns = [str(c) for c in frame.columns]
     for col in schema.columns:
-        if col.name not in frame.columns:
+        if col.name not in frame.columns and not col.optional:
             near = [n for n in frame.columns if n.strip().lower() == col.name.lower()]
             hint = f"A column named {near[0]!r} was found; column names are exact." if near else None
             rule = "is required by the contract but missing"
             out.add_group([Violation(file, None, col.name, None, rule, "missing_column", hint)], 1)
-    unknown = [n for n in frame.columns if n not in schema.column_names]
+    unknown = extra_columns(schema, frame)
     if unknown:
-        out.warnings.append(f"{file} has columns the contract does not know; they are ignored: {', '.join(map(repr, unknown))}.")
+        out.notes.append(
+            f"{file} has columns beyond the contract's; they are kept and ignored by scoring: {', '.join(map(repr, unknown))}."
+        )
     return frame
+
+
+def extra_columns(schema: TableSchema, frame: pd.DataFrame) -> list[str]:
+    """The columns of ``frame`` that ``schema`` does not name, in frame order."""
+    return [str(n) for n in frame.columns if n not in schema.column_names]
 
 
 def _check_columns(table: CheckedTable, out: ProblemCollector) -> None:
     """Empty cells, value sets, formats, bounds and uniqueness, column by column."""
     for col in table.schema.columns:
         if col.name not in table.raw.columns:
+            if col.optional:  # an absent optional column reads as all empty
+                n = len(table.raw)
+                table.typed[col.name] = pd.Series(pd.array([pd.NA] * n, dtype=typed_dtype(col)), name=col.name)
+                table.empty[col.name] = np.ones(n, dtype=bool)
             continue
         check = _ColumnCheck(table.file, col, table.raw[col.name], out)
         typed, empty = _PARSERS[col.kind](check)
@@ -610,24 +708,57 @@ def _in_categories(values: pd.Series, wanted: tuple[str, ...]) -> np.ndarray:
 
 
 def _check_channel_fields(tx: CheckedTable, out: ProblemCollector) -> None:
-    """ip_address and device_id exactly on online and mobile banking; terminal_id exactly on POS and ATM."""
+    """The session (ip_address, device_id) on online and mobile banking only, required on their out rows;
+    terminal_id exactly on POS and ATM; ip_country and ip_region without an ip_address are a warning."""
     channel = tx.typed.get("channel")
     if channel is None:
         return
     known = _mask(channel.notna())
+    direction = tx.typed.get("direction")
+    # Without a readable direction a row is held to the stricter rule of an out row.
+    incoming = _in_categories(direction, ("in",)) if direction is not None else np.zeros(len(channel), dtype=bool)
 
     def note(p: int) -> str:
         return f"Its channel is {channel.iat[p]}."
 
-    for name, channels in (("ip_address", IP_CHANNELS), ("device_id", IP_CHANNELS), ("terminal_id", TERMINAL_CHANNELS)):
+    def out_note(p: int) -> str:
+        return f"Its channel is {channel.iat[p]} and its direction is out."
+
+    ip_where = " or ".join(IP_CHANNELS)
+    for name in ("ip_address", "device_id"):
         if name not in tx.typed:
             continue
-        on = _in_categories(channel, channels)
-        empty = tx.empty[name]
-        where = " or ".join(channels)
-        raw = tx.raw[name]
-        out.add(tx.file, name, on & empty, raw, f"must not be empty when channel is {where}", "channel_field_missing", note)
-        out.add(tx.file, name, known & ~on & ~empty, raw, f"must be empty unless channel is {where}", "channel_field_forbidden", note)
+        on = _in_categories(channel, IP_CHANNELS)
+        empty, raw = tx.empty[name], tx.raw[name]
+        out.add(tx.file, name, on & ~incoming & empty, raw,
+                f"must not be empty on an out row when channel is {ip_where} (the customer's own session)",
+                "channel_field_missing", out_note)
+        out.add(tx.file, name, known & ~on & ~empty, raw, f"must be empty unless channel is {ip_where}",
+                "channel_field_forbidden", note)
+    if "terminal_id" in tx.typed:
+        on = _in_categories(channel, TERMINAL_CHANNELS)
+        empty, raw = tx.empty["terminal_id"], tx.raw["terminal_id"]
+        where = " or ".join(TERMINAL_CHANNELS)
+        out.add(tx.file, "terminal_id", on & empty, raw, f"must not be empty when channel is {where}", "channel_field_missing", note)
+        out.add(tx.file, "terminal_id", known & ~on & ~empty, raw, f"must be empty unless channel is {where}",
+                "channel_field_forbidden", note)
+    if "ip_address" in tx.typed:
+        no_ip = tx.empty["ip_address"]
+        for name in ("ip_country", "ip_region"):
+            if name in tx.typed:
+                out.warn(tx.file, name, no_ip & ~tx.empty[name], tx.raw[name],
+                         "describes ip_address and should be empty when ip_address is empty", "ip_detail_without_ip")
+
+
+def _check_counterparty_link(tx: CheckedTable, customers: CheckedTable, out: ProblemCollector) -> None:
+    """A counterparty_id that names no customer is a warning: the counterparty is then outside the bank."""
+    ids, known = tx.typed.get("counterparty_id"), customers.typed.get("customer_id")
+    if ids is None or known is None:
+        return
+    unknown = _mask(ids.notna()) & ~_is_in(ids, known)
+    rule = (f"should name a customer in {customers.file} when given "
+            "(one that names no customer is treated as a counterparty outside the bank)")
+    out.warn(tx.file, "counterparty_id", unknown, tx.raw["counterparty_id"], rule, "unknown_counterparty")
 
 
 def _check_customer_link(table: CheckedTable, customers: CheckedTable, out: ProblemCollector) -> None:
@@ -657,7 +788,7 @@ def _check_reports(rep: CheckedTable, tx: CheckedTable | None, out: ProblemColle
         out.add(rep.file, "txn_id", has_txn & ~exists, rep.raw["txn_id"], rule, "unknown_transaction")
         _check_report_owner(rep, found, has_txn & exists, out)
         activity = activity.mask(has_txn, found["day"])
-        source = source.mask(has_txn, "the UTC date of its transaction")
+        source = source.mask(has_txn, "the China Standard Time date of its transaction")
 
     start, end = rep.typed.get("period_start"), rep.typed.get("period_end")
     for name in ("period_start", "period_end"):
@@ -679,6 +810,11 @@ def _check_reports(rep: CheckedTable, tx: CheckedTable | None, out: ProblemColle
                 "report_before_activity", note=lambda p: f"The activity is on {activity.iat[p]:%Y-%m-%d} ({source.iat[p]}).")
 
 
+def local_day(instants: pd.Series) -> pd.Series:
+    """The China Standard Time calendar day of UTC instants, as naive midnight datetimes."""
+    return instants.dt.tz_convert(LOCAL_TIMEZONE).dt.tz_localize(None).dt.floor("D")
+
+
 def _check_report_owner(rep: CheckedTable, found: pd.DataFrame, linked: np.ndarray, out: ProblemCollector) -> None:
     customer = rep.typed.get("customer_id")
     if customer is None:
@@ -693,7 +829,7 @@ def _check_report_owner(rep: CheckedTable, found: pd.DataFrame, linked: np.ndarr
 
 
 def _lookup_transactions(txn_id: pd.Series, tx: CheckedTable) -> pd.DataFrame:
-    """Per report: does its txn_id exist, whose is it, on which UTC date (the first copy wins)."""
+    """Per report: does its txn_id exist, whose is it, on which China Standard Time date (the first copy wins)."""
     ids = tx.typed["txn_id"]
     wanted = _is_in(ids, txn_id)  # the few reported transactions out of millions
     index = pd.Index(ids[wanted].array)
@@ -704,7 +840,7 @@ def _lookup_transactions(txn_id: pd.Series, tx: CheckedTable) -> pd.DataFrame:
         {
             "exists": np.ones(n, dtype=bool),
             "customer_id": owner[wanted][first].array if owner is not None else pd.array([pd.NA] * n, dtype=STRING_DTYPE),
-            "day": ts[wanted][first].dt.floor("D").dt.tz_localize(None).array if ts is not None else pd.NaT,
+            "day": local_day(ts[wanted][first]).array if ts is not None else pd.NaT,
         },
         index=index[first],
     )
@@ -745,6 +881,8 @@ def check_tables(
         for table in (tx, reports):
             if table is not None:
                 _check_customer_link(table, customers, out)
+        if tx is not None:
+            _check_counterparty_link(tx, customers, out)
     if reports is not None:
         _check_reports(reports, tx, out)
     return tables
@@ -764,7 +902,9 @@ def typed_tables(report: ValidationReport, tables: Mapping[str, CheckedTable]) -
         if table is None:
             frames.append(empty_table(schema.name))
             continue
-        frame = pd.DataFrame({c.name: _final(c, table.typed[c.name]) for c in schema.columns})
+        columns = {c.name: _final(c, table.typed[c.name]) for c in schema.columns}
+        columns.update({name: as_text(table.raw[name]) for name in extra_columns(schema, table.raw)})
+        frame = pd.DataFrame(columns)
         if schema is TRANSACTIONS and len(frame):
             frame = frame.take(_time_order(frame)).reset_index(drop=True)
         frames.append(frame)
@@ -772,8 +912,9 @@ def typed_tables(report: ValidationReport, tables: Mapping[str, CheckedTable]) -
 
 
 def _final(column: Column, values: pd.Series) -> pd.Series:
-    """bool columns are nullable while checking (an empty cell is an error), numpy bool once valid."""
-    return values.astype(bool) if column.kind == "bool" else values
+    """bool columns are nullable while checking; a required one is numpy bool once valid, a column
+    that may be empty stays ``boolean`` so that unknown stays missing."""
+    return values.astype(typed_dtype(column)) if column.kind == "bool" else values
 
 
 def _time_order(tx: pd.DataFrame) -> np.ndarray:
@@ -789,7 +930,7 @@ def typed_dtype(column: Column) -> object:
         "text": STRING_DTYPE,
         "country": STRING_DTYPE,
         "category": pd.CategoricalDtype(categories=list(column.values or ())),
-        "bool": np.dtype(bool),
+        "bool": pd.BooleanDtype() if column.nullable else np.dtype(bool),
         "date": np.dtype("datetime64[ns]"),
         "timestamp": pd.DatetimeTZDtype("ns", "UTC"),
         "decimal": np.dtype("float64"),

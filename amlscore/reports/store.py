@@ -361,7 +361,7 @@ def build_store(data: str | Path, root: str | Path, progress: Progress | None = 
     training), save loading and computing them again; a dataset whose fingerprint is not the
     folder's is not used.
     """
-    from amlscore.contract import load_dataset
+    from amlscore.contract import load_dataset, report_data_warnings
     from amlscore.contract.schema import CONTRACT_VERSION
     from amlscore.features.offline import build_features
     from amlscore.features.params import load_feature_params
@@ -376,6 +376,7 @@ def build_store(data: str | Path, root: str | Path, progress: Progress | None = 
     report("loading", 0.0)
     if dataset is None or getattr(dataset, "fingerprint", None) != data_fingerprint(data):
         dataset, features = load_dataset(data, require_reports=False), None
+        report_data_warnings(dataset)
     report("loading", 1.0)
     params = load_feature_params()
     cfg = load_rules_config()

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amlscore.contract import load_dataset
+from amlscore.contract import load_dataset, report_data_warnings
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.events import timestamp_ns
 from amlscore.features.online import BadTransactionError, LateTransactionError, OnlineFeatureState, warm_up
@@ -169,6 +169,7 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     state_dir = Path(settings.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset(settings.data_dir, require_reports=False)
+    report_data_warnings(dataset)
     state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite")
     try:
         bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
@@ -241,6 +242,7 @@ class ScoringEngine:
 
         # 2. the data folder and the online feature state
         dataset = load_dataset(settings.data_dir, require_reports=False)
+        report_data_warnings(dataset)
         self.customers = dataset.customers
         self.data_fingerprint = dataset.fingerprint
         self.state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite")

@@ -23,7 +23,7 @@ from amlscore.contract.schema import (
 from amlscore.synth import geo
 from amlscore.synth.clock import Clock
 from amlscore.synth.config import TYPOLOGIES, SynthConfig, load_bank_rules, stream
-from amlscore.synth.ledger import FEN, TxnBlock, concat
+from amlscore.synth.ledger import FEN, TT, TxnBlock, concat
 from amlscore.synth.normal import BEHAVIOURS, generate_normal
 from amlscore.synth.population import Population, build_population, customer_rank
 from amlscore.synth.reports import NO_DAY, ReportRows, build_reports, covered
@@ -184,6 +184,8 @@ def _finalise_ledger(w: World, b: TxnBlock) -> TxnBlock:
     inside = (b.ts >= lo) & (b.ts < hi)
     b = b.take(inside)
     b.account = np.minimum(b.account, pop.n_accounts[b.customer] - 1).astype(np.int8)
+    internal = b.cp >= 0
+    b.cp_slot = np.where(internal, np.minimum(b.cp_slot, pop.n_accounts[np.maximum(b.cp, 0)] - 1), -1).astype(np.int8)
     # One int64 key (seconds, then 20 random bits) sorts much faster than a two-key lexsort.
     tiebreak = stream(w.config.seed, "ledger/order").integers(0, 1 << 20, len(b), dtype=np.int64)
     order = np.argsort(((b.ts - lo) << 20) | tiebreak, kind="stable")
@@ -305,8 +307,58 @@ def _transactions_frame(w: World, b: TxnBlock, cust_ids: pa.Array, txn_ids: pa.A
         "terminal_id": _series(_take(terminals, b.terminal)),
         "terminal_region": _codes(geo.REGIONS, b.terminal_region),
         "operator_id": _series(_take(_operator_ids(w), b.operator)),
+        "counterparty_account": _series(_counterparty_accounts(w, b, account_table)),
     })
     return frame[list(TRANSACTIONS.column_names)]
+
+
+_NO_ACCOUNT_TYPES = np.array([TT["cash_deposit"], TT["cash_withdrawal"]], dtype=np.int8)
+_EXTERNAL_DIGITS = 17  # external account numbers: "62" and 17 digits (internal ones are shorter)
+
+
+def _counterparty_accounts(w: World, b: TxnBlock, account_table: pa.Array) -> pa.Array:
+    """The other side's account: the other leg's account for a transfer between customers, an
+    account at another bank for any other non-cash transaction, empty for cash."""
+    pop = w.pop
+    internal = b.cp >= 0
+    slot_index = np.maximum(b.cp, 0).astype(np.int64) * pop.accounts.shape[1] + np.maximum(b.cp_slot, 0)
+    inside = account_table.take(pa.array(np.where(internal, slot_index, 0)))
+    keys = _external_account_keys(w, b)
+    outside = _prefixed("62", keys % (10**_EXTERNAL_DIGITS), _EXTERNAL_DIGITS)
+    account = pc.if_else(pa.array(internal), inside, outside)
+    none = ~internal & (keys < 0)
+    return pc.if_else(pa.array(none), pa.scalar(None, pa.string()), account)
+
+
+def _external_account_keys(w: World, b: TxnBlock) -> np.ndarray:
+    """A key per non-cash row with a counterparty outside the bank (-1 elsewhere).
+
+    Each customer deals with a small pool of outside accounts per kind of transaction (one
+    employer for salaries, 2 to 12 for anything else); a laundering scenario's outside legs draw
+    from a pool about half as large as their number, so most outside accounts recur once or twice
+    (a fan-in from many remitters, a fan-out to many beneficiaries). Keys are seeded hashes of
+    (owner, kind, direction, pool index).
+    """
+    rng = stream(w.config.seed, "ledger/external_accounts")
+    external = (b.cp < 0) & ~np.isin(b.txn_type, _NO_ACCOUNT_TYPES)
+    laundering = b.scenario >= 0
+    customer_pool = rng.integers(2, 13, size=w.pop.n)
+    n_scenarios = int(b.scenario.max()) + 1 if len(b) and laundering.any() else 0
+    scenario_rows = np.bincount(b.scenario[external & laundering], minlength=n_scenarios)
+    scenario_pool = np.maximum(1, (scenario_rows + 1) // 2)
+    pool = np.where(laundering, scenario_pool[np.maximum(b.scenario, 0)] if n_scenarios else 1,
+                    np.where(b.txn_type == TT["salary"], 1, customer_pool[b.customer]))
+    index = np.floor(rng.random(len(b)) * pool).astype(np.int64)
+    owner = np.where(laundering, -1 - b.scenario.astype(np.int64), b.customer.astype(np.int64))
+    mixed = (owner.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+             ^ (b.txn_type.astype(np.uint64) << np.uint64(40))
+             ^ (b.direction.astype(np.uint64) << np.uint64(48))
+             ^ index.astype(np.uint64) * np.uint64(0xBF58476D1CE4E5B9)
+             ^ np.uint64(w.config.seed & 0xFFFFFFFF))
+    mixed = (mixed ^ (mixed >> np.uint64(31))) * np.uint64(0x94D049BB133111EB)
+    mixed ^= mixed >> np.uint64(29)
+    keys = (mixed >> np.uint64(1)).astype(np.int64)
+    return np.where(external, keys, -1)
 
 
 def _reports_frame(rep: ReportRows, clock: Clock, cust_ids: pa.Array, txn_ids: pa.Array) -> pd.DataFrame:

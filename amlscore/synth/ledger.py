@@ -25,7 +25,7 @@ IP_CHANNEL_CODES = np.array([CH["online_banking"], CH["mobile_banking"]], dtype=
 TERMINAL_CHANNEL_CODES = np.array([CH["pos"], CH["atm"]], dtype=np.int8)
 # Tags of unusual but innocent activity: analysts review some of it and close it as not suspicious.
 TAG_BIG_PURCHASE, TAG_TRAVEL, TAG_CASH_BUSINESS, TAG_REACTIVATION, TAG_RISKY_TRADE = 1, 2, 3, 4, 5
-CREDIT_CHANNEL = CH["counter"]  # how a credit without a session of the payee's is booked
+CREDIT_CHANNEL = CH["counter"]  # how a credit from outside the bank is booked
 FEN = 100  # amounts are kept in integer fen (0.01 CNY) so sums and output are exact
 
 _DTYPES: dict[str, type] = {
@@ -37,6 +37,7 @@ _DTYPES: dict[str, type] = {
     "channel": np.int8,
     "txn_type": np.int8,
     "cp": np.int32,  # counterparty customer index, -1 = not a customer of the bank
+    "cp_slot": np.int8,  # account slot of an internal counterparty (the other leg's account), -1 = none
     "cp_type": np.int8,
     "cp_country": np.int16,  # country index, -1 = empty
     "ip": np.int64,  # IPv4 as integer, -1 = empty
@@ -49,7 +50,7 @@ _DTYPES: dict[str, type] = {
     "scenario": np.int32,  # laundering scenario, -1 = legitimate
     "tag": np.int8,  # why a legitimate transaction looks unusual (TAG_*), 0 = nothing special
 }
-_EMPTY_DEFAULT = {"cp", "cp_country", "ip", "ip_country", "ip_region", "device", "terminal", "terminal_region",
+_EMPTY_DEFAULT = {"cp", "cp_slot", "cp_country", "ip", "ip_country", "ip_region", "device", "terminal", "terminal_region",
                   "operator", "scenario"}
 
 
@@ -65,6 +66,7 @@ class TxnBlock:
     channel: np.ndarray
     txn_type: np.ndarray
     cp: np.ndarray
+    cp_slot: np.ndarray
     cp_type: np.ndarray
     cp_country: np.ndarray
     ip: np.ndarray
@@ -133,9 +135,10 @@ def with_in_legs(out: TxnBlock, cust_type: np.ndarray, primary_account: np.ndarr
     Returns
     -------
     TxnBlock
-        ``out`` followed by the in legs. An in leg keeps the timestamp, amount, channel, type,
-        terminal and scenario; the client session (IP, device, operator) was the payer's, so the
-        payee's leg carries none of it.
+        ``out`` followed by the in legs. An in leg keeps the timestamp, amount, channel (the one
+        the money arrived through), type, terminal and scenario; the client session (IP, device,
+        operator) was the payer's, so the payee's leg carries none of it. Each leg's ``cp_slot``
+        names the other leg's account, so both sides get a ``counterparty_account``.
     """
     if active is not None:
         start, end, epoch0 = active
@@ -149,16 +152,19 @@ def with_in_legs(out: TxnBlock, cust_type: np.ndarray, primary_account: np.ndarr
     o = out.take(internal)
     payer = o.customer
     payee = o.cp
+    payee_slot = np.zeros(len(o), dtype=np.int8) if primary_account is None else primary_account[payee]
+    out.cp_slot[internal] = payee_slot
     in_leg = block(
         len(o),
         customer=payee,
-        account=0 if primary_account is None else primary_account[payee],
+        account=payee_slot,
         ts=o.ts,
         direction=DIR["in"],
         amount=o.amount,
-        channel=incoming_channel(o.channel),
+        channel=o.channel,  # the channel the money arrived through: the payer's
         txn_type=o.txn_type,
         cp=payer,
+        cp_slot=o.account,
         cp_type=np.where(cust_type[payer] == 1, CPT["corporate"], CPT["individual"]),
         cp_country=o.cp_country,
         terminal=o.terminal,
@@ -169,23 +175,10 @@ def with_in_legs(out: TxnBlock, cust_type: np.ndarray, primary_account: np.ndarr
     return concat([out, in_leg])
 
 
-def incoming_channel(channel: np.ndarray) -> np.ndarray:
-    """Channel recorded on the payee's leg of a transfer.
-
-    Why not the payer's channel: the contract wants an IP address and a device on every online or
-    mobile banking row, and the payee had no session; giving the payee the payer's IP would make
-    every payee look like it shares the payer's IP. So a credit that arrived through e-banking is
-    booked as a ``counter`` (bank-side) posting on the payee; POS, ATM and counter keep theirs.
-    """
-    ch = np.asarray(channel)
-    e_banking = np.isin(ch, IP_CHANNEL_CODES) | (ch == CH["phone_banking"])
-    return np.where(e_banking, CREDIT_CHANNEL, ch).astype(np.int8)
-
-
 def credit_channel(n: int) -> np.ndarray:
     """Channel of ``n`` credits sent from outside the bank (salaries, transfers, remittances in).
 
-    The same bank-side ``counter`` booking as the payee's leg of an internal transfer (see
-    :func:`incoming_channel`), for legitimate and laundering credits alike.
+    The sending bank's channel is not known here, so the credit is booked bank-side at the
+    ``counter``, for legitimate and laundering credits alike.
     """
     return np.full(n, CREDIT_CHANNEL, dtype=np.int8)

@@ -15,7 +15,7 @@ import numpy as np
 from amlscore.synth import geo
 from amlscore.synth.clock import Clock
 from amlscore.synth.config import BankRules, SynthConfig, stream
-from amlscore.synth.ledger import CH, TxnBlock
+from amlscore.synth.ledger import CH, DIR, TxnBlock
 from amlscore.synth.population import Population
 
 POS_KIND, ATM_KIND = 0, 1
@@ -100,15 +100,16 @@ class World:
     def attach_identifiers(self, b: TxnBlock, rng: np.random.Generator) -> TxnBlock:
         """Fill IP, device and terminal where the channel needs them and the behaviour left them empty.
 
-        The customer's own session: PC banking from the home (or office) IP and PC, mobile banking
+        The customer's own session, on out rows only: PC banking from the home (or office) IP and PC, mobile banking
         from a carrier IP of the home province and the customer's phone. Non-residents bank mostly
         from their country of residence. Terminals: POS anywhere in the home province, ATMs mostly
         near home. Rows already carrying an IP or terminal (travel, typologies) are left as they are.
         """
         pop = self.pop
         cust = b.customer.astype(np.int64)
-        is_online = (b.channel == CH["online_banking"]) & (b.ip < 0)
-        is_mobile = (b.channel == CH["mobile_banking"]) & (b.ip < 0)
+        own = (b.ip < 0) & (b.direction == DIR["out"])  # an in row carries no session: the payee did not act
+        is_online = (b.channel == CH["online_banking"]) & own
+        is_mobile = (b.channel == CH["mobile_banking"]) & own
         need = is_online | is_mobile
         if need.any():
             c = cust[need]

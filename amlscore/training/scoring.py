@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from amlscore.contract.errors import AmlError
+from amlscore.contract import report_data_warnings
 from amlscore.contract.load import Dataset, load_dataset
 from amlscore.features.offline import build_features
 from amlscore.models.model_set import ModelSet
@@ -49,6 +50,7 @@ class FolderData:
 def load_folder(data: str | Path, *, require_reports: bool = True, feedback: tuple[Path, ...] = ()) -> FolderData:
     """Load and validate a data folder; merge ``<data>/feedback/*.csv`` and ``feedback`` files."""
     dataset = load_dataset(data, require_reports=require_reports)
+    report_data_warnings(dataset)
     dataset, _ = merge_feedback(dataset, feedback_files(data, feedback))
     return FolderData(dataset, read_ground_truth(data), Path(data))
 

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from amlscore.contract.errors import AmlError
+from amlscore.contract import report_data_warnings
 from amlscore.contract.load import Dataset, load_dataset
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.offline import build_features
@@ -97,6 +98,7 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
     progress("loading data", 0.0)
     if dataset is None:
         dataset = load_dataset(config.data)
+        report_data_warnings(dataset)
     dataset, n_feedback = merge_feedback(dataset, feedback_files(config.data, config.feedback))
     rules_config = load_rules_config(config.rules_config_path)
     params = load_feature_params(config.feature_params_path)

@@ -45,7 +45,7 @@ def test_typed_dtypes_are_the_documented_ones(tables: Tables) -> None:
     assert tx["amount"].dtype == np.float64
     assert tx["timestamp"].dtype == pd.DatetimeTZDtype("ns", "UTC")
     assert customers["onboarded_at"].dtype == np.dtype("datetime64[ns]")
-    assert customers["is_pep"].dtype == np.bool_
+    assert customers["is_pep"].dtype == pd.BooleanDtype()  # may be empty: unknown stays missing
     assert customers["ownership_layers"].dtype == pd.Int64Dtype()
     assert customers["customer_id"].dtype == STRING_DTYPE
     assert list(tx["direction"].cat.categories) == list(DIRECTIONS)
@@ -84,11 +84,14 @@ def test_native_types_from_memory_are_accepted(tables: Tables) -> None:
         pd.testing.assert_frame_equal(a, b)
     assert again.fingerprint == typed.fingerprint
     c = tables["customers"].copy()
-    c["is_pep"] = [False, True, None]  # Python bools; None is an empty cell
+    c["is_pep"] = [False, True, None]  # Python bools; None is an empty cell, which is_pep allows
+    kept = dataset_from_frames(c, tables["transactions"], tables["reports"]).customers["is_pep"]
+    assert kept.tolist()[:2] == [False, True] and kept.isna().tolist() == [False, False, True]
+    c["customer_type"] = ["individual", None, "corporate"]  # a required column: None is an error
     with pytest.raises(ContractViolationError) as err:
         dataset_from_frames(c, tables["transactions"], tables["reports"])
     v = err.value.report.violations
-    assert [(x.file, x.row, x.column, x.kind) for x in v] == [("customers", 3, "is_pep", "required")]
+    assert [(x.file, x.row, x.column, x.kind) for x in v] == [("customers", 2, "customer_type", "required")]
 
 
 def test_reports_may_be_absent_in_memory(tables: Tables) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from amlscore.contract.load import validate_folder
+from amlscore.contract.load import load_dataset, validate_folder
 from amlscore.contract.validate import ValidationReport, Violation, validate_frames
 from contract_data import Tables, append_row, customer_row, txn_row, valid_tables
 
@@ -55,7 +55,8 @@ def _txn_report(rid: str, cid: str, txn: str, filed: str) -> dict[str, str]:
 # Rows (1-based): customers C1, C2, NA; transactions T6 pos, T1 online, T2 online, T3 mobile,
 # T4 phone, T5 atm, T7 counter; reports R1 (C2, T3), R2 (NA, period). Appended rows come after.
 CASES: list[Case] = [
-    Case("required", _set("customers", 2, "phone", ""), "customers.csv", 2, "phone", "required", "must not be empty"),
+    Case("required", _set("customers", 2, "occupation_or_industry", ""), "customers.csv", 2, "occupation_or_industry", "required",
+         "must not be empty"),
     Case("required-blank", _set("transactions", 1, "account_id", "   "), "transactions.csv", 1, "account_id", "required", "must not be empty"),
     Case("category", _set("customers", 3, "customer_type", "person"), "customers.csv", 3, "customer_type", "invalid_value",
          "must be one of individual, corporate"),
@@ -99,7 +100,7 @@ CASES: list[Case] = [
     Case("report-txn-owner", _append("reports", _txn_report("R5", "C1", "T2", "2024-03-10")), "reports.csv", "last", "txn_id",
          "transaction_of_other_customer", "the report's own customer"),
     Case("ip-required", _set("transactions", 4, "ip_address", ""), "transactions.csv", 4, "ip_address", "channel_field_missing",
-         "must not be empty when channel is online_banking or mobile_banking"),
+         "must not be empty on an out row when channel is online_banking or mobile_banking"),
     Case("device-forbidden", _set("transactions", 7, "device_id", "D-x"), "transactions.csv", 7, "device_id",
          "channel_field_forbidden", "must be empty unless channel is online_banking or mobile_banking"),
     Case("terminal-required", _set("transactions", 6, "terminal_id", ""), "transactions.csv", 6, "terminal_id",
@@ -166,10 +167,10 @@ def test_folder_with_every_kind_of_violation_reports_each(csv_folder: Callable[[
 
 def test_offending_value_is_quoted_and_empty_cells_are_named(csv_folder: Callable[[Tables], Path], tables: Tables) -> None:
     tables["transactions"].loc[2, "direction"] = "sideways"
-    tables["customers"].loc[0, "phone"] = ""
+    tables["customers"].loc[0, "customer_type"] = ""
     report = validate_folder(csv_folder(tables))
     messages = report.lines()
-    assert "The 'phone' column of customers.csv must not be empty. Got an empty cell instead at row 1 (line 2)." in messages
+    assert "The 'customer_type' column of customers.csv must not be empty. Got an empty cell instead at row 1 (line 2)." in messages
     assert ("The 'direction' column of transactions.csv must be one of in, out. Got 'sideways' instead at row 3 (line 4)."
             in messages)
 
@@ -186,13 +187,27 @@ def test_duplicate_note_points_at_first_copy(csv_folder: Callable[[Tables], Path
     assert v.note == "Row 2 has the same value."
 
 
-def test_report_date_uses_the_utc_date_of_the_transaction(csv_folder: Callable[[Tables], Path], tables: Tables) -> None:
-    # T4 is 2024-03-03T23:59:59.5-05:00, i.e. 2024-03-04 in UTC: a report filed on 03-03 is too early.
+def test_report_date_uses_the_china_standard_time_date_of_the_transaction(
+    csv_folder: Callable[[Tables], Path], tables: Tables
+) -> None:
+    # T4 is 2024-03-03T23:59:59.5-05:00, i.e. 2024-03-04 12:59 in China: a report filed on 03-03 is too early.
     append_row(tables, "reports", _txn_report("R8", "NA", "T4", "2024-03-03"))
     v = _only(validate_folder(csv_folder(tables)))
     assert (v.row, v.column, v.kind) == (3, "report_date", "report_before_activity")
-    assert "2024-03-04" in v.message and "UTC date of its transaction" in v.message
+    assert "2024-03-04" in v.message and "China Standard Time date of its transaction" in v.message
     tables["reports"].loc[2, "report_date"] = "2024-03-04"  # the same day is fine
+    assert validate_folder(csv_folder(tables)).ok
+
+
+def test_report_date_on_the_utc_day_of_an_evening_transaction_is_too_early(
+    csv_folder: Callable[[Tables], Path], tables: Tables
+) -> None:
+    # 17:00 UTC on 03-04 is 01:00 on 03-05 in China: filing on 03-04 (the UTC day) is before the activity.
+    tables["transactions"].loc[5, "timestamp"] = "2024-03-04T17:00:00Z"  # T5
+    append_row(tables, "reports", _txn_report("R8", "C1", "T5", "2024-03-04"))
+    v = _only(validate_folder(csv_folder(tables)))
+    assert (v.column, v.kind) == ("report_date", "report_before_activity") and "2024-03-05" in v.message
+    tables["reports"].loc[2, "report_date"] = "2024-03-05"
     assert validate_folder(csv_folder(tables)).ok
 
 
@@ -201,11 +216,17 @@ def test_report_with_txn_needs_no_period(csv_folder: Callable[[Tables], Path], t
     assert validate_folder(csv_folder(tables)).ok
 
 
-def test_unknown_column_is_a_warning_not_an_error(csv_folder: Callable[[Tables], Path], tables: Tables) -> None:
+def test_extra_column_is_a_note_kept_in_the_data(csv_folder: Callable[[Tables], Path], tables: Tables) -> None:
     tables["transactions"]["merchant_name"] = "shop"
-    report = validate_folder(csv_folder(tables))
-    assert report.ok
-    assert report.warnings == ["transactions.csv has columns the contract does not know; they are ignored: 'merchant_name'."]
+    folder = csv_folder(tables)
+    report = validate_folder(folder)
+    assert report.ok and report.warning_total == 0
+    assert report.notes == [
+        "transactions.csv has columns beyond the contract's; they are kept and ignored by scoring: 'merchant_name'."
+    ]
+    data = load_dataset(folder)
+    assert data.transactions["merchant_name"].tolist() == ["shop"] * len(data.transactions)
+    assert list(data.transactions.columns[-1:]) == ["merchant_name"]  # after the contract's columns
 
 
 def test_missing_column_hints_at_near_miss(csv_folder: Callable[[Tables], Path], tables: Tables) -> None:

@@ -21,11 +21,13 @@ def test_output_passes_the_contract_validator(dataset: Dataset, bank: SyntheticB
 
 def test_channel_bound_fields(dataset: Dataset) -> None:
     tx = dataset.transactions
-    e_banking = tx["channel"].isin(IP_CHANNELS).to_numpy()
+    # The customer's own session: on out rows of e-banking only (an in row's payee did not act).
+    session = (tx["channel"].isin(IP_CHANNELS) & (tx["direction"] == "out")).to_numpy()
     terminal = tx["channel"].isin(TERMINAL_CHANNELS).to_numpy()
     for column in ("ip_address", "device_id"):
         present = tx[column].notna().to_numpy()
-        assert (present == e_banking).all(), column
+        assert (present == session).all(), column
+    assert tx[tx["direction"] == "in"]["channel"].isin(IP_CHANNELS).any()  # credits arrive through e-banking too
     assert (tx["terminal_id"].notna().to_numpy() == terminal).all()
     assert tx.loc[terminal, "terminal_region"].notna().all()
     # Operators are the exception, not the rule.
@@ -42,11 +44,29 @@ def test_internal_transfers_appear_twice_with_matching_legs(dataset: Dataset) ->
     assert (joined["_merge"] == "both").all()
     assert (joined["txn_id_out"] != joined["txn_id_in"]).all()
     assert len(joined) == len(out) == len(inn)
+    # The credit leg takes the payer's channel and none of the payer's session.
+    assert (joined["channel_in"] == joined["channel_out"]).all()
+    assert joined["ip_address_in"].isna().all() and joined["device_id_in"].isna().all()
+    # Each leg names the other leg's account.
+    assert (joined["counterparty_account_out"] == joined["account_id_in"]).all()
+    assert (joined["counterparty_account_in"] == joined["account_id_out"]).all()
     # Most transfers stay inside the bank.
     transfers = tx[tx["txn_type"] == "transfer"]
     assert transfers["counterparty_id"].notna().mean() > 0.5
     # A counterparty of the bank is a customer of the bank.
     assert internal["counterparty_id"].isin(dataset.customers["customer_id"]).all()
+
+
+def test_outside_counterparties_have_accounts_at_other_banks(dataset: Dataset) -> None:
+    tx = dataset.transactions
+    cash = tx["txn_type"].isin(["cash_deposit", "cash_withdrawal"])
+    outside = tx["counterparty_id"].isna() & ~cash
+    assert tx.loc[cash, "counterparty_account"].isna().all()
+    accounts = tx.loc[outside, "counterparty_account"]
+    assert accounts.notna().all()
+    assert not accounts.isin(tx["account_id"]).any()  # not an account of this bank
+    # Customers deal with recurring outside accounts, not a new one every time.
+    assert accounts.nunique() < 0.5 * len(accounts)
 
 
 def test_transactions_are_inside_the_window_and_after_onboarding(dataset: Dataset) -> None:
