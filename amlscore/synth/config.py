@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from amlscore.contract.errors import AmlError
+from amlscore.synth.variant import DEFAULT_VARIANT, WorldVariant
 
 FEATURE_PARAMS_PATH = Path(__file__).resolve().parent.parent / "features" / "config" / "feature_params.yaml"
 
@@ -44,6 +45,9 @@ class TypologySpec:
         Floor on the count, so a small bank still shows the pattern in every third of its window.
     report_rate:
         Probability that a scenario is reported at all (labels are incomplete).
+    default_enabled:
+        Whether the default world generates it; the others only appear when a world variant
+        switches them on (:mod:`amlscore.synth.variant`), typologies the features were not designed for.
     """
 
     name: str
@@ -51,6 +55,7 @@ class TypologySpec:
     min_scenarios: int
     report_rate: float
     description: str
+    default_enabled: bool = True
 
 
 # Why the report rates differ: cash structuring and high-risk remittances trip classic rules and are
@@ -67,8 +72,14 @@ TYPOLOGY_SPECS: tuple[TypologySpec, ...] = (
     TypologySpec("high_risk_remittance", 4.0, 3, 0.70, "remittances to high-risk jurisdictions"),
     TypologySpec("agent_ring", 1.5, 3, 0.50, "agent-opened accounts sharing a contact, moving money among themselves"),
     TypologySpec("cycle", 2.0, 3, 0.45, "money going round A -> B -> C -> A"),
+    TypologySpec("slow_layering", 2.5, 3, 0.5, "money moved slowly along a chain of intermediaries, days per hop",
+                 default_enabled=False),
 )
+#: Every typology the generator knows (codes in ground truth and reports index into it).
 TYPOLOGIES: tuple[str, ...] = tuple(s.name for s in TYPOLOGY_SPECS)
+ALL_TYPOLOGIES = TYPOLOGIES
+#: The typologies of the default world.
+DEFAULT_TYPOLOGIES: tuple[str, ...] = tuple(s.name for s in TYPOLOGY_SPECS if s.default_enabled)
 TYPOLOGY_BY_NAME: dict[str, TypologySpec] = {s.name: s for s in TYPOLOGY_SPECS}
 
 
@@ -128,6 +139,8 @@ class SynthConfig:
         First day of the window (bank-local date, China Standard Time).
     laundering_scale:
         Multiplies the number of scenarios of every typology (1.0 gives ~1-3 % laundering).
+    variant:
+        How the world is shifted from the default (:class:`amlscore.synth.variant.WorldVariant`).
 
     Raises
     ------
@@ -140,6 +153,7 @@ class SynthConfig:
     seed: int = 42
     start: dt.date = dt.date(2025, 1, 1)
     laundering_scale: float = 1.0
+    variant: WorldVariant = DEFAULT_VARIANT
 
     def __post_init__(self) -> None:
         _check_int("customers", self.customers, MIN_CUSTOMERS, MAX_CUSTOMERS)
@@ -154,6 +168,8 @@ class SynthConfig:
             raise AmlError(
                 f"The 'laundering_scale' parameter of SynthConfig must be a number in [0, 10]. Got {scale!r} instead."
             )
+        if not isinstance(self.variant, WorldVariant):
+            raise AmlError(f"The 'variant' parameter of SynthConfig must be a WorldVariant. Got {self.variant!r} instead.")
 
     @property
     def end(self) -> dt.date:
@@ -162,12 +178,17 @@ class SynthConfig:
 
     def scenario_count(self, spec: TypologySpec) -> int:
         """Number of scenarios of a typology for this bank size (0 when laundering is switched off)."""
-        if self.laundering_scale == 0:
+        shift = self.variant.typology(spec.name)
+        if self.laundering_scale == 0 or not self.variant.enabled(spec.name, spec.default_enabled) or shift.rate_scale == 0:
             return 0
         # Scales with customers x years, like the legitimate activity, so the label rate holds.
         years = max(self.days, 90) / 365
-        n = round(spec.scenarios_per_1000 * self.customers / 1000 * years * self.laundering_scale)
+        n = round(spec.scenarios_per_1000 * self.customers / 1000 * years * self.laundering_scale * shift.rate_scale)
         return max(spec.min_scenarios, int(n))
+
+    def generates(self, typology: str) -> bool:
+        """Whether this world has scenarios of ``typology``."""
+        return self.scenario_count(TYPOLOGY_BY_NAME[typology]) > 0
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
