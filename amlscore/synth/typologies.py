@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from amlscore.contract.errors import AmlError
 from amlscore.synth import geo
 from amlscore.synth.config import TYPOLOGY_SPECS, stream
 from amlscore.synth.ledger import CH, CPT, DIR, TT, TxnBlock, block, concat, credit_channel, with_in_legs
@@ -87,7 +88,9 @@ class Recruiter:
         if len(cand) < n:
             cand = np.flatnonzero((pop.role < 0) & (pop.ctype == kind))
         if len(cand) < n:
-            raise RuntimeError(f"not enough free {'corporate' if kind else 'individual'} customers for the typologies")
+            raise AmlError(f"not enough free {'corporate' if kind else 'individual'} customers for the typologies of "
+                           f"variant '{self.w.config.variant.name}' in a bank of {self.w.config.customers} customers: "
+                           "use more customers or smaller group sizes.")
         weight = _mule_weight(pop.occupation[cand], kind)
         chosen = rng.choice(cand, size=n, replace=False, p=weight / weight.sum())
         self._fit_for_role(chosen, start_day, recent=0.0 if old else recent, agent=0.0 if old else agent)
