@@ -55,6 +55,7 @@ BankMaker = Callable[["BankSpec"], Path]
 CellSink = Callable[["CellResult"], None]
 
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"data", "seed", "feedback"}
+_PREPARE_FIELDS = {"cutoff", "fractions", "valid_start", "test_start", "rules_config_path", "feature_params_path"}
 
 
 class ProtocolError(AmlError):
@@ -84,6 +85,9 @@ class ProtocolGrid(BaseModel):
         Label shares of the leave-one-out cells (default: ``label_shares``).
     train : dict
         Overrides of :class:`amlscore.training.result.TrainConfig` for every cell (e.g. ``n_jobs``).
+    configs : dict of name to dict
+        Training configurations compared on the same banks and labels (each merged over ``train``;
+        default: one, ``current``). They may not change what the features and split depend on.
     target_label_share, target_min_customers : float, int
         Where the targets are judged: worst cell at this label share on banks at least this big.
     """
@@ -99,6 +103,7 @@ class ProtocolGrid(BaseModel):
     leave_out: list[str] = Field(default_factory=list)
     leave_out_label_shares: list[float] | None = None
     train: dict[str, Any] = Field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"current": {}}, min_length=1)
     target_label_share: float = Field(0.25, gt=0, le=1)
     target_min_customers: int = Field(3000, ge=200)
 
@@ -140,6 +145,20 @@ class ProtocolGrid(BaseModel):
             raise ValueError(f"unknown training parameter {unknown[0]!r}; allowed: {', '.join(sorted(_TRAIN_FIELDS))}")
         return v
 
+    @field_validator("configs")
+    @classmethod
+    def _configs(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in v.items():
+            unknown = sorted(set(overrides) - _TRAIN_FIELDS)
+            if unknown:
+                raise ValueError(f"config {name!r}: unknown training parameter {unknown[0]!r}; allowed: "
+                                 f"{', '.join(sorted(_TRAIN_FIELDS))}")
+            shared = sorted(set(overrides) & _PREPARE_FIELDS)
+            if shared:
+                raise ValueError(f"config {name!r} may not change {shared[0]!r} (the features and split are shared "
+                                 "by every config); put it under 'train'")
+        return v
+
     @model_validator(mode="after")
     def _leave_out_shares(self) -> "ProtocolGrid":
         if self.leave_out and len(set(self.leave_out)) != len(self.leave_out):
@@ -154,10 +173,15 @@ class ProtocolGrid(BaseModel):
         """Every cell: each bank at each label share, and at each leave-out typology."""
         out = []
         for bank in self.banks():
-            out += [Cell(bank, share, None) for share in self.label_shares]
-            for typ in self.leave_out:
-                out += [Cell(bank, share, typ) for share in (self.leave_out_label_shares or self.label_shares)]
+            for config in self.configs:
+                out += [Cell(bank, share, None, config) for share in self.label_shares]
+                for typ in self.leave_out:
+                    out += [Cell(bank, share, typ, config) for share in (self.leave_out_label_shares or self.label_shares)]
         return out
+
+    def train_config(self, folder: Path, seed: int, config: str = "current") -> TrainConfig:
+        """The training configuration of a cell."""
+        return TrainConfig(data=folder, seed=seed, **{**self.train, **self.configs.get(config, {})})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,15 +206,17 @@ class Cell:
     bank: BankSpec
     label_share: float
     leave_out: str | None
+    config: str = "current"
 
     @property
     def name(self) -> str:
         lo = f"_without_{self.leave_out}" if self.leave_out else ""
-        return f"{self.bank.key}_labels{round(self.label_share * 100)}{lo}"
+        return f"{self.bank.key}_labels{round(self.label_share * 100)}{lo}_{self.config}"
 
     def params(self) -> dict[str, Any]:
-        return {"customers": self.bank.customers, "days": self.bank.days, "seed": self.bank.seed,
-                "variant": self.bank.variant, "label_share": self.label_share, "leave_out": self.leave_out or ""}
+        return {"config": self.config, "customers": self.bank.customers, "days": self.bank.days,
+                "seed": self.bank.seed, "variant": self.bank.variant, "label_share": self.label_share,
+                "leave_out": self.leave_out or ""}
 
 
 @dataclasses.dataclass
@@ -353,13 +379,12 @@ def run_protocol(grid: ProtocolGrid, make_bank: BankMaker, *, on_cell: CellSink 
         mine = [c for c in cells if c.bank == bank]
         say(f"bank {bank.key}: generating or reading")
         folder = make_bank(bank)
-        config = TrainConfig(data=folder, seed=bank.seed, **grid.train)
         dataset: Dataset = load_dataset(folder)
         say(f"bank {bank.key}: features ({len(dataset.transactions):,} transactions)")
-        prep = prepare(config, dataset=dataset)
+        prep = prepare(grid.train_config(folder, bank.seed), dataset=dataset)
         for cell in mine:
             say(f"cell {cell.name}: training")
-            result = run_cell(prep, cell, config)
+            result = run_cell(prep, cell, grid.train_config(folder, bank.seed, cell.config))
             results.append(result)
             if on_cell:
                 on_cell(result)
@@ -375,7 +400,7 @@ def run_protocol(grid: ProtocolGrid, make_bank: BankMaker, *, on_cell: CellSink 
 # ------------------------------------------------------------------------------------------------
 
 SUMMARY_METRICS = ("pr_auc", "recall_at_1pct", "worst_typology_recall_1pct", "left_out_recall_1pct")
-GROUP_KEYS = ("customers", "days", "variant", "label_share", "leave_out")
+GROUP_KEYS = ("config", "customers", "days", "variant", "label_share", "leave_out")
 
 
 def cells_frame(results: Sequence[CellResult]) -> pd.DataFrame:
@@ -402,10 +427,16 @@ def summarise(results: Sequence[CellResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def targets(results: Sequence[CellResult], grid: ProtocolGrid) -> dict[str, Any]:
-    """The issue's targets judged on the worst cell at ``target_label_share`` on banks of at least
-    ``target_min_customers`` customers: recall@1 % >= 0.85, PR-AUC >= 0.7, every typology (and the
-    left-out one) >= 0.6, seed-to-seed PR-AUC spread <= 0.05."""
+def targets(results: Sequence[CellResult], grid: ProtocolGrid) -> dict[str, dict[str, Any]]:
+    """The issue's targets per config, judged on the worst cell at ``target_label_share`` on banks of
+    at least ``target_min_customers`` customers: recall@1 % >= 0.85, PR-AUC >= 0.7, every typology
+    (and the left-out one) >= 0.6, seed-to-seed PR-AUC spread <= 0.05."""
+    return {name: _targets([r for r in results if r.cell.config == name], grid) for name in grid.configs}
+
+
+def _targets(results: Sequence[CellResult], grid: ProtocolGrid) -> dict[str, Any]:
+    if not results:
+        return {"judged_cells": 0}
     frame = cells_frame(results)
     sel = frame[(frame["label_share"] == grid.target_label_share) & (frame["customers"] >= grid.target_min_customers)]
     if sel.empty:
@@ -440,12 +471,12 @@ def summary_markdown(results: Sequence[CellResult], grid: ProtocolGrid) -> str:
     s = summarise(results)
     lines = [f"Protocol `{grid.name}`: {len(results)} cells, test period = last 20 % of each bank's time, "
              "judged against the full ground truth; mean and worst over seeds.", "",
-             "| customers | days | variant | labels | left out | seeds | PR-AUC mean | PR-AUC worst | PR-AUC spread "
-             "| recall@1% mean | recall@1% worst | worst typology recall mean | worst typology recall worst "
-             "| left-out recall worst | weakest typologies |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| config | customers | days | variant | labels | left out | seeds | PR-AUC mean | PR-AUC worst "
+             "| PR-AUC spread | recall@1% mean | recall@1% worst | worst typology recall mean "
+             "| worst typology recall worst | left-out recall worst | weakest typologies |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s.itertuples(index=False):
-        lines.append(f"| {r.customers:,} | {r.days} | {r.variant} | {round(r.label_share * 100)} % | {r.leave_out or '–'} "
+        lines.append(f"| {r.config} | {r.customers:,} | {r.days} | {r.variant} | {round(r.label_share * 100)} % | {r.leave_out or '–'} "
                      f"| {r.seeds} | {_f(r.pr_auc_mean)} | {_f(r.pr_auc_worst)} | {_f(r.pr_auc_spread)} "
                      f"| {_f(r.recall_at_1pct_mean)} | {_f(r.recall_at_1pct_worst)} "
                      f"| {_f(r.worst_typology_recall_1pct_mean)} | {_f(r.worst_typology_recall_1pct_worst)} "
@@ -454,10 +485,12 @@ def summary_markdown(results: Sequence[CellResult], grid: ProtocolGrid) -> str:
     lines += ["", f"Over all {len(frame)} cells: PR-AUC mean {_f(float(frame['pr_auc'].mean()))}, worst "
               f"{_f(float(frame['pr_auc'].min()))}; recall@1% mean {_f(float(frame['recall_at_1pct'].mean()))}, worst "
               f"{_f(float(frame['recall_at_1pct'].min()))}."]
-    t = targets(results, grid)
-    if t.get("judged_cells"):
-        lines += ["", f"Targets (worst of {t['judged_cells']} cells at {round(grid.target_label_share * 100)} % of the "
-                  f"reports on banks of {grid.target_min_customers:,}+ customers):", ""]
+    for config, t in targets(results, grid).items():
+        if not t.get("judged_cells"):
+            continue
+        lines += ["", f"Targets, config `{config}` (worst of {t['judged_cells']} cells at "
+                  f"{round(grid.target_label_share * 100)} % of the reports on banks of "
+                  f"{grid.target_min_customers:,}+ customers):", ""]
         for name, v in t.items():
             if isinstance(v, dict):
                 state = {True: "met", False: "not met", None: "not measured"}[v["met"]]

@@ -67,8 +67,13 @@ class TrainConfig:
     fusion_c : float
         Inverse L2 strength of the fusion.
     fusion_balance : bool
-        Weigh the validation positives so that every reported customer counts the same in the
-        fusion (one customer's long period report does not decide the weights).
+        Weigh the positives so that every reported customer counts the same in the fusion (one
+        customer's long period report does not decide the weights).
+    fusion_fit : {"oof", "valid"}
+        Fit the fusion on out-of-fold LightGBM probabilities over train + valid (``oof``,
+        :mod:`amlscore.training.few_labels`) or on the validation period alone (``valid``).
+    fusion_folds : int
+        Time blocks of the out-of-fold fit (2 to 10).
     n_jobs : int
         LightGBM threads.
     feedback : tuple of Path
@@ -94,6 +99,8 @@ class TrainConfig:
     anomaly: dict = field(default_factory=dict)
     fusion_c: float = 1.0
     fusion_balance: bool = True
+    fusion_fit: str = "oof"
+    fusion_folds: int = 3
     n_jobs: int = 1
     feedback: tuple[Path, ...] = ()
     rules_config_path: Path | None = None
@@ -102,6 +109,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0 < self.bag_keep_share <= 1:
             raise AmlError(f"The 'bag_keep_share' parameter must be in (0, 1]. Got {self.bag_keep_share!r} instead.")
+        if self.fusion_fit not in ("oof", "valid"):
+            raise AmlError(f"The 'fusion_fit' parameter must be 'oof' or 'valid'. Got {self.fusion_fit!r} instead.")
+        if isinstance(self.fusion_folds, bool) or not isinstance(self.fusion_folds, int) or not 2 <= self.fusion_folds <= 10:
+            raise AmlError(f"The 'fusion_folds' parameter must be a whole number in [2, 10]. Got {self.fusion_folds!r} instead.")
         if self.alert_policy not in ("alert_rate", "precision"):
             raise AmlError(f"The 'alert_policy' parameter must be 'alert_rate' or 'precision'. Got {self.alert_policy!r} instead.")
         for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):
