@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from amlscore.models.fusion import COMPONENTS, SuspicionFusion, component_matrix
+from amlscore.models.pu import calibrate_subsampled, label_frequency, unlabelled_positive_weights
 from amlscore.models.supervised import SuspicionClassifier
 from amlscore.training.result import feature_matrix
 
@@ -48,6 +49,7 @@ class FusionSample:
     y: np.ndarray
     weight: np.ndarray
     folds: int
+    pu: dict[str, float]
 
     @property
     def positives(self) -> int:
@@ -65,10 +67,32 @@ def customer_balance(customers: np.ndarray) -> np.ndarray:
     return counts.mean() / counts.reindex(customers).to_numpy()
 
 
+def _fit_predict_folds(feats: pd.DataFrame, rows: np.ndarray, y: np.ndarray, fit_weight: np.ndarray,
+                       origin: np.ndarray, blocks: list[np.ndarray], n_out: int, params: dict[str, Any]) -> np.ndarray:
+    """Out-of-fold probabilities of the ``n_out`` sample rows.
+
+    ``rows``, ``y`` and ``fit_weight`` are the fitting rows (a sample row may appear twice, as a
+    weighted positive and a weighted negative); ``origin`` maps each to its sample row; ``blocks``
+    are sample-row positions. A block whose complement lacks a class stays NaN.
+    """
+    p = np.full(n_out, np.nan)
+    for block in blocks:
+        held = np.isin(origin, block)
+        fit = ~held & (fit_weight > 0)
+        if not fit.any() or y[fit].min() == y[fit].max():
+            continue
+        model = SuspicionClassifier(**params)
+        model.fit(feature_matrix(feats, rows[fit]), y[fit], sample_weight=fit_weight[fit])
+        sample_rows = np.zeros(n_out, dtype=np.int64)
+        sample_rows[origin] = rows  # every sample row appears at least once in rows
+        p[block] = model.predict_proba(feature_matrix(feats, sample_rows[block]))[:, 1]
+    return p
+
+
 def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any, *, positives: np.ndarray,
                       confirmed_negatives: np.ndarray, unlabelled: np.ndarray, unlabelled_rate: float,
                       customers: np.ndarray, lgbm_params: dict[str, Any], n_trees: int, folds: int = 3,
-                      balance: bool = True) -> FusionSample:
+                      balance: bool = True, pu: bool = False) -> tuple[FusionSample, SuspicionClassifier | None]:
     """Out-of-fold LightGBM probabilities and the other components on the fusion's rows.
 
     Parameters
@@ -80,38 +104,64 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
     positives, confirmed_negatives, unlabelled : array of row numbers
         Labelled rows of train + valid (positives already refined), and a sample of the unlabelled.
     unlabelled_rate : float
-        The sampling rate of ``unlabelled`` (each weighs ``1 / rate``).
+        The sampling rate of ``unlabelled`` (each weighs ``1 / rate`` in the fusion).
     customers : array
         Customer id per row of ``feats`` (for the per-customer balance of positives).
     lgbm_params : dict
         Parameters of the main LightGBM; each fold fits ``n_trees`` trees without early stopping.
     folds : int
         Time blocks (at least 2).
+    pu : bool
+        Treat the unlabelled rows as positive-unlabelled (:mod:`amlscore.models.pu`, Elkan & Noto
+        2008): a first round of folds gives each row a held-out ``g``; the label frequency ``c``
+        comes from the positives' ``g``; every unlabelled row then also counts as a positive with
+        weight ``w(x)`` (and as a negative with ``1 - w(x)``) in a second round of folds, whose
+        probabilities the fusion is fitted on, and in a final LightGBM fitted on all the rows
+        (returned; stacking's usual refit on everything once the meta-model is fitted).
+
+    Returns
+    -------
+    (FusionSample, SuspicionClassifier or None)
+        The fusion's rows, and with ``pu`` the refitted LightGBM (else None).
     """
     rows = np.concatenate([positives, confirmed_negatives, unlabelled])
-    y = np.r_[np.ones(len(positives)), np.zeros(len(confirmed_negatives) + len(unlabelled))]
+    kind = np.r_[np.zeros(len(positives)), np.ones(len(confirmed_negatives)), np.full(len(unlabelled), 2.0)]
+    y = (kind == 0).astype(np.float64)
     w = np.r_[customer_balance(customers[positives]) if (balance and len(positives)) else np.ones(len(positives)),
               np.ones(len(confirmed_negatives)), np.full(len(unlabelled), 1.0 / unlabelled_rate)]
     order = np.argsort(rows, kind="stable")
-    rows, y, w = rows[order], y[order], w[order]
-    p = np.full(len(rows), np.nan)
-    blocks = time_blocks(np.arange(len(rows)), max(2, folds))
+    rows, y, w, kind = rows[order], y[order], w[order], kind[order]
+    n = len(rows)
+    blocks = time_blocks(np.arange(n), max(2, folds))
     params = {**lgbm_params, "n_estimators": int(max(1, n_trees))}
-    for block in blocks:
-        fit_idx = np.setdiff1d(np.arange(len(rows)), block, assume_unique=True)
-        yf = y[fit_idx]
-        if yf.min() == yf.max() or y[block].size == 0:
-            continue  # a fold without both classes cannot be fitted: its rows are left out of the fusion
-        model = SuspicionClassifier(**params)
-        # Unlabelled rows enter LightGBM unweighted, as in the main fit; the weights are the fusion's.
-        model.fit(feature_matrix(feats, rows[fit_idx]), yf)
-        p[block] = model.predict_proba(feature_matrix(feats, rows[block]))[:, 1]
+    ones = np.ones(n)
+    # Unlabelled rows enter LightGBM unweighted, as in the main fit; the 1 / rate weights are the fusion's.
+    p = _fit_predict_folds(feats, rows, y, ones, np.arange(n), blocks, n, params)
+    final: SuspicionClassifier | None = None
+    pu_info: dict[str, float] = {}
+    if pu:
+        g = calibrate_subsampled(np.nan_to_num(p, nan=0.0), unlabelled_rate)
+        pos, unl = (kind == 0) & ~np.isnan(p), (kind == 2) & ~np.isnan(p)
+        c = label_frequency(g[pos], w[pos])
+        w_pos = np.zeros(n)
+        w_pos[unl] = unlabelled_positive_weights(g[unl], c)
+        dup = np.flatnonzero(w_pos > 0.01)
+        fit_rows = np.r_[rows, rows[dup]]
+        fit_y = np.r_[y, np.ones(len(dup))]
+        fit_w = np.r_[np.where(kind == 2, 1.0 - w_pos, 1.0), w_pos[dup]]
+        origin = np.r_[np.arange(n), dup]
+        p = _fit_predict_folds(feats, fit_rows, fit_y, fit_w, origin, blocks, n, params)
+        final = SuspicionClassifier(**params)
+        keep = fit_w > 0
+        final.fit(feature_matrix(feats, fit_rows[keep]), fit_y[keep], sample_weight=fit_w[keep])
+        pu_info = {"label_frequency": c, "unlabelled_as_positive": float(w_pos[unl].sum() / max(unlabelled_rate, 1e-12)),
+                   "unlabelled_weighted_rows": float(len(dup))}
     done = ~np.isnan(p)
     rows, y, w, p = rows[done], y[done], w[done], p[done]
     a = np.empty(len(rows))
     for chunk in np.array_split(np.arange(len(rows)), max(1, len(rows) // 200_000 + 1)):
         a[chunk] = detector.anomaly_score(feature_matrix(feats, rows[chunk]))
-    return FusionSample(rows, rule_score[rows], p, a, y, w, len(blocks))
+    return FusionSample(rows, rule_score[rows], p, a, y, w, len(blocks), pu_info), final
 
 
 def _weighted_log_loss(fusion: SuspicionFusion, z: tuple[np.ndarray, np.ndarray, np.ndarray], y: np.ndarray,

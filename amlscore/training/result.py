@@ -74,6 +74,10 @@ class TrainConfig:
         :mod:`amlscore.training.few_labels`) or on the validation period alone (``valid``).
     fusion_folds : int
         Time blocks of the out-of-fold fit (2 to 10).
+    pu : {"none", "elkan_noto"}
+        Positive-unlabelled treatment of the unreported history (needs ``fusion_fit="oof"``;
+        :mod:`amlscore.models.pu`): unlabelled rows also count as positives with Elkan & Noto's
+        weights, and the served LightGBM is refitted on train + valid with them.
     n_jobs : int
         LightGBM threads.
     feedback : tuple of Path
@@ -101,6 +105,7 @@ class TrainConfig:
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3
+    pu: str = "none"
     n_jobs: int = 1
     feedback: tuple[Path, ...] = ()
     rules_config_path: Path | None = None
@@ -113,6 +118,11 @@ class TrainConfig:
             raise AmlError(f"The 'fusion_fit' parameter must be 'oof' or 'valid'. Got {self.fusion_fit!r} instead.")
         if isinstance(self.fusion_folds, bool) or not isinstance(self.fusion_folds, int) or not 2 <= self.fusion_folds <= 10:
             raise AmlError(f"The 'fusion_folds' parameter must be a whole number in [2, 10]. Got {self.fusion_folds!r} instead.")
+        if self.pu not in ("none", "elkan_noto"):
+            raise AmlError(f"The 'pu' parameter must be 'none' or 'elkan_noto'. Got {self.pu!r} instead.")
+        if self.pu != "none" and self.fusion_fit != "oof":
+            raise AmlError(f"The 'pu' parameter {self.pu!r} needs fusion_fit='oof' (its weights come from out-of-fold "
+                           f"predictions). Got fusion_fit={self.fusion_fit!r} instead.")
         if self.alert_policy not in ("alert_rate", "precision"):
             raise AmlError(f"The 'alert_policy' parameter must be 'alert_rate' or 'precision'. Got {self.alert_policy!r} instead.")
         for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):

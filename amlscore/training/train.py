@@ -255,14 +255,19 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         counts = pd.Series(cust).value_counts()
         w_fuse[pos_va] = counts.mean() / counts.reindex(cust).to_numpy()
     w_fuse[np.setdiff1d(pos_bag_va, keep_bag_va)] = 0.0
-    fusion_info: dict[str, Any] = {"fit": config.fusion_fit}
+    fusion_info: dict[str, Any] = {"fit": config.fusion_fit, "pu": config.pu}
     if config.fusion_fit == "oof":
-        sample = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
-                             np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
+        sample, pu_model = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
+                                       np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
         fusion = SuspicionFusion(C=config.fusion_c).fit(sample.rule_score, sample.lgbm_probability,
                                                         sample.anomaly_score, sample.y, sample_weight=sample.weight)
         fusion_info.update(folds=sample.folds, rows=int(len(sample.rows)), positives=sample.positives,
-                           components=explain_fusion(fusion, sample))
+                           components=explain_fusion(fusion, sample), **sample.pu)
+        if pu_model is not None:
+            clf = pu_model
+            Xv = feature_matrix(feats, va_rows)
+            p_v = clf.predict_proba(Xv)[:, 1]
+            del Xv
     else:
         fusion = SuspicionFusion(C=config.fusion_c).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
         fusion_info.update(rows=int(len(va_rows)), positives=int((w_fuse[pos_va] > 0).sum()))
@@ -309,7 +314,8 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
 
 
 def _oof_sample(prep: Prepared, config: TrainConfig, rng: np.random.Generator, det: BehaviourAnomalyDetector,
-                lgbm_params: dict[str, Any], n_trees: int, pos_tr: np.ndarray, keep_bag_va: np.ndarray) -> FusionSample:
+                lgbm_params: dict[str, Any], n_trees: int, pos_tr: np.ndarray,
+                keep_bag_va: np.ndarray) -> tuple[FusionSample, SuspicionClassifier | None]:
     """The fusion's rows over train + valid with out-of-fold LightGBM probabilities (:mod:`few_labels`).
 
     Labels are those at the validation cut-off (reports filed before the test period). Positives:
@@ -330,7 +336,8 @@ def _oof_sample(prep: Prepared, config: TrainConfig, rng: np.random.Generator, d
     customers = prep.dataset.transactions["customer_id"].astype(str).to_numpy(dtype=object)
     return oof_fusion_sample(prep.features, prep.rule_score, det, positives=positives, confirmed_negatives=confirmed,
                              unlabelled=unl, unlabelled_rate=rate, customers=customers, lgbm_params=lgbm_params,
-                             n_trees=n_trees, folds=config.fusion_folds, balance=config.fusion_balance)
+                             n_trees=n_trees, folds=config.fusion_folds, balance=config.fusion_balance,
+                             pu=config.pu == "elkan_noto")
 
 
 # ------------------------------------------------------------------------------------------------
