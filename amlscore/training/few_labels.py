@@ -92,7 +92,8 @@ def _fit_predict_folds(feats: pd.DataFrame, rows: np.ndarray, y: np.ndarray, fit
 def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any, *, positives: np.ndarray,
                       confirmed_negatives: np.ndarray, unlabelled: np.ndarray, unlabelled_rate: float,
                       customers: np.ndarray, lgbm_params: dict[str, Any], n_trees: int, folds: int = 3,
-                      balance: bool = True, pu: bool = False) -> tuple[FusionSample, SuspicionClassifier | None]:
+                      balance: bool = True, pu: bool = False,
+                      refit: bool = False) -> tuple[FusionSample, SuspicionClassifier | None]:
     """Out-of-fold LightGBM probabilities and the other components on the fusion's rows.
 
     Parameters
@@ -116,13 +117,17 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
         2008): a first round of folds gives each row a held-out ``g``; the label frequency ``c``
         comes from the positives' ``g``; every unlabelled row then also counts as a positive with
         weight ``w(x)`` (and as a negative with ``1 - w(x)``) in a second round of folds, whose
-        probabilities the fusion is fitted on, and in a final LightGBM fitted on all the rows
-        (returned; stacking's usual refit on everything once the meta-model is fitted).
+        probabilities the fusion is fitted on (and in the refit).
+    refit : bool
+        Also fit a LightGBM on all the rows the folds were fitted on (train + valid, with the PU
+        weights when ``pu``), ``n_trees`` trees: stacking's usual refit on everything once the
+        meta-model (the fusion) is fitted, so the served model's probabilities are on the scale
+        the fusion learned and it has seen the validation period's reports too.
 
     Returns
     -------
     (FusionSample, SuspicionClassifier or None)
-        The fusion's rows, and with ``pu`` the refitted LightGBM (else None).
+        The fusion's rows, and with ``refit`` the refitted LightGBM (else None).
     """
     rows = np.concatenate([positives, confirmed_negatives, unlabelled])
     kind = np.r_[np.zeros(len(positives)), np.ones(len(confirmed_negatives)), np.full(len(unlabelled), 2.0)]
@@ -137,7 +142,7 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
     ones = np.ones(n)
     # Unlabelled rows enter LightGBM unweighted, as in the main fit; the 1 / rate weights are the fusion's.
     p = _fit_predict_folds(feats, rows, y, ones, np.arange(n), blocks, n, params)
-    final: SuspicionClassifier | None = None
+    fit_rows, fit_y, fit_w = rows, y, ones
     pu_info: dict[str, float] = {}
     if pu:
         g = calibrate_subsampled(np.nan_to_num(p, nan=0.0), unlabelled_rate)
@@ -151,11 +156,13 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
         fit_w = np.r_[np.where(kind == 2, 1.0 - w_pos, 1.0), w_pos[dup]]
         origin = np.r_[np.arange(n), dup]
         p = _fit_predict_folds(feats, fit_rows, fit_y, fit_w, origin, blocks, n, params)
+        pu_info = {"label_frequency": c, "unlabelled_as_positive": float(w_pos[unl].sum() / max(unlabelled_rate, 1e-12)),
+                   "unlabelled_weighted_rows": float(len(dup))}
+    final: SuspicionClassifier | None = None
+    if refit:
         final = SuspicionClassifier(**params)
         keep = fit_w > 0
         final.fit(feature_matrix(feats, fit_rows[keep]), fit_y[keep], sample_weight=fit_w[keep])
-        pu_info = {"label_frequency": c, "unlabelled_as_positive": float(w_pos[unl].sum() / max(unlabelled_rate, 1e-12)),
-                   "unlabelled_weighted_rows": float(len(dup))}
     done = ~np.isnan(p)
     rows, y, w, p = rows[done], y[done], w[done], p[done]
     a = np.empty(len(rows))

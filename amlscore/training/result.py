@@ -74,6 +74,9 @@ class TrainConfig:
         :mod:`amlscore.training.few_labels`) or on the validation period alone (``valid``).
     fusion_folds : int
         Time blocks of the out-of-fold fit (2 to 10).
+    fusion_refit : bool
+        With ``fusion_fit="oof"``: serve a LightGBM refitted on train + valid with the tree count
+        of the early-stopped one (stacking's refit; always on with ``pu``).
     pu : {"none", "elkan_noto"}
         Positive-unlabelled treatment of the unreported history (needs ``fusion_fit="oof"``;
         :mod:`amlscore.models.pu`): unlabelled rows also count as positives with Elkan & Noto's
@@ -105,6 +108,7 @@ class TrainConfig:
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3
+    fusion_refit: bool = True
     pu: str = "none"
     n_jobs: int = 1
     feedback: tuple[Path, ...] = ()

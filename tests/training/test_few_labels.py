@@ -44,13 +44,13 @@ def _sample(rows, pu: bool):
               "random_state": 0}
     return oof_fusion_sample(feats, rule, _RandomDetector(), positives=pos, confirmed_negatives=np.array([], int),
                              unlabelled=unl, unlabelled_rate=1.0, customers=customers, lgbm_params=params,
-                             n_trees=60, folds=3, pu=pu)
+                             n_trees=60, folds=3, pu=pu, refit=pu)
 
 
 def test_oof_probabilities_are_out_of_fold_and_explained(rows) -> None:
     sample, model = _sample(rows, pu=False)
     feats, y, _ = rows
-    assert model is None and sample.folds == 3
+    assert model is None and sample.folds == 3  # refit=False
     assert np.array_equal(sample.rows, np.arange(len(y)))
     # held-out probabilities rank well but are not the in-sample fit (which is near-perfect on train rows)
     from sklearn.metrics import roc_auc_score
