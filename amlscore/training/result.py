@@ -109,7 +109,7 @@ class TrainConfig:
     fusion_fit: str = "oof"
     fusion_folds: int = 3
     fusion_refit: bool = True
-    pu: str = "none"
+    pu: str = "elkan_noto"
     n_jobs: int = 1
     feedback: tuple[Path, ...] = ()
     rules_config_path: Path | None = None
