@@ -41,6 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from amlscore.contract.errors import AmlError
+from amlscore.synth.catalogue import ALL_TYPOLOGIES
 
 VARIANTS_PATH = Path(__file__).resolve().parent / "variants.yaml"
 #: Channels a variant may move launderers' sessionless transfers to (they need no IP or terminal).
@@ -102,8 +103,6 @@ class WorldVariant(BaseModel):
     @field_validator("typologies")
     @classmethod
     def _known_typologies(cls, v: dict[str, TypologyShift]) -> dict[str, TypologyShift]:
-        from amlscore.synth.config import ALL_TYPOLOGIES
-
         unknown = sorted(set(v) - set(ALL_TYPOLOGIES))
         if unknown:
             raise ValueError(f"unknown typology {unknown[0]!r}; allowed: {', '.join(ALL_TYPOLOGIES)}")
