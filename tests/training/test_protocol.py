@@ -66,7 +66,7 @@ def test_grid_errors_name_the_key_the_rule_and_the_value(tmp_path: Path, change:
 def test_cells_cover_every_axis() -> None:
     grid = ProtocolGrid(sizes=[300, 500], days=[90], seeds=[1, 2], variants=["default", "hard"],
                         label_shares=[0.25, 1.0], leave_out=["fan_in"], leave_out_label_shares=[0.25],
-                        configs={"a": {}, "b": {"fusion_fit": "valid"}})
+                        configs={"a": {}, "b": {"fusion_fit": "valid", "pu": "none"}})
     cells = grid.cells()
     assert len(grid.banks()) == 8
     assert len(cells) == 8 * 2 * 3
@@ -77,7 +77,8 @@ def test_cells_cover_every_axis() -> None:
 def test_small_grid_runs_from_one_command(tmp_path: Path, tracking_uri: str) -> None:
     grid = {"name": "tiny", "sizes": [300], "days": [120], "seeds": [1], "variants": ["default"],
             "label_shares": [0.5], "leave_out": ["structuring"], "leave_out_label_shares": [1.0],
-            "train": FAST, "target_min_customers": 300, "target_label_share": 0.5}
+            "train": {**FAST, "max_train_negatives": 5000, "max_valid_negatives": 5000, "anomaly_fit_rows": 5000},
+            "target_min_customers": 300, "target_label_share": 0.5}
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(grid))
     out = tmp_path / "out"
