@@ -410,7 +410,12 @@ def cells_frame(results: Sequence[CellResult]) -> pd.DataFrame:
 
 def summarise(results: Sequence[CellResult]) -> pd.DataFrame:
     """Mean and worst (minimum) over seeds per group of cells, and the seed-to-seed spread of PR-AUC."""
-    frame = cells_frame(results)
+    return summarise_frame(cells_frame(results))
+
+
+def summarise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarise` of a cells table (``cells.csv`` of one or several runs)."""
+    frame = frame.assign(leave_out=frame["leave_out"].fillna(""))
     rows = []
     for key, g in frame.groupby(list(GROUP_KEYS), sort=True, dropna=False):
         row = dict(zip(GROUP_KEYS, key))
@@ -466,12 +471,9 @@ def _f(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
-def summary_markdown(results: Sequence[CellResult], grid: ProtocolGrid) -> str:
-    """The summary table (mean and worst per group) and the targets, as Markdown."""
-    s = summarise(results)
-    lines = [f"Protocol `{grid.name}`: {len(results)} cells, test period = last 20 % of each bank's time, "
-             "judged against the full ground truth; mean and worst over seeds.", "",
-             "| config | customers | days | variant | labels | left out | seeds | PR-AUC mean | PR-AUC worst "
+def summary_table_md(s: pd.DataFrame) -> list[str]:
+    """The rows of a :func:`summarise_frame` table as Markdown lines."""
+    lines = ["| config | customers | days | variant | labels | left out | seeds | PR-AUC mean | PR-AUC worst "
              "| PR-AUC spread | recall@1% mean | recall@1% worst | worst typology recall mean "
              "| worst typology recall worst | left-out recall worst | weakest typologies |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -481,6 +483,14 @@ def summary_markdown(results: Sequence[CellResult], grid: ProtocolGrid) -> str:
                      f"| {_f(r.recall_at_1pct_mean)} | {_f(r.recall_at_1pct_worst)} "
                      f"| {_f(r.worst_typology_recall_1pct_mean)} | {_f(r.worst_typology_recall_1pct_worst)} "
                      f"| {_f(r.left_out_recall_1pct_worst)} | {r.worst_typologies} |")
+    return lines
+
+
+def summary_markdown(results: Sequence[CellResult], grid: ProtocolGrid) -> str:
+    """The summary table (mean and worst per group) and the targets, as Markdown."""
+    lines = [f"Protocol `{grid.name}`: {len(results)} cells, test period = last 20 % of each bank's time, "
+             "judged against the full ground truth; mean and worst over seeds.", ""]
+    lines += summary_table_md(summarise(results))
     frame = cells_frame(results)
     lines += ["", f"Over all {len(frame)} cells: PR-AUC mean {_f(float(frame['pr_auc'].mean()))}, worst "
               f"{_f(float(frame['pr_auc'].min()))}; recall@1% mean {_f(float(frame['recall_at_1pct'].mean()))}, worst "
