@@ -205,7 +205,8 @@ def describe_component(entry: dict[str, Any]) -> str:
     name = entry["component"].replace("_", " ")
     gain = entry["log_loss_increase_without"]
     if entry["weight"] <= 0:
-        return (f"{name}: weight 0; it adds nothing the other components do not already say "
-                f"(log-loss without it {gain:+.4f}).")
+        return (f"{name}: weight 0; weights are kept non-negative (the score is monotone in every component) and, "
+                f"given the other components, more of it does not make a report more likely: what it knows is "
+                f"already in them (refitted without it, the log-loss changes by {abs(gain):.4f}).")
     return (f"{name}: weight {entry['weight']:.3f}; one standard deviation moves the log-odds by "
             f"{entry['log_odds_per_sd']:.2f}; without it the fit's log-loss rises by {gain:.4f}.")
