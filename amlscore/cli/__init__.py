@@ -82,6 +82,3 @@ def _is_aml_error(exc: BaseException) -> bool:
 
     return isinstance(exc, AmlError)
 
-
-if __name__ == "__main__":  # pragma: no cover - python -m amlscore.cli
-    main()

@@ -222,9 +222,11 @@ class ValidationReport:
         """This report with every warning counted as an error (strict mode)."""
         promoted = [replace(v, severity="error") for v in self.warnings]
         promoted_kinds = [replace(k, severity="error") for k in self.warning_kinds]
-        shown = sorted([*self.violations, *promoted], key=lambda v: (_file_rank(v.file), v.row or 0))
+        groups: dict[tuple[str, str | None, str], list[Violation]] = {}
+        for v in [*self.violations, *promoted]:
+            groups.setdefault((v.file, v.column, v.rule), []).append(v)
         return ValidationReport(
-            violations=shown,
+            violations=_round_robin(list(groups.values()), self.max_errors),
             total=self.total + self.warning_total,
             kinds=[*self.kinds, *promoted_kinds],
             notes=list(self.notes),
@@ -277,17 +279,21 @@ class _Grade:
         self.kinds.append(ProblemKind(first.file, first.column, first.rule, first.kind, count, first.severity))
 
     def pick(self, max_errors: int) -> list[Violation]:
-        """A round-robin pick over kinds (so each kind shows), then sorted by place."""
-        picked: list[tuple[tuple[int, int, int], Violation]] = []
-        depth = 0
-        while len(picked) < max_errors and any(depth < len(g) for g in self.groups):
-            for index, group in enumerate(self.groups):
-                if depth < len(group) and len(picked) < max_errors:
-                    v = group[depth]
-                    picked.append(((_file_rank(v.file), v.row or 0, index), v))
-            depth += 1
-        picked.sort(key=lambda item: item[0])
-        return [v for _, v in picked]
+        return _round_robin(self.groups, max_errors)
+
+
+def _round_robin(groups: list[list[Violation]], max_errors: int) -> list[Violation]:
+    """A round-robin pick over kinds (so each kind shows when there is room), then sorted by place."""
+    picked: list[tuple[tuple[int, int, int], Violation]] = []
+    depth = 0
+    while len(picked) < max_errors and any(depth < len(g) for g in groups):
+        for index, group in enumerate(groups):
+            if depth < len(group) and len(picked) < max_errors:
+                v = group[depth]
+                picked.append(((_file_rank(v.file), v.row or 0, index), v))
+        depth += 1
+    picked.sort(key=lambda item: item[0])
+    return [v for _, v in picked]
 
 
 class ProblemCollector:

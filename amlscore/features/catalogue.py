@@ -168,8 +168,9 @@ def _passthrough_specs() -> list[FeatureSpec]:
 def _counterparty_specs() -> list[FeatureSpec]:
     specs = [
         FeatureSpec("is_new_counterparty", "counterparty", "transaction", None, "flag",
-                    "The counterparty (a customer of this bank) was never seen before with this customer.",
-                    "counterparty_id not empty and not among the customer's earlier counterparties"),
+                    "The counterparty (a customer of this bank, or an account elsewhere) was never seen before with this customer.",
+                    "counterparty key (counterparty_id when it names a customer, else counterparty_account) not empty "
+                    "and not among the customer's earlier counterparty keys"),
         FeatureSpec("is_corp_indiv", "counterparty", "transaction", None, "flag",
                     "A transfer or remittance between a corporate and an individual (not payroll, bills or purchases).",
                     "{customer_type, counterparty_type} = {corporate, individual} and txn_type in {transfer, remittance}"),
@@ -178,10 +179,12 @@ def _counterparty_specs() -> list[FeatureSpec]:
         specs += [
             FeatureSpec(f"fan_in_{window}", "counterparty", "customer", window, "count",
                         f"Distinct counterparties that paid the customer in the last {window}.",
-                        "distinct counterparty_id over incoming transactions"),
+                        "distinct counterparty key (counterparty_id of a customer, else counterparty_account) "
+                        "over incoming transactions"),
             FeatureSpec(f"fan_out_{window}", "counterparty", "customer", window, "count",
                         f"Distinct counterparties the customer paid in the last {window}.",
-                        "distinct counterparty_id over outgoing transactions"),
+                        "distinct counterparty key (counterparty_id of a customer, else counterparty_account) "
+                        "over outgoing transactions"),
             FeatureSpec(f"new_cp_cnt_{window}", "counterparty", "customer", window, "count",
                         f"Transactions with a first-time counterparty in the last {window}.", "count of is_new_counterparty"),
         ]
@@ -255,7 +258,8 @@ def _shared_identifier_specs() -> list[FeatureSpec]:
 def _dormancy_specs() -> list[FeatureSpec]:
     return [
         FeatureSpec("days_since_prev_txn", "dormancy", "customer", None, "duration",
-                    "Days since the customer's previous transaction, or since onboarding for the first one.",
+                    "Days since the customer's previous transaction, or since onboarding for the first one "
+                    "(missing for the first one when onboarded_at is unknown).",
                     "(t - max(previous transaction time, onboarded_at)) / 1 day"),
         FeatureSpec("is_reactivation", "dormancy", "transaction", None, "flag",
                     "First transaction after at least 180 days of silence.", "days_since_prev_txn >= dormancy_days"),
@@ -263,7 +267,8 @@ def _dormancy_specs() -> list[FeatureSpec]:
                     "The account was reactivated after a long silence within the last 30 days.",
                     "a transaction with is_reactivation in (t-30d, t]"),
         FeatureSpec("account_age_days", "dormancy", "customer", None, "duration",
-                    "Days since the customer was onboarded.", "(t - onboarded_at) / 1 day"),
+                    "Days since the customer was onboarded (missing when onboarded_at is unknown).",
+                    "(t - onboarded_at) / 1 day"),
     ]
 
 

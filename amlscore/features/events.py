@@ -97,10 +97,41 @@ class TxnColumns:
         )
 
 
+ACCOUNT_KEY_PREFIX = "account:"  # keeps account numbers apart from customer ids among counterparty keys
+
+
+def counterparty_key(counterparty_id: Any, counterparty_account: Any, code_of: Mapping[str, int]) -> str | None:
+    """Who the counterparty is, for distinct-counterparty features: its customer_id when it names a
+    customer of the bank, else its account (``account:<number>``) when given, else unknown (None).
+
+    A counterparty_id that names no customer is an outside counterparty (a contract warning), so it
+    is keyed by its account like any other.
+    """
+    if isinstance(counterparty_id, str) and counterparty_id and counterparty_id in code_of:
+        return counterparty_id
+    if isinstance(counterparty_account, str) and counterparty_account.strip():
+        return ACCOUNT_KEY_PREFIX + counterparty_account.strip()
+    return None
+
+
+def counterparty_keys(txns: pd.DataFrame, code_of: Mapping[str, int]) -> Coded:
+    """:func:`counterparty_key` of every row of a typed transactions frame, as codes."""
+    ids = txns["counterparty_id"].astype(object)
+    known = ids.isin(code_of.keys()).to_numpy() if len(code_of) else np.zeros(len(ids), dtype=bool)
+    if "counterparty_account" in txns.columns:
+        account = txns["counterparty_account"].astype(object)
+        account_key = (ACCOUNT_KEY_PREFIX + account.where(account.notna(), "").astype(str).str.strip())
+        account_key = account_key.where(account.notna() & (account_key != ACCOUNT_KEY_PREFIX), None)
+    else:
+        account_key = pd.Series([None] * len(ids), index=ids.index, dtype=object)
+    keys = ids.where(known, account_key)
+    return Coded.of(keys.reset_index(drop=True))
+
+
 _EPOCH = datetime(1970, 1, 1)
 _RECORD_FIELDS = ("txn_id", "timestamp", "customer_id", "account_id", "direction", "amount", "channel", "txn_type",
                   "counterparty_id", "counterparty_type", "counterparty_country", "ip_address", "ip_country",
-                  "ip_region", "device_id", "terminal_id", "terminal_region", "operator_id")
+                  "ip_region", "device_id", "terminal_id", "terminal_region", "operator_id", "counterparty_account")
 
 
 def transaction_records(txns: pd.DataFrame) -> Iterator[dict[str, Any]]:

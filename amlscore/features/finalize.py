@@ -19,7 +19,7 @@ from numba import njit
 from amlscore.features.catalogue import CATALOGUE, CHANNEL_SHARE_NAMES, WINDOWS
 from amlscore.features.events import FACT_COLUMNS, WINDOW_SUM_INDEX, WINDOW_SUMS
 from amlscore.features.params import FeatureParams
-from amlscore.features.registry import DAY_NS, HOUR_NS
+from amlscore.features.registry import DAY_NS, HOUR_NS, UNKNOWN_ONBOARD_NS
 
 VELOCITY_WINDOWS = tuple(WINDOWS)  # 1h, 24h, 7d, 30d, 90d
 DISTINCT_FEATURES = ("fan_in_7d", "fan_out_7d", "fan_in_30d", "fan_out_30d", "ip_customers_24h", "ip_customers_7d",
@@ -52,8 +52,11 @@ class Primitives:
 
 
 def reactivation_flags(t_ns: np.ndarray, prev_t: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """A transaction after at least ``dormancy_days`` of silence (or since onboarding)."""
-    return (t_ns - prev_t) >= int(round(params.dormancy_days * DAY_NS))
+    """A transaction after at least ``dormancy_days`` of silence (or since onboarding); never the first
+    transaction of a customer whose onboarding date is unknown (no silence is known)."""
+    known = np.asarray(prev_t) != UNKNOWN_ONBOARD_NS
+    gap = np.where(known, np.asarray(t_ns) - np.where(known, prev_t, 0), 0)
+    return known & (gap >= int(round(params.dormancy_days * DAY_NS)))
 
 
 # ---- packing: named columns of the kernel's inputs ------------------------------------------------
@@ -302,12 +305,16 @@ def finalize_rows(ev: np.ndarray, amounts: np.ndarray, S: np.ndarray, sq: np.nda
             out[i, F_HOURS_LAST_IN] = nan
             out[i, F_OUT_24H_IN] = 0.0
 
-        # dormancy
-        gap = t - ev[i, E_PREV]
-        out[i, F_DAYS_PREV] = gap / DAY
-        out[i, F_REACT] = 1.0 if gap >= dormancy_ns else 0.0
+        # dormancy; an unknown onboarding date leaves what is measured from it missing
+        if ev[i, E_PREV] == UNKNOWN_ONBOARD_NS:
+            out[i, F_DAYS_PREV] = nan
+            out[i, F_REACT] = 0.0
+        else:
+            gap = t - ev[i, E_PREV]
+            out[i, F_DAYS_PREV] = gap / DAY
+            out[i, F_REACT] = 1.0 if gap >= dormancy_ns else 0.0
         out[i, F_REACT_30D] = 1.0 if S[i, S_REACT_30D] > 0 else 0.0
-        out[i, F_AGE] = (t - ev[i, E_ONBOARD]) / DAY
+        out[i, F_AGE] = nan if ev[i, E_ONBOARD] == UNKNOWN_ONBOARD_NS else (t - ev[i, E_ONBOARD]) / DAY
 
         # peer groups and the customer's own history (same direction, earlier transactions only)
         size = float(ev[i, E_PEER_SIZE])

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES, WINDOWS
-from amlscore.features.events import FACT_COLUMNS, N_FACTS, WINDOW_SUMS, Coded, EventFacts, TxnColumns, derive_facts
+from amlscore.features.events import (FACT_COLUMNS, N_FACTS, WINDOW_SUMS, Coded, EventFacts, TxnColumns, counterparty_keys,
+                                      derive_facts)
 from amlscore.features.finalize import (
     DISTINCT_FEATURES,
     VELOCITY_WINDOWS,
@@ -216,10 +217,11 @@ def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: Feature
     facts = derive_facts(tx, registry, params, out=data)
     _table_primitives(tx, facts, registry, params, data[:, N_FACTS:_ROW_CUST])
     data[:, _ROW_CUST] = facts.cust
-    data[:, _ROW_CP] = tx.counterparty_id.codes
+    cp = counterparty_keys(txns, registry.code_of)  # customer_id inside the bank, else the account
+    data[:, _ROW_CP] = cp.codes
     data[:, _ROW_AMOUNT] = tx.amount.view(np.int64)  # the float's bits, restored exactly
     return _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data,
-                       n_counterparties=len(tx.counterparty_id.values))
+                       n_counterparties=len(cp.values))
 
 
 def _customer_slices(cust: np.ndarray, max_rows: int) -> list[tuple[int, int]]:

@@ -52,6 +52,8 @@ from amlscore.features.events import (
     N_FACTS,
     WINDOW_SUMS,
     TextPredicates,
+    counterparty_key,
+    counterparty_keys,
     fact_constants,
     fact_rows,
     raw_row,
@@ -665,7 +667,10 @@ class OnlineFeatureState:
             raise UnknownCustomerError(f"customer_id {bad!r} of the history is not in the customers table")
         # microseconds, as a replayed record's ISO time gives them (amlscore.features.events.transaction_records)
         t_ns = pd.to_datetime(transactions["timestamp"], utc=True).astype("int64").to_numpy() // 1000 * 1000
-        cp = transactions["counterparty_id"].astype(object) if "counterparty_id" in transactions else None
+        cp = None
+        if "counterparty_id" in transactions:
+            keys = counterparty_keys(transactions, reg.code_of)
+            cp = pd.Series(np.append(keys.values, None)[keys.codes], dtype=object)
         frame = pd.DataFrame({"cust": codes.to_numpy(dtype=np.int64), "t": t_ns,
                               "incoming": (transactions["direction"].astype(str) == "in").to_numpy()})
         last = frame.groupby("cust")["t"].max()
@@ -699,7 +704,7 @@ class OnlineFeatureState:
             state = self._customers[cust] = _CustomerState()
         onboard_ns = int(reg.onboard_ns[cust])
         prev_t = state.prev_t if state.prev_t is not None else onboard_ns
-        cp = record.get("counterparty_id") or None
+        cp = counterparty_key(record.get("counterparty_id"), record.get("counterparty_account"), reg.code_of)
         is_new_cp = cp is not None and cp not in state.seen_cps
         if cp is not None:
             state.seen_cps.add(cp)

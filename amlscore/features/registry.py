@@ -35,6 +35,10 @@ def _day_index(dates: pd.Series) -> np.ndarray:
     return (dates.to_numpy(dtype="datetime64[ns]").astype("int64") // DAY_NS).astype(np.int64)
 
 
+#: ``onboard_ns`` of a customer whose onboarded_at is empty: no onboarding instant is known, so the
+#: features measured from it (account age, the gap before the first transaction) are missing.
+UNKNOWN_ONBOARD_NS = int(np.iinfo(np.int64).min)
+
 _DAY_STRIDE = 10_000_000  # > any day index we meet (year 29,000): key * stride + day stays ordered
 NEVER = _DAY_STRIDE  # a day after every day we meet
 
@@ -117,7 +121,11 @@ class CustomerRegistry:
     def from_customers(cls, customers: pd.DataFrame, utc_offset_hours: int = 8) -> "CustomerRegistry":
         """Index a typed customers frame (as returned by :func:`contract.load_dataset`)."""
         ids = customers["customer_id"].astype(str).to_numpy(dtype=object)
-        onboard_day = _day_index(customers["onboarded_at"])
+        onboarded = customers["onboarded_at"]
+        onboard_known = onboarded.notna().to_numpy(dtype=bool)
+        # For the shared-identifier and peer-group counts a customer with an unknown onboarding date
+        # is a member from the start (day 0); its own onboarding instant stays unknown (below).
+        onboard_day = np.where(onboard_known, _day_index(onboarded.fillna(pd.Timestamp(0))), 0).astype(np.int64)
         offset_ns = utc_offset_hours * HOUR_NS
         ctype = customers["customer_type"].astype(str).to_numpy(dtype=object)
         occupation = customers["occupation_or_industry"].astype(str).to_numpy(dtype=object)
@@ -143,7 +151,8 @@ class CustomerRegistry:
             is_corporate=(ctype == "corporate"),
             home_region=home,
             onboard_day=onboard_day,
-            onboard_ns=onboard_day * DAY_NS - offset_ns,  # local midnight of the onboarding date, in UTC
+            # local midnight of the onboarding date, in UTC
+            onboard_ns=np.where(onboard_known, onboard_day * DAY_NS - offset_ns, UNKNOWN_ONBOARD_NS).astype(np.int64),
             income=income,
             peer_group=group_codes,
             peer_group_names=tuple(str(n) for n in group_names),

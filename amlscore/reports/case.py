@@ -63,12 +63,12 @@ class Profile:
     nationality: str | None
     residence_country: str | None
     home_region: str | None
-    id_document_type: str
-    is_pep: bool
-    on_watchlist: bool
-    refused_cdd: bool
-    is_resident: bool
-    onboarding_channel: str
+    id_document_type: str | None  # None: unknown (the contract lets these KYC columns be empty)
+    is_pep: bool | None
+    on_watchlist: bool | None
+    refused_cdd: bool | None
+    is_resident: bool | None
+    onboarding_channel: str | None
     onboarded_at: date | None
     agent_id: str | None
     phone: str | None
@@ -399,6 +399,12 @@ def _opt_str(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
+def _opt_flag(v: Any) -> bool | None:
+    """A true/false KYC flag; None when unknown."""
+    v = _opt(v)
+    return None if v is None else bool(v)
+
+
 def _opt_date(v: Any) -> date | None:
     v = _opt(v)
     return None if v is None else pd.Timestamp(v).date()
@@ -450,12 +456,12 @@ def profile_facts(store: CaseStore, customer_id: str, txns: pd.DataFrame, as_of:
         nationality=_opt_str(c["nationality"]),
         residence_country=_opt_str(c["residence_country"]),
         home_region=_opt_str(c["home_region"]),
-        id_document_type=str(c["id_document_type"]),
-        is_pep=bool(c["is_pep"]),
-        on_watchlist=bool(c["on_watchlist"]),
-        refused_cdd=bool(c["refused_cdd"]),
-        is_resident=bool(c["is_resident"]),
-        onboarding_channel=str(c["onboarding_channel"]),
+        id_document_type=_opt_str(c["id_document_type"]),
+        is_pep=_opt_flag(c["is_pep"]),
+        on_watchlist=_opt_flag(c["on_watchlist"]),
+        refused_cdd=_opt_flag(c["refused_cdd"]),
+        is_resident=_opt_flag(c["is_resident"]),
+        onboarding_channel=_opt_str(c["onboarding_channel"]),
         onboarded_at=_opt_date(c["onboarded_at"]),
         agent_id=_opt_str(c["agent_id"]),
         phone=_opt_str(c["phone"]),

@@ -23,7 +23,7 @@ Lang = Literal["en", "zh"]
 _STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
 _ID = dict(min_length=1, max_length=128)
 _OPTIONAL_TEXT = ("counterparty_id", "ip_address", "ip_region", "device_id", "terminal_id", "terminal_region",
-                  "operator_id", "counterparty_country", "ip_country")
+                  "operator_id", "counterparty_country", "ip_country", "counterparty_account")
 
 
 class Transaction(BaseModel):
@@ -49,6 +49,8 @@ class Transaction(BaseModel):
     terminal_id: str | None = Field(None, max_length=128, description="POS or ATM terminal; POS and ATM only.")
     terminal_region: str | None = Field(None, max_length=64, description="Region of the terminal.")
     operator_id: str | None = Field(None, max_length=128, description="Empty unless someone other than the customer executed it.")
+    counterparty_account: str | None = Field(None, max_length=128,
+                                             description="The other side's account number, whether or not it banks here.")
 
     @field_validator(*_OPTIONAL_TEXT, mode="before")
     @classmethod
@@ -73,8 +75,10 @@ class Transaction(BaseModel):
         for name, channels in (("ip_address", IP_CHANNELS), ("device_id", IP_CHANNELS), ("terminal_id", TERMINAL_CHANNELS)):
             present = getattr(self, name) is not None
             where = " or ".join(channels)
-            if self.channel in channels and not present:
-                problems.append(f"{name} must not be empty when channel is {where}")
+            required = self.direction == "out" or channels is TERMINAL_CHANNELS  # an in row carries no session of its own
+            if self.channel in channels and required and not present:
+                problems.append(f"{name} must not be empty when channel is {where}"
+                                + (" and direction is out" if channels is IP_CHANNELS else ""))
             elif self.channel not in channels and present:
                 problems.append(f"{name} must be empty unless channel is {where} (channel is {self.channel})")
         if problems:

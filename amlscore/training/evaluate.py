@@ -136,16 +136,19 @@ def evaluation_labels(txn_ids: pd.Series, transactions: pd.DataFrame, reports: p
 
 
 def slice_labels(txns: pd.DataFrame, customers: pd.DataFrame, high_risk_industries: set[str]) -> dict[str, np.ndarray]:
-    """Per-row slice values: customer type, PEP, channel, high-risk industry (for the rows of ``txns``)."""
+    """Per-row slice values: customer type, PEP (pep, not_pep or pep_unknown), channel, high-risk industry
+    (for the rows of ``txns``)."""
     cust = customers.set_index(customers["customer_id"].astype(str))
     cid = txns["customer_id"].astype(str).to_numpy(dtype=object)
     ctype = cust["customer_type"].astype(str).reindex(cid).to_numpy(dtype=object)
-    pep = cust["is_pep"].astype(bool).reindex(cid).fillna(False).to_numpy(dtype=bool)
+    pep_flag = cust["is_pep"].astype("boolean").reindex(cid)  # empty (contract 1.1) stays unknown
+    pep = pep_flag.fillna(False).to_numpy(dtype=bool)
+    pep_unknown = pep_flag.isna().to_numpy(dtype=bool)
     industry = cust["occupation_or_industry"].astype(str).reindex(cid).to_numpy(dtype=object)
     high = np.isin(industry, list(high_risk_industries))
     return {
         "customer_type": ctype,
-        "pep": np.where(pep, "pep", "not_pep").astype(object),
+        "pep": np.where(pep_unknown, "pep_unknown", np.where(pep, "pep", "not_pep")).astype(object),
         "channel": txns["channel"].astype(str).to_numpy(dtype=object),
         "industry_risk": np.where(high, "high_risk_industry", "other_industry").astype(object),
     }

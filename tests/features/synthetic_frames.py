@@ -76,7 +76,7 @@ def make_transactions(customers: pd.DataFrame, n: int, seed: int = 1, start: str
     cust = rng.choice(ids, n, p=weights / weights.sum())
     seconds = np.sort(rng.integers(0, days * 86_400, n)) // 60 * 60  # minute resolution: ties happen
     ts = pd.Timestamp(start, tz="UTC") + pd.to_timedelta(seconds, unit="s")
-    channel = rng.choice(CHANNELS, n, p=[0.25, 0.3, 0.05, 0.2, 0.1, 0.1])
+    channel = rng.choice(CHANNELS[:6], n, p=[0.25, 0.3, 0.05, 0.2, 0.1, 0.1])  # the six named channels
     ttype = np.where(channel == "pos", "purchase",
              np.where(channel == "atm", rng.choice(["cash_withdrawal", "cash_deposit"], n),
              np.where(channel == "counter", rng.choice(["cash_deposit", "cash_withdrawal", "transfer"], n),
@@ -112,6 +112,9 @@ def make_transactions(customers: pd.DataFrame, n: int, seed: int = 1, start: str
         "terminal_id": np.where(terminal, rng.choice(["TM1", "TM2", "TM3"], n), None),
         "terminal_region": np.where(terminal, "CN-11", None),
         "operator_id": np.where(rng.random(n) < 0.02, rng.choice(["OP1", "OP2"], n), None),
+        # accounts outside the bank for non-cash rows without a customer counterparty (a pool, so some recur)
+        "counterparty_account": np.where(~has_cp & ~np.isin(ttype, ["cash_deposit", "cash_withdrawal"])
+                                         & (rng.random(n) < 0.8), rng.choice([f"EXT{i:04d}" for i in range(40)], n), None),
     })
     return typed_transactions(df)
 
@@ -120,7 +123,8 @@ def typed_transactions(df: pd.DataFrame) -> pd.DataFrame:
     """Give a hand-made transactions frame the loader's dtypes and time order."""
     df = df.copy()
     for c in ("txn_id", "customer_id", "account_id", "counterparty_id", "counterparty_country", "ip_address",
-              "ip_country", "ip_region", "device_id", "terminal_id", "terminal_region", "operator_id"):
+              "ip_country", "ip_region", "device_id", "terminal_id", "terminal_region", "operator_id",
+              "counterparty_account"):
         if c not in df:
             df[c] = None
         df[c] = df[c].astype("string")

@@ -92,7 +92,7 @@ class SubItemTable(BaseModel):
     """How one sub-item is scored: a score per case, or a binning per input; and the score when unknown."""
 
     model_config = _STRICT
-    missing: int
+    missing: int | None = None  # when not given: the middle of the scale (ceil((m + 1) / 2)), set on load
     categories: dict[str, int] | None = None
     inputs: dict[str, Bins] | None = None
 
@@ -405,6 +405,8 @@ def _check_sub_items(c: RulesConfig, p: list[str], m: int) -> None:
         if s is None:
             p.append(_problem("sub_items", "known sub-items (" + ", ".join(spec.SUB_ITEM_IDS) + ")", repr(item_id)))
             continue
+        if table.missing is None:  # the default: the middle of the scale, as unverified information
+            object.__setattr__(table, "missing", lowest_missing)
         if not lowest_missing <= table.missing <= m:
             p.append(_problem(f"{name}.missing",
                               f"from {lowest_missing} to {m} (unknown information is never scored as low risk)", table.missing))

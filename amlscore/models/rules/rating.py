@@ -110,6 +110,9 @@ def _text(s: pd.Series, upper: bool = False) -> pd.Series:
     return t.str.upper() if upper else t
 
 
+_TRUE_TEXT, _FALSE_TEXT = ("true", "1", "yes"), ("false", "0", "no")
+
+
 def _flag(s: pd.Series, na: bool) -> np.ndarray:
     """A boolean column; an unknown value becomes ``na`` (chosen on the risky side by the caller)."""
     if s.dtype == bool:
@@ -120,8 +123,20 @@ def _flag(s: pd.Series, na: bool) -> np.ndarray:
     if pd.api.types.is_bool_dtype(s.dtype):
         return s.fillna(na).to_numpy(dtype=bool)
     t = s.astype("string").str.strip().str.lower()
-    mapped = t.map({"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False})
-    return mapped.fillna(na).to_numpy(dtype=bool)
+    true = t.isin(_TRUE_TEXT).to_numpy(dtype=bool, na_value=False)
+    known = true | t.isin(_FALSE_TEXT).to_numpy(dtype=bool, na_value=False)
+    return np.where(known, true, na)
+
+
+def _unknown(s: pd.Series) -> np.ndarray:
+    """Where a flag column is empty (unknown): scored by the sub-item's ``missing`` score, and never
+    a direct-to-highest reason on its own."""
+    if s.dtype == bool:
+        return np.zeros(len(s), dtype=bool)
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        return s.isna().to_numpy(dtype=bool)
+    t = s.astype("string").str.strip().str.lower()
+    return ~t.isin([*_TRUE_TEXT, *_FALSE_TEXT]).to_numpy(dtype=bool, na_value=False)
 
 
 def _days(s: pd.Series) -> pd.Series:
@@ -229,7 +244,9 @@ class _Ctx(NamedTuple):
     region: pd.Series
     years: np.ndarray  # whole years since birth or incorporation
     layers: np.ndarray
-    pep: np.ndarray
+    pep: np.ndarray  # known true only; unknown is in pep_unknown
+    pep_unknown: np.ndarray
+    adverse_unknown: np.ndarray  # on_watchlist or refused_cdd unknown
     watch: np.ndarray
     refused: np.ndarray
     resident: np.ndarray
@@ -270,7 +287,7 @@ def _evaluate(item: spec.SubItemSpec, x: _Ctx) -> ItemEval:
         case "adverse_records":
             shared = x.phone_others >= x.config.proxies.shared_phone_min_others
             return score_conditions(table, keys, {"watchlist_or_refused_cdd": x.watch | x.refused, "shared_phone": shared},
-                                    "none_found")
+                                    "none_found", x.adverse_unknown)
         case "age" | "corporate_age":
             return score_inputs(table, keys, {keys[0]: x.years})
         case "sanctioned_jurisdiction":
@@ -306,7 +323,7 @@ def _evaluate(item: spec.SubItemSpec, x: _Ctx) -> ItemEval:
         case "industry_risk":
             return score_cases(table, keys, x.industry)
         case "pep_association":
-            return score_cases(table, keys, np.where(x.pep, 0, 1))
+            return score_cases(table, keys, np.where(x.pep_unknown, -1, np.where(x.pep, 0, 1)))
     raise AssertionError(f"no evaluator for sub-item {item.id}")  # pragma: no cover - spec and code edited together
 
 
@@ -411,7 +428,8 @@ def rate_customers(customers: pd.DataFrame, reports: pd.DataFrame, behaviour: pd
         region=_text(c["home_region"], upper=True),
         years=_whole_years(_days(c["birth_or_incorporation_date"]), day),
         layers=pd.to_numeric(c["ownership_layers"], errors="coerce").to_numpy(dtype=float, na_value=np.nan),
-        pep=_flag(c["is_pep"], True), watch=_flag(c["on_watchlist"], True), refused=_flag(c["refused_cdd"], True),
+        pep=_flag(c["is_pep"], False), watch=_flag(c["on_watchlist"], False), refused=_flag(c["refused_cdd"], False),
+        pep_unknown=_unknown(c["is_pep"]), adverse_unknown=_unknown(c["on_watchlist"]) | _unknown(c["refused_cdd"]),
         resident=_flag(c["is_resident"], False), agent=_text(c["agent_id"]).notna().to_numpy(),
         reports=_suspicious_counts(reports, ids, day), phone_others=phone_others,
         behaviour=_prepare_behaviour(behaviour, ids),
