@@ -45,12 +45,27 @@ def bank_maker(cache: Path) -> Callable[["BankSpec"], Path]:
     return make
 
 
+def check_grid_names(grid: "ProtocolGrid", protocol: Path) -> None:
+    """Fail before any work when a variant or a left-out typology of the grid is unknown."""
+    from amlscore.contract.errors import AmlError  # noqa: PLC0415
+    from amlscore.synth.catalogue import ALL_TYPOLOGIES  # noqa: PLC0415
+    from amlscore.synth.variant import load_variant  # noqa: PLC0415
+
+    for name in grid.variants:
+        load_variant(name, what=f"The 'variants' key in {protocol.name}: each")
+    unknown = [t for t in grid.leave_out if t not in ALL_TYPOLOGIES]
+    if unknown:
+        raise AmlError(f"The 'leave_out' key in {protocol.name} must name typologies among {', '.join(ALL_TYPOLOGIES)}. "
+                       f"Got {unknown[0]!r} instead.")
+
+
 def run_protocol_command(protocol: Path, out: Path, cache: Path, *, mlflow: bool = True,
                          experiment: str | None = None, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run a protocol file end to end; returns the paths written and the targets."""
     from amlscore.training import protocol as proto  # noqa: PLC0415
 
     grid: ProtocolGrid = proto.load_grid(protocol)
+    check_grid_names(grid, protocol)
     cells = grid.cells()
     say(f"protocol {grid.name}: {len(grid.banks())} banks, {len(cells)} cells")
     parent = None

@@ -169,8 +169,9 @@ def _read_yaml(path: Path) -> Any:
         raise VariantError(f"{path} is not valid YAML: {exc}") from None
 
 
-def load_variant(name_or_file: str | Path | None) -> WorldVariant:
-    """A variant by name (from ``variants.yaml``) or from a YAML file holding one variant.
+def load_variant(name_or_file: str | Path | None, what: str = "--variant") -> WorldVariant:
+    """A variant by name (from ``variants.yaml``) or from a YAML file holding one variant (``what``
+    names the option or key in errors).
 
     Raises
     ------
@@ -185,7 +186,7 @@ def load_variant(name_or_file: str | Path | None) -> WorldVariant:
         return known[text]
     path = Path(text)
     if not (path.suffix in (".yaml", ".yml") or path.exists()):
-        raise VariantError(f"--variant must be one of {', '.join(known)} or a YAML file. Got {text!r} instead.")
+        raise VariantError(f"{what} must be one of {', '.join(known)} or a YAML file. Got {text!r} instead.")
     raw = _read_yaml(path)
     if isinstance(raw, dict) and "name" not in raw:
         raw = {"name": path.stem, **raw}
