@@ -107,3 +107,16 @@ def test_small_grid_runs_from_one_command(tmp_path: Path, tracking_uri: str) -> 
     assert set(runs["tags.mlflow.parentRunId"]) == {parents["run_id"].iloc[0]}
     assert set(runs["params.label_share"]) == {"0.5", "1.0"}
     assert runs["metrics.pr_auc"].notna().all()
+
+
+@pytest.mark.parametrize(("change", "words"), [({"variants": ["nosuch"]}, ["'variants'", "nosuch", "hard"]),
+                                               ({"leave_out": ["smurf"]}, ["'leave_out'", "smurf", "slow_layering"])])
+def test_unknown_names_fail_before_any_work(tmp_path: Path, change: dict, words: list[str]) -> None:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"sizes": [300], "seeds": [1], **change}))
+    result = CliRunner().invoke(app, ["evaluate", "--protocol", str(path), "--no-mlflow", "--out", str(tmp_path / "o"),
+                                      "--cache", str(tmp_path / "banks")])
+    assert result.exit_code != 0
+    for w in words:
+        assert w in str(result.exception), str(result.exception)
+    assert not (tmp_path / "banks").exists()
