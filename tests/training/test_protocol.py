@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 from amlscore.cli import app
 from amlscore.training.protocol import ProtocolError, ProtocolGrid, load_grid, subsample_reports
 
-from conftest import FAST
+# Small and quick (the training conftest's settings; a conftest cannot be imported by name when
+# several test folders run together).
+FAST = {"lgbm": {"n_estimators": 60, "min_rounds": 10, "early_stopping_rounds": 20},
+        "anomaly": {"n_estimators": 50}, "max_train_negatives": 20_000, "anomaly_fit_rows": 20_000}
 
 
 def _reports(n_susp: int, n_not: int) -> pd.DataFrame:
