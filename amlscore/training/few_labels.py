@@ -92,7 +92,7 @@ def _fit_predict_folds(feats: pd.DataFrame, rows: np.ndarray, y: np.ndarray, fit
 def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any, *, positives: np.ndarray,
                       confirmed_negatives: np.ndarray, unlabelled: np.ndarray, unlabelled_rate: float,
                       customers: np.ndarray, lgbm_params: dict[str, Any], n_trees: int, folds: int = 3,
-                      balance: bool = True, pu: bool = False,
+                      balance: bool = True, pu: bool = False, pu_scale: float = 1.0,
                       refit: bool = False) -> tuple[FusionSample, SuspicionClassifier | None]:
     """Out-of-fold LightGBM probabilities and the other components on the fusion's rows.
 
@@ -118,6 +118,9 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
         comes from the positives' ``g``; every unlabelled row then also counts as a positive with
         weight ``w(x)`` (and as a negative with ``1 - w(x)``) in a second round of folds, whose
         probabilities the fusion is fitted on (and in the refit).
+    pu_scale : float in (0, 1]
+        Multiplies ``w(x)``: a hedge against reports not being chosen at random (Elkan & Noto assume
+        they are; a typology nobody reports breaks it).
     refit : bool
         Also fit a LightGBM on all the rows the folds were fitted on (train + valid, with the PU
         weights when ``pu``), ``n_trees`` trees: stacking's usual refit on everything once the
@@ -149,7 +152,7 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
         pos, unl = (kind == 0) & ~np.isnan(p), (kind == 2) & ~np.isnan(p)
         c = label_frequency(g[pos], w[pos])
         w_pos = np.zeros(n)
-        w_pos[unl] = unlabelled_positive_weights(g[unl], c)
+        w_pos[unl] = pu_scale * unlabelled_positive_weights(g[unl], c)
         dup = np.flatnonzero(w_pos > 0.01)
         fit_rows = np.r_[rows, rows[dup]]
         fit_y = np.r_[y, np.ones(len(dup))]

@@ -81,6 +81,8 @@ class TrainConfig:
         Positive-unlabelled treatment of the unreported history (needs ``fusion_fit="oof"``;
         :mod:`amlscore.models.pu`): unlabelled rows also count as positives with Elkan & Noto's
         weights, and the served LightGBM is refitted on train + valid with them.
+    pu_weight_scale : float in (0, 1]
+        Multiplies the PU weights (1: Elkan & Noto's weights as they are).
     n_jobs : int
         LightGBM threads.
     feedback : tuple of Path
@@ -110,6 +112,7 @@ class TrainConfig:
     fusion_folds: int = 3
     fusion_refit: bool = True
     pu: str = "elkan_noto"
+    pu_weight_scale: float = 1.0
     n_jobs: int = 1
     feedback: tuple[Path, ...] = ()
     rules_config_path: Path | None = None
@@ -122,6 +125,8 @@ class TrainConfig:
             raise AmlError(f"The 'fusion_fit' parameter must be 'oof' or 'valid'. Got {self.fusion_fit!r} instead.")
         if isinstance(self.fusion_folds, bool) or not isinstance(self.fusion_folds, int) or not 2 <= self.fusion_folds <= 10:
             raise AmlError(f"The 'fusion_folds' parameter must be a whole number in [2, 10]. Got {self.fusion_folds!r} instead.")
+        if isinstance(self.pu_weight_scale, bool) or not 0 < float(self.pu_weight_scale) <= 1:
+            raise AmlError(f"The 'pu_weight_scale' parameter must be a number in (0, 1]. Got {self.pu_weight_scale!r} instead.")
         if self.pu not in ("none", "elkan_noto"):
             raise AmlError(f"The 'pu' parameter must be 'none' or 'elkan_noto'. Got {self.pu!r} instead.")
         if self.pu != "none" and self.fusion_fit != "oof":

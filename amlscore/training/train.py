@@ -337,7 +337,7 @@ def _oof_sample(prep: Prepared, config: TrainConfig, rng: np.random.Generator, d
     return oof_fusion_sample(prep.features, prep.rule_score, det, positives=positives, confirmed_negatives=confirmed,
                              unlabelled=unl, unlabelled_rate=rate, customers=customers, lgbm_params=lgbm_params,
                              n_trees=n_trees, folds=config.fusion_folds, balance=config.fusion_balance,
-                             pu=config.pu == "elkan_noto", refit=config.fusion_refit or config.pu != "none")
+                             pu=config.pu == "elkan_noto", pu_scale=config.pu_weight_scale, refit=config.fusion_refit or config.pu != "none")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -70,3 +70,18 @@ def test_pu_round_reweights_unlabelled_rows_and_refits(rows) -> None:
     assert model is not None and model.best_iteration_ == 60
     assert 0 < sample.pu["label_frequency"] <= 1
     assert sample.pu["unlabelled_weighted_rows"] > 0
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [({"pu_weight_scale": 0.0}, ["pu_weight_scale", "(0, 1]", "0.0"]),
+                                               ({"fusion_fit": "valid"}, ["'pu'", "fusion_fit='oof'", "'valid'"]),
+                                               ({"fusion_folds": 1}, ["fusion_folds", "[2, 10]", "1"])])
+def test_few_label_settings_are_checked(kwargs: dict, words: list[str]) -> None:
+    from pathlib import Path
+
+    from amlscore.contract.errors import AmlError
+    from amlscore.training.result import TrainConfig
+
+    with pytest.raises(AmlError) as err:
+        TrainConfig(data=Path("x"), **kwargs)
+    for w in words:
+        assert w in str(err.value), str(err.value)
