@@ -29,15 +29,17 @@ def generate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical files.")] = 42,
     fmt: Annotated[str, typer.Option("--format", help="File format of the tables: parquet or csv.")] = "parquet",
     start: Annotated[str, typer.Option("--start", help="First day of the window, YYYY-MM-DD (bank-local date).")] = "2025-01-01",
+    variant: Annotated[str, typer.Option("--variant", help="World variant: default, shifted_normal, shifted_typologies, "
+                                         "hard, or a YAML file (docs/synthetic-bank.md).")] = "default",
 ) -> None:
     """Generate a synthetic bank with injected, labelled money-laundering typologies."""
-    config = build_config(customers=customers, days=days, seed=seed, fmt=fmt, start=start)
+    config = build_config(customers=customers, days=days, seed=seed, fmt=fmt, start=start, variant=variant)
     console = Console(highlight=False, soft_wrap=True)
     bank = _generate_with_progress(config, out, fmt)
     _print_summary(console, bank, out)
 
 
-def build_config(*, customers: int, days: int, seed: int, fmt: str, start: str) -> SynthConfig:
+def build_config(*, customers: int, days: int, seed: int, fmt: str, start: str, variant: str = "default") -> SynthConfig:
     """Check the command-line values and build the configuration.
 
     Raises
@@ -47,12 +49,14 @@ def build_config(*, customers: int, days: int, seed: int, fmt: str, start: str) 
     """
     from amlscore.contract.errors import AmlError
     from amlscore.synth.config import OUTPUT_FORMATS, SynthConfig, parse_start
+    from amlscore.synth.variant import load_variant
 
     if fmt not in OUTPUT_FORMATS:
         raise AmlError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}. Got {fmt!r} instead.")
     start_date: dt.date = parse_start(start)
+    world = load_variant(variant)
     try:
-        return SynthConfig(customers=customers, days=days, seed=seed, start=start_date)
+        return SynthConfig(customers=customers, days=days, seed=seed, start=start_date, variant=world)
     except AmlError as exc:
         # Say it in the words of the command line: --customers rather than the 'customers' parameter.
         message = str(exc)

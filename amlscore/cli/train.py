@@ -141,7 +141,7 @@ def _load_registered(version: Optional[int], alias: Optional[str]):  # noqa: ANN
 
 
 def evaluate(
-    data: Annotated[Path, _DATA],
+    data: Annotated[Optional[Path], _DATA] = None,
     version: Annotated[Optional[int], typer.Option("--version", help="Registered version number.")] = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Registered alias (default: champion).")] = None,
     period: Annotated[str, typer.Option("--period", help="auto (the version's test period when DIR is its training data, else all), test, or all.")] = "auto",
@@ -149,8 +149,23 @@ def evaluate(
     end: Annotated[Optional[str], typer.Option("--end", help="Last day YYYY-MM-DD to evaluate.")] = None,
     slices: Annotated[bool, typer.Option("--slices/--no-slices", help="Print the per-slice table.")] = True,
     results_fp: Annotated[Optional[Path], typer.Option("--results-fp", help="Write the results as JSON here.")] = None,
+    protocol: Annotated[Optional[Path], typer.Option("--protocol", help="Run the generalisation protocol of this YAML "
+                                                     "grid instead (docs/generalisation.md).")] = None,
+    out: Annotated[Path, typer.Option("--out", help="With --protocol: folder for cells.csv, summary.csv/.md, targets.json.")] = Path("protocol_results"),
+    cache: Annotated[Path, typer.Option("--cache", help="With --protocol: folder of the generated banks (reused).")] = Path("data/protocol"),
+    mlflow: Annotated[bool, typer.Option("--mlflow/--no-mlflow", help="With --protocol: log each cell to MLflow.")] = True,
 ) -> None:
-    """Score a registered version on a data folder and print the metrics."""
+    """Score a registered version on a data folder and print the metrics, or run a protocol grid (--protocol)."""
+    if protocol is not None:
+        from amlscore.cli.protocol import run_protocol_command  # noqa: PLC0415
+
+        console = Console(highlight=False, soft_wrap=True)
+        done = run_protocol_command(protocol, out, cache, mlflow=mlflow, say=console.print)
+        console.print(Path(done["paths"]["markdown"]).read_text(encoding="utf-8"))
+        _write_json(results_fp, done)
+        return
+    if data is None:
+        raise _error("Give --data DIR (a folder to evaluate a registered version on) or --protocol FILE.")
     from amlscore.training.scoring import evaluate_model_set, load_folder  # noqa: PLC0415
 
     if period not in ("auto", "test", "all"):

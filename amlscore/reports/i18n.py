@@ -313,6 +313,7 @@ TYPOLOGIES = {
     "high_risk_remittance": ("remittances to high-risk jurisdictions", "向高风险国家（地区）汇款"),
     "agent_ring": ("agent ring", "代理人关联账户"),
     "cycle": ("circular transfers", "循环转账"),
+    "slow_layering": ("slow layering through intermediaries", "多层中转缓慢分层"),
     "model_only": LABELS["model_only"],
     "none": ("not laundering (false alert)", "非洗钱（误报）"),
 }

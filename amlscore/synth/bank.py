@@ -22,7 +22,7 @@ from amlscore.contract.schema import (
 )
 from amlscore.synth import geo
 from amlscore.synth.clock import Clock
-from amlscore.synth.config import TYPOLOGIES, SynthConfig, load_bank_rules, stream
+from amlscore.synth.config import DEFAULT_TYPOLOGIES, TYPOLOGIES, SynthConfig, load_bank_rules, stream
 from amlscore.synth.ledger import FEN, TT, TxnBlock, concat
 from amlscore.synth.normal import BEHAVIOURS, generate_normal
 from amlscore.synth.population import Population, build_population, customer_rank
@@ -35,7 +35,7 @@ _STR = pd.StringDtype("pyarrow")
 
 #: Steps reported to a progress callback, in order (for a progress bar's total).
 STEPS: tuple[str, ...] = (
-    ("population",) + TYPOLOGIES + tuple(name for name, _ in BEHAVIOURS)
+    ("population",) + DEFAULT_TYPOLOGIES + tuple(name for name, _ in BEHAVIOURS)
     + ("travel_and_identifiers", "ledger", "reports", "frames")
 )
 
@@ -70,6 +70,8 @@ class SyntheticBank:
         gt = self.ground_truth
         per = {}
         for name in TYPOLOGIES:
+            if not self.config.generates(name):
+                continue
             rows = gt[gt["typology"] == name]
             per[name] = {
                 "scenarios": sum(1 for s in self.scenarios if s.typology == name),

@@ -20,6 +20,15 @@ import numpy as np
 import yaml
 
 from amlscore.contract.errors import AmlError
+from amlscore.synth.catalogue import (  # noqa: F401  (the catalogue is read through this module too)
+    ALL_TYPOLOGIES,
+    DEFAULT_TYPOLOGIES,
+    TYPOLOGIES,
+    TYPOLOGY_BY_NAME,
+    TYPOLOGY_SPECS,
+    TypologySpec,
+)
+from amlscore.synth.variant import DEFAULT_VARIANT, WorldVariant
 
 FEATURE_PARAMS_PATH = Path(__file__).resolve().parent.parent / "features" / "config" / "feature_params.yaml"
 
@@ -28,48 +37,6 @@ MAX_CUSTOMERS = 2_000_000
 MIN_DAYS = 30
 MAX_DAYS = 3 * 366
 OUTPUT_FORMATS = ("parquet", "csv")
-
-
-@dataclass(frozen=True)
-class TypologySpec:
-    """How one laundering typology is injected and reported.
-
-    Attributes
-    ----------
-    name:
-        Typology name as written in ground truth and in reports.
-    scenarios_per_1000:
-        Scenarios per 1,000 customers and year (the count scales with the bank and the window).
-    min_scenarios:
-        Floor on the count, so a small bank still shows the pattern in every third of its window.
-    report_rate:
-        Probability that a scenario is reported at all (labels are incomplete).
-    """
-
-    name: str
-    scenarios_per_1000: float
-    min_scenarios: int
-    report_rate: float
-    description: str
-
-
-# Why the report rates differ: cash structuring and high-risk remittances trip classic rules and are
-# reported most; device sharing and cycles are hard for analysts to see and are reported least.
-TYPOLOGY_SPECS: tuple[TypologySpec, ...] = (
-    TypologySpec("structuring", 5.0, 3, 0.70, "cash deposits just under the 50,000 CNY large-cash threshold"),
-    TypologySpec("fan_in", 1.5, 3, 0.60, "many depositors pay one collector account"),
-    TypologySpec("fan_out", 1.5, 3, 0.60, "one account pays many new counterparties"),
-    TypologySpec("rapid_pass_through", 4.0, 3, 0.65, "money in and out again within hours"),
-    TypologySpec("shared_ip_device", 2.0, 3, 0.50, "one operator runs several customers' e-banking"),
-    TypologySpec("ip_abroad", 4.0, 3, 0.55, "e-banking suddenly from abroad or another province"),
-    TypologySpec("corp_to_personal", 2.0, 3, 0.60, "frequent large corporate-to-personal transfers"),
-    TypologySpec("dormant_reactivation", 4.0, 3, 0.55, "dormant account suddenly moves large sums"),
-    TypologySpec("high_risk_remittance", 4.0, 3, 0.70, "remittances to high-risk jurisdictions"),
-    TypologySpec("agent_ring", 1.5, 3, 0.50, "agent-opened accounts sharing a contact, moving money among themselves"),
-    TypologySpec("cycle", 2.0, 3, 0.45, "money going round A -> B -> C -> A"),
-)
-TYPOLOGIES: tuple[str, ...] = tuple(s.name for s in TYPOLOGY_SPECS)
-TYPOLOGY_BY_NAME: dict[str, TypologySpec] = {s.name: s for s in TYPOLOGY_SPECS}
 
 
 @dataclass(frozen=True)
@@ -128,6 +95,8 @@ class SynthConfig:
         First day of the window (bank-local date, China Standard Time).
     laundering_scale:
         Multiplies the number of scenarios of every typology (1.0 gives ~1-3 % laundering).
+    variant:
+        How the world is shifted from the default (:class:`amlscore.synth.variant.WorldVariant`).
 
     Raises
     ------
@@ -140,6 +109,7 @@ class SynthConfig:
     seed: int = 42
     start: dt.date = dt.date(2025, 1, 1)
     laundering_scale: float = 1.0
+    variant: WorldVariant = DEFAULT_VARIANT
 
     def __post_init__(self) -> None:
         _check_int("customers", self.customers, MIN_CUSTOMERS, MAX_CUSTOMERS)
@@ -154,6 +124,8 @@ class SynthConfig:
             raise AmlError(
                 f"The 'laundering_scale' parameter of SynthConfig must be a number in [0, 10]. Got {scale!r} instead."
             )
+        if not isinstance(self.variant, WorldVariant):
+            raise AmlError(f"The 'variant' parameter of SynthConfig must be a WorldVariant. Got {self.variant!r} instead.")
 
     @property
     def end(self) -> dt.date:
@@ -162,12 +134,17 @@ class SynthConfig:
 
     def scenario_count(self, spec: TypologySpec) -> int:
         """Number of scenarios of a typology for this bank size (0 when laundering is switched off)."""
-        if self.laundering_scale == 0:
+        shift = self.variant.typology(spec.name)
+        if self.laundering_scale == 0 or not self.variant.enabled(spec.name, spec.default_enabled) or shift.rate_scale == 0:
             return 0
         # Scales with customers x years, like the legitimate activity, so the label rate holds.
         years = max(self.days, 90) / 365
-        n = round(spec.scenarios_per_1000 * self.customers / 1000 * years * self.laundering_scale)
+        n = round(spec.scenarios_per_1000 * self.customers / 1000 * years * self.laundering_scale * shift.rate_scale)
         return max(spec.min_scenarios, int(n))
+
+    def generates(self, typology: str) -> bool:
+        """Whether this world has scenarios of ``typology``."""
+        return self.scenario_count(TYPOLOGY_BY_NAME[typology]) > 0
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:

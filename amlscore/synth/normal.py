@@ -23,6 +23,7 @@ from amlscore.synth.ledger import (
     TxnBlock, block, concat, credit_channel, with_in_legs,
 )
 from amlscore.synth.population import CORPORATE, INDIVIDUAL, OCC
+from amlscore.synth.variant import scale_amounts, variant_stream
 from amlscore.synth.world import World
 
 CASH_BUSINESSES = ("cash_intensive_retail", "pawnshop", "entertainment", "precious_metals", "lottery", "casino")
@@ -114,7 +115,7 @@ def mark_innocent_dormancy(w: World, rng: np.random.Generator) -> np.ndarray:
     if days < 220:
         return np.zeros(0, dtype=np.int64)
     cand = np.flatnonzero((pop.ctype == INDIVIDUAL) & (pop.role < 0) & (pop.onboarded_day < -400))
-    chosen = cand[rng.random(len(cand)) < 0.02]
+    chosen = cand[rng.random(len(cand)) < 0.02 * w.config.variant.normal.lookalike_scale]
     pop.active_from[chosen] = rng.integers(180, days - 10, len(chosen))
     pop.active_to[chosen] = days
     pop.activity[chosen] *= 0.6
@@ -483,7 +484,7 @@ def big_purchases(w: World, rng: np.random.Generator) -> TxnBlock:
     """One-off large payments (a flat, a car, a renovation): unusual for the payer but innocent."""
     pop, clock = w.pop, w.clock
     ind = np.flatnonzero((pop.ctype == INDIVIDUAL) & (pop.occupation != OCC["student"]))
-    c, day = poisson_days(w, rng, ind, 0.03 / 365 * 1.0, "retail")
+    c, day = poisson_days(w, rng, ind, 0.03 / 365 * w.config.variant.normal.lookalike_scale, "retail")
     n = len(c)
     kind = rng.random(n)
     amount = np.where(kind < 0.35, lognormal(rng, 600_000, 0.6, n),
@@ -504,6 +505,48 @@ def big_purchases(w: World, rng: np.random.Generator) -> TxnBlock:
         cp=cp, cp_type=CPT["corporate"], cp_country=geo.CN, tag=TAG_BIG_PURCHASE,
     )
     return with_in_legs(out, pop.ctype, active=_active(w))
+
+
+def cash_heavy(w: World, rng: np.random.Generator) -> TxnBlock:
+    """A variant's cash-heavy individuals: large cash deposits and withdrawals a few times a month.
+
+    Innocent look-alikes of structuring (amounts 10,000-45,000 CNY, some near the threshold),
+    only present when the world variant sets ``normal.cash_heavy_share``.
+    """
+    pop, clock = w.pop, w.clock
+    ind = np.flatnonzero((pop.ctype == INDIVIDUAL) & (pop.role < 0))
+    heavy = ind[rng.random(len(ind)) < w.config.variant.normal.cash_heavy_share]
+    c, day = poisson_days(w, rng, heavy, 0.12, "counter")
+    n = len(c)
+    amount = np.clip(np.round(lognormal(rng, 22_000, 0.45, n), -2), 10_000, 45_000 + 4_900 * rng.random(n))
+    deposit = rng.random(n) < 0.55
+    return block(
+        n, customer=c, ts=clock.stamp(rng, day, "counter"), direction=np.where(deposit, DIR["in"], DIR["out"]),
+        amount=yuan_to_fen(np.round(amount, -2)), channel=CH["counter"],
+        txn_type=np.where(deposit, TT["cash_deposit"], TT["cash_withdrawal"]), cp_type=CPT["unknown"],
+        tag=TAG_CASH_BUSINESS,
+    )
+
+
+def shift_normal(w: World, b: TxnBlock) -> TxnBlock:
+    """Apply a world variant's amount and timing shifts to legitimate rows (none at the defaults).
+
+    Each row is shifted by its payer (the customer of an ``out`` row, the counterparty of the
+    ``in`` leg of an internal transfer, else the customer), so both legs of a transfer move alike:
+    amounts by ``amount_scale`` times a per-payer lognormal factor of sigma ``amount_spread``; the
+    own activity of ``time_shift_share`` of customers by ``time_shift_hours``.
+    """
+    shift, pop = w.config.variant.normal, w.pop
+    if shift.amount_scale == 1.0 and shift.amount_spread == 0.0 and shift.time_shift_share == 0.0:
+        return b
+    rng = variant_stream(w.config.seed, "normal_shift")
+    factor = shift.amount_scale * np.exp(rng.normal(0.0, shift.amount_spread, pop.n))
+    late = rng.random(pop.n) < shift.time_shift_share
+    payer = np.where((b.direction == DIR["in"]) & (b.cp >= 0), b.cp, b.customer).astype(np.int64)
+    b.amount = scale_amounts(b.amount, factor[payer])
+    moved = late[payer]
+    b.ts[moved] = b.ts[moved] + int(round(shift.time_shift_hours * 3600))
+    return b
 
 
 def operated_by_others(w: World, rng: np.random.Generator, b: TxnBlock) -> TxnBlock:
@@ -535,8 +578,10 @@ def travel(w: World, rng: np.random.Generator, b: TxnBlock) -> TxnBlock:
     pop, clock = w.pop, w.clock
     ind = np.flatnonzero((pop.ctype == INDIVIDUAL) & (pop.role < 0) & (pop.residence == geo.CN))
     u = rng.random(len(ind))
-    abroad_people = ind[u < 0.06]
-    domestic_people = ind[(u >= 0.06) & (u < 0.22)]
+    shares = w.config.variant.normal
+    abroad, domestic = shares.travel_abroad_share, shares.travel_abroad_share + shares.travel_domestic_share
+    abroad_people = ind[u < abroad]
+    domestic_people = ind[(u >= abroad) & (u < domestic)]
     codes, weights = geo.weighted_codes(geo.TRAVEL_DESTINATIONS)
 
     trips: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # customer, start, end, region
@@ -650,13 +695,19 @@ def generate_normal(w: World, progress: Callable[[str], None] | None = None) -> 
         Legitimate transactions (``scenario == -1``), identifiers attached.
     """
     seed = w.config.seed
+    shift = w.config.variant.normal
+    if shift.activity_scale != 1.0:
+        w.pop.activity = w.pop.activity * shift.activity_scale
     sleepers = mark_innocent_dormancy(w, stream(seed, "normal/dormancy"))
     blocks = [reactivation_events(w, stream(seed, "normal/reactivation"), sleepers)]
     for name, fn in BEHAVIOURS:
         blocks.append(fn(w, stream(seed, f"normal/{name}")))
         if progress:
             progress(name)
+    if shift.cash_heavy_share > 0:
+        blocks.append(cash_heavy(w, variant_stream(seed, "cash_heavy")))
     b = concat(blocks)
+    b = shift_normal(w, b)
     b = travel(w, stream(seed, "normal/travel"), b)
     b = w.attach_identifiers(b, stream(seed, "normal/identifiers"))
     b = operated_by_others(w, stream(seed, "normal/operators"), b)

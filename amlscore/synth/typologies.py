@@ -18,15 +18,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from amlscore.contract.errors import AmlError
 from amlscore.synth import geo
 from amlscore.synth.config import TYPOLOGY_SPECS, stream
 from amlscore.synth.ledger import CH, CPT, DIR, TT, TxnBlock, block, concat, credit_channel, with_in_legs
+from amlscore.synth.variant import VARIANT_CHANNELS, TypologyShift, row_uniform, scale_amounts
 from amlscore.synth.normal import human_round, yuan_to_fen
 from amlscore.synth.population import CORPORATE, INDIVIDUAL, OCC, ONB
 from amlscore.synth.world import World
 
 HOUR = 3600
 DAY = 86_400
+_DEFAULT_SHIFT = TypologyShift()
 
 
 @dataclass
@@ -85,7 +88,9 @@ class Recruiter:
         if len(cand) < n:
             cand = np.flatnonzero((pop.role < 0) & (pop.ctype == kind))
         if len(cand) < n:
-            raise RuntimeError(f"not enough free {'corporate' if kind else 'individual'} customers for the typologies")
+            raise AmlError(f"not enough free {'corporate' if kind else 'individual'} customers for the typologies of "
+                           f"variant '{self.w.config.variant.name}' in a bank of {self.w.config.customers} customers: "
+                           "use more customers or smaller group sizes.")
         weight = _mule_weight(pop.occupation[cand], kind)
         chosen = rng.choice(cand, size=n, replace=False, p=weight / weight.sum())
         self._fit_for_role(chosen, start_day, recent=0.0 if old else recent, agent=0.0 if old else agent)
@@ -165,6 +170,12 @@ def _clip_ts(w: World, ts: np.ndarray) -> np.ndarray:
     """Keep timestamps inside the window (a chain that runs past the end stops on the last day)."""
     last = w.clock.timestamp(w.clock.days - 1, 86_399)
     return np.minimum(ts, last)
+
+
+def _grow(w: World, typology: str, n: int, minimum: int = 1) -> int:
+    """A drawn group size (accounts, depositors, recipients, chain length) times the variant's ``group_scale``."""
+    scale = w.config.variant.typology(typology).group_scale
+    return n if scale == 1.0 else max(minimum, int(round(n * scale)))
 
 
 def _e_channel(rng: np.random.Generator, n: int, p_mobile: float = 0.7) -> np.ndarray:
@@ -264,7 +275,7 @@ def fan_in(w: World, r: Recruiter, rng: np.random.Generator, start: int) -> TxnB
     each paying 1-8 times 1,000-30,000 CNY over 10-60 days; the collector (an individual, or a
     small firm 25 % of the time) sweeps 85-98 % out every 1-5 days.
     """
-    n_dep = int(rng.integers(12, 51))
+    n_dep = _grow(w, "fan_in", int(rng.integers(12, 51)), 3)
     span = int(rng.integers(10, 61))
     share_internal = rng.uniform(0.2, 0.4)
     corp = rng.random() < 0.25
@@ -316,7 +327,7 @@ def fan_out(w: World, r: Recruiter, rng: np.random.Generator, start: int) -> Txn
     customers of the bank, never paid before), each paid 1-4 times over 3-30 days; 50 % of the
     recipients at this bank withdraw most of it within 1-3 days.
     """
-    n_rec = int(rng.integers(12, 61))
+    n_rec = _grow(w, "fan_out", int(rng.integers(12, 61)), 3)
     span = int(rng.integers(3, 31))
     total = float(_log_uniform(rng, 150_000, 3_000_000))
     share_internal = rng.uniform(0.2, 0.4)
@@ -356,7 +367,7 @@ def rapid_pass_through(w: World, r: Recruiter, rng: np.random.Generator, start: 
     Parameters drawn: a chain of 1-3 accounts, 10-50 rounds over 30-180 days, 30,000-800,000 CNY
     per round; each hop forwards 90-99.5 % after 20 minutes to 12 hours, split in 1-3 transfers.
     """
-    chain_len = int(rng.integers(1, 4))
+    chain_len = _grow(w, "rapid_pass_through", int(rng.integers(1, 4)))
     rounds = int(rng.integers(10, 51))
     span = int(rng.integers(30, 181))
     kinds = [CORPORATE if rng.random() < 0.3 else INDIVIDUAL for _ in range(chain_len)]
@@ -391,7 +402,7 @@ def shared_ip_device(w: World, r: Recruiter, rng: np.random.Generator, start: in
     IPs and 1-3 devices of the operator; ``operator_id`` set on 35 % of scenarios; money comes in
     from outside and leaves to outside or to the other accounts of the group.
     """
-    k = int(rng.integers(3, 9))
+    k = _grow(w, "shared_ip_device", int(rng.integers(3, 9)), 2)
     span = int(rng.integers(20, 121))
     accts = r.take(k, INDIVIDUAL, start, recent=0.4, agent=0.2)
     sc = r.register("shared_ip_device", accts, accts, start, start + span, accounts=k, days=span)
@@ -463,7 +474,7 @@ def corp_to_personal(w: World, r: Recruiter, rng: np.random.Generator, start: in
     CNY over 30-150 days, funded by 2-10 large credits; each individual cashes out or forwards
     80-100 % within 1-5 days.
     """
-    n_ind = int(rng.integers(2, 9))
+    n_ind = _grow(w, "corp_to_personal", int(rng.integers(2, 9)))
     span = int(rng.integers(30, 151))
     corp = r.take(1, CORPORATE, start, recent=0.5)
     w.pop.layers[corp] = rng.integers(2, 6)
@@ -575,7 +586,7 @@ def agent_ring(w: World, r: Recruiter, rng: np.random.Generator, start: int) -> 
     30-120 days: credits from outside, transfers within the ring, transfers out and ATM cash; the
     agent executes 20 % of the counter transactions (``operator_id``).
     """
-    k = int(rng.integers(4, 10))
+    k = _grow(w, "agent_ring", int(rng.integers(4, 10)), 2)
     span = int(rng.integers(30, 121))
     pop = w.pop
     ring = r.take(k, INDIVIDUAL, start, recent=1.0, agent=0.0)
@@ -620,7 +631,7 @@ def cycle(w: World, r: Recruiter, rng: np.random.Generator, start: int) -> TxnBl
     Parameters drawn: 3-5 accounts (a firm among them 50 % of the time), 5-20 rounds over 30-150
     days, 50,000-1,000,000 CNY entering per round; each hop keeps 0-3 % and takes 1-36 hours.
     """
-    n = int(rng.integers(3, 6))
+    n = _grow(w, "cycle", int(rng.integers(3, 6)), 2)
     rounds = int(rng.integers(5, 21))
     span = int(rng.integers(30, 151))
     n_corp = int(rng.random() < 0.5)
@@ -644,6 +655,73 @@ def cycle(w: World, r: Recruiter, rng: np.random.Generator, start: int) -> TxnBl
     return concat(blocks)
 
 
+def slow_layering(w: World, r: Recruiter, rng: np.random.Generator, start: int) -> TxnBlock:
+    """Money moved slowly along a chain of intermediaries: days, not hours, at each hop.
+
+    Not a default typology (only a world variant switches it on) and not one the features were
+    designed for: the pass-through features look at windows of hours to a day, while each hop here
+    holds the money for 3-20 days and forwards only part of it, in ordinary amounts.
+
+    Parameters drawn: 4-8 intermediaries (an individual, or a small firm 30 % of the time), 3-10
+    tranches of 5,000-80,000 CNY entering the first from outside over 20-90 days; each hop waits
+    3-20 days and forwards 60-90 % of what it got in 1-3 transfers; the last pays out to other banks.
+    """
+    n = _grow(w, "slow_layering", int(rng.integers(4, 9)), 2)
+    span = int(rng.integers(20, 91))
+    kinds = [CORPORATE if rng.random() < 0.3 else INDIVIDUAL for _ in range(n)]
+    chain = np.array([r.take(1, k, start, recent=0.25)[0] for k in kinds], dtype=np.int64)
+    sc = r.register("slow_layering", chain, chain[:1], start, start + span, accounts=n, days=span)
+    k_in = int(rng.integers(3, 11))
+    ts = _sorted_times(rng, w, start, span, k_in)
+    amount = human_round(rng, _log_uniform(rng, 5_000, 80_000, k_in))
+    blocks = [_credits(w, rng, np.full(k_in, chain[0]), ts, amount, sc.index)]
+    for hop in range(n):
+        nxt = chain[hop + 1] if hop + 1 < n else -1
+        ts = ts + rng.integers(3 * DAY, 20 * DAY, k_in)
+        fwd = amount * rng.uniform(0.6, 0.9, k_in)
+        parts = rng.integers(1, 4, k_in)
+        i = np.repeat(np.arange(k_in), parts)
+        share = np.concatenate([rng.dirichlet(np.ones(p) * 2) for p in parts])
+        part_amt = np.maximum(100, human_round(rng, fwd[i] * share))
+        part_ts = ts[i] + rng.integers(0, 2 * DAY, len(i))
+        blocks.append(_transfers(w, np.full(len(i), chain[hop]), np.full(len(i), nxt), part_ts, part_amt,
+                                 _e_channel(rng, len(i)), sc.index))
+        amount = np.bincount(i, weights=part_amt, minlength=k_in)
+        ts = np.array([part_ts[i == k].max() for k in range(k_in)])
+    return concat(blocks)
+
+
+def shift_scenario(w: World, b: TxnBlock, sc: Scenario, shift: TypologyShift) -> TxnBlock:
+    """Apply a world variant's typology shift to one scenario's rows (nothing changes at the defaults).
+
+    * ``speed_scale``: the time from the scenario's first day to each of its transactions is
+      multiplied (rows before that day, such as a sleeper's early use, stay where they are);
+    * ``amount_scale``: every amount is multiplied, keeping the unit it was typed in;
+    * ``channels``: transfers without a session of their own (no IP, device or terminal) take a
+      channel drawn from the weights; both legs of an internal transfer draw the same one.
+    """
+    if shift.speed_scale != 1.0:
+        t0 = w.clock.timestamp(sc.start_day, 0)
+        after = b.ts >= t0
+        b.ts[after] = _clip_ts(w, t0 + np.round((b.ts[after] - t0) * shift.speed_scale).astype(np.int64))
+    if shift.amount_scale != 1.0:
+        b.amount[:] = scale_amounts(b.amount, shift.amount_scale)
+    if shift.channels:
+        e_banking = np.isin(b.channel, [CH["online_banking"], CH["mobile_banking"]])
+        free = e_banking & (b.ip < 0) & (b.device < 0) & (b.txn_type == TT["transfer"])
+        if free.any():
+            out = b.direction == DIR["out"]
+            payer = np.where(out, b.customer, b.cp)[free]
+            payee = np.where(out, b.cp, b.customer)[free]
+            u = row_uniform(w.config.seed, b.ts[free], b.amount[free], payer, payee)
+            names = list(shift.channels)
+            weights = np.array([shift.channels[x] for x in names], dtype=np.float64)
+            pick = np.searchsorted(np.cumsum(weights) / weights.sum(), u, side="right").clip(0, len(names) - 1)
+            codes = np.array([CH[x] for x in names if x in VARIANT_CHANNELS], dtype=np.int8)
+            b.channel[free] = codes[pick]
+    return b
+
+
 TYPOLOGY_FUNCTIONS: dict[str, Callable[[World, Recruiter, np.random.Generator, int], TxnBlock]] = {
     "structuring": structuring,
     "fan_in": fan_in,
@@ -656,11 +734,12 @@ TYPOLOGY_FUNCTIONS: dict[str, Callable[[World, Recruiter, np.random.Generator, i
     "high_risk_remittance": high_risk_remittance,
     "agent_ring": agent_ring,
     "cycle": cycle,
+    "slow_layering": slow_layering,
 }
 # Typical length of a scenario in days: used to keep its start early enough to finish in the window.
 _TYPICAL_DAYS = {"structuring": 35, "fan_in": 35, "fan_out": 20, "rapid_pass_through": 100, "shared_ip_device": 70,
                  "ip_abroad": 25, "corp_to_personal": 90, "dormant_reactivation": 25, "high_risk_remittance": 100,
-                 "agent_ring": 80, "cycle": 90}
+                 "agent_ring": 80, "cycle": 90, "slow_layering": 120}
 
 
 def inject_typologies(w: World, progress: Callable[[str], None] | None = None) -> tuple[TxnBlock, list[Scenario]]:
@@ -692,8 +771,10 @@ def inject_typologies(w: World, progress: Callable[[str], None] | None = None) -
             earliest = 1  # dormancy before the window is enough; no need to wait 180 days inside it
         starts = _start_days(rng, k, days, duration, earliest)
         fn = TYPOLOGY_FUNCTIONS[spec.name]
+        shift = w.config.variant.typology(spec.name)
         for s in starts:
-            blocks.append(fn(w, r, rng, int(s)))
+            b = fn(w, r, rng, int(s))
+            blocks.append(b if shift == _DEFAULT_SHIFT else shift_scenario(w, b, r.scenarios[-1], shift))
         if progress:
             progress(spec.name)
     laundering = concat(blocks)

@@ -108,6 +108,25 @@ def metrics_table_rows(report: Any) -> list[tuple[str, ...]]:
     return rows
 
 
+def fusion_card_lines(info: dict[str, Any]) -> list[str]:
+    """The model card's section on how the fusion was fitted and why each component has its weight."""
+    from amlscore.training.few_labels import describe_component  # noqa: PLC0415
+
+    if not info:
+        return []
+    if info.get("fit") == "oof":
+        head = (f"Fitted on out-of-fold LightGBM probabilities over the training and validation periods "
+                f"({info.get('folds')} time blocks, {info.get('rows', 0):,} rows, {info.get('positives', 0):,} "
+                "labelled positives), so the weights rest on every labelled transaction, not on the validation "
+                "period's few.")
+    else:
+        head = (f"Fitted on the validation period ({info.get('rows', 0):,} rows, {info.get('positives', 0):,} "
+                "labelled positives).")
+    lines = ["## Fusion: each component's weight and why", head, ""]
+    lines += [f"* {describe_component(c)}" for c in info.get("components", [])]
+    return lines + [""]
+
+
 def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:
     """A short model card in Markdown."""
     ms = result.model_set
@@ -127,6 +146,7 @@ def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:
         f"Fusion weights (rule/100, logit p, anomaly): {', '.join(f'{c:.3f}' for c in ms.fusion.coef_)}; "
         f"intercept {ms.fusion.intercept_:.3f}.",
         "",
+        *fusion_card_lines(diag.get("fusion") or {}),
         "## Data",
         f"* Data fingerprint `{ms.metadata['data_fingerprint'][:16]}`, feature set `{ms.metadata['feature_set_version']}` "
         f"(parameters `{ms.metadata['feature_params_hash']}`), code `{ms.metadata['code_version']}`, seed {config.seed}.",

@@ -67,8 +67,22 @@ class TrainConfig:
     fusion_c : float
         Inverse L2 strength of the fusion.
     fusion_balance : bool
-        Weigh the validation positives so that every reported customer counts the same in the
-        fusion (one customer's long period report does not decide the weights).
+        Weigh the positives so that every reported customer counts the same in the fusion (one
+        customer's long period report does not decide the weights).
+    fusion_fit : {"oof", "valid"}
+        Fit the fusion on out-of-fold LightGBM probabilities over train + valid (``oof``,
+        :mod:`amlscore.training.few_labels`) or on the validation period alone (``valid``).
+    fusion_folds : int
+        Time blocks of the out-of-fold fit (2 to 10).
+    fusion_refit : bool
+        With ``fusion_fit="oof"``: serve a LightGBM refitted on train + valid with the tree count
+        of the early-stopped one (stacking's refit; always on with ``pu``).
+    pu : {"none", "elkan_noto"}
+        Positive-unlabelled treatment of the unreported history (needs ``fusion_fit="oof"``;
+        :mod:`amlscore.models.pu`): unlabelled rows also count as positives with Elkan & Noto's
+        weights, and the served LightGBM is refitted on train + valid with them.
+    pu_weight_scale : float in (0, 1]
+        Multiplies the PU weights (1: Elkan & Noto's weights as they are).
     n_jobs : int
         LightGBM threads.
     feedback : tuple of Path
@@ -94,6 +108,11 @@ class TrainConfig:
     anomaly: dict = field(default_factory=dict)
     fusion_c: float = 1.0
     fusion_balance: bool = True
+    fusion_fit: str = "oof"
+    fusion_folds: int = 3
+    fusion_refit: bool = True
+    pu: str = "elkan_noto"
+    pu_weight_scale: float = 1.0
     n_jobs: int = 1
     feedback: tuple[Path, ...] = ()
     rules_config_path: Path | None = None
@@ -102,6 +121,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0 < self.bag_keep_share <= 1:
             raise AmlError(f"The 'bag_keep_share' parameter must be in (0, 1]. Got {self.bag_keep_share!r} instead.")
+        if self.fusion_fit not in ("oof", "valid"):
+            raise AmlError(f"The 'fusion_fit' parameter must be 'oof' or 'valid'. Got {self.fusion_fit!r} instead.")
+        if isinstance(self.fusion_folds, bool) or not isinstance(self.fusion_folds, int) or not 2 <= self.fusion_folds <= 10:
+            raise AmlError(f"The 'fusion_folds' parameter must be a whole number in [2, 10]. Got {self.fusion_folds!r} instead.")
+        if isinstance(self.pu_weight_scale, bool) or not 0 < float(self.pu_weight_scale) <= 1:
+            raise AmlError(f"The 'pu_weight_scale' parameter must be a number in (0, 1]. Got {self.pu_weight_scale!r} instead.")
+        if self.pu not in ("none", "elkan_noto"):
+            raise AmlError(f"The 'pu' parameter must be 'none' or 'elkan_noto'. Got {self.pu!r} instead.")
+        if self.pu != "none" and self.fusion_fit != "oof":
+            raise AmlError(f"The 'pu' parameter {self.pu!r} needs fusion_fit='oof' (its weights come from out-of-fold "
+                           f"predictions). Got fusion_fit={self.fusion_fit!r} instead.")
         if self.alert_policy not in ("alert_rate", "precision"):
             raise AmlError(f"The 'alert_policy' parameter must be 'alert_rate' or 'precision'. Got {self.alert_policy!r} instead.")
         for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):

@@ -41,6 +41,7 @@ from __future__ import annotations
 import importlib.metadata
 import shutil
 import tempfile
+import time
 import weakref
 import warnings
 from dataclasses import dataclass
@@ -69,10 +70,13 @@ __all__ = [
     "artifact_root_for",
     "client",
     "configure",
+    "finish_protocol_run",
+    "log_protocol_cell",
     "load_model_set",
     "log_model_set",
     "log_training_run",
     "resolve_version",
+    "start_protocol_run",
     "tracking_uri",
 ]
 
@@ -259,6 +263,58 @@ def log_training_run(result: "TrainResult", config: "TrainConfig", test_scores: 
     ms.metadata["model_version"] = version
     ms.metadata["run_id"] = run.info.run_id
     return run.info.run_id, version
+
+
+# ------------------------------------------------------------------------------------------------
+# The generalisation protocol: a parent run per grid, a child run per cell
+# ------------------------------------------------------------------------------------------------
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")}
+
+
+def start_protocol_run(name: str, params: dict[str, Any], *, experiment: str | None = None) -> str:
+    """Open the parent run of a protocol grid (left running until :func:`finish_protocol_run`); its id."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME  # noqa: PLC0415
+
+    exp_id = configure(experiment)
+    c = client()
+    run = c.create_run(exp_id, tags={MLFLOW_RUN_NAME: f"protocol {name}", "amlscore.stage": "protocol"})
+    for k, v in params.items():
+        c.log_param(run.info.run_id, k, str(v)[:6000])
+    return run.info.run_id
+
+
+def log_protocol_cell(parent_run_id: str, name: str, params: dict[str, Any], metrics: dict[str, float],
+                      tags: dict[str, str] | None = None) -> str:
+    """One finished cell as a child run of the grid's parent run: its parameters and metrics."""
+    from mlflow.entities import Metric, Param, RunTag  # noqa: PLC0415
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME  # noqa: PLC0415
+
+    c = client()
+    parent = c.get_run(parent_run_id)
+    run = c.create_run(parent.info.experiment_id, tags={MLFLOW_PARENT_RUN_ID: parent_run_id, MLFLOW_RUN_NAME: name,
+                                                        "amlscore.stage": "protocol_cell", **(tags or {})})
+    now = int(time.time() * 1000)
+    c.log_batch(run.info.run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in _finite(metrics).items()],
+                params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                tags=[RunTag(k, str(v)) for k, v in (tags or {}).items()])
+    c.set_terminated(run.info.run_id)
+    return run.info.run_id
+
+
+def finish_protocol_run(parent_run_id: str, metrics: dict[str, float], artifacts: list[Path]) -> None:
+    """Log the grid's summary metrics and files on the parent run and close it."""
+    c = client()
+    now = int(time.time() * 1000)
+    from mlflow.entities import Metric  # noqa: PLC0415
+
+    c.log_batch(parent_run_id, metrics=[Metric(k, v, now, 0) for k, v in _finite(metrics).items()])
+    for path in artifacts:
+        c.log_artifact(parent_run_id, str(path))
+    c.set_terminated(parent_run_id)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,10 +25,13 @@ Stages (each a small function; :func:`train` runs them and returns a :class:`Tra
    d. *IsolationForest* (:class:`amlscore.models.anomaly.BehaviourAnomalyDetector`) on presumed-normal
       training history: unlabelled rows of customers without any suspicious report (before the
       training label cut-off), at most ``anomaly_fit_rows`` of them.
-   e. *Fusion* (:class:`amlscore.models.fusion.SuspicionFusion`) on the validation period: monotone logistic
-      fusion of rule score, LightGBM probability and anomaly score, calibrated as a probability.
-      The validation positives are weighted so that every reported customer counts the same (its
-      rows' weights sum to the mean count per customer); dropped period-report rows weigh 0.
+   e. *Fusion* (:class:`amlscore.models.fusion.SuspicionFusion`): monotone logistic fusion of rule
+      score, LightGBM probability and anomaly score, calibrated as a probability. By default
+      (``fusion_fit="oof"``) it is fitted on out-of-fold LightGBM probabilities over the training
+      and validation periods (:mod:`amlscore.training.few_labels`), so it sees every labelled
+      transaction rather than the validation period's few; ``fusion_fit="valid"`` fits it on the
+      validation period alone. Positives are weighted so that every reported customer counts the
+      same (its rows' weights sum to the mean count per customer); dropped period-report rows weigh 0.
    f. *Thresholds* (:func:`amlscore.models.fusion.choose_thresholds`) on the validation fused scores: for a
       target alert rate and for a target precision.
    g. *Reference* (:func:`amlscore.models.reference.build_reference`) of every feature and score on the
@@ -70,6 +73,7 @@ from amlscore.training.evaluate import (
     slice_labels,
 )
 from amlscore.training.feedback import feedback_files, merge_feedback
+from amlscore.training.few_labels import FusionSample, explain_fusion, oof_fusion_sample
 from amlscore.training.labels import bank_days, derive_labels, reported_customers
 from amlscore.training.result import (
     REGISTERED_MODEL_NAME,
@@ -254,7 +258,22 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         counts = pd.Series(cust).value_counts()
         w_fuse[pos_va] = counts.mean() / counts.reindex(cust).to_numpy()
     w_fuse[np.setdiff1d(pos_bag_va, keep_bag_va)] = 0.0
-    fusion = SuspicionFusion(C=config.fusion_c).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
+    fusion_info: dict[str, Any] = {"fit": config.fusion_fit, "pu": config.pu}
+    if config.fusion_fit == "oof":
+        sample, pu_model = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
+                                       np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
+        fusion = SuspicionFusion(C=config.fusion_c).fit(sample.rule_score, sample.lgbm_probability,
+                                                        sample.anomaly_score, sample.y, sample_weight=sample.weight)
+        fusion_info.update(folds=sample.folds, rows=int(len(sample.rows)), positives=sample.positives,
+                           components=explain_fusion(fusion, sample), **sample.pu)
+        if pu_model is not None:
+            clf = pu_model
+            Xv = feature_matrix(feats, va_rows)
+            p_v = clf.predict_proba(Xv)[:, 1]
+            del Xv
+    else:
+        fusion = SuspicionFusion(C=config.fusion_c).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
+        fusion_info.update(rows=int(len(va_rows)), positives=int((w_fuse[pos_va] > 0).sum()))
     s_v = fusion.score(r_v, p_v, a_v)
     thresholds: AlertThresholds = choose_thresholds(
         s_v, y_fuse[va_rows], target_alert_rate=config.target_alert_rate, target_precision=config.target_precision,
@@ -297,7 +316,7 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         "valid_positives_period_kept": int(len(keep_bag_va)), "valid_unlabelled_rate": float(rate_va),
         "instance_model_trees": int(instance_iter), "lgbm_trees": int(clf.best_iteration_),
         "anomaly_fit_rows": int(len(normal_rows)), "fusion_coef": [float(c) for c in fusion.coef_],
-        "fusion_intercept": float(fusion.intercept_), "valid_metrics": valid_metrics,
+        "fusion_intercept": float(fusion.intercept_), "fusion": fusion_info, "valid_metrics": valid_metrics,
     }
     return model_set, diagnostics, timings
 
@@ -318,6 +337,33 @@ def training_reference(prep: Prepared, rows: np.ndarray, scores: dict[str, np.nd
     period = f"{pd.Timestamp(day.min()).date()}..{pd.Timestamp(day.max()).date()}" if len(day) else ""
     return build_reference(columns, scores["suspicion_score"] >= alert_threshold, segments, period=period,
                            alert_threshold=alert_threshold)
+
+
+def _oof_sample(prep: Prepared, config: TrainConfig, rng: np.random.Generator, det: BehaviourAnomalyDetector,
+                lgbm_params: dict[str, Any], n_trees: int, pos_tr: np.ndarray,
+                keep_bag_va: np.ndarray) -> tuple[FusionSample, SuspicionClassifier | None]:
+    """The fusion's rows over train + valid with out-of-fold LightGBM probabilities (:mod:`few_labels`).
+
+    Labels are those at the validation cut-off (reports filed before the test period). Positives:
+    the training positives as LightGBM saw them, and the validation period's transaction-report
+    positives and kept period-report rows; period-report rows the refinement dropped stay out.
+    """
+    lab = prep.labels["valid"]
+    status = lab["status"].astype(str).to_numpy(dtype=object)
+    source = lab["source"].to_numpy(dtype=object)
+    codes = prep.split_codes
+    tv = (codes == 0) | (codes == 1)
+    pos_txn = np.flatnonzero(tv & (status == "suspicious") & (source == "transaction"))
+    positives = np.union1d(np.union1d(pos_txn, pos_tr), keep_bag_va)
+    confirmed = np.flatnonzero(tv & (status == "not_suspicious"))
+    confirmed = np.setdiff1d(confirmed, positives)
+    unl_all = np.setdiff1d(np.flatnonzero(tv & (status == "unlabelled")), positives)
+    unl, rate = _sample(unl_all, config.max_train_negatives, rng)
+    customers = prep.dataset.transactions["customer_id"].astype(str).to_numpy(dtype=object)
+    return oof_fusion_sample(prep.features, prep.rule_score, det, positives=positives, confirmed_negatives=confirmed,
+                             unlabelled=unl, unlabelled_rate=rate, customers=customers, lgbm_params=lgbm_params,
+                             n_trees=n_trees, folds=config.fusion_folds, balance=config.fusion_balance,
+                             pu=config.pu == "elkan_noto", pu_scale=config.pu_weight_scale, refit=config.fusion_refit or config.pu != "none")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 
 from amlscore.contract.load import Dataset
 from amlscore.synth.bank import SyntheticBank
-from amlscore.synth.config import TYPOLOGIES, TYPOLOGY_SPECS, load_bank_rules
+from amlscore.synth.config import DEFAULT_TYPOLOGIES, TYPOLOGY_SPECS, load_bank_rules
 
 from synthbank_helpers import SMALL, local_days, participants
 
@@ -21,7 +21,7 @@ def _rows(labelled: pd.DataFrame, typology: str) -> pd.DataFrame:
 
 def test_every_typology_has_its_configured_number_of_scenarios(bank: SyntheticBank) -> None:
     gt = bank.ground_truth
-    assert set(gt["typology"].astype(str)) == set(TYPOLOGIES)
+    assert set(gt["typology"].astype(str)) == set(DEFAULT_TYPOLOGIES)
     for spec in TYPOLOGY_SPECS:
         scenarios = gt.loc[gt["typology"] == spec.name, "scenario_id"].nunique()
         assert scenarios == SMALL.scenario_count(spec), spec.name
@@ -43,7 +43,7 @@ def test_each_typology_spans_the_window(labelled: pd.DataFrame) -> None:
     third = ((days - days.min()).astype(int) * 3 // SMALL.days).clip(0, 2)
     launder = labelled["laundering"].to_numpy()
     table = pd.crosstab(labelled.loc[launder, "typology"], third[launder])
-    assert table.shape == (len(TYPOLOGIES), 3)
+    assert table.shape == (len(DEFAULT_TYPOLOGIES), 3)
     assert (table.to_numpy() > 0).all(), table
 
 
@@ -156,7 +156,7 @@ def test_cycle_money_comes_back_round(labelled: pd.DataFrame) -> None:
         assert node == start and len(seen) >= 3
 
 
-@pytest.mark.parametrize("typology", TYPOLOGIES)
+@pytest.mark.parametrize("typology", DEFAULT_TYPOLOGIES)
 def test_amounts_vary_within_a_typology(labelled: pd.DataFrame, typology: str) -> None:
     amounts = _rows(labelled, typology)["amount"]
     assert amounts.nunique() > 10 and amounts.std() > 0

@@ -1,0 +1,521 @@
+"""The generalisation protocol: train and judge on a grid of banks, label shares and unseen typologies.
+
+One figure on the default synthetic bank says little about another bank. The protocol measures
+the model on a grid (``docs/generalisation.md``):
+
+* **banks** of several sizes, windows and seeds, in several **world variants** (normal behaviour
+  and typologies shifted from the defaults: :mod:`amlscore.synth.variant`);
+* **label scarcity**: each cell trains on a share of the bank's reports (10 %, 25 %, 50 %, 100 %),
+  subsampled deterministically per seed (nested: the 25 % are among the 50 %), suspicious reports
+  and ``not_suspicious`` dispositions alike, so both keep their proportion;
+* **leave-one-typology-out**: every suspicious report on a customer of one typology is removed from
+  training, and that typology's recall is measured (the unseen-typology case).
+
+Each cell trains with :func:`amlscore.training.train.fit_model_set` (the same fit as
+``amlscore train``, features computed once per bank) and is evaluated on the last 20 % of the
+bank's time against the **full ground truth**, reported or not. The grid reports the mean and
+the **worst** cell per metric and group, never a single seed, and the seed-to-seed spread of
+PR-AUC.
+
+This module does not generate banks (training and synthesis are separate applications): the
+caller passes a :data:`BankMaker` that writes a bank for a :class:`BankSpec` (the command line
+and ``benchmarks/bench_generalisation.py`` pass :func:`amlscore.synth`'s generator). Logging to
+MLflow goes through callbacks as well (:mod:`amlscore.training.tracking` is the only writer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from amlscore.contract.errors import AmlError
+from amlscore.contract.load import Dataset, load_dataset
+from amlscore.training.labels import derive_labels
+from amlscore.training.result import Prepared, TrainConfig
+from amlscore.training.train import evaluate_period, fit_model_set, prepare
+
+__all__ = ["BankSpec", "CellResult", "ProtocolError", "ProtocolGrid", "load_grid", "run_protocol",
+           "subsample_reports", "summarise", "write_summary"]
+
+#: Writes the bank of a spec into a folder (with ground_truth.csv) and returns it; cached by the caller.
+BankMaker = Callable[["BankSpec"], Path]
+#: Called after each cell (e.g. to log it to MLflow).
+CellSink = Callable[["CellResult"], None]
+
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)} - {"data", "seed", "feedback"}
+_PREPARE_FIELDS = {"cutoff", "fractions", "valid_start", "test_start", "rules_config_path", "feature_params_path"}
+
+
+class ProtocolError(AmlError):
+    """The protocol file is missing or invalid."""
+
+
+class ProtocolGrid(BaseModel):
+    """A protocol grid (YAML). Every list is one axis of the grid.
+
+    Attributes
+    ----------
+    name : str
+        Names the MLflow parent run and the summary.
+    sizes : list of int
+        Customers per bank (200 to 2,000,000).
+    days : list of int
+        Window lengths (30 to 1,098).
+    seeds : list of int
+        Generator seeds (each gives another bank) and training seeds.
+    variants : list of str
+        World variants by name or YAML file (:mod:`amlscore.synth.variant`).
+    label_shares : list of float in (0, 1]
+        Shares of the reports each cell trains on.
+    leave_out : list of str
+        Typologies left out of training, one cell each (at ``leave_out_label_shares``).
+    leave_out_label_shares : list of float, optional
+        Label shares of the leave-one-out cells (default: ``label_shares``).
+    train : dict
+        Overrides of :class:`amlscore.training.result.TrainConfig` for every cell (e.g. ``n_jobs``).
+    configs : dict of name to dict
+        Training configurations compared on the same banks and labels (each merged over ``train``;
+        default: one, ``current``). They may not change what the features and split depend on.
+    target_label_share, target_min_customers : float, int
+        Where the targets are judged: worst cell at this label share on banks at least this big.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field("generalisation", min_length=1, max_length=100)
+    sizes: list[int] = Field(min_length=1)
+    days: list[int] = Field([180], min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    variants: list[str] = Field(["default"], min_length=1)
+    label_shares: list[float] = Field([1.0], min_length=1)
+    leave_out: list[str] = Field(default_factory=list)
+    leave_out_label_shares: list[float] | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    configs: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"current": {}}, min_length=1)
+    target_label_share: float = Field(0.25, gt=0, le=1)
+    target_min_customers: int = Field(3000, ge=200)
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, v: list[int]) -> list[int]:
+        bad = [x for x in v if not 200 <= x <= 2_000_000]
+        if bad:
+            raise ValueError(f"must be whole numbers of customers in [200, 2000000]; got {bad}")
+        return v
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, v: list[int]) -> list[int]:
+        bad = [x for x in v if not 30 <= x <= 1098]
+        if bad:
+            raise ValueError(f"must be whole numbers of days in [30, 1098]; got {bad}")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v) or any(x < 0 for x in v):
+            raise ValueError(f"must be distinct non-negative whole numbers; got {v}")
+        return v
+
+    @field_validator("label_shares", "leave_out_label_shares")
+    @classmethod
+    def _shares(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(not 0 < x <= 1 for x in v):
+            raise ValueError(f"must be shares in (0, 1]; got {v}")
+        return v
+
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(v) - _TRAIN_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown training parameter {unknown[0]!r}; allowed: {', '.join(sorted(_TRAIN_FIELDS))}")
+        return v
+
+    @field_validator("configs")
+    @classmethod
+    def _configs(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, overrides in v.items():
+            unknown = sorted(set(overrides) - _TRAIN_FIELDS)
+            if unknown:
+                raise ValueError(f"config {name!r}: unknown training parameter {unknown[0]!r}; allowed: "
+                                 f"{', '.join(sorted(_TRAIN_FIELDS))}")
+            shared = sorted(set(overrides) & _PREPARE_FIELDS)
+            if shared:
+                raise ValueError(f"config {name!r} may not change {shared[0]!r} (the features and split are shared "
+                                 "by every config); put it under 'train'")
+        return v
+
+    @model_validator(mode="after")
+    def _leave_out_shares(self) -> "ProtocolGrid":
+        if self.leave_out and len(set(self.leave_out)) != len(self.leave_out):
+            raise ValueError(f"leave_out names a typology twice: {self.leave_out}")
+        return self
+
+    def banks(self) -> list["BankSpec"]:
+        """The distinct banks of the grid."""
+        return [BankSpec(c, d, s, v) for c, d, s, v in itertools.product(self.sizes, self.days, self.seeds, self.variants)]
+
+    def cells(self) -> list["Cell"]:
+        """Every cell: each bank at each label share, and at each leave-out typology."""
+        out = []
+        for bank in self.banks():
+            for config in self.configs:
+                out += [Cell(bank, share, None, config) for share in self.label_shares]
+                for typ in self.leave_out:
+                    out += [Cell(bank, share, typ, config) for share in (self.leave_out_label_shares or self.label_shares)]
+        return out
+
+    def train_config(self, folder: Path, seed: int, config: str = "current") -> TrainConfig:
+        """The training configuration of a cell."""
+        return TrainConfig(data=folder, seed=seed, **{**self.train, **self.configs.get(config, {})})
+
+
+@dataclasses.dataclass(frozen=True)
+class BankSpec:
+    """One synthetic bank of the grid: customers, days, seed and world variant."""
+
+    customers: int
+    days: int
+    seed: int
+    variant: str
+
+    @property
+    def key(self) -> str:
+        """A folder-safe name of the bank (a variant file is named by its stem)."""
+        return f"c{self.customers}_d{self.days}_s{self.seed}_{Path(self.variant).stem}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training and evaluation: a bank, a label share and an optional left-out typology."""
+
+    bank: BankSpec
+    label_share: float
+    leave_out: str | None
+    config: str = "current"
+
+    @property
+    def name(self) -> str:
+        lo = f"_without_{self.leave_out}" if self.leave_out else ""
+        return f"{self.bank.key}_labels{round(self.label_share * 100)}{lo}_{self.config}"
+
+    def params(self) -> dict[str, Any]:
+        return {"config": self.config, "customers": self.bank.customers, "days": self.bank.days,
+                "seed": self.bank.seed, "variant": self.bank.variant, "label_share": self.label_share,
+                "leave_out": self.leave_out or ""}
+
+
+@dataclasses.dataclass
+class CellResult:
+    """What one cell measured (test period, full ground truth)."""
+
+    cell: Cell
+    metrics: dict[str, float]
+    per_typology: dict[str, float]
+    diagnostics: dict[str, Any]
+    seconds: float
+
+    def row(self) -> dict[str, Any]:
+        """One flat row for the cells table."""
+        return {"cell": self.cell.name, **self.cell.params(), **self.metrics,
+                **{f"recall_1pct_{k}": v for k, v in sorted(self.per_typology.items())}, "seconds": self.seconds}
+
+
+# ------------------------------------------------------------------------------------------------
+# Loading the grid
+# ------------------------------------------------------------------------------------------------
+
+
+def load_grid(path: str | Path) -> ProtocolGrid:
+    """Read and validate a protocol file.
+
+    Raises
+    ------
+    ProtocolError
+        A missing file, bad YAML, or a key that breaks its rule (naming the key, what is allowed
+        and the value received).
+    """
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProtocolError(f"protocol file not found: {p}") from None
+    except yaml.YAMLError as exc:
+        raise ProtocolError(f"{p} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{p} must hold a mapping (sizes, days, seeds, variants, label_shares, leave_out, train).")
+    try:
+        return ProtocolGrid(**raw)
+    except ValidationError as exc:
+        lines = [f"The '{'.'.join(str(x) for x in e['loc'])}' key in {p.name} {e['msg'].lower()}. "
+                 f"Got {e.get('input')!r} instead." for e in exc.errors()]
+        raise ProtocolError("\n".join(lines)) from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Labels of a cell
+# ------------------------------------------------------------------------------------------------
+
+
+def _uniform_per_row(seed: int, ids: pd.Series) -> np.ndarray:
+    """A uniform number per report that depends on the seed and the report id only (nested shares)."""
+    digest = [hashlib.blake2b(f"{seed}/{x}".encode(), digest_size=8).digest() for x in ids.astype(str)]
+    return np.array([int.from_bytes(d, "little") for d in digest], dtype=np.float64) / 2.0**64
+
+
+def subsample_reports(reports: pd.DataFrame, share: float, seed: int, *,
+                      leave_out_customers: set[str] | frozenset[str] = frozenset()) -> pd.DataFrame:
+    """The reports a cell trains on.
+
+    ``share`` of the suspicious reports and ``share`` of the ``not_suspicious`` dispositions are
+    kept (each rounded, at least one of each label when there was one), chosen by a hash of the
+    seed and ``report_id``, so the kept 25 % are among the kept 50 % of the same seed. Suspicious
+    reports on ``leave_out_customers`` are then removed (their dispositions stay: an analyst's
+    "not suspicious" is not a label of the left-out typology).
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1]; got {share}")
+    if len(reports) == 0:
+        return reports
+    u = _uniform_per_row(seed, reports["report_id"])
+    label = reports["label"].astype(str).to_numpy(dtype=object)
+    keep = np.zeros(len(reports), dtype=bool)
+    for value in ("suspicious", "not_suspicious"):
+        idx = np.flatnonzero(label == value)
+        if len(idx) == 0:
+            continue
+        k = max(1, int(round(share * len(idx))))
+        keep[idx[np.argsort(u[idx], kind="stable")[:k]]] = True
+    if leave_out_customers:
+        gone = (label == "suspicious") & reports["customer_id"].astype(str).isin(leave_out_customers).to_numpy()
+        keep &= ~gone
+    return reports[keep].reset_index(drop=True)
+
+
+def relabel(prep: Prepared, reports: pd.DataFrame) -> Prepared:
+    """``prep`` with other reports: the dataset's reports and every period's labels are replaced."""
+    dataset = dataclasses.replace(prep.dataset, reports=reports)
+    offset = prep.feature_params.bank_utc_offset_hours
+    txns = dataset.transactions
+    labels = {name: derive_labels(txns, reports, cutoff=prep.split.label_cutoff(name), utc_offset_hours=offset)
+              for name in ("train", "valid", "test")}
+    return dataclasses.replace(prep, dataset=dataset, labels=labels)
+
+
+# ------------------------------------------------------------------------------------------------
+# Running
+# ------------------------------------------------------------------------------------------------
+
+
+def run_cell(prep: Prepared, cell: Cell, config: TrainConfig) -> CellResult:
+    """Subsample the reports, leave a typology out, fit on train + valid, evaluate on the test period."""
+    t0 = time.perf_counter()
+    gt = prep.ground_truth
+    if gt is None:
+        raise AmlError(f"{prep.dataset.source} has no ground_truth.csv: the protocol judges against the ground truth.")
+    left = frozenset(gt.loc[gt["typology"] == cell.leave_out, "customer_id"].astype(str)) if cell.leave_out else frozenset()
+    if cell.leave_out and not left:
+        raise AmlError(f"leave_out typology {cell.leave_out!r} has no scenario in bank {cell.bank.key}.")
+    reports = subsample_reports(prep.dataset.reports, cell.label_share, cell.bank.seed, leave_out_customers=left)
+    cell_prep = relabel(prep, reports)
+    model_set, diagnostics, _ = fit_model_set(cell_prep, config)
+    test_rows = np.flatnonzero(prep.split_codes == 2)
+    report, _ = evaluate_period(model_set, cell_prep, test_rows, period="test",
+                                label_cutoff=prep.split.label_cutoff("test"))
+    per_typ = {r.typology: float(r.recall_at_1pct) for r in report.per_typology.itertuples(index=False)}
+    o = report.overall
+    metrics = {
+        "pr_auc": o["pr_auc"], "roc_auc": o["roc_auc"], "recall_at_1pct": o["recall_at_1pct"],
+        "recall_at_0_5pct": o["recall_at_0_5pct"], "precision_at_k": o["precision_at_k"],
+        "worst_typology_recall_1pct": min(per_typ.values()) if per_typ else float("nan"),
+        "left_out_recall_1pct": per_typ.get(cell.leave_out, float("nan")) if cell.leave_out else float("nan"),
+        "lgbm_pr_auc": report.components["lgbm"]["pr_auc"], "rules_pr_auc": report.components["rules"]["pr_auc"],
+        "anomaly_pr_auc": report.components["anomaly"]["pr_auc"],
+        "reports_used": float(len(reports)),
+        "suspicious_reports_used": float((reports["label"].astype(str) == "suspicious").sum()),
+        "test_positives": o["positives"],
+    }
+    for i, c in enumerate(diagnostics.get("fusion_coef", [])):
+        metrics[f"fusion_weight_{i}"] = float(c)
+    worst_name = min(per_typ, key=per_typ.get) if per_typ else ""
+    diag = {"worst_typology": worst_name, "fusion": diagnostics.get("fusion", {}),
+            "train_positives": diagnostics["train_positives_transaction"] + diagnostics["train_positives_period"],
+            "valid_positives": diagnostics["valid_positives_transaction"] + diagnostics["valid_positives_period"]}
+    return CellResult(cell, {k: float(v) for k, v in metrics.items()}, per_typ, diag, time.perf_counter() - t0)
+
+
+def run_protocol(grid: ProtocolGrid, make_bank: BankMaker, *, on_cell: CellSink | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[CellResult]:
+    """Run every cell of the grid; features are built once per bank.
+
+    Parameters
+    ----------
+    grid : ProtocolGrid
+    make_bank : callable
+        Writes (or finds in its cache) the bank of a :class:`BankSpec`; returns its folder.
+    on_cell : callable, optional
+        Called with each :class:`CellResult` as soon as it is done (MLflow logging, a progress line).
+    progress : callable, optional
+        Called with a line of text at each stage.
+    """
+    say = progress or (lambda _line: None)
+    results: list[CellResult] = []
+    cells = grid.cells()
+    for bank in grid.banks():
+        mine = [c for c in cells if c.bank == bank]
+        say(f"bank {bank.key}: generating or reading")
+        folder = make_bank(bank)
+        dataset: Dataset = load_dataset(folder)
+        say(f"bank {bank.key}: features ({len(dataset.transactions):,} transactions)")
+        prep = prepare(grid.train_config(folder, bank.seed), dataset=dataset)
+        for cell in mine:
+            say(f"cell {cell.name}: training")
+            result = run_cell(prep, cell, grid.train_config(folder, bank.seed, cell.config))
+            results.append(result)
+            if on_cell:
+                on_cell(result)
+            say(f"cell {cell.name}: PR-AUC {result.metrics['pr_auc']:.3f}, recall@1% "
+                f"{result.metrics['recall_at_1pct']:.3f}, worst typology {result.diagnostics['worst_typology']} "
+                f"{result.metrics['worst_typology_recall_1pct']:.3f} ({result.seconds:.0f} s)")
+        del prep, dataset
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# Summary
+# ------------------------------------------------------------------------------------------------
+
+SUMMARY_METRICS = ("pr_auc", "recall_at_1pct", "worst_typology_recall_1pct", "left_out_recall_1pct")
+GROUP_KEYS = ("config", "customers", "days", "variant", "label_share", "leave_out")
+
+
+def cells_frame(results: Sequence[CellResult]) -> pd.DataFrame:
+    """One row per cell."""
+    return pd.DataFrame([r.row() for r in results])
+
+
+def summarise(results: Sequence[CellResult]) -> pd.DataFrame:
+    """Mean and worst (minimum) over seeds per group of cells, and the seed-to-seed spread of PR-AUC."""
+    return summarise_frame(cells_frame(results))
+
+
+def summarise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarise` of a cells table (``cells.csv`` of one or several runs)."""
+    frame = frame.assign(leave_out=frame["leave_out"].fillna(""))
+    rows = []
+    for key, g in frame.groupby(list(GROUP_KEYS), sort=True, dropna=False):
+        row = dict(zip(GROUP_KEYS, key))
+        row["seeds"] = int(g["seed"].nunique())
+        for m in SUMMARY_METRICS:
+            vals = g[m].astype(float)
+            row[f"{m}_mean"] = float(vals.mean()) if vals.notna().any() else float("nan")
+            row[f"{m}_worst"] = float(vals.min()) if vals.notna().any() else float("nan")
+        row["pr_auc_spread"] = float(g["pr_auc"].max() - g["pr_auc"].min())
+        row["worst_typologies"] = ", ".join(sorted(set(
+            min((c for c in g.columns if c.startswith("recall_1pct_")), key=lambda c, r=r: r[c] if r[c] == r[c] else 9)
+            .removeprefix("recall_1pct_") for _, r in g.iterrows())))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def targets(results: Sequence[CellResult], grid: ProtocolGrid) -> dict[str, dict[str, Any]]:
+    """The issue's targets per config, judged on the worst cell at ``target_label_share`` on banks of
+    at least ``target_min_customers`` customers: recall@1 % >= 0.85, PR-AUC >= 0.7, every typology
+    (and the left-out one) >= 0.6, seed-to-seed PR-AUC spread <= 0.05."""
+    return {name: _targets([r for r in results if r.cell.config == name], grid) for name in grid.configs}
+
+
+def _targets(results: Sequence[CellResult], grid: ProtocolGrid) -> dict[str, Any]:
+    if not results:
+        return {"judged_cells": 0}
+    frame = cells_frame(results)
+    sel = frame[(frame["label_share"] == grid.target_label_share) & (frame["customers"] >= grid.target_min_customers)]
+    if sel.empty:
+        return {"judged_cells": 0}
+    summary = summarise([r for r in results if r.cell.label_share == grid.target_label_share
+                         and r.cell.bank.customers >= grid.target_min_customers])
+    typ_cols = [c for c in sel.columns if c.startswith("recall_1pct_")]
+    worst_typ = float(np.nanmin(sel[typ_cols].to_numpy(dtype=float))) if typ_cols else float("nan")
+    left = sel["left_out_recall_1pct"].dropna()
+    checks = {
+        "recall_at_1pct_worst": (float(sel["recall_at_1pct"].min()), 0.85, ">="),
+        "pr_auc_worst": (float(sel["pr_auc"].min()), 0.70, ">="),
+        "typology_recall_worst": (worst_typ, 0.60, ">="),
+        "left_out_recall_worst": (float(left.min()) if len(left) else float("nan"), 0.60, ">="),
+        "pr_auc_spread_worst": (float(summary["pr_auc_spread"].max()), 0.05, "<="),
+    }
+    out: dict[str, Any] = {"judged_cells": int(len(sel))}
+    for name, (value, bound, op) in checks.items():
+        met = (value >= bound) if op == ">=" else (value <= bound)
+        out[name] = {"value": value, "target": f"{op} {bound}", "met": bool(met) if value == value else None}
+    return out
+
+
+def _f(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def summary_table_md(s: pd.DataFrame) -> list[str]:
+    """The rows of a :func:`summarise_frame` table as Markdown lines."""
+    lines = ["| config | customers | days | variant | labels | left out | seeds | PR-AUC mean | PR-AUC worst "
+             "| PR-AUC spread | recall@1% mean | recall@1% worst | worst typology recall mean "
+             "| worst typology recall worst | left-out recall worst | weakest typologies |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in s.itertuples(index=False):
+        lines.append(f"| {r.config} | {r.customers:,} | {r.days} | {r.variant} | {round(r.label_share * 100)} % | {r.leave_out or '–'} "
+                     f"| {r.seeds} | {_f(r.pr_auc_mean)} | {_f(r.pr_auc_worst)} | {_f(r.pr_auc_spread)} "
+                     f"| {_f(r.recall_at_1pct_mean)} | {_f(r.recall_at_1pct_worst)} "
+                     f"| {_f(r.worst_typology_recall_1pct_mean)} | {_f(r.worst_typology_recall_1pct_worst)} "
+                     f"| {_f(r.left_out_recall_1pct_worst)} | {r.worst_typologies} |")
+    return lines
+
+
+def summary_markdown(results: Sequence[CellResult], grid: ProtocolGrid) -> str:
+    """The summary table (mean and worst per group) and the targets, as Markdown."""
+    lines = [f"Protocol `{grid.name}`: {len(results)} cells, test period = last 20 % of each bank's time, "
+             "judged against the full ground truth; mean and worst over seeds.", ""]
+    lines += summary_table_md(summarise(results))
+    frame = cells_frame(results)
+    lines += ["", f"Over all {len(frame)} cells: PR-AUC mean {_f(float(frame['pr_auc'].mean()))}, worst "
+              f"{_f(float(frame['pr_auc'].min()))}; recall@1% mean {_f(float(frame['recall_at_1pct'].mean()))}, worst "
+              f"{_f(float(frame['recall_at_1pct'].min()))}."]
+    for config, t in targets(results, grid).items():
+        if not t.get("judged_cells"):
+            continue
+        lines += ["", f"Targets, config `{config}` (worst of {t['judged_cells']} cells at "
+                  f"{round(grid.target_label_share * 100)} % of the reports on banks of "
+                  f"{grid.target_min_customers:,}+ customers):", ""]
+        for name, v in t.items():
+            if isinstance(v, dict):
+                state = {True: "met", False: "not met", None: "not measured"}[v["met"]]
+                lines.append(f"* {name.replace('_', ' ')}: {_f(v['value'])} (target {v['target']}): {state}")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(results: Sequence[CellResult], grid: ProtocolGrid, out: str | Path) -> dict[str, Path]:
+    """Write ``cells.csv``, ``summary.csv``, ``summary.md`` and ``targets.json`` into ``out``."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"cells": folder / "cells.csv", "summary": folder / "summary.csv", "markdown": folder / "summary.md",
+             "targets": folder / "targets.json"}
+    cells_frame(results).to_csv(paths["cells"], index=False)
+    summarise(results).to_csv(paths["summary"], index=False)
+    paths["markdown"].write_text(summary_markdown(results, grid), encoding="utf-8")
+    paths["targets"].write_text(json.dumps(targets(results, grid), indent=2), encoding="utf-8")
+    return paths
