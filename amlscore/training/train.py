@@ -260,24 +260,35 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     w_fuse[np.setdiff1d(pos_bag_va, keep_bag_va)] = 0.0
     fusion_info: dict[str, Any] = {"fit": config.fusion_fit, "pu": config.pu}
     if config.fusion_fit == "oof":
-        sample, pu_model = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
+        sample, pu_model, population = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
                                        np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
         fusion = SuspicionFusion(C=config.fusion_c).fit(sample.rule_score, sample.lgbm_probability,
                                                         sample.anomaly_score, sample.y, sample_weight=sample.weight)
         fusion_info.update(folds=sample.folds, rows=int(len(sample.rows)), positives=sample.positives,
                            components=explain_fusion(fusion, sample), **sample.pu)
         if pu_model is not None:
+            # served: the model refitted on train + valid. The thresholds and the drift reference below stay
+            # on ``p_v``, the train-only model's held-out probabilities of the validation period: the refitted
+            # model has seen those rows, and thresholds chosen on its in-sample scores would sit too high
+            # (no alert at all on a later period of a small bank).
             clf = pu_model
-            Xv = feature_matrix(feats, va_rows)
-            p_v = clf.predict_proba(Xv)[:, 1]
-            del Xv
     else:
         fusion = SuspicionFusion(C=config.fusion_c).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
         fusion_info.update(rows=int(len(va_rows)), positives=int((w_fuse[pos_va] > 0).sum()))
     s_v = fusion.score(r_v, p_v, a_v)
-    thresholds: AlertThresholds = choose_thresholds(
-        s_v, y_fuse[va_rows], target_alert_rate=config.target_alert_rate, target_precision=config.target_precision,
-        policy=config.alert_policy, sample_weight=w_fuse[va_rows])
+    if config.fusion_fit == "oof":
+        # the thresholds on the validation period's out-of-fold fused scores: the served LightGBM may be
+        # refitted on train + valid (its own scores of those rows are in-sample), and the fold models are of
+        # its kind (PU weighting included), so their scores are calibrated as its scores of later data are
+        in_va = va[sample.rows]
+        s_oof = fusion.score(sample.rule_score[in_va], sample.lgbm_probability[in_va], sample.anomaly_score[in_va])
+        thresholds: AlertThresholds = choose_thresholds(
+            s_oof, sample.y[in_va], target_alert_rate=config.target_alert_rate,
+            target_precision=config.target_precision, policy=config.alert_policy, sample_weight=population[in_va])
+    else:
+        thresholds = choose_thresholds(
+            s_v, y_fuse[va_rows], target_alert_rate=config.target_alert_rate, target_precision=config.target_precision,
+            policy=config.alert_policy, sample_weight=w_fuse[va_rows])
     timings["fusion"] = time.perf_counter() - t0
 
     metadata = {
@@ -360,10 +371,12 @@ def _oof_sample(prep: Prepared, config: TrainConfig, rng: np.random.Generator, d
     unl_all = np.setdiff1d(np.flatnonzero(tv & (status == "unlabelled")), positives)
     unl, rate = _sample(unl_all, config.max_train_negatives, rng)
     customers = prep.dataset.transactions["customer_id"].astype(str).to_numpy(dtype=object)
-    return oof_fusion_sample(prep.features, prep.rule_score, det, positives=positives, confirmed_negatives=confirmed,
+    sample, refitted = oof_fusion_sample(prep.features, prep.rule_score, det, positives=positives, confirmed_negatives=confirmed,
                              unlabelled=unl, unlabelled_rate=rate, customers=customers, lgbm_params=lgbm_params,
                              n_trees=n_trees, folds=config.fusion_folds, balance=config.fusion_balance,
                              pu=config.pu == "elkan_noto", pu_scale=config.pu_weight_scale, refit=config.fusion_refit or config.pu != "none")
+    population = np.where(np.isin(sample.rows, unl), 1.0 / rate, 1.0)  # an unlabelled row stands for 1/rate
+    return sample, refitted, population
 
 
 # ------------------------------------------------------------------------------------------------
