@@ -568,9 +568,12 @@ class ScoringEngine:
                            f"{self.model.version}. The server log has the details.") from None
         try:  # the shadow must read the new champion's row: refused before anything changes
             shadow = self._load_shadow(new) if self.shadow is not None else None
-        except SettingsError as exc:
-            raise with_code(Conflict, "shadow_mismatch", f"{exc} The service goes on with version "
-                            f"{self.model.version}.") from None
+        except SettingsError as exc:  # the details name the shadow model: for the log, never for a response
+            log.error("reload refused: %s", exc)
+            raise with_code(Conflict, "shadow_mismatch", "The shadow model set (AML_SHADOW) cannot score the new "
+                            "champion's feature rows (different features or feature parameters); the reload is "
+                            f"refused and the service goes on with version {self.model.version}. The server log "
+                            "has the details.") from None
         restrict_tree(self.settings.state_dir)  # the model cache it may have downloaded into
         self._check_params(new)
         rules = new.model_set.rules_config
