@@ -31,6 +31,7 @@ _err = Console(stderr=True)
 from amlscore.cli import generate as _generate  # noqa: E402
 from amlscore.cli import features as _features  # noqa: E402
 from amlscore.cli import monitor as _monitor  # noqa: E402
+from amlscore.cli import compare as _compare  # noqa: E402
 from amlscore.cli import demo as _demo  # noqa: E402
 from amlscore.cli import deploy as _deploy  # noqa: E402
 from amlscore.cli import rate as _rate  # noqa: E402
@@ -55,6 +56,7 @@ app.command("feedback")(_train.feedback)
 app.command("serve")(_serve.serve)
 app.command("monitor")(_monitor.monitor)
 app.command("backtest")(_monitor.backtest)
+app.command("compare")(_compare.compare)
 app.command("export-model")(_deploy.export_model)
 app.add_typer(report_app, name="report")
 app.add_typer(audit_app, name="audit")

@@ -1,6 +1,6 @@
 """``amlscore audit verify``: check the audit log's hash chain end to end.
 
-It reads and never writes: every row of ``decisions``, ``explanations`` and ``replays`` is hashed again
+It reads and never writes: every row of ``decisions``, ``explanations``, ``replays`` and ``shadow_scores`` is hashed again
 in order, and the tables are compared with the checkpoint file the service writes after each commit
 (``<state>/audit.head``), which shows a tail cut off the database. Exit 0 when intact, 1 at the first
 broken link (named: table, row and what is wrong), 2 when there is no audit log.

@@ -44,6 +44,7 @@ def serve(
     keys: Annotated[Optional[Path], typer.Option("--keys", help="API keys file (YAML/JSON of SHA-256 hashes and roles); default <state>/api_keys.yaml.")] = None,
     warm_up_days: Annotated[str, typer.Option("--warm-up-days", help="Days of history replayed into an empty state: a number, 0 or 'all'.")] = "100",
     audit_sync: Annotated[str, typer.Option("--audit-sync", help="Audit log durability: full (fsync per decision) or normal.")] = "full",
+    shadow: Annotated[Optional[str], typer.Option("--shadow", help="A shadow model set scored beside the champion, recorded in the audit log and never returned: an alias (challenger), version:N or off (AML_SHADOW).")] = None,
     prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Check settings, write keys and warm up, then exit without serving.")] = False,
 ) -> None:
     """Start the scoring service: score, batch, explain, customer risk, feedback, health and metadata over HTTP."""
@@ -61,6 +62,8 @@ def serve(
         overrides["tracking_uri"] = tracking_uri
     if keys is not None:
         overrides["api_keys_file"] = keys.resolve()
+    if shadow is not None:
+        overrides["shadow"] = None if shadow.strip().lower() == "off" else shadow.strip()
     from amlscore.serving.config import Settings
 
     settings = Settings.from_env(**overrides)

@@ -20,7 +20,11 @@ Tables (see docs/serving.md for every column):
 * ``explanations``: explanations computed after the decision (``/v1/explain`` of a decision scored
   without one), with the model version that made the decision; one per request id and language,
   frozen once written;
-* ``replays``: every time a txn_id already decided was sent again, and by whom.
+* ``replays``: every time a txn_id already decided was sent again, and by whom;
+* ``shadow_scores``: the shadow (challenger) model set's score of a decision's feature row, when the
+  service runs one (``AML_SHADOW``): request id, txn id, the shadow's model name and version, its
+  suspicion score, alert and components, and when it was scored. Never part of any response; read by
+  ``amlscore compare``.
 """
 
 from __future__ import annotations
@@ -93,6 +97,19 @@ CREATE TABLE IF NOT EXISTS replays (
     endpoint TEXT NOT NULL,
     chain_hash TEXT
 );
+CREATE TABLE IF NOT EXISTS shadow_scores (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    suspicion_score REAL,
+    alert INTEGER NOT NULL,
+    components_json TEXT NOT NULL,
+    scored_at TEXT NOT NULL,
+    chain_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_scores_request ON shadow_scores(request_id);
 """
 # The chained tables, and the columns each row's hash covers (in order; ``chain_hash`` is the hash itself).
 CHAINED: dict[str, tuple[str, ...]] = {
@@ -101,12 +118,14 @@ CHAINED: dict[str, tuple[str, ...]] = {
                   "model_version", "feature_set_version", "feature_params_hash", "rules_config_hash", "decision_json"),
     "explanations": ("request_id", "lang", "computed_at", "model_version", "explanation_json"),
     "replays": ("request_id", "txn_id", "at", "caller_key_id", "caller_role", "endpoint"),
+    "shadow_scores": ("request_id", "txn_id", "model_name", "model_version", "suspicion_score", "alert",
+                      "components_json", "scored_at"),
 }
-_KIND_TABLE = {"decisions": "decisions", "explanation": "explanations", "replay": "replays"}
+_KIND_TABLE = {"decisions": "decisions", "explanation": "explanations", "replay": "replays", "shadow": "shadow_scores"}
 _APPEND_ONLY = "".join(
     f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
     f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {op} on {t} refused'); END;\n"
-    for t in ("decisions", "explanations", "replays") for op in ("UPDATE", "DELETE")
+    for t in ("decisions", "explanations", "replays", "shadow_scores") for op in ("UPDATE", "DELETE")
 )
 _GENESIS = "0" * 64
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -180,6 +199,20 @@ class AuditRecord:
     decision: dict[str, Any]
     seq: int | None = None
     chain_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class ShadowScore:
+    """The shadow model set's score of one decision's feature row (the ``shadow_scores`` table)."""
+
+    request_id: str
+    txn_id: str
+    model_name: str
+    model_version: str
+    suspicion_score: float | None
+    alert: bool
+    components: dict[str, Any]
+    scored_at: str
 
 
 _COLUMNS = ("request_id", "txn_id", "customer_id", "decided_at", "caller_key_id", "caller_role", "endpoint", "batch_id",
@@ -311,6 +344,25 @@ class AuditLog:
         """Note that a decided txn_id was sent again, durably before returning."""
         self.submit_replay(request_id, txn_id, caller_key_id, caller_role, endpoint).result()
 
+    def submit_shadow(self, scores: Iterable[ShadowScore]) -> Future:
+        """Queue shadow scores for the next commit (their own chained table); the future is done once they are durable.
+
+        Nobody waits on it on the response path: the shadow worker submits these after the champion's
+        decisions are answered.
+        """
+        rows = [(s.request_id, s.txn_id, s.model_name, s.model_version, s.suspicion_score, int(bool(s.alert)),
+                 stored_json(s.components), s.scored_at) for s in scores]
+        if not rows:
+            done: Future = Future()
+            done.set_result(0)
+            return done
+        return self._enqueue(_Write("shadow", rows))
+
+    def shadow_count(self) -> int:
+        """Shadow scores in the log."""
+        with self._lock:
+            return int(self._read.execute("SELECT COUNT(*) FROM shadow_scores").fetchone()[0])
+
     def _enqueue(self, write: _Write) -> Future:
         with self._cond:
             if self._failed is not None:
@@ -351,6 +403,8 @@ class AuditLog:
                        "chain_hash) VALUES (?, ?, ?, ?, ?, ?)",
         "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint, chain_hash) "
                   "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "shadow": "INSERT INTO shadow_scores(request_id, txn_id, model_name, model_version, suspicion_score, alert, "
+                  "components_json, scored_at, chain_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     }
 
     def _insert_chained(self, write: _Write, heads: dict[str, tuple[int, str]]) -> None:
@@ -415,7 +469,7 @@ class AuditLog:
             except Exception:  # pragma: no cover - a broken exporter must not fail decisions already durable
                 log.exception("the audit log's commit observer failed")
         for write in group:
-            self._finish(write, len(write.rows) if write.kind == "decisions" else None, None)
+            self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
 
     def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
         with self._cond:

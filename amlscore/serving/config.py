@@ -40,6 +40,13 @@ variable                    meaning                                             
                             right after its checks (``amlscore.serving.middleware``; 0.4-0.7 ms
                             of CPU less per request); ``bentoml``: through BentoML's
                             router and API method like the other routes (same answers)
+``AML_SHADOW``              a second model set (an alias, e.g. ``challenger``, or       (off)
+                            ``version:N``) that scores every decided transaction off the
+                            response path, from the champion's feature row; its scores go
+                            to the audit log's ``shadow_scores`` table, never to a response
+                            (``amlscore.serving.shadow``; ``amlscore compare`` reads them)
+``AML_SHADOW_QUEUE``        rows waiting for the shadow at most; beyond, a row's shadow  ``10000``
+                            score is dropped and counted (``amlscore_shadow_dropped_total``)
 ``AML_LOG_FORMAT``          ``json``: the service's logs as JSON lines, with one line   ``text``
                             per request (request id, caller, status, latency;
                             ``amlscore.serving.access_log``); ``text``: as before
@@ -94,6 +101,19 @@ class Settings(BaseModel):
     score_dispatch: Literal["direct", "bentoml"] = Field(
         "direct", description="Who answers POST /v1/score: the gate directly, or BentoML's router (same answers).")
 
+    shadow: str | None = Field(None, pattern=r"^(version:[0-9]+|[A-Za-z][A-Za-z0-9_-]*)$",
+                               description="Shadow model set: an alias or version:N (off: None).")
+    shadow_queue: int = Field(10_000, ge=1, le=1_000_000, description="Rows waiting for the shadow at most.")
+
+    @property
+    def shadow_ref(self) -> tuple[str | None, str | None] | None:
+        """``(alias, version)`` of the shadow model set, or None when there is none."""
+        if self.shadow is None:
+            return None
+        if self.shadow.startswith("version:"):
+            return None, self.shadow.split(":", 1)[1]
+        return self.shadow, None
+
     @property
     def keys_file(self) -> Path:
         """The API keys file actually used."""
@@ -124,6 +144,9 @@ class Settings(BaseModel):
         }
         if self.stall_report_ms is not None:
             env["AML_STALL_REPORT_MS"] = f"{self.stall_report_ms:g}"
+        if self.shadow is not None:
+            env["AML_SHADOW"] = self.shadow
+            env["AML_SHADOW_QUEUE"] = str(self.shadow_queue)
         if self.model_version:
             env["AML_MODEL_VERSION"] = self.model_version
         if self.model_dir is not None:
@@ -147,13 +170,15 @@ class Settings(BaseModel):
             "max_body_bytes": "AML_MAX_BODY_BYTES", "max_batch_body_bytes": "AML_MAX_BATCH_BODY_BYTES",
             "max_batch_size": "AML_MAX_BATCH_SIZE", "top_k": "AML_TOP_K", "max_future_seconds": "AML_MAX_FUTURE_SECONDS",
             "tracing": "AML_TRACING", "stall_report_ms": "AML_STALL_REPORT_MS",
-            "score_dispatch": "AML_SCORE_DISPATCH",
+            "score_dispatch": "AML_SCORE_DISPATCH", "shadow": "AML_SHADOW", "shadow_queue": "AML_SHADOW_QUEUE",
         }
         for field, var in names.items():
             raw = env.get(var)
             if raw is None or raw.strip() == "":
                 continue
             raw = raw.strip()
+            if field == "shadow" and raw.lower() == "off":
+                continue
             if field == "warm_up_days" and raw.lower() == "all":
                 values[field] = None
             else:

@@ -65,6 +65,7 @@ from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.outcome import Outcome, wait_all
 from amlscore.serving.schemas import FeedbackRequest, Transaction
+from amlscore.serving.shadow import ShadowItem, ShadowScorer
 from amlscore.serving.state import Progress, bind_state
 from amlscore.storage.private import private_dir, restrict_tree
 
@@ -107,6 +108,7 @@ class ScoringEngine:
         self.rules_config = self.model.model_set.rules_config  # the one the model set was trained with
         self.on_drift_summary: Callable[[dict[str, Any]], None] | None = None  # the service's metrics, if any
         self.drift = DriftWatch.for_model(self.model.model_set, self.model.version, state_dir)
+        self.shadow_model = self._load_shadow(self.model)  # AML_SHADOW: refused here when it does not fit
 
         # 2. the data folder and the online feature state
         dataset = load_dataset(settings.data_dir, require_reports=False)
@@ -123,6 +125,9 @@ class ScoringEngine:
         # 3. durable logs
         self.audit = AuditLog(state_dir / "audit.sqlite", sync=settings.audit_sync)
         self.feedback = FeedbackStore(state_dir / "feedback.sqlite", state_dir / "feedback")
+        self.shadow: ShadowScorer | None = None
+        if self.shadow_model is not None:
+            self.shadow = ShadowScorer(self.shadow_model, self.audit, settings.shadow_queue)
 
         # 4. behaviour over the rating window, from the feature store, and the ratings at start
         self.behaviour = BehaviourLog(self.rules_config)
@@ -133,6 +138,8 @@ class ScoringEngine:
         del dataset
         restrict_tree(state_dir)  # what others wrote there with the umask (the model cache)
         self._warm_code_paths()
+        if self.shadow is not None:
+            self.shadow.start()
         self.ready = True
         log.info("scoring engine ready in %.1f s: model %s v%s, %d customers, %d transactions in the state "
                  "(%d replayed at warm-up), %d decisions in the audit log", time.perf_counter() - started,
@@ -153,6 +160,31 @@ class ScoringEngine:
                                 f"this service computes {FEATURE_SET_VERSION!r}")
         self.models.put(loaded.version, loaded.model_set)
         return loaded
+
+    def _load_shadow(self, champion: LoadedModel) -> LoadedModel | None:
+        """The shadow model set of ``AML_SHADOW`` (None when off), refused unless it reads the champion's feature row.
+
+        The shadow scores the row computed for the champion, so its feature names (in order), feature
+        set and feature parameters must be the champion's.
+        """
+        ref = self.settings.shadow_ref
+        if ref is None:
+            return None
+        alias, version = ref
+        shadow = self._load_model(alias, version)
+        mine, theirs = champion.model_set, shadow.model_set
+        problems = []
+        if tuple(theirs.feature_names) != tuple(mine.feature_names):
+            problems.append("its feature names (or their order) differ from the champion's")
+        for key in ("feature_set_version", "feature_params_hash"):
+            a, b = mine.metadata.get(key), theirs.metadata.get(key)
+            if a != b:
+                problems.append(f"its {key} is {b!r} where the champion's is {a!r}")
+        if problems:
+            raise SettingsError(f"The 'AML_SHADOW' setting names model {shadow.source} (v{shadow.version}), which "
+                                f"cannot score the champion's ({champion.source}) feature row: {'; '.join(problems)}. "
+                                "Give a model set trained on the same features and parameters, or leave AML_SHADOW off.")
+        return shadow
 
     def _check_params(self, loaded: LoadedModel) -> None:
         trained = loaded.model_set.metadata.get("feature_params_hash")
@@ -204,6 +236,8 @@ class ScoringEngine:
         ms = self.model.model_set
         ms.score_vector(x[:1])
         ms.score_vector(x)
+        if self.shadow_model is not None:
+            self.shadow_model.model_set.score_vector(x)
         for lang in ("en", "zh"):
             ms.explain_vector(x[:1], top_k=self.settings.top_k, lang=lang)
             ms.score_and_explain(x[:1], top_k=self.settings.top_k, lang=lang)
@@ -324,6 +358,11 @@ class ScoringEngine:
             return scores, expl.to_dict()
         return ms.score_vector(x[None, :]), None
 
+    def _to_shadow(self, records: list[AuditRecord]) -> None:
+        """Hand the decided rows to the shadow's queue (never waits: a full queue drops and counts)."""
+        if self.shadow is not None and records:
+            self.shadow.offer([ShadowItem(r.request_id, r.txn_id, r.features) for r in records])
+
     def _remember(self, rec: AuditRecord) -> None:
         t = timestamp_ns(rec.input["timestamp"])
         self.behaviour.add(rec.customer_id, t, rec.input.get("counterparty_country"), rec.features)
@@ -349,6 +388,7 @@ class ScoringEngine:
                 rec = self._decide(record, ihash, x, scores, 0, caller, explain, lang, "score", None, explanation)
                 durable = self.audit.submit([rec])
                 self._remember(rec)
+                self._to_shadow([rec])
                 outcome = Outcome(rec, replayed=False, waits=(durable,))
         if wait:
             outcome.wait()
@@ -402,6 +442,7 @@ class ScoringEngine:
                     results[rec_i] = dataclasses.replace(results[rec_i], waits=durable)  # type: ignore[arg-type]
             for rec in records:
                 self._remember(rec)
+            self._to_shadow(records)
             for i, first in duplicates:
                 res = results[first]
                 results[i] = Outcome(res.record, replayed=True, waits=res.waits) if isinstance(res, Outcome) else res
@@ -525,6 +566,14 @@ class ScoringEngine:
             log.error("reload of %s failed: %s", what, exc.message)
             raise NotReady(f"The model registry could not provide {what} now; the service goes on with version "
                            f"{self.model.version}. The server log has the details.") from None
+        try:  # the shadow must read the new champion's row: refused before anything changes
+            shadow = self._load_shadow(new) if self.shadow is not None else None
+        except SettingsError as exc:  # the details name the shadow model: for the log, never for a response
+            log.error("reload refused: %s", exc)
+            raise with_code(Conflict, "shadow_mismatch", "The shadow model set (AML_SHADOW) cannot score the new "
+                            "champion's feature rows (different features or feature parameters); the reload is "
+                            f"refused and the service goes on with version {self.model.version}. The server log "
+                            "has the details.") from None
         restrict_tree(self.settings.state_dir)  # the model cache it may have downloaded into
         self._check_params(new)
         rules = new.model_set.rules_config
@@ -537,6 +586,9 @@ class ScoringEngine:
             self.model = new
             self.rules_config = rules
             self.drift = drift
+            if self.shadow is not None and shadow is not None:
+                self.shadow_model = shadow
+                self.shadow.swap(shadow)
             self._warm_code_paths(model_only=True)
         log.info("reloaded model: %s v%s -> %s v%s", previous["model_name"], previous["model_version"], new.name, new.version)
         return previous, new.versions()
@@ -601,6 +653,8 @@ class ScoringEngine:
             if self.drift is not None:
                 self.drift.save()
             try:
+                if self.shadow is not None:
+                    self.shadow.close()  # its last scores go to the audit log before it closes
                 self.state.close()
             finally:
                 self.audit.close()

@@ -62,7 +62,7 @@ from amlscore.serving.schemas import (
 from amlscore.serving.outcome import wait_all
 from amlscore.serving.scoring import ScoringEngine
 from amlscore.serving.stalls import StallReporter
-from amlscore.serving.telemetry import audit_commit_observer, drift_gauges
+from amlscore.serving.telemetry import audit_commit_observer, drift_gauges, shadow_drop_counter
 from amlscore.serving.views import decision_view, full_view
 
 log = logging.getLogger("serving")
@@ -201,6 +201,8 @@ class AmlScoring:
         if AmlScoring.config.get("metrics", {}).get("enabled", True):  # off where several apps share a process (tests)
             self.engine.audit.on_commit = audit_commit_observer()
             self.engine.observe_drift(drift_gauges())
+            if self.engine.shadow is not None:
+                self.engine.shadow.on_drop = shadow_drop_counter()
         self.heap = _HeapFreezer()
         self.heap.freeze_now()
         self.stalls = StallReporter(settings.stall_report_ms) if settings.stall_report_ms else None

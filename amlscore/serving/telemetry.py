@@ -13,6 +13,9 @@
 ``amlscore_psi{column}``, ``amlscore_worst_psi``
     Each feature's and score's population stability index on that day against the model set's training
     reference, and the largest (:mod:`amlscore.serving.drift_watch`; updated every 1,000 decisions).
+``amlscore_shadow_dropped_total``
+    Rows whose shadow (``AML_SHADOW``) score was dropped because the shadow's queue was full
+    (:mod:`amlscore.serving.shadow`): the shadow falls behind the traffic; the champion is not slowed.
 
 Built with ``prometheus_client`` (``bentoml.metrics`` is deprecated in BentoML 1.4). Under
 ``bentoml serve`` the client runs in multiprocess mode and BentoML's ``/metrics`` collects it. The
@@ -90,3 +93,19 @@ def audit_commit_observer() -> Callable[[float, int], None]:
         writes.observe(n_writes)
 
     return observe
+
+
+def shadow_drop_counter() -> Callable[[int], None]:
+    """A function for :attr:`amlscore.serving.shadow.ShadowScorer.on_drop` that counts the dropped shadow scores."""
+    with _lock:
+        if "shadow_dropped" not in _metrics:
+            from prometheus_client import Counter  # noqa: PLC0415
+
+            _metrics["shadow_dropped"] = Counter("amlscore_shadow_dropped", "Shadow scores dropped because the "
+                                                 "shadow's queue was full.")
+    counter = _metrics["shadow_dropped"]
+
+    def count(n: int) -> None:
+        counter.inc(n)
+
+    return count

@@ -64,7 +64,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_an_untouched_log_is_intact_and_the_checkpoint_matches(state: Path) -> None:
     report = verify_chain(state / "audit.sqlite")
     assert report.intact, report.broken
-    assert report.rows == {"decisions": 6, "explanations": 3, "replays": 4}
+    assert report.rows == {"decisions": 6, "explanations": 3, "replays": 4, "shadow_scores": 0}
     assert report.checkpoint == head_path_of(state / "audit.sqlite") == state / "audit.head"
     assert (state / "audit.head").stat().st_mode & 0o777 == 0o600
     done = _cli("audit", "verify", "--state", str(state))
@@ -116,7 +116,7 @@ def test_the_chain_continues_after_a_restart(state: Path) -> None:
     log.append_explanation("R0020", "zh", "1", {"x": 1})
     report = log.verify_all()
     log.close()
-    assert report.intact and report.rows == {"decisions": 7, "explanations": 4, "replays": 5}
+    assert report.intact and report.rows == {"decisions": 7, "explanations": 4, "replays": 5, "shadow_scores": 0}
 
 
 def test_a_log_written_before_explanations_and_replays_were_chained_still_opens_and_verifies(tmp_path: Path) -> None:
