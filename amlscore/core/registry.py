@@ -25,7 +25,8 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,10 +191,41 @@ class RegistryLoader:
 
         # models:/ URIs are resolved partly through the process-wide URIs (the logged model of MLflow 3):
         # without these, MLflow would look in (and create) ./mlflow.db
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.set_registry_uri(self.tracking_uri)
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=str(dst),
-                                            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+        with process_wide_mlflow_uri(self.tracking_uri):
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.name}/{version}", dst_path=str(dst),
+                                                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+
+@contextmanager
+def process_wide_mlflow_uri(uri: str) -> Iterator[None]:
+    """MLflow's process-wide tracking and registry URIs set to ``uri`` for the block, then put back.
+
+    ``mlflow.set_tracking_uri`` also writes ``MLFLOW_TRACKING_URI`` into the environment: left set, a
+    report's or the service's registry would become every later MLflow call's in the same process
+    (training, the notebooks, the tests), and :mod:`amlscore.settings` reads that variable too.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in names}
+    saved = (getattr(tracking_utils, "_tracking_uri", None), getattr(registry_utils, "_registry_uri", None))
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        if saved[0] is not None:
+            mlflow.set_tracking_uri(saved[0])
+        else:
+            tracking_utils._tracking_uri = None
+        registry_utils._registry_uri = saved[1]
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -46,7 +46,10 @@ def test_the_logged_model_carries_the_package(trained, tracking_uri, tmp_path):
     download = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(tmp_path / "m")))
     assert (download / "code" / "amlscore" / "models" / "model_set.py").is_file()
     assert (download / "code" / "amlscore" / "models" / "config" / "rules.yaml").is_file()
-    assert not list((download / "code").rglob("__pycache__"))
+    # no Python byte code travels with it (numba's kernel cache may: MLflow loads the logged model to check
+    # its input example, and in some test orders that compiles kernels into the copy; numba checks each
+    # cached kernel against its source and amlscore.features drops a stale cache)
+    assert not list((download / "code").rglob("*.pyc"))
     rows = _example(trained.model_set)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MLFLOW_TRACKING_URI"] = tracking_uri
