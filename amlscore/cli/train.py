@@ -165,7 +165,7 @@ def evaluate(
         _write_json(results_fp, done)
         return
     if data is None:
-        raise _error("Give --data DIR (a folder to evaluate a registered version on) or --protocol FILE.")
+        raise aml_error("Give --data DIR (a folder to evaluate a registered version on) or --protocol FILE.")
     from amlscore.training.scoring import evaluate_model_set, load_folder  # noqa: PLC0415
 
     if period not in ("auto", "test", "all"):

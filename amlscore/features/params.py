@@ -11,9 +11,15 @@ import hashlib
 import json
 from pathlib import Path
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from amlscore.contract.config_file import load_yaml_model
 from amlscore.contract.errors import AmlError
 
 DEFAULT_PARAMS_PATH = Path(__file__).parent / "config" / "feature_params.yaml"
@@ -98,20 +104,5 @@ def load_feature_params(path: str | Path | None = None) -> FeatureParams:
         parameter, what is allowed and the value received.
     """
     p = Path(path) if path is not None else DEFAULT_PARAMS_PATH
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FeatureParamsError(f"feature parameters file not found: {p}") from None
-    except yaml.YAMLError as exc:
-        raise FeatureParamsError(f"{p} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise FeatureParamsError(f"{p} must hold a mapping of parameter names to values")
-    try:
-        return FeatureParams(**raw)
-    except ValidationError as exc:
-        lines = [
-            f"The '{'.'.join(str(x) for x in e['loc'])}' parameter in {p.name} {e['msg'].lower()}. "
-            f"Got {e.get('input')!r} instead."
-            for e in exc.errors()
-        ]
-        raise FeatureParamsError("\n".join(lines)) from None
+    return load_yaml_model(p, FeatureParams, FeatureParamsError, what="feature parameters file", noun="parameter",
+                           expects="a mapping of parameter names to values")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from amlscore.contract.config_file import read_yaml
 
 from amlscore.contract.errors import AmlError
 
@@ -66,10 +67,7 @@ def load_thresholds(path: str | Path | None = None) -> DriftThresholds:
     source = Path(path) if path is not None else DEFAULT_THRESHOLDS
     if not source.is_file():
         raise AmlError(f"Drift thresholds file {source} does not exist.")
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise AmlError(f"Drift thresholds file {source} is not valid YAML: {exc}") from None
+    raw = read_yaml(source, AmlError, "drift thresholds file")
     try:
         return DriftThresholds.model_validate(raw if raw is not None else {})
     except ValidationError as exc:

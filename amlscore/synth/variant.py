@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from amlscore.contract.config_file import read_yaml, validation_problems
 from amlscore.contract.errors import AmlError
 from amlscore.synth.catalogue import ALL_TYPOLOGIES
 
@@ -132,14 +132,6 @@ def variant_stream(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(f"variant/{name}".encode("utf-8"))]))
 
 
-def _errors(exc: ValidationError, where: str) -> str:
-    lines = []
-    for e in exc.errors():
-        key = ".".join(str(x) for x in e["loc"])
-        lines.append(f"The '{key}' key of {where} {e['msg'].lower()}. Got {e.get('input')!r} instead.")
-    return "\n".join(lines)
-
-
 def parse_variant(raw: Any, where: str) -> WorldVariant:
     """Validate one variant mapping; errors name the key, what is allowed and the value received."""
     if not isinstance(raw, dict):
@@ -147,7 +139,7 @@ def parse_variant(raw: Any, where: str) -> WorldVariant:
     try:
         return WorldVariant(**raw)
     except ValidationError as exc:
-        raise VariantError(_errors(exc, where)) from None
+        raise VariantError("\n".join(validation_problems(exc, f"of {where}"))) from None
 
 
 @lru_cache(maxsize=4)
@@ -161,12 +153,7 @@ def named_variants(path: Path = VARIANTS_PATH) -> dict[str, WorldVariant]:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VariantError(f"variant file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise VariantError(f"{path} is not valid YAML: {exc}") from None
+    return read_yaml(path, VariantError, "variant file")
 
 
 def load_variant(name_or_file: str | Path | None, what: str = "--variant") -> WorldVariant:

@@ -37,9 +37,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from amlscore.contract.config_file import load_yaml_model
 from amlscore.contract.errors import AmlError
 from amlscore.contract.load import Dataset, load_dataset
 from amlscore.training.labels import derive_labels
@@ -249,21 +255,8 @@ def load_grid(path: str | Path) -> ProtocolGrid:
         A missing file, bad YAML, or a key that breaks its rule (naming the key, what is allowed
         and the value received).
     """
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProtocolError(f"protocol file not found: {p}") from None
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"{p} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ProtocolError(f"{p} must hold a mapping (sizes, days, seeds, variants, label_shares, leave_out, train).")
-    try:
-        return ProtocolGrid(**raw)
-    except ValidationError as exc:
-        lines = [f"The '{'.'.join(str(x) for x in e['loc'])}' key in {p.name} {e['msg'].lower()}. "
-                 f"Got {e.get('input')!r} instead." for e in exc.errors()]
-        raise ProtocolError("\n".join(lines)) from None
+    return load_yaml_model(Path(path), ProtocolGrid, ProtocolError, what="protocol file",
+                           expects="a mapping (sizes, days, seeds, variants, label_shares, leave_out, train).")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -104,3 +104,9 @@ def test_promotion_without_a_registry_exits_2(tmp_path: Path) -> None:
     done = amlscore("promote", cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
     assert done.returncode == 2, done.stdout + done.stderr
     assert "challenger" in done.stderr
+
+
+def test_evaluate_without_data_or_protocol_says_what_to_give(tmp_path: Path) -> None:
+    done = amlscore("evaluate", cwd=tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Give --data DIR" in done.stderr
