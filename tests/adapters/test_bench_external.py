@@ -31,7 +31,9 @@ def test_payment_f1_counts_a_payment_once_with_its_highest_row() -> None:
 
 
 @pytest.mark.slow
-def test_bench_external_converts_trains_and_evaluates_a_small_amlsim_run(tmp_path: Path, monkeypatch) -> None:
+def test_bench_external_converts_trains_and_evaluates_a_small_amlsim_run(tmp_path: Path) -> None:
+    from amlscore.core.registry import process_wide_mlflow_uri
+
     run = shared(AMLSIM_RUN)
     nodes = pd.read_csv(run / "nodes.csv")
     tx = pd.read_csv(run / "transactions.csv")
@@ -41,9 +43,10 @@ def test_bench_external_converts_trains_and_evaluates_a_small_amlsim_run(tmp_pat
     nodes[keep].to_csv(small / "nodes.csv", index=False)
     tx[tx["sourceNodeId"].isin(nodes.loc[keep, "nodeid"]) & tx["targetNodeId"].isin(nodes.loc[keep, "nodeid"])
        ].to_csv(small / "transactions.csv", index=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    r = _bench().run("amlsim", small, tmp_path / "work", seed=3,
-                     train_overrides={"max_train_negatives": 2000, "max_valid_negatives": 2000, "anomaly_fit_rows": 2000})
+    with process_wide_mlflow_uri(f"sqlite:///{tmp_path / 'mlflow.db'}"):  # both URIs put back afterwards
+        r = _bench().run("amlsim", small, tmp_path / "work", seed=3,
+                         train_overrides={"max_train_negatives": 2000, "max_valid_negatives": 2000,
+                                          "anomaly_fit_rows": 2000})
     assert r["label_source"] == "ground_truth" and r["test_laundering_rows"] > 0
     split = r["split"]
     assert split["test_start"] > split["valid_start"] > split["train_start"]

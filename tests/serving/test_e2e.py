@@ -118,22 +118,18 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     data = work / "data"
     write_bank(generate_bank(SynthConfig(customers=250, days=60, seed=3)), data)
     uri = f"sqlite:///{work / 'mlflow.db'}"
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    try:
-        from amlscore.training.tracking import set_alias
-        from amlscore.training.pipeline import train_and_register
-        from amlscore.training.train import TrainConfig
+    from amlscore.core.registry import process_wide_mlflow_uri
+    from amlscore.training.pipeline import train_and_register
+    from amlscore.training.tracking import set_alias
+    from amlscore.training.train import TrainConfig
 
+    # MLflow's tracking and registry URIs (process-wide and in the environment) are put back afterwards:
+    # a leftover MLFLOW_REGISTRY_URI sent other modules' models:/ URIs to this store
+    with process_wide_mlflow_uri(uri):
         small = dict(max_train_negatives=5000, max_valid_negatives=5000, anomaly_fit_rows=5000)
         v1 = train_and_register(TrainConfig(data=data, seed=1, **small)).model_version
         v2 = train_and_register(TrainConfig(data=data, seed=2, lgbm={"n_estimators": 60}, **small)).model_version
         set_alias("champion", v1)
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
     return {"work": work, "data": data, "uri": uri, "v1": v1, "v2": v2}
 
 

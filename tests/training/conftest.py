@@ -6,11 +6,11 @@ project's own store.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
+from amlscore.core.registry import process_wide_mlflow_uri
 from amlscore.synth.bank import generate_bank, write_bank
 from amlscore.synth.config import SynthConfig
 
@@ -30,13 +30,10 @@ def bank_dir(tmp_path_factory) -> Path:
 def tracking_uri(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{folder}/mlflow.db"
-    old = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    yield uri
-    if old is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = old
+    # both MLFLOW_TRACKING_URI and MLFLOW_REGISTRY_URI (MLflow writes the latter into the environment too;
+    # left over from another module's store, it sent this module's models:/ URIs there), put back after
+    with process_wide_mlflow_uri(uri):
+        yield uri
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def test_the_logged_model_carries_the_package(trained, tracking_uri, tmp_path):
     assert not list((download / "code").rglob("*.pyc"))
     rows = _example(trained.model_set)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = tracking_uri
     done = subprocess.run([sys.executable, "-c", _LOAD, uri, json.dumps(rows)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -74,7 +74,7 @@ def test_mlflow_models_serve_answers(trained, tracking_uri, tmp_path):
     tracking.set_alias(tracking.CHAMPION, trained.model_version)
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["MLFLOW_TRACKING_URI"] = tracking_uri
+    env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = tracking_uri
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as in an activated venv: uvicorn
     log = (tmp_path / "serve.log").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
