@@ -66,6 +66,14 @@ def test_grid_errors_name_the_key_the_rule_and_the_value(tmp_path: Path, change:
         assert w.lower() in str(err.value).lower(), str(err.value)
 
 
+@pytest.mark.parametrize(("rows", "positives", "expected"), [(10_000, 50, 1.0), (10_000, 400, 0.25),
+                                                              (10_001, 400, 101 / 400), (100, 0, float("nan"))])
+def test_recall_ceiling_is_the_alert_budget_over_the_positives(rows: int, positives: int, expected: float) -> None:
+    from amlscore.training.protocol import recall_ceiling
+
+    assert recall_ceiling(rows, positives, 0.01) == pytest.approx(expected, nan_ok=True)
+
+
 def test_cells_cover_every_axis() -> None:
     grid = ProtocolGrid(sizes=[300, 500], days=[90], seeds=[1, 2], variants=["default", "hard"],
                         label_shares=[0.25, 1.0], leave_out=["fan_in"], leave_out_label_shares=[0.25],
@@ -96,6 +104,10 @@ def test_small_grid_runs_from_one_command(tmp_path: Path, tracking_uri: str) -> 
     assert left["suspicious_reports_used"] < 2 * full["suspicious_reports_used"]  # 100 % minus a typology vs 50 %
     assert 0 <= left["left_out_recall_1pct"] <= 1 and np.isnan(full["left_out_recall_1pct"])
     assert "recall_1pct_structuring" in cells.columns
+    # the ceiling: what a perfect ranking reaches with 1 % of the test period's rows flagged
+    assert full["recall_at_1pct"] <= full["recall_at_1pct_ceiling"] + 1e-12
+    assert full["recall_at_1pct_ceiling"] == pytest.approx(
+        min(1.0, np.ceil(0.01 * full["test_rows"]) / full["test_positives"]))
     summary = (out / "summary.md").read_text()
     assert "PR-AUC worst" in summary and "Targets" in summary
     assert (out / "targets.json").is_file() and (out / "summary.csv").is_file()
