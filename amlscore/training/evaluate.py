@@ -33,6 +33,7 @@ from amlscore.training.labels import derive_labels
 __all__ = [
     "COMPONENT_COLUMNS",
     "EvaluationReport",
+    "customers_caught",
     "evaluate_scores",
     "evaluation_labels",
     "read_ground_truth",
@@ -61,6 +62,32 @@ def recall_at_rate(y: np.ndarray, scores: np.ndarray, rate: float) -> float:
         return float("nan")
     k = int(math.ceil(rate * len(scores)))
     return float(np.sum(y[top_k_mask(scores, k)]) / pos)
+
+
+def customers_caught(customer_ids: Any, y: Any, scores: Any, typology: Any, rate: float) -> dict[str, Any]:
+    """What the same alert budget finds per customer: a case is opened on every customer with a row
+    among the top ``ceil(rate * n)``, so a laundering customer is *caught* when any of its rows is
+    there (not necessarily a laundering one: the analyst reviews the customer).
+
+    Returns ``laundering_customers`` (customers with a positive row), ``customer_recall`` (the share
+    caught), ``alerted_customers`` and ``customer_precision`` (the share of alerted customers that
+    launder), and ``per_typology``: the share caught among the customers with a positive row of
+    each typology.
+    """
+    ids = np.asarray(customer_ids, dtype=object)
+    y = np.asarray(y, dtype=np.int64)
+    typ = np.asarray(typology, dtype=object)
+    top = top_k_mask(np.asarray(scores, dtype=np.float64), int(math.ceil(rate * len(y))))
+    alerted = set(ids[top].tolist())
+    bad = set(ids[y == 1].tolist())
+    per_typology = {}
+    for t in sorted(set(typ[y == 1].tolist()) - {""}):
+        members = set(ids[(y == 1) & (typ == t)].tolist())
+        per_typology[str(t)] = len(members & alerted) / len(members)
+    return {"laundering_customers": len(bad), "alerted_customers": len(alerted),
+            "customer_recall": len(bad & alerted) / len(bad) if bad else float("nan"),
+            "customer_precision": len(bad & alerted) / len(alerted) if alerted else float("nan"),
+            "per_typology": per_typology}
 
 
 def _pr_auc(y: np.ndarray, s: np.ndarray) -> float:

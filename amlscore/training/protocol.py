@@ -48,6 +48,7 @@ from pydantic import (
 from amlscore.contract.config_file import load_yaml_model
 from amlscore.contract.errors import AmlError
 from amlscore.contract.load import Dataset, load_dataset
+from amlscore.training.evaluate import customers_caught, evaluation_labels
 from amlscore.training.labels import derive_labels
 from amlscore.training.result import Prepared, TrainConfig
 from amlscore.training.train import evaluate_period, fit_model_set, prepare
@@ -314,6 +315,17 @@ def relabel(prep: Prepared, reports: pd.DataFrame) -> Prepared:
 # ------------------------------------------------------------------------------------------------
 
 
+def _customers_caught(prep: Prepared, rows: np.ndarray, scores: pd.DataFrame, cell_prep: Prepared) -> dict[str, Any]:
+    """:func:`~amlscore.training.evaluate.customers_caught` of the test period at a 1 % alert rate."""
+    feats = prep.features.iloc[rows]
+    labels = evaluation_labels(feats["txn_id"], cell_prep.dataset.transactions, cell_prep.dataset.reports,
+                               prep.ground_truth, cutoff=prep.split.label_cutoff("test"),
+                               utc_offset_hours=prep.feature_params.bank_utc_offset_hours)
+    customers = prep.dataset.transactions["customer_id"].iloc[rows].astype(str).to_numpy(dtype=object)
+    return customers_caught(customers, labels.y, scores["suspicion_score"].to_numpy(dtype=np.float64),
+                            labels.typology, 0.01)
+
+
 def run_cell(prep: Prepared, cell: Cell, config: TrainConfig) -> CellResult:
     """Subsample the reports, leave a typology out, fit on train + valid, evaluate on the test period."""
     t0 = time.perf_counter()
@@ -327,8 +339,9 @@ def run_cell(prep: Prepared, cell: Cell, config: TrainConfig) -> CellResult:
     cell_prep = relabel(prep, reports)
     model_set, diagnostics, _ = fit_model_set(cell_prep, config)
     test_rows = np.flatnonzero(prep.split_codes == 2)
-    report, _ = evaluate_period(model_set, cell_prep, test_rows, period="test",
-                                label_cutoff=prep.split.label_cutoff("test"))
+    report, scores = evaluate_period(model_set, cell_prep, test_rows, period="test",
+                                     label_cutoff=prep.split.label_cutoff("test"))
+    caught = _customers_caught(prep, test_rows, scores, cell_prep)
     per_typ = {r.typology: float(r.recall_at_1pct) for r in report.per_typology.itertuples(index=False)}
     o = report.overall
     metrics = {
@@ -343,7 +356,13 @@ def run_cell(prep: Prepared, cell: Cell, config: TrainConfig) -> CellResult:
         "test_positives": o["positives"],
         "test_rows": o["n"],
         "recall_at_1pct_ceiling": recall_ceiling(o["n"], o["positives"], 0.01),
+        "laundering_customers": float(caught["laundering_customers"]),
+        "customer_recall_at_1pct": caught["customer_recall"],
+        "customer_precision_at_1pct": caught["customer_precision"],
+        "worst_typology_customer_recall_1pct": min(caught["per_typology"].values(), default=float("nan")),
     }
+    for typ, value in caught["per_typology"].items():
+        metrics[f"customer_recall_1pct_{typ}"] = value
     for i, c in enumerate(diagnostics.get("fusion_coef", [])):
         metrics[f"fusion_weight_{i}"] = float(c)
     worst_name = min(per_typ, key=per_typ.get) if per_typ else ""
@@ -395,7 +414,7 @@ def run_protocol(grid: ProtocolGrid, make_bank: BankMaker, *, on_cell: CellSink 
 # ------------------------------------------------------------------------------------------------
 
 SUMMARY_METRICS = ("pr_auc", "recall_at_1pct", "worst_typology_recall_1pct", "left_out_recall_1pct",
-                   "recall_at_1pct_ceiling")
+                   "recall_at_1pct_ceiling", "customer_recall_at_1pct", "worst_typology_customer_recall_1pct")
 
 
 def recall_ceiling(rows: float, positives: float, rate: float) -> float:
@@ -482,15 +501,18 @@ def summary_table_md(s: pd.DataFrame) -> list[str]:
     """The rows of a :func:`summarise_frame` table as Markdown lines."""
     lines = ["| config | customers | days | variant | labels | left out | seeds | PR-AUC mean | PR-AUC worst "
              "| PR-AUC spread | recall@1% mean | recall@1% worst | worst typology recall mean "
-             "| worst typology recall worst | left-out recall worst | recall@1% ceiling worst | weakest typologies |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| worst typology recall worst | left-out recall worst | recall@1% ceiling worst "
+             "| customers caught@1% mean | customers caught@1% worst | worst typology customers caught worst "
+             "| weakest typologies |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in s.itertuples(index=False):
         lines.append(f"| {r.config} | {r.customers:,} | {r.days} | {r.variant} | {round(r.label_share * 100)} % | {r.leave_out or '–'} "
                      f"| {r.seeds} | {_f(r.pr_auc_mean)} | {_f(r.pr_auc_worst)} | {_f(r.pr_auc_spread)} "
                      f"| {_f(r.recall_at_1pct_mean)} | {_f(r.recall_at_1pct_worst)} "
                      f"| {_f(r.worst_typology_recall_1pct_mean)} | {_f(r.worst_typology_recall_1pct_worst)} "
                      f"| {_f(r.left_out_recall_1pct_worst)} | {_f(r.recall_at_1pct_ceiling_worst)} "
-                     f"| {r.worst_typologies} |")
+                     f"| {_f(r.customer_recall_at_1pct_mean)} | {_f(r.customer_recall_at_1pct_worst)} "
+                     f"| {_f(r.worst_typology_customer_recall_1pct_worst)} | {r.worst_typologies} |")
     return lines
 
 

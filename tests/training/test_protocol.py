@@ -74,6 +74,24 @@ def test_recall_ceiling_is_the_alert_budget_over_the_positives(rows: int, positi
     assert recall_ceiling(rows, positives, 0.01) == pytest.approx(expected, nan_ok=True)
 
 
+def test_a_customer_is_caught_when_any_of_its_rows_is_in_the_alert_budget() -> None:
+    from amlscore.training.evaluate import customers_caught
+
+    # 200 rows, budget 2 (1 %): rows 0 and 1 score highest
+    ids = np.array(["A", "B"] + ["C"] * 3 + ["D"] * 195, dtype=object)
+    y = np.zeros(200, dtype=int)
+    y[[2, 3]] = 1  # C launders (its rows 2 and 3), not alerted
+    y[10] = 1  # D launders in row 10, and D's row 1 is alerted: D is caught through another row
+    typ = np.where(y == 1, np.where(ids == "C", "fan_in", "cycle"), "").astype(object)
+    scores = np.zeros(200)
+    scores[[0, 1]] = [9.0, 8.0]
+    ids[1] = "D"
+    out = customers_caught(ids, y, scores, typ, 0.01)
+    assert out["laundering_customers"] == 2 and out["alerted_customers"] == 2
+    assert out["customer_recall"] == 0.5 and out["customer_precision"] == 0.5
+    assert out["per_typology"] == {"cycle": 1.0, "fan_in": 0.0}
+
+
 def test_cells_cover_every_axis() -> None:
     grid = ProtocolGrid(sizes=[300, 500], days=[90], seeds=[1, 2], variants=["default", "hard"],
                         label_shares=[0.25, 1.0], leave_out=["fan_in"], leave_out_label_shares=[0.25],
@@ -108,6 +126,9 @@ def test_small_grid_runs_from_one_command(tmp_path: Path, tracking_uri: str) -> 
     assert full["recall_at_1pct"] <= full["recall_at_1pct_ceiling"] + 1e-12
     assert full["recall_at_1pct_ceiling"] == pytest.approx(
         min(1.0, np.ceil(0.01 * full["test_rows"]) / full["test_positives"]))
+    assert full["laundering_customers"] > 0 and 0 <= full["customer_recall_at_1pct"] <= 1
+    per_typology = [c for c in cells.columns if c.startswith("customer_recall_1pct_")]
+    assert per_typology and full["worst_typology_customer_recall_1pct"] == full[per_typology].min()
     summary = (out / "summary.md").read_text()
     assert "PR-AUC worst" in summary and "Targets" in summary
     assert (out / "targets.json").is_file() and (out / "summary.csv").is_file()
