@@ -75,6 +75,7 @@ from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
 from amlscore.features.snapshots import SnapshotKeeper, StateIdentity
+from amlscore.features.redis_store import StateDivergedError
 from amlscore.features.store import (
     FeatureStore,
     MemoryFeatureStore,
@@ -351,6 +352,8 @@ class OnlineFeatureState:
         self._consts = finalize_constants(self.params)
         self._since_sweep = 0
         self._sweep: Iterator[None] | None = None  # the pass in progress (see _maybe_sweep)
+        # called with (record, row) for each transaction another worker counted (shared store only)
+        self.on_event: Callable[[dict[str, Any], np.ndarray], None] | None = None
         self._reset_state()
         self._restore()
 
@@ -475,13 +478,75 @@ class OnlineFeatureState:
                 f"({pd.Timestamp(state.prev_t, tz='UTC').isoformat()}); windows are computed in time order, "
                 "so late transactions must go through the offline path"
             )
+        if getattr(self.store, "shared", False):
+            return self._update_shared(record, t)
         vector = self._apply(record, t)
         self._seq = self.store.append(record["txn_id"], record, vector)
         self._last_txn_id = record["txn_id"]
+        self._after_count()
+        return vector
+
+    def _after_count(self) -> None:
         self.snapshots.poll()
         if self.snapshots.due(self._seq):
             self.snapshots.periodic(self._seq, self._last_txn_id, self._state_blob)
+
+    # -- several workers over one shared log (amlscore.features.redis_store) ------------------------
+    def _update_shared(self, record: dict[str, Any], t: int) -> np.ndarray:
+        """Claim the transaction in the shared log, apply what other workers logged before it, count it.
+
+        Its row is then the function of the log before it, whichever worker computes it, so no worker's
+        transaction is lost to another's (the claim is one atomic step on the server).
+        """
+        store = self.store
+        claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+        if claim.status == "late":
+            raise LateTransactionError(
+                f"transaction {record['txn_id']!r} at {record['timestamp']} is older than customer "
+                f"{record['customer_id']!r}'s latest processed transaction "
+                f"({pd.Timestamp(claim.latest_ns, tz='UTC').isoformat()}); windows are computed in time order, "
+                "so late transactions must go through the offline path")
+        if claim.status == "seen":  # claimed by a worker that stopped before storing its row
+            self.catch_up(claim.seq)
+            row = store.remembered_row(record["txn_id"])  # type: ignore[attr-defined]
+            if row is None:
+                raise StateDivergedError(f"transaction {record['txn_id']!r} was counted (seq {claim.seq}) but its "
+                                         "feature row was never stored and this worker did not compute it")
+            store.put_features(record["txn_id"], row)  # type: ignore[attr-defined]
+            return row
+        if claim.seq <= self._seq:
+            raise StateDivergedError(
+                f"the shared state gave seq {claim.seq} to transaction {record['txn_id']!r} but this worker has "
+                f"counted {self._seq} already: the Redis/Valkey server lost transactions (restarted without "
+                "them?). Restart the workers (they rebuild their state from what the server has); "
+                "docs/scale-out.md, 'Persistence'")
+        self.catch_up(claim.seq - 1)
+        vector = self._apply(record, t)
+        self._seq, self._last_txn_id = claim.seq, record["txn_id"]
+        store.put_features(record["txn_id"], vector)  # type: ignore[attr-defined]
+        self._after_count()
         return vector
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply the transactions other workers logged after this replica's last one (up to seq ``upto``).
+
+        Each one's row goes to :attr:`on_event` (the service's behaviour window). Returns how many.
+        """
+        entries = getattr(self.store, "entries", None)
+        if entries is None:
+            return 0
+        import json  # noqa: PLC0415
+
+        n = 0
+        for seq, payload in entries(self._seq, upto):
+            record = json.loads(payload)
+            row = self._apply(record)
+            self._seq, self._last_txn_id = seq, record["txn_id"]
+            self.store.remember_row(record["txn_id"], row)  # type: ignore[attr-defined]
+            if self.on_event is not None:
+                self.on_event(record, row)
+            n += 1
+        return n
 
     def features_of(self, txn_id: str) -> dict[str, float | int] | None:
         """The feature row a processed transaction got, or None."""
@@ -551,6 +616,9 @@ class OnlineFeatureState:
             state.prev_t = int(t)
             state.last_in_t = int(last_in.get(cust, -1))
             state.seen_cps = counterparties.get(int(cust), set())
+        seed_latest = getattr(self.store, "seed_latest", None)
+        if seed_latest is not None:  # the shared store refuses late transactions against these times too
+            seed_latest({str(reg.customer_ids[int(c)]): int(t) for c, t in last.items()})
         self.store.save_snapshot(0, self._state_blob())
         return len(last)
 
@@ -794,6 +862,9 @@ class OnlineFeatureState:
             t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
             latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
         return latest
+
+
+_encode_record = __import__("json").JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 _VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,
