@@ -343,8 +343,11 @@ class OnlineFeatureState:
         elif isinstance(store, (str, Path)):
             store = SQLiteFeatureStore(store)
         self.store: FeatureStore = store
-        self.snapshots = SnapshotKeeper(store, StateIdentity(self.params.hash, FEATURE_SET_VERSION, _STATE_FORMAT),
-                                        every=snapshot_every, background=background_snapshots)
+        identity = StateIdentity(self.params.hash, FEATURE_SET_VERSION, _STATE_FORMAT)
+        bind = getattr(store, "bind", None)
+        if bind is not None:  # a store shared by several workers: all must compute the same rows
+            bind(identity.fields)
+        self.snapshots = SnapshotKeeper(store, identity, every=snapshot_every, background=background_snapshots)
         self._last_txn_id: str | None = None  # of event ``_seq``: a snapshot file names it
         self._predicates = TextPredicates(self.params)
         self._fact_consts = fact_constants(self.params)

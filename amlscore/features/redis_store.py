@@ -142,6 +142,21 @@ class RedisFeatureStore:
         self._r.hsetnx(self.keys["meta"], "store_id", os.urandom(16).hex())
         return self._r.hget(self.keys["meta"], "store_id").decode()
 
+    def bind(self, identity: Mapping[str, Any]) -> None:
+        """Tie the shared log to the feature parameters, feature set and state layout of its first user.
+
+        Every worker computes every row from the log, so workers of other parameters would give other
+        rows for the same transactions: they are refused, naming what differs.
+        """
+        for key, value in identity.items():
+            self._r.hsetnx(self.keys["meta"], key, str(value))
+        bound = {k.decode(): v.decode() for k, v in self._r.hgetall(self.keys["meta"]).items()}
+        for key, value in identity.items():
+            if bound.get(key) != str(value):
+                raise AmlError(f"the online state at {_safe(self.url)} was built with {key} {bound.get(key)!r}; this "
+                               f"worker computes {value!r}. Every worker must run the same feature parameters and "
+                               "feature set: use another Redis database (the /N of AML_STATE_URL) for other ones")
+
     # -- the claim ----------------------------------------------------------------------------------
     def claim(self, record: Mapping[str, Any], t_ns: int, payload: str) -> Claim:
         """Claim ``record`` (its JSON ``payload`` goes to the log) in one atomic step."""

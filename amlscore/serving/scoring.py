@@ -45,7 +45,7 @@ from amlscore.features.online import BadTransactionError, LateTransactionError, 
 from amlscore.features.registry import UnknownCustomerError
 from amlscore.models.rules import explain_rules, score_transaction_rules
 from amlscore.serving import words
-from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid, utc_now_iso
+from amlscore.core.audit import AuditRecord, input_hash, new_ulid, utc_now_iso
 from amlscore.core.decision import RecordedDecision, components_of, finite_or_none, fired_rules_json, json_safe
 from amlscore.serving.auth import Caller
 from amlscore.serving.config import Settings, SettingsError
@@ -60,7 +60,8 @@ from amlscore.serving.errors import (
     UnprocessableTransaction,
     with_code,
 )
-from amlscore.serving.feedback import FeedbackStore, make_entry
+from amlscore.serving import backends
+from amlscore.serving.feedback import make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.outcome import Outcome, wait_all
@@ -115,16 +116,18 @@ class ScoringEngine:
         report_data_warnings(dataset)
         self.customers = dataset.customers
         self.data_fingerprint = dataset.fingerprint
-        self.state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
-        bind_state(state_dir, dataset.customers, self.state.params.hash, Path(settings.data_dir))
+        self.state = OnlineFeatureState(dataset.customers, store=backends.feature_store(settings, state_dir),
+                                        reports=dataset.reports)
+        if not settings.state_url:
+            bind_state(state_dir, dataset.customers, self.state.params.hash, Path(settings.data_dir))
         self._check_params(self.model)
         self.warmed_up = warm_up(self.state, dataset.transactions, settings.warm_up_days, warm_up_progress)
         self.registry = self.state.registry
         self.offset_hours = int(self.state.params.bank_utc_offset_hours)
 
         # 3. durable logs
-        self.audit = AuditLog(state_dir / "audit.sqlite", sync=settings.audit_sync)
-        self.feedback = FeedbackStore(state_dir / "feedback.sqlite", state_dir / "feedback")
+        self.audit = backends.audit_log(settings, state_dir)
+        self.feedback = backends.feedback_store(settings, state_dir)
         self.shadow: ShadowScorer | None = None
         if self.shadow_model is not None:
             self.shadow = ShadowScorer(self.shadow_model, self.audit, settings.shadow_queue)
@@ -132,6 +135,9 @@ class ScoringEngine:
         # 4. behaviour over the rating window, from the feature store, and the ratings at start
         self.behaviour = BehaviourLog(self.rules_config)
         self._load_behaviour()
+        # with several workers, what the others counted reaches this one's behaviour window too
+        self.state.on_event = lambda rec, row: self.behaviour.add(rec["customer_id"], timestamp_ns(rec["timestamp"]),
+                                                                   rec.get("counterparty_country"), row)
         self.ratings = RatingBook(dataset.customers, dataset.reports, self.rules_config)
         self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
         self._feature_reports()  # the graph features count the analysts' reports too

@@ -1,6 +1,8 @@
 """The BentoML service: ``bentoml serve amlscore.serving.service:AmlScoring`` (or ``amlscore serve``).
 
-One worker: the online feature state lives in this process and has a single writer. Scoring runs
+One worker by default: the embedded online feature state lives in this process and has a single
+writer. With the shared backends (``AML_STATE_URL``, ``AML_DATABASE_URL``; docs/scale-out.md),
+``AML_WORKERS`` (``amlscore serve --workers N``) runs N workers, each with a replica of the state. Scoring runs
 on the event loop itself (``async`` API methods calling the engine directly): requests are
 serialised by the engine's lock anyway, and handing each one to a worker thread cost about 4 ms of
 GIL hand-over per request on two cores. Calls that may take long (an explanation that has to load
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from typing import Any
 
 import bentoml
@@ -174,9 +177,19 @@ def _caller(ctx: bentoml.Context) -> Caller:
     return caller
 
 
+def _workers() -> int:
+    """``AML_WORKERS`` (``amlscore serve --workers N``), read when the class is defined; checked by the settings.
+
+    More than one worker needs the shared backends (:class:`~amlscore.serving.config.Settings` refuses it on
+    the embedded ones, whose online state and audit log have a single writer).
+    """
+    raw = os.environ.get("AML_WORKERS", "1").strip() or "1"
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+
+
 @bentoml.service(
     name="amlscore",
-    workers=1,
+    workers=_workers(),
     threads=1,
     traffic={"timeout": 60, "max_concurrency": 256},
     resources={"cpu": "2"},

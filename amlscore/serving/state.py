@@ -62,9 +62,12 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     state_dir = private_dir(settings.state_dir)
     dataset = load_dataset(settings.data_dir, require_reports=False)
     report_data_warnings(dataset)
-    state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
+    from amlscore.serving.backends import feature_store  # noqa: PLC0415 - backends imports this module's neighbours
+
+    state = OnlineFeatureState(dataset.customers, store=feature_store(settings, state_dir), reports=dataset.reports)
     try:
-        bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
+        if not settings.state_url:
+            bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
         replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
         return int(state.processed), replayed
     finally:
