@@ -65,6 +65,13 @@ if (not last) or lt(last, ARGV[3]) then redis.call('HSET', KEYS[4], ARGV[2], ARG
 return {0, seq, ''}
 """
 
+# A change of the customers table, logged between two transactions.
+_LOG_CUSTOMERS = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[1])
+return seq
+"""
+
 # A snapshot replaces the stored one only when it is of a later sequence number.
 _SNAPSHOT = """
 local cur = redis.call('HGET', KEYS[1], 'seq')
@@ -132,6 +139,7 @@ class RedisFeatureStore:
         self._claim = self._r.register_script(_CLAIM)
         self._snapshot = self._r.register_script(_SNAPSHOT)
         self._seed = self._r.register_script(_SEED_LAST)
+        self._log_customers = self._r.register_script(_LOG_CUSTOMERS)
         # rows this replica computed for transactions other workers claimed: what a sent-again
         # transaction gets when its first worker died before storing its row
         self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -168,6 +176,10 @@ class RedisFeatureStore:
         if status == 2:
             return Claim("late", 0, int(latest))
         return Claim("new", int(seq), None)
+
+    def log_customers(self, payload: str) -> int:
+        """Log a customers change (JSON ``payload``) after every transaction claimed so far; returns its seq."""
+        return int(self._log_customers(keys=[self.keys["seq"], self.keys["log"]], args=[payload]))
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Log entries ``(seq, JSON payload)`` after ``after`` (up to ``upto`` when given), in order."""
@@ -233,7 +245,9 @@ class RedisFeatureStore:
             pending.clear()
 
         for _, payload in self.entries(0):
-            pending.append(json.loads(payload))
+            rec = json.loads(payload)
+            if "txn_id" in rec:  # (a customers change is no transaction)
+                pending.append(rec)
             if len(pending) >= _BATCH:
                 yield from flush()
         if pending:
