@@ -18,6 +18,7 @@ Routes (all ``POST``, JSON; roles in brackets; see docs/serving.md)::
     /v1/metadata         [every role]                   model version, configuration hashes, features
     /v1/health           [every role]                   status with counts
     /v1/admin/reload     [admin]                        load the alias (or a version) again
+    /v1/admin/customers  [admin]                        add or change customers while serving
 
 and, without a key, ``GET /livez``, ``/readyz`` (ready once the model set, the state, the audit log
 and the ratings are loaded), ``/healthz``, ``/metrics``, the OpenAPI page ``/`` and ``/docs.json``.
@@ -46,6 +47,8 @@ from amlscore.serving.schemas import (
     BatchResult,
     CustomerRiskRequest,
     CustomerRiskResult,
+    CustomersRequest,
+    CustomersResult,
     Decision,
     DriftRequest,
     DriftSummary,
@@ -365,6 +368,17 @@ class AmlScoring:
         """A bank day's drift figures (PSI of every feature and score, alert rates, score quantiles) against the
         served model set's training reference (compliance and admin)."""
         return self._run(ctx, lambda caller: self.engine.drift_summary(day))  # type: ignore[return-value]
+
+    @bentoml.api(route="/v1/admin/customers", input_spec=CustomersRequest, output_spec=CustomersResult)
+    def admin_customers(self, customers: list[dict[str, Any]],
+                        ctx: bentoml.Context = None) -> CustomersResult:  # type: ignore[assignment]
+        """Add or change customers (admin): their features and ratings use the rows from the next transaction on."""
+
+        def run(caller: Caller) -> dict[str, Any]:
+            log.warning("customers change requested by %s (%s): %d rows", caller.key_id, caller.role, len(customers))
+            return self.engine.upsert_customers(customers)
+
+        return self._run(ctx, run)  # type: ignore[return-value]
 
     @bentoml.api(route="/v1/admin/reload", input_spec=ReloadRequest, output_spec=ReloadResult)
     def admin_reload(self, alias: str | None = None, version: str | None = None,
