@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= data/default
 
-.PHONY: help setup browser demo test lint generate validate features rate train evaluate serve bench clean
+.PHONY: help setup browser servers demo test lint generate validate features rate train evaluate serve bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -30,10 +30,19 @@ browser: ## Install headless Chromium and CJK fonts from Debian for the report t
 	    || echo "could not install chromium: browser tests will be skipped"; \
 	else echo "chromium not found and not root: browser tests will be skipped (apt-get install chromium fonts-noto-cjk)"; fi
 
+servers: ## Install redis-server and PostgreSQL from Debian for the shared-backend tests (when root; never started here)
+	@if command -v redis-server >/dev/null 2>&1 && { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing redis-server and postgresql from Debian's packages (the tests start their own on loopback)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql >/dev/null \
+	    && for s in redis-server postgresql; do (systemctl disable --now $$s || service $$s stop) >/dev/null 2>&1 || true; done) \
+	    || echo "could not install redis-server/postgresql: the shared-backend tests will be skipped"; \
+	else echo "redis-server/postgresql not found and not root: the shared-backend tests will be skipped (apt-get install redis-server postgresql)"; fi
+
 demo: setup ## The main job on the embedded default data set
 	$(BIN)/amlscore demo --out $(DATA)
 
-test: setup browser ## Run the whole test suite (what CI runs)
+test: setup browser servers ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 generate: setup ## Generate the default synthetic bank into $(DATA)

@@ -4,8 +4,9 @@ Every default path is relative to the **working folder** (``AML_HOME``, default:
 directory), never to the installed package, so an installed ``amlscore`` writes nothing into
 site-packages. Values come from, highest precedence first:
 
-1. environment variables (``AML_HOME``, ``AML_DATA_DIR``, ``AML_STATE_DIR``, and MLflow's own
-   ``MLFLOW_TRACKING_URI``);
+1. environment variables (``AML_HOME``, ``AML_DATA_DIR``, ``AML_STATE_DIR``, ``AML_STATE_URL`` (Valkey/Redis
+   online state shared by several workers), ``AML_DATABASE_URL`` (PostgreSQL audit log and feedback), and
+   MLflow's own ``MLFLOW_TRACKING_URI``);
 2. a ``.env`` file in the current directory;
 3. a TOML file: ``AML_CONFIG_FILE``, else ``amlscore.toml`` in the current directory, if present
    (keys as the field names below, e.g. ``state_dir = "/var/lib/amlscore"``);
@@ -21,7 +22,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -48,6 +49,32 @@ class PathSettings(BaseSettings):
     tracking_uri: str | None = Field(None, validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "AML_TRACKING_URI",
                                                                           "tracking_uri"),
                                      description="MLflow tracking / registry URI (default sqlite:///<home>/mlflow.db).")
+
+    state_url: str | None = Field(None, description="Online feature state shared by several workers: "
+                                  "redis://host:port/db (Valkey or Redis; rediss:// for TLS). Unset: the embedded store.")
+    database_url: str | None = Field(None, description="Audit log and feedback in PostgreSQL: postgresql://user@host:port/db. "
+                                     "Unset: SQLite files in the state folder.")
+
+    @field_validator("state_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("redis://", "rediss://", "valkey://", "valkeys://", "unix://")):
+            raise ValueError(f"AML_STATE_URL must be a redis:// or rediss:// URL (Valkey or Redis); got {value!r}")
+        return value.replace("valkey", "redis", 1) if value.startswith("valkey") else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("AML_DATABASE_URL must be a postgresql:// URL; got "
+                             f"{value.split('@')[-1] if '@' in value else value!r}")
+        return value
 
     @model_validator(mode="after")
     def _anchor_to_home(self) -> "PathSettings":

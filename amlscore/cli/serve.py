@@ -45,6 +45,7 @@ def serve(
     warm_up_days: Annotated[str, typer.Option("--warm-up-days", help="Days of history replayed into an empty state: a number, 0 or 'all'.")] = "100",
     audit_sync: Annotated[str, typer.Option("--audit-sync", help="Audit log durability: full (fsync per decision) or normal.")] = "full",
     shadow: Annotated[Optional[str], typer.Option("--shadow", help="A shadow model set scored beside the champion, recorded in the audit log and never returned: an alias (challenger), version:N or off (AML_SHADOW).")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Service worker processes; more than 1 needs the shared backends (AML_STATE_URL and AML_DATABASE_URL).")] = 1,
     prepare_only: Annotated[bool, typer.Option("--prepare-only", help="Check settings, write keys and warm up, then exit without serving.")] = False,
 ) -> None:
     """Start the scoring service: score, batch, explain, customer risk, feedback, health and metadata over HTTP."""
@@ -54,7 +55,7 @@ def serve(
     console = Console(stderr=True)
     overrides: dict[str, object] = {
         "data_dir": data.resolve(), "model_alias": alias, "model_version": version,
-        "warm_up_days": _warm_up_days(warm_up_days), "audit_sync": audit_sync,
+        "warm_up_days": _warm_up_days(warm_up_days), "audit_sync": audit_sync, "workers": workers,
     }
     if state is not None:
         overrides["state_dir"] = state.resolve()

@@ -20,6 +20,7 @@ from amlscore.contract.load import (
     fingerprint_frames,
     load_dataset,
     validate_folder,
+    write_customers,
     write_dataset,
 )
 from amlscore.contract.notices import report_data_warnings, warning_summary_lines
@@ -58,5 +59,6 @@ __all__ = [
     "validate_frames",
     "report_data_warnings",
     "warning_summary_lines",
+    "write_customers",
     "write_dataset",
 ]

@@ -30,7 +30,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from amlscore.contract.errors import AmlError
-from amlscore.contract.schema import CONTRACT_VERSION, FILE_SUFFIXES, GROUND_TRUTH_FILE, REPORTS, TABLES, Column, TableSchema
+from amlscore.contract.schema import (
+    CONTRACT_VERSION,
+    CUSTOMERS,
+    FILE_SUFFIXES,
+    GROUND_TRUTH_FILE,
+    REPORTS,
+    TABLES,
+    Column,
+    TableSchema,
+)
 from amlscore.contract.validate import (
     STRING_DTYPE,
     CheckedTable,
@@ -54,6 +63,7 @@ __all__ = [
     "fingerprint_frames",
     "load_dataset",
     "validate_folder",
+    "write_customers",
     "write_dataset",
 ]
 
@@ -468,6 +478,34 @@ def write_dataset(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def write_customers(folder: str | Path, customers: pd.DataFrame) -> Path:
+    """Replace the customers file of a data folder (its format kept) by a typed customers frame, atomically.
+
+    What ``amlscore customers upsert`` and the service's customers route write after adding or changing
+    customers; the transactions and reports files are not touched. The folder's marker records the
+    fingerprint of its files as written, so it is written again too.
+    """
+    folder = Path(folder)
+    files = find_table_files(folder, require_reports=False)
+    path = files["customers"]
+    assert path is not None  # find_table_files raises when it is missing
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        _write_table(CUSTOMERS, customers, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    marker = folder / MARKER_FILE
+    if marker.exists():
+        doc = json.loads(marker.read_text(encoding="utf-8"))
+        doc["fingerprint"] = fingerprint_files(find_table_files(folder, require_reports=False))
+        marker.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def _three_frames(

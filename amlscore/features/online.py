@@ -70,11 +70,26 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
-from amlscore.features.graph import GRAPH_FEATURES, N_GRAPH, PAYER_PEER_FEATURE, GraphArrays, graph_step, report_times
+from amlscore.features.graph import (
+    F_OTHER,
+    GRAPH_FEATURES,
+    N_GRAPH,
+    PAYER_PEER_FEATURE,
+    GraphArrays,
+    graph_step,
+    report_times,
+)
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
-from amlscore.features.registry import DAY_NS, CustomerRegistry, UnknownCustomerError
+from amlscore.features.registry import (
+    DAY_NS,
+    CustomerRegistry,
+    UnknownCustomerError,
+    customer_records as _customer_records,
+    upsert_customer_table,
+)
 from amlscore.features.snapshots import SnapshotKeeper, StateIdentity
+from amlscore.features.redis_store import StateDivergedError
 from amlscore.features.store import (
     FeatureStore,
     MemoryFeatureStore,
@@ -97,7 +112,8 @@ _INITIAL_EVENTS = 8  # per customer; the buffers double when full of events stil
 _VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
 _WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
 _SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
-_STATE_FORMAT = 3  # snapshots of another layout are ignored (the state is rebuilt from the events)
+_STATE_FORMAT = 4  # snapshots of another layout are ignored (the state is rebuilt from the events)
+CUSTOMERS_KEY = "_customers"  # a logged event that adds or changes customers (not a transaction)
 _SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
 _SWEEP_STEPS = 100  # each pass is cut in this many steps: a whole pass in one call paused it 45-75 ms
 # the packed row the online path builds must follow the kernel's column order
@@ -333,6 +349,7 @@ class OnlineFeatureState:
                  background_snapshots: bool = True, reports: pd.DataFrame | None = None) -> None:
         self.params = params or load_feature_params()
         self.registry = CustomerRegistry.from_customers(customers, self.params.bank_utc_offset_hours)
+        self.customers = customers  # the table the registry indexes; upsert_customers changes both
         self._n_customers = len(self.registry.onboard_ns)
         self.set_reports(reports)
         self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
@@ -342,8 +359,11 @@ class OnlineFeatureState:
         elif isinstance(store, (str, Path)):
             store = SQLiteFeatureStore(store)
         self.store: FeatureStore = store
-        self.snapshots = SnapshotKeeper(store, StateIdentity(self.params.hash, FEATURE_SET_VERSION, _STATE_FORMAT),
-                                        every=snapshot_every, background=background_snapshots)
+        identity = StateIdentity(self.params.hash, FEATURE_SET_VERSION, _STATE_FORMAT)
+        bind = getattr(store, "bind", None)
+        if bind is not None:  # a store shared by several workers: all must compute the same rows
+            bind(identity.fields)
+        self.snapshots = SnapshotKeeper(store, identity, every=snapshot_every, background=background_snapshots)
         self._last_txn_id: str | None = None  # of event ``_seq``: a snapshot file names it
         self._predicates = TextPredicates(self.params)
         self._fact_consts = fact_constants(self.params)
@@ -351,6 +371,10 @@ class OnlineFeatureState:
         self._consts = finalize_constants(self.params)
         self._since_sweep = 0
         self._sweep: Iterator[None] | None = None  # the pass in progress (see _maybe_sweep)
+        # called with (record, row) for each transaction another worker counted (shared store only)
+        self.on_event: Callable[[dict[str, Any], np.ndarray], None] | None = None
+        # called with the changed customers' rows when another worker's upsert is applied (shared store only)
+        self.on_customers: Callable[[pd.DataFrame], None] | None = None
         self._reset_state()
         self._restore()
 
@@ -391,6 +415,11 @@ class OnlineFeatureState:
             "customers": self._customers,
             "entities": self._entities,
             "peer_days": self._peer_days,
+            # what the customer codes and peer-group numbers above stand for: a restore under another
+            # customers table (customers added or changed) maps them to its own (_remap)
+            "customer_ids": self.registry.customer_ids.tolist(),
+            "peer_groups": list(self.registry.peer_group_names),
+            "customers_table": self.customers,
             # the nodes in use, not the arrays' spare room
             "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
                       "outside": self._outside,
@@ -419,11 +448,16 @@ class OnlineFeatureState:
             self._next_node, self._pairs = graph["next"], graph["pairs"]
             self._seq = payload["seq"]
             self._latest_t = payload["latest_t"]
+            self._adopt_customers(payload["customers_table"], payload["customer_ids"], payload["peer_groups"],
+                                  restored=True)
         del payload
         for seq, record in self.store.events_after(self._seq):
-            self._apply(record)
+            if CUSTOMERS_KEY in record:
+                self._upsert(record[CUSTOMERS_KEY])
+            else:
+                self._apply(record)
             self._seq = seq
-            self._last_txn_id = record["txn_id"]
+            self._last_txn_id = record.get("txn_id") or record.get("_event_id")
         if self._last_txn_id is None and self._seq:
             txn_id_at = getattr(self.store, "txn_id_at", None)
             self._last_txn_id = txn_id_at(self._seq) if txn_id_at is not None else None
@@ -464,6 +498,9 @@ class OnlineFeatureState:
         if stored is not None:
             return stored
         cust = self.registry.code_of.get(record["customer_id"])
+        if cust is None and getattr(self.store, "shared", False):
+            self.catch_up()  # another worker may have added the customer
+            cust = self.registry.code_of.get(record["customer_id"])
         if cust is None:
             raise UnknownCustomerError(f"customer_id {record['customer_id']!r} of transaction "
                                        f"{record['txn_id']!r} is not in the customers table")
@@ -475,13 +512,82 @@ class OnlineFeatureState:
                 f"({pd.Timestamp(state.prev_t, tz='UTC').isoformat()}); windows are computed in time order, "
                 "so late transactions must go through the offline path"
             )
+        if getattr(self.store, "shared", False):
+            return self._update_shared(record, t)
         vector = self._apply(record, t)
         self._seq = self.store.append(record["txn_id"], record, vector)
         self._last_txn_id = record["txn_id"]
+        self._after_count()
+        return vector
+
+    def _after_count(self) -> None:
         self.snapshots.poll()
         if self.snapshots.due(self._seq):
             self.snapshots.periodic(self._seq, self._last_txn_id, self._state_blob)
+
+    # -- several workers over one shared log (amlscore.features.redis_store) ------------------------
+    def _update_shared(self, record: dict[str, Any], t: int) -> np.ndarray:
+        """Claim the transaction in the shared log, apply what other workers logged before it, count it.
+
+        Its row is then the function of the log before it, whichever worker computes it, so no worker's
+        transaction is lost to another's (the claim is one atomic step on the server).
+        """
+        store = self.store
+        claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+        if claim.status == "late":
+            raise LateTransactionError(
+                f"transaction {record['txn_id']!r} at {record['timestamp']} is older than customer "
+                f"{record['customer_id']!r}'s latest processed transaction "
+                f"({pd.Timestamp(claim.latest_ns, tz='UTC').isoformat()}); windows are computed in time order, "
+                "so late transactions must go through the offline path")
+        if claim.status == "seen":  # claimed by a worker that stopped before storing its row
+            self.catch_up(claim.seq)
+            row = store.remembered_row(record["txn_id"])  # type: ignore[attr-defined]
+            if row is None:
+                raise StateDivergedError(f"transaction {record['txn_id']!r} was counted (seq {claim.seq}) but its "
+                                         "feature row was never stored and this worker did not compute it")
+            store.put_features(record["txn_id"], row)  # type: ignore[attr-defined]
+            return row
+        if claim.seq <= self._seq:
+            raise StateDivergedError(
+                f"the shared state gave seq {claim.seq} to transaction {record['txn_id']!r} but this worker has "
+                f"counted {self._seq} already: the Redis/Valkey server lost transactions (restarted without "
+                "them?). Restart the workers (they rebuild their state from what the server has); "
+                "docs/scale-out.md, 'Persistence'")
+        self.catch_up(claim.seq - 1)
+        vector = self._apply(record, t)
+        self._seq, self._last_txn_id = claim.seq, record["txn_id"]
+        store.put_features(record["txn_id"], vector)  # type: ignore[attr-defined]
+        self._after_count()
         return vector
+
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply the transactions other workers logged after this replica's last one (up to seq ``upto``).
+
+        Each one's row goes to :attr:`on_event` (the service's behaviour window). Returns how many.
+        """
+        entries = getattr(self.store, "entries", None)
+        if entries is None:
+            return 0
+        import json  # noqa: PLC0415
+
+        n = 0
+        for seq, payload in entries(self._seq, upto):
+            record = json.loads(payload)
+            if CUSTOMERS_KEY in record:
+                self._upsert(record[CUSTOMERS_KEY])
+                self._seq = seq
+                if self.on_customers is not None:
+                    self.on_customers(self._customer_rows(record[CUSTOMERS_KEY]))
+                n += 1
+                continue
+            row = self._apply(record)
+            self._seq, self._last_txn_id = seq, record["txn_id"]
+            self.store.remember_row(record["txn_id"], row)  # type: ignore[attr-defined]
+            if self.on_event is not None:
+                self.on_event(record, row)
+            n += 1
+        return n
 
     def features_of(self, txn_id: str) -> dict[str, float | int] | None:
         """The feature row a processed transaction got, or None."""
@@ -501,6 +607,111 @@ class OnlineFeatureState:
         and the ones just large enough would double again within the next window."""
         for state in self._customers.values():
             state.reseat()
+
+    # -- customers added or changed while serving ----------------------------------------------------
+    def upsert_customers(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """Add or change customers (typed contract rows, keyed by ``customer_id``) from the next transaction on.
+
+        The change is logged in the store like a transaction, so a restart, and every worker of a shared
+        store, applies it at the same place in the history. Returns the changed customers' rows as the
+        registry now has them (new and changed ones; unchanged rows sent again are left out).
+        """
+        records = _customer_records(rows)
+        changed = self._changed(records)
+        if not changed:
+            return self.customers.iloc[0:0]
+        payload = {CUSTOMERS_KEY: changed}
+        store = self.store
+        if getattr(store, "shared", False):
+            seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+            self.catch_up(seq - 1)
+            self._upsert(changed)
+            self._seq = seq
+        else:
+            event_id = f"customers:{self._seq + 1}:{_payload_digest(payload)}"  # the events table's txn_id
+            payload["_event_id"] = event_id
+            self._upsert(changed)
+            self._seq = store.append(event_id, payload, np.zeros(0))
+            self._last_txn_id = event_id
+        return self._customer_rows(changed)
+
+    def _changed(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records that add a customer or change one (as the registry's table has it)."""
+        current = _customer_records(self.customers.set_index(self.customers["customer_id"].astype(str), drop=False)
+                                    .loc[[r["customer_id"] for r in records if r["customer_id"] in self.registry.code_of]])
+        known = {r["customer_id"]: r for r in current}
+        return [r for r in records if known.get(r["customer_id"]) != r]
+
+    def _customer_rows(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        ids = [r["customer_id"] for r in records]
+        return self.customers.set_index(self.customers["customer_id"].astype(str), drop=False).loc[ids].reset_index(drop=True)
+
+    def _upsert(self, records: list[dict[str, Any]]) -> None:
+        """Merge customer records into the table (changed rows in place, new ones at the end) and re-index."""
+        merged = upsert_customer_table(self.customers, records)
+        self._adopt_customers(merged, self.registry.customer_ids.tolist(), list(self.registry.peer_group_names))
+
+    def _adopt_customers(self, table: pd.DataFrame, old_ids: list[str], old_groups: list[str],
+                         restored: bool = False) -> None:
+        """Take ``table`` as the customers and map the state's customer codes and peer-group numbers (those
+        of ``old_ids`` and ``old_groups``) to the new registry's.
+
+        ``restored``: ``table`` is a snapshot's; the customers given at start (the data folder's) win for the
+        customers they have, and the snapshot's others (added while serving) are kept after them.
+        """
+        if restored:
+            have = set(self.customers["customer_id"].astype(str))
+            extra = table[~table["customer_id"].astype(str).isin(have)]
+            if len(extra):
+                table = pd.concat([self.customers, extra], ignore_index=True)
+            else:
+                table = self.customers
+        self.customers = table
+        self.registry = CustomerRegistry.from_customers(table, self.params.bank_utc_offset_hours)
+        self._remap(old_ids, old_groups)
+
+    def _remap(self, old_ids: list[str], old_groups: list[str]) -> None:
+        """Renumber the state from the customer codes of ``old_ids`` and the groups of ``old_groups`` to the
+        registry's: per-customer windows, shared-identifier windows, peer-group days and the graph's nodes
+        (customers first, then the outside accounts after them)."""
+        reg = self.registry
+        new_n, old_n = len(reg.customer_ids), len(old_ids)
+        if old_ids == reg.customer_ids.tolist() and old_groups == list(reg.peer_group_names):
+            self._n_customers = new_n
+            return
+        cmap = np.empty(old_n, dtype=np.int64)
+        for c, cid in enumerate(old_ids):
+            code = reg.code_of.get(cid)
+            if code is None:
+                raise UnknownCustomerError(f"customer {cid!r} is in the online state's history but not in the customers "
+                                           "table: customers can be added or changed, not removed")
+            cmap[c] = code
+        self._customers = {int(cmap[c]): st for c, st in self._customers.items()}
+        for table in self._entities.values():
+            for win in table.values():
+                win.events = deque((t, int(cmap[k])) for t, k in win.events)
+                win.counts = {int(cmap[k]): n for k, n in win.counts.items()}
+        group_of = {name: i for i, name in enumerate(reg.peer_group_names)}
+        self._peer_days = {group_of[old_groups[g]]: days for g, days in self._peer_days.items() if old_groups[g] in group_of}
+        # graph nodes: customers by code, outside accounts shifted past the customers
+        old_next = max(self._next_node, old_n)
+        node_map = np.concatenate([cmap, np.arange(old_n, old_next, dtype=np.int64) - old_n + new_n])
+        new_next = old_next - old_n + new_n
+        graph = GraphArrays.empty(new_next + _GRAPH_SPARE_NODES)
+        graph.ring[node_map] = self._graph.ring[:old_next]
+        graph.count[node_map] = self._graph.count[:old_next]
+        others = graph.ring[..., F_OTHER]
+        graph.ring[..., F_OTHER] = node_map[np.clip(others, 0, old_next - 1)]
+        self._graph = graph
+        shift = new_n - old_n
+        self._outside = {k: v + shift for k, v in self._outside.items()}
+        self._outside_keys = {v + shift: k for v, k in self._outside_keys.items()}
+        self._free_nodes = [v + shift for v in self._free_nodes]
+        self._next_node = new_next
+        self._n_customers = new_n
+        self._static.clear()
+        self._peer_cache.clear()
+        self.set_reports(self._reports)
 
     def seed_history(self, transactions: pd.DataFrame) -> int:
         """Set what the features remember from beyond their windows, from history that is not replayed.
@@ -551,6 +762,9 @@ class OnlineFeatureState:
             state.prev_t = int(t)
             state.last_in_t = int(last_in.get(cust, -1))
             state.seen_cps = counterparties.get(int(cust), set())
+        seed_latest = getattr(self.store, "seed_latest", None)
+        if seed_latest is not None:  # the shared store refuses late transactions against these times too
+            seed_latest({str(reg.customer_ids[int(c)]): int(t) for c, t in last.items()})
         self.store.save_snapshot(0, self._state_blob())
         return len(last)
 
@@ -610,6 +824,7 @@ class OnlineFeatureState:
 
     def set_reports(self, reports: pd.DataFrame | None) -> None:
         """Use these reports (contract columns) for the reported-neighbour features from now on."""
+        self._reports = reports
         self._report_ns = report_times(reports, self.registry.code_of, self._n_customers,
                                        self.params.bank_utc_offset_hours)
         self._first_report = int(self._report_ns.min())
@@ -794,6 +1009,16 @@ class OnlineFeatureState:
             t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
             latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
         return latest
+
+
+_encode_record = __import__("json").JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _payload_digest(payload: Mapping[str, Any]) -> str:
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(_encode_record(payload).encode()).hexdigest()[:16]
+
 
 
 _VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,

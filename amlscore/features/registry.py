@@ -226,3 +226,62 @@ class CustomerRegistry:
             values.append(n - int(k >= 0 and onboard <= day))
             until = min(until, changes)
         return (values[0], values[1], values[2], values[3]), until
+
+
+# -- customers added or changed while serving -------------------------------------------------------
+def customer_records(customers: pd.DataFrame) -> list[dict[str, object]]:
+    """Rows of a typed customers frame as plain JSON values (dates as YYYY-MM-DD, missing as None), in the
+    contract's columns: what a customers change is logged as, and compared by."""
+    from amlscore.contract.schema import CUSTOMERS  # noqa: PLC0415
+
+    cols = [c for c in CUSTOMERS.column_names if c in customers.columns]
+    out: list[dict[str, object]] = []
+    for row in customers[cols].itertuples(index=False, name=None):
+        rec: dict[str, object] = {}
+        for c, v in zip(cols, row):
+            if v is None or (not isinstance(v, str) and pd.isna(v)):
+                rec[c] = None
+            elif isinstance(v, pd.Timestamp):
+                rec[c] = v.strftime("%Y-%m-%d")
+            elif isinstance(v, np.generic):
+                rec[c] = v.item()
+            else:
+                rec[c] = v
+        rec["customer_id"] = str(rec["customer_id"])
+        out.append(rec)
+    return out
+
+
+def typed_customers(records: list[dict[str, object]] | pd.DataFrame) -> pd.DataFrame:
+    """Customer rows (records or a frame of contract values) checked against the contract and typed as the
+    loader types them; :class:`~amlscore.contract.validate.ContractViolationError` names what is wrong."""
+    from amlscore.contract import dataset_from_frames  # noqa: PLC0415
+    from amlscore.contract.schema import CUSTOMERS, TRANSACTIONS  # noqa: PLC0415
+
+    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(records, columns=list(CUSTOMERS.column_names))
+    empty = pd.DataFrame(columns=list(TRANSACTIONS.column_names))
+    return dataset_from_frames(frame, empty).customers
+
+
+def upsert_customer_table(customers: pd.DataFrame, records: list[dict[str, object]]) -> pd.DataFrame:
+    """``customers`` with ``records`` merged in: a known customer_id's row replaced where it stands, new
+    customers appended in the order given (so the codes of the customers already there do not move)."""
+    new = typed_customers(records)
+    ids = customers["customer_id"].astype(str)
+    pos = {cid: i for i, cid in enumerate(ids.tolist())}
+    new_ids = new["customer_id"].astype(str).tolist()
+    known = [i for i, cid in enumerate(new_ids) if cid in pos]
+    out = customers.copy()
+    if known:
+        rows = new.iloc[known]
+        targets = [pos[new_ids[i]] for i in known]
+        for c in out.columns:
+            if c in rows.columns:
+                values = rows[c].to_numpy()
+                if out[c].dtype != rows[c].dtype:
+                    out[c] = out[c].astype(object)
+                out.iloc[targets, out.columns.get_loc(c)] = values
+    added = new.iloc[[i for i, cid in enumerate(new_ids) if cid not in pos]]
+    if len(added):
+        out = pd.concat([out, added[out.columns]], ignore_index=True)
+    return typed_customers(customer_records(out)) if known or len(added) else out

@@ -81,7 +81,10 @@ class SnapshotKeeper:
         self.identity = identity
         self.every = every
         self.file: Path | None = getattr(store, "snapshot_path", None)
-        self.background = bool(background and self.file is not None and hasattr(os, "fork"))
+        # a store without a file can still be written from a child when it says how (the shared store)
+        self._child_writer: Callable[[int, bytes], None] | None = getattr(store, "write_snapshot_in_child", None)
+        self.background = bool(background and (self.file is not None or self._child_writer is not None)
+                               and hasattr(os, "fork"))
         self.child: int | None = None  # pid of the running background snapshot
         self.child_seq = 0
         self.last_seq = 0  # periodic snapshots count from here
@@ -151,8 +154,11 @@ class SnapshotKeeper:
                 os.nice(19)
             except OSError:
                 pass
-            assert self.file is not None
-            write_snapshot_file(self.file, header, blob())
+            if self.file is not None:
+                write_snapshot_file(self.file, header, blob())
+            else:
+                assert self._child_writer is not None
+                self._child_writer(int(header["seq"]), blob())
             code = 0
         except BaseException:
             try:

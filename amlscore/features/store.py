@@ -314,7 +314,8 @@ class MemoryFeatureStore:
 
     def recent_events(self, days: float) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
         for _, rec in self._events:  # all of them: a superset, as the protocol allows
-            yield rec, self._features[rec["txn_id"]]
+            if "txn_id" in rec:  # (a logged customers change is no transaction)
+                yield rec, self._features[rec["txn_id"]]
 
     def save_snapshot(self, seq: int, blob: bytes) -> None:
         self._snapshot = (seq, blob)

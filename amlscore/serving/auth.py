@@ -55,6 +55,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "/v1/feedback": _COMPLIANCE,
     "/v1/admin/reload": _ADMIN,
     "/v1/admin/drift": _COMPLIANCE,
+    "/v1/admin/customers": _ADMIN,
 }
 # Roles that see the full decision (components, risk level, explanation, versions).
 FULL_VIEW_ROLES = _COMPLIANCE

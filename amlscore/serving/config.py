@@ -20,6 +20,12 @@ variable                    meaning                                             
 ``AML_API_KEYS_FILE``       YAML or JSON file of API key hashes and roles             ``<state>/api_keys.yaml``
 ``AML_WARM_UP_DAYS``        days of the data folder's history replayed into an empty   ``100``
                             online state (``0``: none, ``all``: the whole history)
+``AML_STATE_URL``           online feature state shared by several workers:            (embedded SQLite)
+                            ``redis://host:port/db`` (Valkey or Redis)
+``AML_DATABASE_URL``        audit log and feedback in PostgreSQL:                      (SQLite files)
+                            ``postgresql://user@host:port/db``
+``AML_WORKERS``             service worker processes; more than 1 needs both of the    ``1``
+                            shared backends above (the embedded ones are single-writer)
 ``AML_AUDIT_SYNC``          ``full`` (an fsync per decision: survives a power cut) or  ``full``
                             ``normal`` (survives a crash of the process)
 ``AML_MAX_BODY_BYTES``      largest request body, single requests                      ``65536``
@@ -60,10 +66,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from amlscore.contract.errors import AmlError
-from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri
+from amlscore.settings import default_data_dir, default_state_dir, default_tracking_uri, path_settings
 
 from amlscore.core.registry import MODEL_NAME  # noqa: E402 - one name for every stage
 ENV_PREFIX = "AML_"
@@ -89,6 +95,11 @@ class Settings(BaseModel):
     model_dir: Path | None = Field(None, description="A saved model set folder to serve instead of the registry.")
     api_keys_file: Path | None = Field(None, description="API keys file; default <state_dir>/api_keys.yaml.")
     warm_up_days: int | None = Field(100, ge=0, description="Days of history replayed into an empty state; None: all.")
+    state_url: str | None = Field(default_factory=lambda: path_settings().state_url,
+                                  pattern=r"^(redis|rediss|unix)://", description="Shared online state (Valkey/Redis).")
+    database_url: str | None = Field(default_factory=lambda: path_settings().database_url,
+                                     pattern=r"^postgres(ql)?://", description="Audit log and feedback in PostgreSQL.")
+    workers: int = Field(1, ge=1, le=64, description="Service worker processes (more than 1: shared backends only).")
     audit_sync: Literal["full", "normal"] = Field("full", description="SQLite synchronous mode of the audit log.")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body (single requests).")
     max_batch_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Largest request body of a batch.")
@@ -104,6 +115,22 @@ class Settings(BaseModel):
     shadow: str | None = Field(None, pattern=r"^(version:[0-9]+|[A-Za-z][A-Za-z0-9_-]*)$",
                                description="Shadow model set: an alias or version:N (off: None).")
     shadow_queue: int = Field(10_000, ge=1, le=1_000_000, description="Rows waiting for the shadow at most.")
+
+    @model_validator(mode="after")
+    def _workers_need_shared_backends(self) -> "Settings":
+        if self.workers > 1 and not (self.state_url and self.database_url):
+            missing = " and ".join(n for n, v in (("AML_STATE_URL", self.state_url),
+                                                   ("AML_DATABASE_URL", self.database_url)) if not v)
+            raise ValueError(f"{self.workers} workers need the shared backends, and {missing} is not set: the embedded "
+                             "online state and audit log (SQLite in the state folder) have a single writer. Run one "
+                             "worker, or set AML_STATE_URL=redis://... and AML_DATABASE_URL=postgresql://... "
+                             "(docs/scale-out.md)")
+        return self
+
+    @property
+    def shared(self) -> bool:
+        """Whether the online state and the audit log live on shared servers (several workers may run)."""
+        return bool(self.state_url and self.database_url)
 
     @property
     def shadow_ref(self) -> tuple[str | None, str | None] | None:
@@ -141,7 +168,12 @@ class Settings(BaseModel):
             "AML_MAX_FUTURE_SECONDS": str(self.max_future_seconds),
             "AML_TRACING": self.tracing,
             "AML_SCORE_DISPATCH": self.score_dispatch,
+            "AML_WORKERS": str(self.workers),
         }
+        if self.state_url:
+            env["AML_STATE_URL"] = self.state_url
+        if self.database_url:
+            env["AML_DATABASE_URL"] = self.database_url
         if self.stall_report_ms is not None:
             env["AML_STALL_REPORT_MS"] = f"{self.stall_report_ms:g}"
         if self.shadow is not None:
@@ -171,6 +203,7 @@ class Settings(BaseModel):
             "max_batch_size": "AML_MAX_BATCH_SIZE", "top_k": "AML_TOP_K", "max_future_seconds": "AML_MAX_FUTURE_SECONDS",
             "tracing": "AML_TRACING", "stall_report_ms": "AML_STALL_REPORT_MS",
             "score_dispatch": "AML_SCORE_DISPATCH", "shadow": "AML_SHADOW", "shadow_queue": "AML_SHADOW_QUEUE",
+            "state_url": "AML_STATE_URL", "database_url": "AML_DATABASE_URL", "workers": "AML_WORKERS",
         }
         for field, var in names.items():
             raw = env.get(var)
@@ -193,7 +226,10 @@ class Settings(BaseModel):
             reverse = {**names, "tracking_uri": "MLFLOW_TRACKING_URI"}
             problems = []
             for err in exc.errors(include_url=False):
-                field = str(err["loc"][0]) if err["loc"] else "?"
+                if not err["loc"]:  # a rule across settings: its message says it all (and the input holds URLs)
+                    problems.append(str(err["msg"]).removeprefix("Value error, ") + ".")
+                    continue
+                field = str(err["loc"][0])
                 problems.append(f"The '{reverse.get(field, field)}' setting {err['msg'][0].lower() + err['msg'][1:]}. "
                                 f"Got {err.get('input')!r} instead.")
             raise SettingsError("invalid service settings: " + " ".join(problems)) from None

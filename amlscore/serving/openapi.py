@@ -86,6 +86,10 @@ ROUTES: tuple[Route, ...] = (
           "Load the alias (or a version) from the registry again and serve it from the next request.",
           {404: "The registry has no such version or alias.",
            422: "The model set does not match the service's features or parameters."}, body_required=False),
+    Route("/v1/admin/customers", s.CustomersRequest, s.CustomersResult,
+          "Add or change customers (contract rows): from the next transaction on their features and ratings use "
+          "them; a changed customer is rated again and its previous rating kept in its history.",
+          {400: "A row breaks the data contract (named)."}),
 )
 
 

@@ -138,6 +138,29 @@ class RatingBook:
         self._breakdown_pos: dict[str, np.ndarray] = {}
         self._refreshed: dict[str, RatingResult] = {}
         self.as_of: date | None = None
+        # per customer, the ratings it had before its customer data changed while serving (oldest first)
+        self.history: dict[str, list[dict[str, Any]]] = {}
+
+    def upsert(self, rows: pd.DataFrame, log: BehaviourLog, feedback: pd.DataFrame | None = None
+               ) -> dict[str, dict[str, Any]]:
+        """Take added or changed customers (typed rows as the online state now has them) and rate them again.
+
+        A changed customer's previous rating goes to its :attr:`history`. Returns, per customer, its rating
+        ``before`` (None for a new one) and ``after`` (None when it is not rated: onboarded after the rating date).
+        """
+        from amlscore.features.registry import customer_records, upsert_customer_table  # noqa: PLC0415
+
+        self.customers = upsert_customer_table(self.customers, customer_records(rows))
+        self._cust_pos = {str(c): i for i, c in enumerate(self.customers["customer_id"].astype(str).tolist())}
+        out: dict[str, dict[str, Any]] = {}
+        for cid in rows["customer_id"].astype(str).tolist():
+            before = self._summary.get(cid)
+            if log.latest_ns is not None:
+                self.refresh(cid, log, feedback)
+            if before is not None:
+                self.history.setdefault(cid, []).append(before)
+            out[cid] = {"before": before, "after": self._summary.get(cid)}
+        return out
 
     def _reports(self, feedback: pd.DataFrame | None, customer_ids: list[str] | None = None) -> pd.DataFrame:
         parts = [self.base_reports]
@@ -214,4 +237,5 @@ class RatingBook:
             "rating": rating,
             "breakdown": breakdown,
             "explanation": explain_rating(result, customer_id, lang=lang),
+            "history": list(self.history.get(customer_id, [])),
         }

@@ -217,6 +217,15 @@ class ReloadRequest(BaseModel):
     _identifier = field_validator("alias")(check_identifier)
 
 
+class CustomersRequest(BaseModel):
+    """Body of ``POST /v1/admin/customers``: customers to add or change, in the contract's customers columns."""
+
+    model_config = _STRICT
+
+    customers: list[dict[str, Any]] = Field(..., min_length=1, max_length=10_000,
+                                            description="Rows of the customers table (customer_id is the key).")
+
+
 class DriftRequest(BaseModel):
     """Body of ``POST /v1/admin/drift``."""
 
@@ -375,6 +384,13 @@ class DriftSummary(BaseModel):
     psi: dict[str, float] = Field(default_factory=dict, description="PSI of every feature and score.")
     segments: dict[str, dict[str, dict[str, float]]] = Field(default_factory=dict,
                                                              description="Rows, alerts and alert rate per channel and customer type.")
+
+
+class CustomersResult(BaseModel):
+    added: list[str] = Field(description="customer_ids that were not in the customers table.")
+    updated: list[str] = Field(description="customer_ids whose row changed.")
+    unchanged: int = Field(description="Rows sent that were already as given.")
+    ratings: dict[str, dict[str, Any]] = Field(description="Per changed customer: its rating before (None: new) and after.")
 
 
 class ReloadResult(BaseModel):

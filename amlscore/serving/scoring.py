@@ -45,7 +45,7 @@ from amlscore.features.online import BadTransactionError, LateTransactionError, 
 from amlscore.features.registry import UnknownCustomerError
 from amlscore.models.rules import explain_rules, score_transaction_rules
 from amlscore.serving import words
-from amlscore.core.audit import AuditLog, AuditRecord, input_hash, new_ulid, utc_now_iso
+from amlscore.core.audit import AuditRecord, input_hash, new_ulid, utc_now_iso
 from amlscore.core.decision import RecordedDecision, components_of, finite_or_none, fired_rules_json, json_safe
 from amlscore.serving.auth import Caller
 from amlscore.serving.config import Settings, SettingsError
@@ -60,7 +60,8 @@ from amlscore.serving.errors import (
     UnprocessableTransaction,
     with_code,
 )
-from amlscore.serving.feedback import FeedbackStore, make_entry
+from amlscore.serving import backends
+from amlscore.serving.feedback import make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.outcome import Outcome, wait_all
@@ -113,18 +114,18 @@ class ScoringEngine:
         # 2. the data folder and the online feature state
         dataset = load_dataset(settings.data_dir, require_reports=False)
         report_data_warnings(dataset)
-        self.customers = dataset.customers
         self.data_fingerprint = dataset.fingerprint
-        self.state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
-        bind_state(state_dir, dataset.customers, self.state.params.hash, Path(settings.data_dir))
+        self.state = OnlineFeatureState(dataset.customers, store=backends.feature_store(settings, state_dir),
+                                        reports=dataset.reports)
+        if not settings.state_url:
+            bind_state(state_dir, dataset.customers, self.state.params.hash, Path(settings.data_dir))
         self._check_params(self.model)
         self.warmed_up = warm_up(self.state, dataset.transactions, settings.warm_up_days, warm_up_progress)
-        self.registry = self.state.registry
         self.offset_hours = int(self.state.params.bank_utc_offset_hours)
 
         # 3. durable logs
-        self.audit = AuditLog(state_dir / "audit.sqlite", sync=settings.audit_sync)
-        self.feedback = FeedbackStore(state_dir / "feedback.sqlite", state_dir / "feedback")
+        self.audit = backends.audit_log(settings, state_dir)
+        self.feedback = backends.feedback_store(settings, state_dir)
         self.shadow: ShadowScorer | None = None
         if self.shadow_model is not None:
             self.shadow = ShadowScorer(self.shadow_model, self.audit, settings.shadow_queue)
@@ -132,6 +133,10 @@ class ScoringEngine:
         # 4. behaviour over the rating window, from the feature store, and the ratings at start
         self.behaviour = BehaviourLog(self.rules_config)
         self._load_behaviour()
+        # with several workers, what the others counted reaches this one's behaviour window too
+        self.state.on_event = lambda rec, row: self.behaviour.add(rec["customer_id"], timestamp_ns(rec["timestamp"]),
+                                                                   rec.get("counterparty_country"), row)
+        self.state.on_customers = lambda rows: self.ratings.upsert(rows, self.behaviour, self.feedback.reports_frame())
         self.ratings = RatingBook(dataset.customers, dataset.reports, self.rules_config)
         self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
         self._feature_reports()  # the graph features count the analysts' reports too
@@ -145,6 +150,15 @@ class ScoringEngine:
                  "(%d replayed at warm-up), %d decisions in the audit log", time.perf_counter() - started,
                  self.model.name, self.model.version, len(self.customers), self.state.processed, self.warmed_up,
                  self.audit.count())
+
+    @property
+    def customers(self) -> pd.DataFrame:
+        """The customers table as it stands (the data folder's, plus changes made while serving)."""
+        return self.state.customers
+
+    @property
+    def registry(self) -> Any:
+        return self.state.registry
 
     # -- loading ------------------------------------------------------------------------------
     def _load_model(self, alias: str | None, version: str | None) -> LoadedModel:
@@ -522,6 +536,29 @@ class ScoringEngine:
             raise with_code(NotFound, "not_rated", f"customer {customer_id!r} is not rated: onboarded after the rating "
                                                    f"date {self.ratings.as_of}")
         return detail, refresh
+
+    def upsert_customers(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        """Add or change customers (contract rows): the online state, the ratings (history kept) and the data
+        folder's customers file take them; with several workers, the others through the shared log."""
+        from amlscore.contract import ContractViolationError, write_customers  # noqa: PLC0415
+        from amlscore.features.registry import typed_customers  # noqa: PLC0415
+
+        try:
+            typed = typed_customers(rows)
+        except ContractViolationError as exc:
+            raise InvalidRequest(f"the customers sent break the data contract: {exc}") from None
+        with self.lock:
+            self._require_ready()
+            known = set(self.registry.code_of)
+            changed = self.state.upsert_customers(typed)
+            ratings = self.ratings.upsert(changed, self.behaviour, self.feedback.reports_frame()) if len(changed) else {}
+            if len(changed):
+                write_customers(self.settings.data_dir, self.customers)  # what the next start and training read
+        ids = changed["customer_id"].astype(str).tolist()
+        log.warning("customers changed while serving: %d added, %d updated", sum(c not in known for c in ids),
+                    sum(c in known for c in ids))
+        return json_safe({"added": [c for c in ids if c not in known], "updated": [c for c in ids if c in known],
+                          "unchanged": len(typed) - len(ids), "ratings": ratings})
 
     # -- feedback -------------------------------------------------------------------------------
     def _feature_reports(self) -> None:

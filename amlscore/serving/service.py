@@ -1,6 +1,8 @@
 """The BentoML service: ``bentoml serve amlscore.serving.service:AmlScoring`` (or ``amlscore serve``).
 
-One worker: the online feature state lives in this process and has a single writer. Scoring runs
+One worker by default: the embedded online feature state lives in this process and has a single
+writer. With the shared backends (``AML_STATE_URL``, ``AML_DATABASE_URL``; docs/scale-out.md),
+``AML_WORKERS`` (``amlscore serve --workers N``) runs N workers, each with a replica of the state. Scoring runs
 on the event loop itself (``async`` API methods calling the engine directly): requests are
 serialised by the engine's lock anyway, and handing each one to a worker thread cost about 4 ms of
 GIL hand-over per request on two cores. Calls that may take long (an explanation that has to load
@@ -16,6 +18,7 @@ Routes (all ``POST``, JSON; roles in brackets; see docs/serving.md)::
     /v1/metadata         [every role]                   model version, configuration hashes, features
     /v1/health           [every role]                   status with counts
     /v1/admin/reload     [admin]                        load the alias (or a version) again
+    /v1/admin/customers  [admin]                        add or change customers while serving
 
 and, without a key, ``GET /livez``, ``/readyz`` (ready once the model set, the state, the audit log
 and the ratings are loaded), ``/healthz``, ``/metrics``, the OpenAPI page ``/`` and ``/docs.json``.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from typing import Any
 
 import bentoml
@@ -43,6 +47,8 @@ from amlscore.serving.schemas import (
     BatchResult,
     CustomerRiskRequest,
     CustomerRiskResult,
+    CustomersRequest,
+    CustomersResult,
     Decision,
     DriftRequest,
     DriftSummary,
@@ -174,9 +180,19 @@ def _caller(ctx: bentoml.Context) -> Caller:
     return caller
 
 
+def _workers() -> int:
+    """``AML_WORKERS`` (``amlscore serve --workers N``), read when the class is defined; checked by the settings.
+
+    More than one worker needs the shared backends (:class:`~amlscore.serving.config.Settings` refuses it on
+    the embedded ones, whose online state and audit log have a single writer).
+    """
+    raw = os.environ.get("AML_WORKERS", "1").strip() or "1"
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+
+
 @bentoml.service(
     name="amlscore",
-    workers=1,
+    workers=_workers(),
     threads=1,
     traffic={"timeout": 60, "max_concurrency": 256},
     resources={"cpu": "2"},
@@ -352,6 +368,17 @@ class AmlScoring:
         """A bank day's drift figures (PSI of every feature and score, alert rates, score quantiles) against the
         served model set's training reference (compliance and admin)."""
         return self._run(ctx, lambda caller: self.engine.drift_summary(day))  # type: ignore[return-value]
+
+    @bentoml.api(route="/v1/admin/customers", input_spec=CustomersRequest, output_spec=CustomersResult)
+    def admin_customers(self, customers: list[dict[str, Any]],
+                        ctx: bentoml.Context = None) -> CustomersResult:  # type: ignore[assignment]
+        """Add or change customers (admin): their features and ratings use the rows from the next transaction on."""
+
+        def run(caller: Caller) -> dict[str, Any]:
+            log.warning("customers change requested by %s (%s): %d rows", caller.key_id, caller.role, len(customers))
+            return self.engine.upsert_customers(customers)
+
+        return self._run(ctx, run)  # type: ignore[return-value]
 
     @bentoml.api(route="/v1/admin/reload", input_spec=ReloadRequest, output_spec=ReloadResult)
     def admin_reload(self, alias: str | None = None, version: str | None = None,

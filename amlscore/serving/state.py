@@ -6,7 +6,6 @@ progress bar; the engine (:mod:`amlscore.serving.scoring`) does the same when st
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -21,22 +20,20 @@ from amlscore.features.online import OnlineFeatureState, warm_up
 from amlscore.serving.config import Settings, SettingsError
 from amlscore.storage.private import open_private, private_dir
 
-__all__ = ["Progress", "bind_state", "customers_hash", "prepare_state"]
+__all__ = ["Progress", "bind_state", "prepare_state"]
 
 Progress = Callable[[int, int], None]
 
 
-def customers_hash(customers: pd.DataFrame) -> str:
-    """Fingerprint of the customers table: the online state indexes customers by their row."""
-    hashed = pd.util.hash_pandas_object(customers.astype(str), index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:32]
-
-
 def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_dir: Path) -> None:
-    """Refuse to reuse a state folder built from another customers table or other feature parameters."""
+    """Refuse to reuse a state folder built with other feature parameters or another feature set.
+
+    The customers table is not part of the binding: the online state is keyed by customer_id and maps
+    itself to the table it starts with (customers added or changed since are taken as they are now;
+    a customer of the state's history missing from the table is refused by the state itself).
+    """
     path = state_dir / "state_binding.json"
-    current = {"customers_hash": customers_hash(customers), "feature_params_hash": params_hash,
-               "feature_set_version": FEATURE_SET_VERSION}
+    current = {"feature_params_hash": params_hash, "feature_set_version": FEATURE_SET_VERSION}
     if path.exists():
         bound = json.loads(path.read_text(encoding="utf-8"))
         for key, value in current.items():
@@ -62,9 +59,12 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     state_dir = private_dir(settings.state_dir)
     dataset = load_dataset(settings.data_dir, require_reports=False)
     report_data_warnings(dataset)
-    state = OnlineFeatureState(dataset.customers, store=state_dir / "features.sqlite", reports=dataset.reports)
+    from amlscore.serving.backends import feature_store  # noqa: PLC0415 - backends imports this module's neighbours
+
+    state = OnlineFeatureState(dataset.customers, store=feature_store(settings, state_dir), reports=dataset.reports)
     try:
-        bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
+        if not settings.state_url:
+            bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
         replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
         return int(state.processed), replayed
     finally:

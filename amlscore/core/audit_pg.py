@@ -1,0 +1,486 @@
+"""The audit log in PostgreSQL (``AML_DATABASE_URL=postgresql://...``): several workers write to one log.
+
+The same tables, columns and hash chains as the SQLite log (:mod:`amlscore.core.audit`), so a row
+hashes the same in both and :func:`verify_chain_pg` is :func:`~amlscore.core.audit.verify_chain`'s
+twin. What changes with several writers:
+
+* **one chain per table across workers**: the table ``audit_heads`` holds each chained table's row
+  count and head hash; a commit locks the head rows of the tables it writes (``SELECT ... FOR
+  UPDATE``, in name order, so two commits never wait on each other crosswise), links its rows to
+  the head, inserts them and moves the head, in one transaction. Another worker's commit waits for
+  the lock, so the rows of a table are chained in ``seq`` order (the sequence numbers are taken
+  under the lock);
+* **append-only by trigger**: ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on the chained tables raise an
+  error (a role that owns the tables can drop the trigger: give the service a role that does not
+  own them, docs/scale-out.md). ``audit_heads`` plays the checkpoint file's part: a tail cut off a
+  table shows as fewer rows than its head counts;
+* **the response waits for its own commit**: :meth:`PostgresAuditLog.submit` returns a future done
+  once the transaction holding the decision is committed, with ``synchronous_commit=on``
+  (``AML_AUDIT_SYNC=full``: flushed to the server's WAL on disk, and to a synchronous standby when
+  the server has one) or ``off`` (``normal``: a crash of the database server can lose the last
+  fraction of a second of commits, never a crash of a worker).
+
+Group commit as in SQLite: one writer thread per worker takes every write queued since its last
+commit and commits them together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+import numpy as np
+import orjson
+
+from amlscore.contract.errors import AmlError
+from amlscore.core.audit import (
+    _COLUMNS,
+    _GENESIS,
+    _KIND_TABLE,
+    CHAINED,
+    AuditRecord,
+    ChainBreak,
+    ChainReport,
+    ShadowScore,
+    _row_digest,
+    _Write,
+    stored_json,
+    utc_now_iso,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PostgresAuditLog", "verify_chain_pg", "connect", "is_postgres_url"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS decisions (
+    seq BIGSERIAL PRIMARY KEY,
+    request_id TEXT NOT NULL UNIQUE,
+    txn_id TEXT NOT NULL UNIQUE,
+    customer_id TEXT NOT NULL,
+    decided_at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    batch_id TEXT,
+    input_hash TEXT NOT NULL,
+    input_json TEXT NOT NULL,
+    features BYTEA NOT NULL,
+    suspicion_score DOUBLE PRECISION NOT NULL,
+    alert INTEGER NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    feature_set_version TEXT,
+    feature_params_hash TEXT,
+    rules_config_hash TEXT,
+    decision_json TEXT NOT NULL,
+    chain_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, decided_at);
+CREATE TABLE IF NOT EXISTS explanations (
+    seq BIGSERIAL PRIMARY KEY,
+    request_id TEXT NOT NULL REFERENCES decisions(request_id),
+    lang TEXT NOT NULL,
+    computed_at TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    explanation_json TEXT NOT NULL,
+    chain_hash TEXT,
+    UNIQUE(request_id, lang)
+);
+CREATE TABLE IF NOT EXISTS replays (
+    seq BIGSERIAL PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    chain_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS shadow_scores (
+    seq BIGSERIAL PRIMARY KEY,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    suspicion_score DOUBLE PRECISION,
+    alert INTEGER NOT NULL,
+    components_json TEXT NOT NULL,
+    scored_at TEXT NOT NULL,
+    chain_hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shadow_scores_request ON shadow_scores(request_id);
+CREATE TABLE IF NOT EXISTS audit_heads (
+    tbl TEXT PRIMARY KEY,
+    rows BIGINT NOT NULL,
+    head TEXT NOT NULL
+);
+CREATE OR REPLACE FUNCTION aml_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only: % on % refused', TG_OP, TG_TABLE_NAME;
+END $$;
+"""
+_SCHEMA_LOCK = 7_420_193  # advisory lock id: workers starting together create the schema once
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
+
+
+def connect(url: str, autocommit: bool = False) -> Any:
+    """A psycopg 3 connection, with a message that names the server (not the password) when it fails."""
+    try:
+        import psycopg  # noqa: PLC0415 - only the PostgreSQL backend needs the driver
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise AmlError("AML_DATABASE_URL names PostgreSQL but psycopg is not installed "
+                       "(pip install 'psycopg[binary]>=3.1,<4')") from None
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=15)
+    except psycopg.OperationalError as exc:
+        raise AmlError(f"cannot reach the PostgreSQL database at {_safe(url)}: {str(exc).strip()}") from None
+
+
+def ensure_schema(conn: Any, sql: str = _SCHEMA, append_only: Iterable[str] = tuple(CHAINED)) -> None:
+    """Create tables (``sql``), the append-only triggers of ``append_only`` and the head rows once,
+    whoever of the workers starting together comes first."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        conn.execute(_SCHEMA)
+        if sql is not _SCHEMA:
+            conn.execute(sql)
+        have = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+        for t in append_only:
+            if f"{t}_append_only" not in have:
+                conn.execute(f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} FOR EACH ROW "
+                             "EXECUTE FUNCTION aml_append_only()")
+            if f"{t}_no_truncate" not in have:
+                conn.execute(f"CREATE TRIGGER {t}_no_truncate BEFORE TRUNCATE ON {t} FOR EACH STATEMENT "
+                             "EXECUTE FUNCTION aml_append_only()")
+        for t in CHAINED:
+            conn.execute("INSERT INTO audit_heads(tbl, rows, head) VALUES (%s, 0, %s) ON CONFLICT (tbl) DO NOTHING",
+                         (t, _GENESIS))
+
+
+class PostgresAuditLog:
+    """The audit log over PostgreSQL: the public methods of :class:`amlscore.core.audit.AuditLog`."""
+
+    def __init__(self, url: str, sync: str = "full") -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"The 'sync' parameter of PostgresAuditLog must be one of full, normal. Got {sync!r} instead.")
+        self.url = url
+        self.path = _safe(url)  # what messages name as the log's place
+        self._db = connect(url)
+        ensure_schema(self._db)
+        self._db.execute(f"SET synchronous_commit = {'on' if sync == 'full' else 'off'}")
+        self._db.commit()
+        self._read = connect(url, autocommit=True)
+        self._lock = threading.Lock()  # the reading connection
+        self._queue: list[_Write] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._pending: dict[str, tuple[AuditRecord, Future]] = {}
+        self._pending_requests: dict[str, AuditRecord] = {}
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._failed: BaseException | None = None
+        self.commits = 0
+        self.on_commit: Callable[[float, int], None] | None = None
+
+    # -- writing (as AuditLog) -------------------------------------------------------------------
+    def submit(self, records: Iterable[AuditRecord]) -> Future:
+        records = list(records)
+        rows = [(r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
+                 r.batch_id, r.input_hash, stored_json(r.input),
+                 np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
+                 int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
+                 r.feature_params_hash, r.rules_config_hash, stored_json(r.decision)) for r in records]
+        if not rows:
+            done: Future = Future()
+            done.set_result(0)
+            return done
+        return self._enqueue(_Write("decisions", rows, records))
+
+    def append(self, records: Iterable[AuditRecord]) -> int:
+        return int(self.submit(records).result())
+
+    def durable(self, txn_id: str) -> Future | None:
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[1] if item is not None else None
+
+    def append_explanation(self, request_id: str, lang: str, model_version: str, explanation: dict[str, Any]) -> dict[str, Any]:
+        row = (request_id, lang, utc_now_iso(), model_version, stored_json(explanation))
+        self._enqueue(_Write("explanation", [row])).result()
+        stored = self.explanation(request_id, lang)
+        assert stored is not None
+        return stored
+
+    def submit_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> Future:
+        return self._enqueue(_Write("replay", [(request_id, txn_id, utc_now_iso(), caller_key_id, caller_role, endpoint)]))
+
+    def append_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> None:
+        self.submit_replay(request_id, txn_id, caller_key_id, caller_role, endpoint).result()
+
+    def submit_shadow(self, scores: Iterable[ShadowScore]) -> Future:
+        rows = [(s.request_id, s.txn_id, s.model_name, s.model_version, s.suspicion_score, int(bool(s.alert)),
+                 stored_json(s.components), s.scored_at) for s in scores]
+        if not rows:
+            done: Future = Future()
+            done.set_result(0)
+            return done
+        return self._enqueue(_Write("shadow", rows))
+
+    def _enqueue(self, write: _Write) -> Future:
+        with self._cond:
+            if self._failed is not None:
+                raise RuntimeError(f"the audit log writer stopped: {self._failed!r}")
+            if self._closing:
+                raise RuntimeError("the audit log is closed")
+            for rec in write.records:
+                self._pending[rec.txn_id] = (rec, write.future)
+                self._pending_requests[rec.request_id] = rec
+            self._queue.append(write)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="audit-writer-pg", daemon=True)
+                self._writer.start()
+            self._cond.notify()
+        return write.future
+
+    def _write_loop(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    while not self._queue and not self._closing:
+                        self._cond.wait()
+                    if not self._queue:
+                        return
+                    group, self._queue = self._queue, []
+                self._commit(group)
+        except BaseException as exc:  # pragma: no cover - a bug: fail every waiting caller rather than hang them
+            with self._cond:
+                self._failed = exc
+                group, self._queue = self._queue, []
+            for write in group:
+                self._finish(write, None, exc)
+            raise
+
+    _INSERT = {
+        "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join(['%s'] * len(_COLUMNS))})",
+        "explanation": "INSERT INTO explanations(request_id, lang, computed_at, model_version, explanation_json, "
+                       "chain_hash) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id, lang) DO NOTHING",
+        "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint, chain_hash) "
+                  "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+        "shadow": "INSERT INTO shadow_scores(request_id, txn_id, model_name, model_version, suspicion_score, alert, "
+                  "components_json, scored_at, chain_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+    }
+
+    def _commit(self, group: list[_Write]) -> None:
+        """One transaction for the group: lock the heads it moves, chain and insert its rows, move the heads."""
+        started = time.perf_counter()
+        tables = sorted({_KIND_TABLE[w.kind] for w in group})
+        try:
+            with self._db.transaction():
+                cur = self._db.cursor()
+                cur.execute("SELECT tbl, rows, head FROM audit_heads WHERE tbl = ANY(%s) ORDER BY tbl FOR UPDATE",
+                            (tables,))
+                heads = {t: (int(n), h) for t, n, h in cur.fetchall()}
+                for write in group:
+                    table = _KIND_TABLE[write.kind]
+                    count, prev = heads[table]
+                    sql = self._INSERT[write.kind]
+                    for values in write.rows:
+                        digest = _row_digest(prev, values)
+                        cur.execute(sql, values + (digest,))
+                        if cur.rowcount == 1:  # ON CONFLICT DO NOTHING: only a row written moves the chain
+                            count, prev = count + 1, digest
+                    heads[table] = (count, prev)
+                cur.executemany("UPDATE audit_heads SET rows = %s, head = %s WHERE tbl = %s",
+                                [(n, h, t) for t, (n, h) in heads.items()])
+        except Exception as exc:  # noqa: BLE001 - the writes of the group are retried one by one
+            if len(group) > 1:
+                for write in group:
+                    self._commit([write])
+            else:
+                self._finish(group[0], None, exc)
+            return
+        self.commits += 1
+        if self.on_commit is not None:
+            try:
+                self.on_commit(time.perf_counter() - started, len(group))
+            except Exception:  # pragma: no cover
+                log.exception("the audit log's commit observer failed")
+        for write in group:
+            self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
+
+    def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
+        with self._cond:
+            for rec in write.records:
+                if self._pending.get(rec.txn_id, (None, None))[1] is write.future:
+                    del self._pending[rec.txn_id]
+                    self._pending_requests.pop(rec.request_id, None)
+        if exc is not None:
+            write.future.set_exception(exc)
+        else:
+            write.future.set_result(result)
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._read.execute(sql, params).fetchall()
+
+    @staticmethod
+    def _record(row: tuple[Any, ...] | None) -> AuditRecord | None:
+        if row is None:
+            return None
+        (seq, request_id, txn_id, customer_id, decided_at, key_id, role, endpoint, batch_id, ihash, input_json, feats,
+         score, alert, model_name, model_version, fset, fparams, rules_hash, decision_json, chain) = row
+        return AuditRecord(request_id=request_id, txn_id=txn_id, customer_id=customer_id, decided_at=decided_at,
+                           caller_key_id=key_id, caller_role=role, endpoint=endpoint, batch_id=batch_id,
+                           input_hash=ihash, input=orjson.loads(input_json),
+                           features=np.frombuffer(bytes(feats), dtype=np.float64).copy(), suspicion_score=float(score),
+                           alert=bool(alert), model_name=model_name, model_version=model_version,
+                           feature_set_version=fset, feature_params_hash=fparams, rules_config_hash=rules_hash,
+                           decision=orjson.loads(decision_json), seq=int(seq), chain_hash=chain)
+
+    def _one(self, where: str, value: str) -> AuditRecord | None:
+        rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = %s", (value,))
+        return self._record(rows[0] if rows else None)
+
+    def by_txn(self, txn_id: str) -> AuditRecord | None:
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[0] if item is not None else self._one("txn_id", txn_id)
+
+    def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
+        out: dict[str, AuditRecord] = {}
+        with self._cond:
+            for t in txn_ids:
+                if t in self._pending:
+                    out[t] = self._pending[t][0]
+        ids = [t for t in dict.fromkeys(txn_ids) if t not in out]
+        for start in range(0, len(ids), 500):
+            for row in self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id = ANY(%s)",
+                                  (ids[start:start + 500],)):
+                rec = self._record(row)
+                assert rec is not None
+                out.setdefault(rec.txn_id, rec)
+        return out
+
+    def by_request(self, request_id: str) -> AuditRecord | None:
+        with self._cond:
+            rec = self._pending_requests.get(request_id)
+        return rec if rec is not None else self._one("request_id", request_id)
+
+    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT computed_at, model_version, explanation_json FROM explanations "
+                          "WHERE request_id = %s AND lang = %s", (request_id, lang))
+        if not rows:
+            return None
+        return {"computed_at": rows[0][0], "model_version": rows[0][1], "explanation": orjson.loads(rows[0][2])}
+
+    def count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM decisions", ())[0][0])
+
+    def replay_count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM replays", ())[0][0])
+
+    def shadow_count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM shadow_scores", ())[0][0])
+
+    def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        last = after_seq
+        while True:
+            rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > %s ORDER BY seq LIMIT 1000",
+                              (last,))
+            if not rows:
+                return
+            for row in rows:
+                rec = self._record(row)
+                assert rec is not None and rec.seq is not None
+                last = rec.seq
+                yield rec
+
+    def verify(self) -> tuple[bool, int, int | None]:
+        report = verify_chain_pg(self.url, tables=("decisions",))
+        if report.broken is None:
+            return True, report.rows["decisions"], None
+        return False, report.rows["decisions"], report.broken.seq
+
+    def verify_all(self) -> ChainReport:
+        return verify_chain_pg(self.url)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            writer = self._writer
+            self._cond.notify_all()
+        if writer is not None:
+            writer.join()
+        with self._lock:
+            self._read.close()
+        self._db.close()
+
+
+def _stored_value(v: Any) -> Any:
+    """A column value as the chain hashed it when written (bytes for BYTEA)."""
+    return bytes(v) if isinstance(v, memoryview) else v
+
+
+def verify_chain_pg(url: str, tables: Iterable[str] = tuple(CHAINED)) -> ChainReport:
+    """Check the hash chain of every table of a PostgreSQL audit log, without writing anything.
+
+    ``audit_heads`` is the checkpoint: a table with fewer rows than its head counts lost its tail, and
+    the row at that count must carry the head hash.
+    """
+    conn = connect(url, autocommit=True)
+    rows: dict[str, int] = {}
+    unchained: dict[str, int] = {}
+    broken: ChainBreak | None = None
+    try:
+        present = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        if "audit_heads" not in present:
+            raise AmlError(f"there is no audit log in the database at {_safe(url)} (no audit_heads table)")
+        heads = {t: (int(n), h) for t, n, h in conn.execute("SELECT tbl, rows, head FROM audit_heads")}
+        for table in tables:
+            columns = CHAINED[table]
+            prev, n, last, found = _GENESIS, 0, 0, None
+            head = heads.get(table)
+            while found is None:
+                batch = conn.execute(f"SELECT seq, {','.join(columns)}, chain_hash FROM {table} WHERE seq > %s "
+                                     "ORDER BY seq LIMIT 1000", (last,)).fetchall()
+                if not batch:
+                    break
+                for row in batch:
+                    last = int(row[0])
+                    values = tuple(_stored_value(v) for v in row[1:-1])
+                    prev = _row_digest(prev, values)
+                    if prev != row[-1]:
+                        found = ChainBreak(table, last, "the row's content or its predecessor changed "
+                                                        "(the chain hash does not match)")
+                        break
+                    n += 1
+                    if head is not None and n == head[0] and prev != head[1]:
+                        found = ChainBreak(table, last, "the row the head (audit_heads) counts to does not carry "
+                                                        "its head hash")
+                        break
+            if found is None and head is not None and n < head[0]:
+                found = ChainBreak(table, None, f"the table has {n} rows but audit_heads recorded {head[0]}: rows "
+                                                f"{n + 1} to {head[0]} were removed from its end")
+            rows[table], unchained[table] = n, 0
+            if broken is None:
+                broken = found
+    finally:
+        conn.close()
+    return ChainReport(rows=rows, unchained=unchained, checkpoint=None, broken=broken)
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.split("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+    return url

@@ -1,0 +1,286 @@
+"""Online feature state shared by several service workers: one ordered transaction log in Valkey/Redis.
+
+Every worker keeps a replica of the window state in memory; Redis holds what makes the replicas agree:
+
+* ``{aml}:log`` - a stream of every counted transaction (its contract fields), entry ``<seq>-1``;
+* ``{aml}:txn`` - ``txn_id -> seq``: a transaction is counted once, whoever sends it again;
+* ``{aml}:last`` - ``customer_id -> time (ns)`` of the customer's latest transaction: a late one is refused;
+* ``{aml}:feat`` - ``txn_id -> feature row``: what a sent-again transaction gets back;
+* ``{aml}:snap`` - the newest snapshot of the state (``seq``, ``blob``): a starting worker loads it and
+  replays the log after it.
+
+A transaction is *claimed* by one server-side script (:data:`_CLAIM`) that, in one atomic step, finds
+its ``txn_id`` (then nothing changes), refuses it when it is older than its customer's latest, else
+gives it the next sequence number and appends it to the log. The worker then applies every logged
+transaction before it that its replica has not seen (whoever claimed them) and computes its row:
+each row is the function of the log prefix before it, so two workers scoring transactions of the
+same customer, IP address or device at the same moment both count both, in the log's order, and
+every worker's replica is the same state at the same sequence number. Nothing is lost because
+nothing is ever written back over: the log only grows, and the windows are recomputed from it.
+
+What that costs: each worker applies every transaction to its replica (about 0.1 ms each; the
+model and the explanation are most of a decision's CPU), and holds the whole window state in memory
+(docs/scale-out.md sizes it). Keys share the ``{aml}`` hash tag, so a Redis Cluster keeps them on one
+shard (the log is one sequence by design).
+
+Durability is Redis's: with ``appendonly yes`` and ``appendfsync always`` a claimed transaction is on
+disk before the script returns; with ``everysec`` (Redis's default) a power cut can lose up to a
+second of claims. A worker whose replica is then ahead of Redis notices (:class:`StateDivergedError`)
+at its next claim; docs/scale-out.md says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from amlscore.contract.errors import AmlError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RedisFeatureStore", "StateDivergedError", "Claim"]
+
+_NS_KEY = "{aml}"
+_BATCH = 2000  # log entries per XRANGE while catching up
+
+# Times are compared as decimal strings (length, then text): Lua's numbers are doubles and lose the
+# last digits of a nanosecond time.
+_CLAIM = """
+local function lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local seen = redis.call('HGET', KEYS[3], ARGV[1])
+if seen then return {1, tonumber(seen), ''} end
+local last = redis.call('HGET', KEYS[4], ARGV[2])
+if last and lt(ARGV[3], last) then return {2, 0, last} end
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[4])
+redis.call('HSET', KEYS[3], ARGV[1], seq)
+if (not last) or lt(last, ARGV[3]) then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) end
+return {0, seq, ''}
+"""
+
+# A change of the customers table, logged between two transactions.
+_LOG_CUSTOMERS = """
+local seq = redis.call('INCR', KEYS[1])
+redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[1])
+return seq
+"""
+
+# A snapshot replaces the stored one only when it is of a later sequence number.
+_SNAPSHOT = """
+local cur = redis.call('HGET', KEYS[1], 'seq')
+if cur and tonumber(cur) >= tonumber(ARGV[1]) and tonumber(ARGV[1]) > 0 then return 0 end
+if cur and tonumber(ARGV[1]) == 0 and tonumber(cur) > 0 then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'blob', ARGV[2])
+return 1
+"""
+
+# Latest times of customers seeded from history older than what is replayed (only ever raised).
+_SEED_LAST = """
+local function lt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not cur) or lt(cur, ARGV[i + 1]) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return #ARGV / 2
+"""
+
+
+class StateDivergedError(AmlError):
+    """The worker's replica has counted transactions that Redis no longer has (Redis lost data)."""
+
+
+class Claim:
+    """What the claim script answered: ``new`` (with its seq), ``seen`` (seq) or ``late`` (the latest time)."""
+
+    __slots__ = ("status", "seq", "latest_ns")
+
+    def __init__(self, status: str, seq: int, latest_ns: int | None) -> None:
+        self.status, self.seq, self.latest_ns = status, seq, latest_ns
+
+
+def _redis_client(url: str) -> Any:
+    try:
+        import redis  # noqa: PLC0415 - only the shared backend needs the client
+    except ImportError:  # pragma: no cover - a dependency of the package
+        raise AmlError("AML_STATE_URL names Redis/Valkey but the 'redis' package is not installed "
+                       "(pip install 'redis>=5,<7')") from None
+    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10, health_check_interval=30)
+
+
+class RedisFeatureStore:
+    """The feature store of :class:`~amlscore.features.online.OnlineFeatureState` over Valkey/Redis.
+
+    ``shared`` tells the state to claim each transaction before computing it (see the module text).
+    ``url`` is ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS).
+    """
+
+    shared = True
+
+    def __init__(self, url: str, *, keep_rows: int = 20_000) -> None:
+        self.url = url
+        self._r = _redis_client(url)
+        try:
+            self._r.ping()
+        except Exception as exc:  # noqa: BLE001 - the client raises several kinds for one meaning
+            raise AmlError(f"cannot reach the online state's Redis/Valkey at {_safe(url)}: {exc}") from None
+        k = _NS_KEY
+        self.keys = {"seq": f"{k}:seq", "log": f"{k}:log", "txn": f"{k}:txn", "last": f"{k}:last",
+                     "feat": f"{k}:feat", "snap": f"{k}:snap", "meta": f"{k}:meta"}
+        self._claim = self._r.register_script(_CLAIM)
+        self._snapshot = self._r.register_script(_SNAPSHOT)
+        self._seed = self._r.register_script(_SEED_LAST)
+        self._log_customers = self._r.register_script(_LOG_CUSTOMERS)
+        # rows this replica computed for transactions other workers claimed: what a sent-again
+        # transaction gets when its first worker died before storing its row
+        self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._keep_rows = keep_rows
+        self.store_id = self._store_id()
+
+    def _store_id(self) -> str:
+        self._r.hsetnx(self.keys["meta"], "store_id", os.urandom(16).hex())
+        return self._r.hget(self.keys["meta"], "store_id").decode()
+
+    def bind(self, identity: Mapping[str, Any]) -> None:
+        """Tie the shared log to the feature parameters, feature set and state layout of its first user.
+
+        Every worker computes every row from the log, so workers of other parameters would give other
+        rows for the same transactions: they are refused, naming what differs.
+        """
+        for key, value in identity.items():
+            self._r.hsetnx(self.keys["meta"], key, str(value))
+        bound = {k.decode(): v.decode() for k, v in self._r.hgetall(self.keys["meta"]).items()}
+        for key, value in identity.items():
+            if bound.get(key) != str(value):
+                raise AmlError(f"the online state at {_safe(self.url)} was built with {key} {bound.get(key)!r}; this "
+                               f"worker computes {value!r}. Every worker must run the same feature parameters and "
+                               "feature set: use another Redis database (the /N of AML_STATE_URL) for other ones")
+
+    # -- the claim ----------------------------------------------------------------------------------
+    def claim(self, record: Mapping[str, Any], t_ns: int, payload: str) -> Claim:
+        """Claim ``record`` (its JSON ``payload`` goes to the log) in one atomic step."""
+        k = self.keys
+        status, seq, latest = self._claim(keys=[k["seq"], k["log"], k["txn"], k["last"]],
+                                          args=[record["txn_id"], record["customer_id"], str(t_ns), payload])
+        if status == 1:
+            return Claim("seen", int(seq), None)
+        if status == 2:
+            return Claim("late", 0, int(latest))
+        return Claim("new", int(seq), None)
+
+    def log_customers(self, payload: str) -> int:
+        """Log a customers change (JSON ``payload``) after every transaction claimed so far; returns its seq."""
+        return int(self._log_customers(keys=[self.keys["seq"], self.keys["log"]], args=[payload]))
+
+    def entries(self, after: int, upto: int | None = None) -> Iterator[tuple[int, bytes]]:
+        """Log entries ``(seq, JSON payload)`` after ``after`` (up to ``upto`` when given), in order."""
+        start = f"({after}-1" if after > 0 else "-"
+        end = f"{upto}-1" if upto is not None else "+"
+        if upto is not None and upto <= after:
+            return
+        while True:
+            batch = self._r.xrange(self.keys["log"], start, end, count=_BATCH)
+            for entry_id, fields in batch:
+                yield int(entry_id.split(b"-", 1)[0]), fields[b"r"]
+            if len(batch) < _BATCH:
+                return
+            start = f"({batch[-1][0].decode()}"
+
+    def put_features(self, txn_id: str, features: np.ndarray) -> None:
+        self._r.hset(self.keys["feat"], txn_id, np.ascontiguousarray(features, dtype=np.float64).tobytes())
+
+    def remember_row(self, txn_id: str, features: np.ndarray) -> None:
+        """Keep the row this replica computed for a transaction another worker claimed (bounded)."""
+        self._rows[txn_id] = features
+        if len(self._rows) > self._keep_rows:
+            self._rows.popitem(last=False)
+
+    def remembered_row(self, txn_id: str) -> np.ndarray | None:
+        return self._rows.get(txn_id)
+
+    def seed_latest(self, latest: Mapping[str, int]) -> None:
+        """Raise the customers' latest times to those of history that is seeded, not replayed."""
+        items = [x for cid, t in latest.items() for x in (cid, str(int(t)))]
+        for start in range(0, len(items), 2000):
+            self._seed(keys=[self.keys["last"]], args=items[start:start + 2000])
+
+    def seq_now(self) -> int:
+        raw = self._r.get(self.keys["seq"])
+        return int(raw) if raw is not None else 0
+
+    # -- the FeatureStore protocol ------------------------------------------------------------------
+    def get_features(self, txn_id: str) -> np.ndarray | None:
+        raw = self._r.hget(self.keys["feat"], txn_id)
+        return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
+
+    def append(self, txn_id: str, record: Mapping[str, Any], features: np.ndarray) -> int:  # pragma: no cover
+        raise RuntimeError("the shared store is written by claim(), not append()")
+
+    def events_after(self, seq: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        import json  # noqa: PLC0415
+
+        for s, payload in self.entries(seq):
+            yield s, json.loads(payload)
+
+    def recent_events(self, days: float) -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+        """Every logged event with a stored row (a superset of the last ``days``, as the protocol allows)."""
+        import json  # noqa: PLC0415
+
+        pending: list[dict[str, Any]] = []
+
+        def flush() -> Iterator[tuple[dict[str, Any], np.ndarray]]:
+            rows = self._r.hmget(self.keys["feat"], [rec["txn_id"] for rec in pending])
+            for rec, raw in zip(pending, rows):
+                if raw is not None:
+                    yield rec, np.frombuffer(raw, dtype=np.float64).copy()
+            pending.clear()
+
+        for _, payload in self.entries(0):
+            rec = json.loads(payload)
+            if "txn_id" in rec:  # (a customers change is no transaction)
+                pending.append(rec)
+            if len(pending) >= _BATCH:
+                yield from flush()
+        if pending:
+            yield from flush()
+
+    def save_snapshot(self, seq: int, blob: bytes) -> None:
+        self._snapshot(keys=[self.keys["snap"]], args=[seq, blob])
+
+    def write_snapshot_in_child(self, seq: int, blob: bytes) -> None:
+        """:meth:`save_snapshot` from a forked child: over a connection of its own."""
+        client = _redis_client(self.url)
+        client.register_script(_SNAPSHOT)(keys=[self.keys["snap"]], args=[seq, blob])
+
+    def latest_snapshot(self) -> tuple[int, bytes] | None:
+        seq, blob = self._r.hmget(self.keys["snap"], ["seq", "blob"])
+        return None if seq is None or blob is None else (int(seq), bytes(blob))
+
+    def last_seq(self) -> int:
+        info = self._r.xinfo_stream(self.keys["log"]) if self._r.exists(self.keys["log"]) else None
+        if not info or info.get("last-generated-id") in (None, b"0-0"):
+            return 0
+        return int(info["last-generated-id"].split(b"-", 1)[0])
+
+    def count(self) -> int:
+        return int(self._r.xlen(self.keys["log"]))
+
+    def close(self) -> None:
+        self._r.close()
+
+
+def _safe(url: str) -> str:
+    """``url`` without its password, for messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

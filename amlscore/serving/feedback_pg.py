@@ -1,0 +1,78 @@
+"""Analysts' dispositions in PostgreSQL (``AML_DATABASE_URL``), shared by every worker of the service.
+
+The same append-only table as :mod:`amlscore.serving.feedback` (``UPDATE``, ``DELETE`` and
+``TRUNCATE`` refused by a trigger), in the audit log's database. Each worker writes the export
+files into its own state folder from the shared table, so every worker exports the same reports.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pandas as pd
+
+from amlscore.core.audit_pg import connect, ensure_schema
+from amlscore.serving.feedback import FeedbackEntry, FeedbackStore
+from amlscore.storage.private import private_dir
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    seq BIGSERIAL PRIMARY KEY,
+    report_id TEXT NOT NULL UNIQUE,
+    request_id TEXT NOT NULL,
+    txn_id TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    period_start TEXT NOT NULL,
+    period_end TEXT NOT NULL,
+    report_date TEXT NOT NULL,
+    label TEXT NOT NULL,
+    typology TEXT,
+    analyst TEXT,
+    note TEXT,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    decision_model_version TEXT NOT NULL,
+    decision_alert INTEGER NOT NULL,
+    decision_score DOUBLE PRECISION NOT NULL,
+    transaction_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS feedback_txn ON feedback(txn_id, seq);
+"""
+
+
+class PostgresFeedbackStore(FeedbackStore):
+    """:class:`FeedbackStore` over PostgreSQL; each disposition committed (``synchronous_commit=on``)."""
+
+    def __init__(self, url: str, export_dir: str | Path) -> None:  # noqa: D107 - the parent's parameters
+        self.db_path = Path("postgresql")  # no file: messages name the database through the URL's host
+        self.url = url
+        self.export_dir = private_dir(export_dir)
+        self._lock = threading.Lock()
+        self._db = connect(url, autocommit=True)
+        ensure_schema(self._db, _SCHEMA, append_only=("feedback",))
+        self._db.execute("SET synchronous_commit = on")
+
+    def record(self, entry: FeedbackEntry) -> None:
+        cols = list(FeedbackEntry.__dataclass_fields__)
+        values = [getattr(entry, c) for c in cols]
+        values[cols.index("decision_alert")] = int(entry.decision_alert)
+        with self._lock:
+            self._db.execute(f"INSERT INTO feedback({','.join(cols)}) VALUES ({','.join(['%s'] * len(cols))})", values)
+            self._export_locked()
+
+    def _latest_locked(self) -> pd.DataFrame:
+        cols = list(FeedbackEntry.__dataclass_fields__)
+        rows = self._db.execute(
+            f"SELECT {','.join(cols)} FROM feedback WHERE seq IN (SELECT MAX(seq) FROM feedback GROUP BY txn_id) ORDER BY seq"
+        ).fetchall()
+        return pd.DataFrame(rows, columns=cols)
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

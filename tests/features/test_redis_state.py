@@ -1,0 +1,166 @@
+"""The online state over Valkey/Redis (several workers, one log) against a real redis-server.
+
+Parity: the same stream gives the same rows as the embedded backend, whichever replica scores each
+transaction. Concurrency: processes scoring transactions of one customer, IP and device at the same
+moment lose nothing (counts exact, every row what the serial order gives).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from amlscore.features.catalogue import FEATURE_NAMES  # noqa: E402
+from amlscore.features.events import transaction_records  # noqa: E402
+from amlscore.features.offline import ordered_transactions  # noqa: E402
+from amlscore.features.online import LateTransactionError, OnlineFeatureState, replay, warm_up  # noqa: E402
+from amlscore.features.redis_store import RedisFeatureStore  # noqa: E402
+from servers import redis_server  # noqa: E402
+from test_point_in_time_and_parity import assert_same_features  # noqa: E402
+
+_IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture()
+def fresh(redis_url):
+    import redis
+
+    redis.Redis.from_url(redis_url).flushall()
+    return redis_url
+
+
+@pytest.fixture(scope="module")
+def stream(small_bank):
+    customers, transactions = small_bank
+    return customers, ordered_transactions(transactions)
+
+
+def test_two_replicas_over_one_log_give_the_embedded_rows(stream, fresh):
+    customers, txns = stream
+    expected = replay(OnlineFeatureState(customers), txns)
+    a = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=1500)
+    b = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=0)
+    seen_by_b: list[str] = []
+    b.on_event = lambda record, row: seen_by_b.append(record["txn_id"])
+    got = np.empty_like(expected)
+    # each transaction to one of the two, in runs, as a load balancer would spread them
+    rng = np.random.default_rng(5)
+    for i, record in enumerate(transaction_records(txns)):
+        got[i] = (a if rng.random() < 0.5 else b).update_vector(record)
+    assert_same_features(expected, got)
+    assert a.store.count() == len(txns)
+    assert seen_by_b and len(seen_by_b) < len(txns)  # b applied what a counted, and only that
+
+    # a third worker starts from the newest snapshot plus the log after it: same state
+    c = OnlineFeatureState(customers, store=RedisFeatureStore(fresh))
+    assert c.processed == len(txns)
+    assert c.snapshots.last_seq > 0
+    later = dict(next(transaction_records(txns.tail(1))))
+    later.update(txn_id="after-restart", timestamp=(pd.Timestamp(later["timestamp"]) + pd.Timedelta(minutes=5)).isoformat())
+    ref = OnlineFeatureState(customers)
+    replay(ref, txns)
+    assert_same_features(ref.update_vector(later)[None, :], c.update_vector(later)[None, :])
+    assert_same_features(ref.update_vector(later)[None, :], a.update_vector(later)[None, :])  # sent again: stored row
+
+
+def test_sent_again_late_and_unknown_change_nothing(stream, fresh):
+    customers, txns = stream
+    first = txns.head(300)
+    a = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=0)
+    b = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=0)
+    rows = replay(a, first)
+    records = list(transaction_records(first))
+    # the same txn_id through the other worker: the stored row, nothing counted
+    np.testing.assert_array_equal(b.update_vector(records[-1]), rows[-1])
+    assert a.store.count() == 300
+    # older than the customer's latest (which only worker a has seen): refused by the server's script
+    late = dict(records[-1], txn_id="late-one",
+                timestamp=(pd.Timestamp(records[-1]["timestamp"]) - pd.Timedelta(hours=1)).isoformat())
+    with pytest.raises(LateTransactionError):
+        b.update_vector(late)
+    with pytest.raises(Exception, match="not in the customers table"):
+        b.update_vector(dict(records[-1], txn_id="nobody", customer_id="NO-SUCH"))
+    assert a.store.count() == 300
+
+
+def test_a_warm_up_through_the_shared_store_is_seen_by_every_worker(stream, fresh):
+    customers, txns = stream
+    a = OnlineFeatureState(customers, store=RedisFeatureStore(fresh))
+    replayed = warm_up(a, txns.iloc[:-50], days=60)
+    assert 0 < replayed < len(txns) - 50
+    a.close()
+    b = OnlineFeatureState(customers, store=RedisFeatureStore(fresh))
+    ref = OnlineFeatureState(customers)
+    warm_up(ref, txns.iloc[:-50], days=60)
+    tail = txns.iloc[-50:]
+    assert_same_features(replay(ref, tail), replay(b, tail))
+
+
+# -- concurrency: real processes, each its own replica ------------------------------------------------
+_N_PROCS, _PER_PROC = 6, 40
+
+
+def _worker(url: str, customers: pd.DataFrame, proc: int, shared_cust: str, own_cust: str, start: mp.Barrier,
+            out: mp.Queue) -> None:
+    state = OnlineFeatureState(customers, store=RedisFeatureStore(url), snapshot_every=0)
+    start.wait(120)
+    t = pd.Timestamp("2025-03-01T10:00:00Z")
+    done = []
+    for i in range(_PER_PROC):
+        cust = shared_cust if i % 2 == 0 else own_cust
+        rec = {"txn_id": f"p{proc}-{i}", "timestamp": t.isoformat(), "customer_id": cust, "account_id": f"A-{cust}",
+               "direction": "out", "amount": 100.0 + i, "channel": "mobile_banking", "txn_type": "transfer",
+               "counterparty_type": "individual", "counterparty_account": f"X{proc}-{i}",
+               "ip_address": "203.0.113.7", "device_id": "DEV-SHARED"}
+        row = state.update_vector(rec)
+        done.append((rec["txn_id"], row.tobytes()))
+    out.put((proc, done))
+
+
+def test_concurrent_workers_on_one_customer_ip_and_device_lose_nothing(stream, fresh):
+    customers, _ = stream
+    ids = customers["customer_id"].astype(str).tolist()
+    shared, own = ids[0], ids[1:1 + _N_PROCS]
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(_N_PROCS), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(fresh, customers, p, shared, own[p], barrier, out)) for p in range(_N_PROCS)]
+    for p in procs:
+        p.start()
+    results = dict(out.get(timeout=600) for _ in procs)
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    total = _N_PROCS * _PER_PROC
+    store = RedisFeatureStore(fresh)
+    assert store.count() == total and store.seq_now() == total  # every claim once, no gap
+    rows = {txn: np.frombuffer(b) for done in results.values() for txn, b in done}
+    assert len(rows) == total
+
+    # the serial order the log fixed, replayed by one embedded state, gives every row the workers returned
+    ref = OnlineFeatureState(customers)
+    order = []
+    for seq, record in store.events_after(0):
+        order.append(record["txn_id"])
+        expected = ref.update_vector(record)
+        assert_same_features(expected[None, :], rows[record["txn_id"]][None, :])
+    assert len(order) == total
+    # and the counts are exact: the last logged row of the shared customer counts all of its transactions,
+    # the shared IP and device every customer that used them
+    last_shared = [t for t in order if int(t.split("-")[1]) % 2 == 0][-1]
+    row = rows[last_shared]
+    assert row[_IDX["out_cnt_24h"]] == _N_PROCS * _PER_PROC // 2
+    assert row[_IDX["ip_customers_24h"]] == _N_PROCS + 1
+    assert row[_IDX["device_customers_24h"]] == _N_PROCS + 1
