@@ -177,25 +177,35 @@ class Service:
         self.starts.append(ready)
         return ready
 
-    def kill(self) -> None:
-        """SIGKILL every process of the service: the server, its worker and their children (a snapshot writer).
+    def tree(self) -> list[Any]:
+        """The service's processes now: the server, its worker and their children (a snapshot writer)."""
+        import psutil
+
+        assert self.proc is not None
+        root = psutil.Process(self.proc.pid)
+        return [root] + root.children(recursive=True)
+
+    def kill(self, procs: list[Any]) -> None:
+        """SIGKILL every process of the service (:meth:`tree`, listed just before), then its group.
 
         Not only the process group: BentoML's process manager (circus) starts each worker in a session of
         its own, so ``kill -9 -PGID`` of ``bentoml serve`` leaves the worker running, still answering on the
-        listening socket it inherited and holding the state folder.
+        listening socket it inherited and holding the state folder. The clients are told only afterwards
+        (``up`` cleared): until the signal, they go on sending as they were.
         """
         import psutil
 
         assert self.proc is not None
-        self.up.clear()
-        root = psutil.Process(self.proc.pid)
-        procs = [root] + root.children(recursive=True)
         for p in procs:
             try:
                 p.send_signal(signal.SIGKILL)
             except psutil.NoSuchProcess:
                 pass
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.up.clear()
         self.proc.wait()
         gone, alive = psutil.wait_procs(procs, timeout=60)
         if alive:
@@ -504,10 +514,11 @@ def main(argv: list[str] | None = None) -> int:
                     progress.cond.wait_for(lambda: progress.answered >= target or not any(t.is_alive() for t in threads),
                                            timeout=3600)
                 time.sleep(delay)  # a random moment after the target (the load never pauses)
+                procs = svc.tree()
                 with progress.cond:
                     in_flight = list(progress.in_flight.values())
                 generation = svc.generation
-                svc.kill()
+                svc.kill(procs)
                 seen = after_kill(state, in_flight)
                 seen.update(generation=generation, rids=sorted(r.rid for r in in_flight))
                 seen["restart_s"] = round(svc.start(), 1)
