@@ -47,7 +47,7 @@ from serving_helpers import CHANNEL, COMPLIANCE, KEYS
 httpx = pytest.importorskip("httpx")
 psutil = pytest.importorskip("psutil")
 
-from test_e2e import ROOT, Server  # noqa: E402 - the same real server (start, wait ready, kill the whole tree)
+from test_e2e import ROOT, Server, _free_port  # noqa: E402 - the same real server (start, wait ready, kill the whole tree)
 
 pytestmark = pytest.mark.slow
 DEADLINE = 180.0  # seconds for anything the test waits for; generous: a loaded CI machine is slow, never wrong
@@ -241,3 +241,60 @@ def test_kill_while_a_batch_and_singles_are_in_flight_loses_nothing_and_counts_n
     assert sorted(map(sorted, by_batch.values())) == sorted(sorted(t["txn_id"] for t in b) for b in (batch0, batch1))
     done = audit_verify(s)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_worker_left_running_by_a_kill_of_the_servers_group_keeps_the_state_folder_to_itself(
+        service: Server, tmp_path: Path) -> None:
+    """BentoML's process manager starts its worker in a session of its own, so ``kill -9`` of ``bentoml
+    serve``'s process group leaves the worker running, answering on the socket it inherited. A service
+    started again on the same state folder must then refuse to start (naming that worker), not run a
+    second engine beside it: each would count and chain the audit log from its own view of the folder."""
+    import signal
+
+    procs = service._tree()
+    os.killpg(service.proc.pid, signal.SIGKILL)
+    service.proc.wait()
+    service._logf.close()
+    service.proc = None
+    left = [p for p in procs[1:] if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    try:
+        if not left:
+            pytest.skip("the worker died with its server's process group: nothing is left holding the state folder")
+        assert httpx.get(f"{service.url}/readyz", timeout=DEADLINE).status_code == 200  # the orphan still serves
+        log, port = tmp_path / "second.log", _free_port()
+        with open(log, "w") as out:
+            second = subprocess.Popen(
+                [sys.executable, "-m", "bentoml", "serve", "amlscore.serving.service:AmlScoring", "--host", "127.0.0.1",
+                 "--port", str(port), "--working-dir", str(ROOT)],
+                env=service.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            def ready() -> bool:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+            wait_until(lambda: "is in use by process" in log.read_text(errors="replace") or second.poll() is not None
+                       or ready(), "the second service's refusal, exit or readiness")
+            assert not ready(), "a second service started on the state folder the worker holds"
+            text = log.read_text(errors="replace")
+            assert any(f"is in use by process {p.pid}" in text for p in left), text[-3000:]
+        finally:
+            tree = [psutil.Process(second.pid)] if second.poll() is None else []
+            try:
+                tree += tree[0].children(recursive=True) if tree else []
+            except psutil.Error:
+                pass
+            for p in tree:
+                p.kill()
+            psutil.wait_procs(tree, timeout=60)
+            second.wait(timeout=60)
+    finally:
+        for p in left:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(left, timeout=60)
+    service.start()  # on the same state: the folder is free once the worker is gone
+    assert service.post("/v1/health", {}, CHANNEL).json()["ready"]
