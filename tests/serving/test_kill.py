@@ -186,7 +186,9 @@ def test_kill_while_a_batch_and_singles_are_in_flight_loses_nothing_and_counts_n
     wait_until(lambda: unread_txn["txn_id"] in decided(s), "the unread single's decision in the audit log")
     unread_request_id = decided(s)[unread_txn["txn_id"]][0]
 
-    # 3. counted, not decided: the audit log's commits wait for the test's write lock
+    # 3. counted, not decided: the audit log's commits wait for the test's write lock. The service's audit
+    # writer waits for it up to SQLite's busy timeout (Python's default, 5 s) before failing the commit;
+    # the kill comes as soon as the state has counted the four requests, milliseconds after they are sent
     blocker = sqlite3.connect(s / "audit.sqlite", timeout=DEADLINE, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     batch1 = [streams.next(c[5 + k % 4]) for k in range(30)]
