@@ -17,6 +17,7 @@ value of -2.5 and fusion terms 1.2, 2.1, 0.3 around an intercept of -4.0.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,3 +145,26 @@ class FakeModelSet:
         row = np.asarray(x, dtype=np.float64).reshape(-1)
         batch = self.score_vector(row[None, :])
         return batch, self._explanation(batch, row, top_k, lang)
+
+
+def save_small_model_set(folder: Path) -> Path:
+    """A real model set, tiny and fitted on random rows (the packaged rules and feature parameters), saved in
+    ``folder``: for what needs the saved form (a Bento, ``AML_MODEL_DIR``) and not its quality."""
+    from amlscore.models.anomaly import BehaviourAnomalyDetector
+    from amlscore.models.fusion import SuspicionFusion, choose_thresholds
+    from amlscore.models.model_set import ModelSet
+    from amlscore.models.supervised import SuspicionClassifier
+
+    rng = np.random.default_rng(0)
+    X = np.abs(rng.normal(size=(1500, len(FEATURE_NAMES))))
+    y = (X[:, 0] + rng.normal(0, 1, len(X)) > 2).astype(int)
+    clf = SuspicionClassifier(n_estimators=10, min_child_samples=10, min_rounds=3, random_state=0)
+    clf.fit(X[:1000], y[:1000], eval_set=(X[1000:], y[1000:]))
+    det = BehaviourAnomalyDetector(n_estimators=10, random_state=0).fit(X[:1000])
+    rules = load_rules_config()
+    r = evaluate_rules(pd.DataFrame(X[1000:], columns=list(FEATURE_NAMES)), rules)["rule_score"].to_numpy()
+    p, a = clf.predict_proba(X[1000:])[:, 1], det.anomaly_score(X[1000:])
+    fusion = SuspicionFusion().fit(r, p, a, y[1000:])
+    thresholds = choose_thresholds(fusion.score(r, p, a), y[1000:], target_alert_rate=0.05, target_precision=0.5)
+    ModelSet(clf, det, fusion, thresholds, rules, load_feature_params(), FEATURE_NAMES, {}).save(folder)
+    return folder

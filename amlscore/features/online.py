@@ -483,6 +483,11 @@ class OnlineFeatureState:
         """Transactions the state has counted."""
         return self._seq
 
+    @property
+    def empty(self) -> bool:
+        """Nothing counted and nothing seeded (:meth:`seed_history` needs it so)."""
+        return not self._seq and not self._customers
+
     # -- public API -------------------------------------------------------------------------------
     def update(self, txn: Mapping[str, Any]) -> dict[str, float | int]:
         """Count one transaction and return its feature row (``name -> value``).
@@ -1061,6 +1066,20 @@ def _check_record(txn: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     return record, t_ns
 
 
+_WARM_UP_KEY = "warm_up"  # the store's meta: "begun" from before the seed until the snapshot, then "done"
+
+
+def _warm_up_mark(state: OnlineFeatureState) -> str | None:
+    get = getattr(state.store, "get_meta", None)  # stores without meta (in memory) cannot outlive a crash anyway
+    return get(_WARM_UP_KEY) if get is not None else None
+
+
+def _mark_warm_up(state: OnlineFeatureState, value: str) -> None:
+    put = getattr(state.store, "set_meta", None)
+    if put is not None:
+        put(_WARM_UP_KEY, value)
+
+
 def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | None,
             progress: Callable[[int, int], None] | None = None) -> int:
     """Bring an empty state to where the history leaves it: replay the last ``days`` days of
@@ -1068,16 +1087,24 @@ def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | N
     what the older ones leave behind, then snapshot it.
 
     A later transaction then gets the features the offline path computes over the whole history, as
-    long as ``days`` covers the longest window (90 days). Returns the number of transactions replayed
-    (0 when the state already holds transactions).
+    long as ``days`` covers the longest window (90 days). A warm-up cut off by a crash or a kill (the
+    store marks it begun, and done once its snapshot is written) is finished by the next call: the
+    transactions it counted are not counted again (their rows are stored), the rest are replayed in
+    order. Returns the number of transactions counted now (0 when the state was already warmed up or
+    holds transactions of its own, as a state from before the mark does).
     """
-    if state.processed > 0 or days == 0 or transactions is None or len(transactions) == 0:
+    if state.processed > 0 and _warm_up_mark(state) != "begun":
         return 0
+    if days == 0 or transactions is None or len(transactions) == 0:
+        return 0
+    _mark_warm_up(state, "begun")  # before the seed: a kill from here on is finished by the next start
+    before = state.processed
     txns = ordered_transactions(transactions)
     if days is not None:
         ts = pd.to_datetime(txns["timestamp"], utc=True)
         recent = (ts > ts.max() - pd.Timedelta(days=days)).to_numpy()
-        state.seed_history(txns.loc[~recent])
+        if state.empty:  # a cut-off warm-up's seed is in its snapshot at seq 0 already
+            state.seed_history(txns.loc[~recent])
         txns = txns.loc[recent]
     total = len(txns)
     for i, record in enumerate(transaction_records(txns), start=1):
@@ -1086,7 +1113,8 @@ def warm_up(state: OnlineFeatureState, transactions: pd.DataFrame, days: int | N
             progress(i, total)
     state.reseat_buffers()
     state.snapshot()
-    return total
+    _mark_warm_up(state, "done")
+    return state.processed - before
 
 
 def replay(state: OnlineFeatureState, transactions: pd.DataFrame) -> np.ndarray:

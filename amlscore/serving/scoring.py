@@ -67,7 +67,7 @@ from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, Reg
 from amlscore.serving.outcome import Outcome, wait_all
 from amlscore.serving.schemas import FeedbackRequest, Transaction
 from amlscore.serving.shadow import ShadowItem, ShadowScorer
-from amlscore.serving.state import Progress, bind_state
+from amlscore.serving.state import Progress, bind_state, lock_state
 from amlscore.storage.private import private_dir, restrict_tree
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,20 @@ class ScoringEngine:
         self.lock = threading.RLock()
         self.ready = False
         state_dir = private_dir(settings.state_dir)  # owner-only: see amlscore.storage.private
+        # one engine per state folder: two would each count and chain from their own view of it (with the
+        # shared backends, the workers share the folder and the servers keep one log and one chain)
+        self._folder_lock = None if settings.shared else lock_state(state_dir)
+        try:
+            self._open(state_dir, loader, warm_up_progress, started)
+        except BaseException:
+            if self._folder_lock is not None:
+                self._folder_lock.release()
+            raise
+
+    def _open(self, state_dir: Path, loader: RegistryLoader | None, warm_up_progress: Progress | None,
+              started: float) -> None:
+        """Load the model set, the online state, the logs and the ratings (``__init__`` holds the folder's lock)."""
+        settings = self.settings
         self.loader = loader or (FolderLoader(settings.model_dir, settings.model_name) if settings.model_dir is not None
                                  else RegistryLoader(settings.tracking_uri, settings.model_name, state_dir / "models"))
         self.models = ModelCache(self.loader)
@@ -696,3 +710,5 @@ class ScoringEngine:
             finally:
                 self.audit.close()
                 self.feedback.close()
+                if self._folder_lock is not None:
+                    self._folder_lock.release()

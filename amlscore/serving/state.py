@@ -18,9 +18,10 @@ from amlscore.core.audit import utc_now_iso
 from amlscore.features.catalogue import FEATURE_SET_VERSION
 from amlscore.features.online import OnlineFeatureState, warm_up
 from amlscore.serving.config import Settings, SettingsError
+from amlscore.storage.folder_lock import FolderInUse, FolderLock, lock_folder
 from amlscore.storage.private import open_private, private_dir
 
-__all__ = ["Progress", "bind_state", "prepare_state"]
+__all__ = ["Progress", "bind_state", "lock_state", "prepare_state"]
 
 Progress = Callable[[int, int], None]
 
@@ -49,6 +50,24 @@ def bind_state(state_dir: Path, customers: pd.DataFrame, params_hash: str, data_
         fh.write(json.dumps({**current, "data_dir": str(data_dir), "created_at": utc_now_iso()}, indent=2) + "\n")
 
 
+def lock_state(state_dir: Path) -> FolderLock:
+    """Take the state folder for this process, or refuse: one process at a time may write it.
+
+    The online state and the audit log go on from what they hold in memory (counters, windows, the
+    chain's head), so a second writer would count transactions twice and break the chain. The lock
+    (``<state>/service.lock``, :mod:`amlscore.storage.folder_lock`) goes with its process, also on
+    ``kill -9``.
+    """
+    try:
+        return lock_folder(state_dir)
+    except FolderInUse as exc:
+        raise SettingsError(
+            f"the state folder {str(state_dir)!r} is in use by {exc.holder or 'another process'} (another amlscore "
+            "service, or the worker of one whose server was killed: BentoML starts its worker in a session of its "
+            "own, so a kill of the server's process group leaves it running). One process at a time may write a "
+            "state folder: stop that process, or start with another --state / AML_STATE_DIR.") from None
+
+
 def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
     """Bind the state folder to the data and warm up an empty online state, then close it.
 
@@ -57,17 +76,23 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
     ``(transactions in the state, transactions replayed now)``.
     """
     state_dir = private_dir(settings.state_dir)
-    dataset = load_dataset(settings.data_dir, require_reports=False)
-    report_data_warnings(dataset)
-    from amlscore.serving.backends import feature_store  # noqa: PLC0415 - backends imports this module's neighbours
-
-    state = OnlineFeatureState(dataset.customers, store=feature_store(settings, state_dir), reports=dataset.reports)
+    # the embedded backends have one writer; the shared ones (state and audit log on servers) several workers
+    held = None if settings.shared else lock_state(state_dir)
     try:
-        if not settings.state_url:
-            bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
-        replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
-        return int(state.processed), replayed
+        dataset = load_dataset(settings.data_dir, require_reports=False)
+        report_data_warnings(dataset)
+        from amlscore.serving.backends import feature_store  # noqa: PLC0415 - backends imports this module's neighbours
+
+        state = OnlineFeatureState(dataset.customers, store=feature_store(settings, state_dir), reports=dataset.reports)
+        try:
+            if not settings.state_url:
+                bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
+            replayed = warm_up(state, dataset.transactions, settings.warm_up_days, progress)
+            return int(state.processed), replayed
+        finally:
+            state.close()
     finally:
-        state.close()
+        if held is not None:
+            held.release()
 
 

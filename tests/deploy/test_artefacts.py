@@ -13,35 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fakes import save_small_model_set
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _model_set(folder: Path) -> Path:
-    """A tiny saved model set (random rows, the packaged rules and feature parameters)."""
-    import numpy as np
-    import pandas as pd
-
-    from amlscore.features.catalogue import FEATURE_NAMES
-    from amlscore.features.params import load_feature_params
-    from amlscore.models.anomaly import BehaviourAnomalyDetector
-    from amlscore.models.fusion import SuspicionFusion, choose_thresholds
-    from amlscore.models.model_set import ModelSet
-    from amlscore.models.rules import evaluate_rules, load_rules_config
-    from amlscore.models.supervised import SuspicionClassifier
-
-    rng = np.random.default_rng(0)
-    X = np.abs(rng.normal(size=(1500, len(FEATURE_NAMES))))
-    y = (X[:, 0] + rng.normal(0, 1, len(X)) > 2).astype(int)
-    clf = SuspicionClassifier(n_estimators=10, min_child_samples=10, min_rounds=3, random_state=0)
-    clf.fit(X[:1000], y[:1000], eval_set=(X[1000:], y[1000:]))
-    det = BehaviourAnomalyDetector(n_estimators=10, random_state=0).fit(X[:1000])
-    rules = load_rules_config()
-    r = evaluate_rules(pd.DataFrame(X[1000:], columns=list(FEATURE_NAMES)), rules)["rule_score"].to_numpy()
-    p, a = clf.predict_proba(X[1000:])[:, 1], det.anomaly_score(X[1000:])
-    fusion = SuspicionFusion().fit(r, p, a, y[1000:])
-    thresholds = choose_thresholds(fusion.score(r, p, a), y[1000:], target_alert_rate=0.05, target_precision=0.5)
-    ModelSet(clf, det, fusion, thresholds, rules, load_feature_params(), FEATURE_NAMES, {}).save(folder)
-    return folder
 
 
 def test_the_bento_requires_what_the_package_requires():
@@ -60,7 +34,7 @@ def test_bentoml_build_makes_a_bento_with_the_model_set(tmp_path):
     context.mkdir()
     shutil.copytree(ROOT / "amlscore", context / "amlscore", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "bentofile.yaml", context)
-    _model_set(context / "bundle" / "model_set")
+    save_small_model_set(context / "bundle" / "model_set")
     home = tmp_path / "bentoml_home"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update({"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"})

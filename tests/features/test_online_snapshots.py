@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import amlscore.features.snapshots as snapshots
@@ -408,3 +409,49 @@ def test_recent_events_reads_the_window_not_the_history(tmp_path: Path) -> None:
     empty = SQLiteFeatureStore(tmp_path / "empty.sqlite")
     assert list(empty.recent_events(30)) == []
     empty.close()
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_after", [0, 500])
+def test_a_warm_up_cut_off_by_a_crash_is_finished_at_the_next_start(tmp_path, small_bank, crash_after):
+    """A kill during the first warm-up leaves part of the history counted (every event is committed). The next
+    start must finish it, not take a state with transactions in it as warmed up: the features of what comes
+    next then equal those of an uninterrupted warm-up, bit for bit. ``crash_after=0``: killed after the seed
+    of the older history and before the first event."""
+    from amlscore.features.online import warm_up
+
+    customers, txns = small_bank
+    ts = pd.to_datetime(txns["timestamp"], utc=True)
+    cut = ts.max() - pd.Timedelta(days=10)
+    history, served = txns.loc[(ts <= cut).to_numpy()], list(transaction_records(txns.loc[(ts > cut).to_numpy()]))
+    whole = OnlineFeatureState(customers, store=tmp_path / "whole.sqlite")
+    total = warm_up(whole, history, days=40)
+    assert total > crash_after
+    expected = _run(whole, served)
+    whole.close()
+
+    store = tmp_path / "features.sqlite"
+    state = OnlineFeatureState(customers, store=store)
+    count = state.update_vector
+
+    def killed_after(record):  # the kill: after ``crash_after`` events, nothing more
+        if state.processed >= crash_after:
+            raise _Crash
+        return count(record)
+
+    state.update_vector = killed_after
+    with pytest.raises(_Crash):
+        warm_up(state, history, days=40)
+    state.store.close()  # no final snapshot (every event is committed)
+    restarted = OnlineFeatureState(customers, store=store)
+    assert restarted.processed == crash_after
+    assert warm_up(restarted, history, days=40) == total - crash_after
+    assert restarted.processed == total
+    _same(_run(restarted, served), expected)
+    restarted.close()
+    again = OnlineFeatureState(customers, store=store)  # a finished warm-up is not run again
+    assert warm_up(again, history, days=40) == 0 and again.processed == total + len(served)
+    again.close()

@@ -173,6 +173,32 @@ def test_state_folder_is_0700_and_every_file_0600_under_umask_022(tmp_path: Path
         assert not wrong, wrong
 
 
+def test_a_second_engine_on_a_state_folder_in_use_is_refused(tmp_path: Path, tiny_bank: Path) -> None:
+    """Two engines writing one state folder would each count transactions and chain the audit log from their
+    own view of it (as a restarted service beside the worker a kill of the server's process group left
+    running did): the second is refused, naming the process; once the first closes, a new one starts."""
+    from amlscore.contract.errors import AmlError
+    from amlscore.serving.config import Settings, SettingsError
+    from amlscore.serving.scoring import ScoringEngine
+
+    settings = Settings(data_dir=tiny_bank, state_dir=tmp_path / "state", warm_up_days=5, audit_sync="normal",
+                        max_future_seconds=0)
+    first = ScoringEngine(settings, loader=FakeLoader())
+    try:
+        with pytest.raises(SettingsError, match=rf"in use by process {os.getpid()}.*another --state"):
+            ScoringEngine(settings, loader=FakeLoader())
+        assert first.health()["ready"]  # the refusal changed nothing of the first
+    finally:
+        first.close()
+    again = ScoringEngine(settings, loader=FakeLoader())
+    again.close()
+    # an engine that fails to start lets the folder go too
+    with pytest.raises(AmlError, match="not-a-folder"):
+        ScoringEngine(Settings(data_dir=tiny_bank / "not-a-folder", state_dir=tmp_path / "state", audit_sync="normal"),
+                      loader=FakeLoader())
+    ScoringEngine(settings, loader=FakeLoader()).close()
+
+
 # -- 6. what the channel role learns from errors ------------------------------------------------------------
 def test_channel_errors_say_what_to_fix_without_revealing_other_transactions(client: Any, customers: list[str],
                                                                             caplog: pytest.LogCaptureFixture) -> None:
