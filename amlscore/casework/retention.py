@@ -88,8 +88,7 @@ def purge(store: CaseStore, *, retention_years: int, as_of: dt.date, key: bytes,
             later = {r[0] for r in db.execute("SELECT DISTINCT case_id FROM actions WHERE seq > ?", (upto,))}
             removable = eligible - later
         # the decisions of every case kept stay in the audit log, however old
-        kept_txns = frozenset(r[0] for r in db.execute(
-            "SELECT alert_id FROM alerts WHERE txn_time < ?", (cutoff,))) - _alerts_of(db, removable)
+        kept_txns = frozenset(r[0] for r in db.execute("SELECT alert_id FROM alerts")) - _alerts_of(db, removable)
     n_alerts = n_lv = 0
     with store.transaction() as w:
         if upto is not None:

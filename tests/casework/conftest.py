@@ -13,11 +13,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 @pytest.fixture(scope="session")
 def tiny_bank(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 60-customer, 20-day synthetic bank in the contract (session-wide, read only)."""
+    """A 200-customer, 30-day synthetic bank in the contract (session-wide, read only)."""
     from amlscore.synth import SynthConfig, generate_bank, write_bank
 
     folder = tmp_path_factory.mktemp("casebank") / "data"
-    write_bank(generate_bank(SynthConfig(customers=60, days=20, seed=3)), folder)
+    write_bank(generate_bank(SynthConfig(customers=200, days=30, seed=3)), folder)
     return folder
 
 
