@@ -142,7 +142,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         html = env.get_template(name).render(base=base(request), **ctx)
         return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store",
                                                               "Content-Security-Policy": "default-src 'none'; "
-                                                              "style-src 'unsafe-inline'; img-src 'self'; "
+                                                              "style-src 'unsafe-inline'; img-src 'self' data:; "
                                                               "form-action 'self'; frame-ancestors 'none'",
                                                               "X-Content-Type-Options": "nosniff"})
 
