@@ -39,9 +39,15 @@ def bank_day(timestamp: str | dt.datetime | pd.Timestamp, rules: RulesConfig | N
 
 def working_days_after(day: dt.date, n: int, rules: RulesConfig | None = None) -> dt.date:
     """The ``n``-th working day strictly after ``day``."""
-    rules = rules or _default_rules()
-    out = add_working_days(pd.Series([pd.Timestamp(day)]), n, rules)
-    return out.iloc[0].date()
+    if rules is None:
+        return _after_default(day, n)
+    return add_working_days(pd.Series([pd.Timestamp(day)]), n, rules).iloc[0].date()
+
+
+@lru_cache(maxsize=4096)
+def _after_default(day: dt.date, n: int) -> dt.date:
+    # an ingest computes the same few hundred days over and over: ~1 ms of pandas each, once
+    return add_working_days(pd.Series([pd.Timestamp(day)]), n, _default_rules()).iloc[0].date()
 
 
 def str_due(decided_at: str | dt.datetime, working_days: int = 5, rules: RulesConfig | None = None) -> dt.date:

@@ -83,7 +83,8 @@ CREATE TABLE IF NOT EXISTS cases (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS cases_queue ON cases(status, due_date, max_score);
-CREATE INDEX IF NOT EXISTS cases_due ON cases(due_date, max_score);
+CREATE INDEX IF NOT EXISTS cases_by_due ON cases(due_date, max_score DESC, case_id, status);
+CREATE INDEX IF NOT EXISTS cases_by_score ON cases(max_score DESC, due_date, case_id, status);
 CREATE INDEX IF NOT EXISTS cases_customer ON cases(customer_id, status);
 CREATE TABLE IF NOT EXISTS actions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -289,8 +290,15 @@ class CaseStore:
             where.append("due_date < ?")
             args.append(today.isoformat())
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        order = ("due_date IS NULL, due_date, max_score DESC" if f.sort == "deadline"
-                 else "max_score DESC, due_date IS NULL, due_date")
+        # Active cases always have a deadline, so the queue's usual views walk an index in order and stop
+        # at the page (no sort of every active case); finished cases (no deadline) go last when shown.
+        undated = not set(f.statuses) <= set(ACTIVE)
+        if not undated:
+            where.append("due_date IS NOT NULL")  # lets the walk start past the finished cases
+        if f.sort == "deadline":
+            order = ("due_date IS NULL, " if undated else "") + "due_date, max_score DESC"
+        else:
+            order = "max_score DESC, " + ("due_date IS NULL, " if undated else "") + "due_date"
         columns = ("case_id, customer_id, status, assignee, decision, due_date, due_kind, max_score, n_alerts, "
                    "risk_level, first_txn_time, last_txn_time, decided_by, updated_at")
         with self._lock:

@@ -216,13 +216,16 @@ class Casework:
         with self.store.transaction() as db:
             case = self._load(db, case_id)
             self._status(case, ("in_review",), "decided")
+            kind = "str" if due else "analysis"
+            if due is None:  # not suspicious: the approval is still due by the analysis deadline
+                due = dt.date.fromisoformat(case["due_date"])
             db.execute("UPDATE cases SET status='decided', decision=?, reason=?, narrative=?, typology=?, measures=?, "
                        "decided_by=?, decided_at=?, due_date=?, due_kind=?, updated_at=? WHERE case_id=?",
                        (decision, reason, narrative, typology or None, ",".join(measures), person.name, at,
-                        due.isoformat() if due else None, "str" if due else None, at, case_id))
+                        due.isoformat(), kind, at, case_id))
             self.store.append_action(db, case_id, "decide", person.key_id, person.role,
                                      {"decision": decision, "reason": reason, "typology": typology, "measures": list(measures),
-                                      "narrative": narrative, "str_due": due.isoformat() if due else None}, at=at)
+                                      "narrative": narrative, "str_due": due.isoformat() if kind == "str" else None}, at=at)
 
     def _four_eyes(self, case: dict[str, Any], person: Person, move: str) -> None:
         self._need(person, APPROVER_ROLES, move)
@@ -260,6 +263,8 @@ class Casework:
             status = "closed" if case["decision"] == "not_suspicious" else "approved"
             db.execute("UPDATE cases SET status=?, approved_by=?, approved_at=?, closed_at=?, updated_at=? "
                        "WHERE case_id=?", (status, person.name, at, at if status == "closed" else None, at, case_id))
+            if status == "closed":
+                db.execute("UPDATE cases SET due_date=NULL, due_kind=NULL WHERE case_id=?", (case_id,))
             self.store.append_action(db, case_id, "approve", person.key_id, person.role,
                                      {"decision": case["decision"], "note": note})
             if status == "closed":

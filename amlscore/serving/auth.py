@@ -48,6 +48,7 @@ from amlscore.storage.private import open_private
 Role = Literal["channel", "compliance", "admin"]
 ROLES: tuple[str, ...] = ("channel", "compliance", "admin")  # roles a shared key may have
 _ALL = frozenset(ROLES) | frozenset({"analyst", "reviewer"})
+EVERY_ROLE = _ALL  # a route every caller may call (the OpenAPI document lists no 403 for it)
 _COMPLIANCE = frozenset({"compliance", "analyst", "reviewer", "admin"})
 _ADMIN = frozenset({"admin"})
 
