@@ -127,6 +127,27 @@ class Browser:
     def click(self, css: str) -> None:
         self._call("POST", f"/element/{self.find(css)}/click", {})
 
+    def submit(self, css: str, timeout: float = 60.0) -> None:
+        """Click something that loads another page (a form's button, a link) and wait for that page.
+
+        A WebDriver click may return before the navigation it starts: wait until the old page's root
+        element is stale, then until the new document is complete.
+        """
+        old = self.find("html")
+        self.click(css)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            r = self.http.get(f"{self.session}/element/{old}/name")
+            if r.status_code >= 400:  # stale: the page was replaced
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"clicking {css} did not load another page")
+        while time.monotonic() < end:
+            if self._call("POST", "/execute/sync", {"script": "return document.readyState", "args": []}) == "complete":
+                return
+            time.sleep(0.05)
+
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
 

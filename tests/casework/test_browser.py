@@ -38,7 +38,7 @@ def _sign_in(b: Browser, base: str, name: str) -> None:
     b.get(f"{base}/cases/signin")
     b.type("#name", name)
     b.type("#password", PASSWORDS[name])
-    b.click("#signin")
+    b.submit("#signin")
 
 
 def _problems(b: Browser) -> list[dict]:
@@ -57,23 +57,23 @@ def test_triage_decide_approve_as_a_second_person_and_download_the_filing(server
         _sign_in(b, base, "alice")
         assert b.url.rstrip("/").endswith("/cases")
         assert "CUST-B" in b.text("#queue")
-        b.click("#queue a.case-link")
+        b.submit("#queue a.case-link")
         assert b.text("#status") == "open"
-        b.click("#triage")
+        b.submit("#triage")
         assert b.text("#status") == "in_review"
         b.click("#decision-suspicious")
         b.type("#reason", "Cash in, then straight out to the Cayman Islands")
         b.type("#typology", "pass_through")
         b.type("#narrative", "CUST-B received cash and sent it offshore within three days.")
-        b.click("#decide")
+        b.submit("#decide")
         assert b.text("#status") == "decided"
         assert b.exists("#own-decision") and not b.exists("#approve")  # never one's own approval
         assert _problems(b) == []
-        b.click("header form button")  # sign out
+        b.submit("header form button")  # sign out
 
         _sign_in(b, base, "bob")
-        b.click("#queue a.case-link")
-        b.click("#approve")
+        b.submit("#queue a.case-link")
+        b.submit("#approve")
         assert b.text("#status") == "approved"
         assert "bob" in b.text("#approved")
         b.click("#download")
@@ -81,7 +81,7 @@ def test_triage_decide_approve_as_a_second_person_and_download_the_filing(server
         doc = etree.parse(str(xml))
         assert schema("str").validate(doc)
         assert "sent it offshore" in xml.read_text(encoding="utf-8")
-        b.click("#file")
+        b.submit("#file")
         assert b.text("#status") == "filed"
         assert "user:bob" in b.text("#history") and "user:alice" in b.text("#history")
         assert _problems(b) == []
