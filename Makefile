@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies (constraints.txt)
 
-browser: ## Install headless Chromium and CJK fonts from Debian for the report tests (when root)
-	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+browser: ## Install headless Chromium, chromedriver and CJK fonts from Debian for the browser tests (when root)
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then exit 0; fi; \
 	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
-	  echo "installing chromium and fonts-noto-cjk from Debian's packages"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
+	  echo "installing chromium, chromium-driver and fonts-noto-cjk from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null) \
 	    || echo "could not install chromium: browser tests will be skipped"; \
-	else echo "chromium not found and not root: browser tests will be skipped (apt-get install chromium fonts-noto-cjk)"; fi
+	else echo "chromium or chromedriver not found and not root: browser tests will be skipped (apt-get install chromium chromium-driver fonts-noto-cjk)"; fi
 
 servers: ## Install redis-server and PostgreSQL from Debian for the shared-backend tests (when root; never started here)
 	@if command -v redis-server >/dev/null 2>&1 && { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; }; then exit 0; fi; \

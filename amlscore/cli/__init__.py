@@ -40,6 +40,8 @@ from amlscore.cli import train as _train  # noqa: E402
 from amlscore.cli.report import report_app  # noqa: E402
 from amlscore.cli.audit import audit_app  # noqa: E402
 from amlscore.cli.customers import customers_app  # noqa: E402
+from amlscore.cli.cases import cases_app  # noqa: E402
+from amlscore.cli.users import users_app  # noqa: E402
 from amlscore.cli import validate as _validate  # noqa: E402
 from amlscore.cli import importer as _importer  # noqa: E402
 
@@ -62,6 +64,8 @@ app.command("export-model")(_deploy.export_model)
 app.add_typer(report_app, name="report")
 app.add_typer(audit_app, name="audit")
 app.add_typer(customers_app, name="customers")
+app.add_typer(cases_app, name="cases")
+app.add_typer(users_app, name="users")
 app.command("demo")(_demo.demo)
 
 

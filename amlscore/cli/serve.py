@@ -101,9 +101,10 @@ def serve(
 
     env = {**os.environ, **settings.to_env()}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "bentoml", "serve", "amlscore.serving.service:AmlScoring", "--host", host, "--port", str(port),
+    # the API and the casework pages (/cases) in one service: composed in amlscore.cli.service_app
+    cmd = [sys.executable, "-m", "bentoml", "serve", "amlscore.cli.service_app:AmlScoring", "--host", host, "--port", str(port),
            "--working-dir", str(Path.cwd())]
-    console.print(f"starting: {' '.join(cmd[1:])}  (OpenAPI page: http://{host}:{port}/)")
+    console.print(f"starting: {' '.join(cmd[1:])}  (OpenAPI page: http://{host}:{port}/, casework: http://{host}:{port}/cases/)")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvpe(cmd[0], cmd, env)  # pragma: no cover - replaces this process

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from amlscore.core.retention import KEY_FILE, Cut, load_key, sign, signature_ok
 from amlscore.storage.private import open_private, private_database
 from amlscore.storage.wal import WalCheckpointer
 
@@ -122,11 +123,39 @@ CHAINED: dict[str, tuple[str, ...]] = {
                       "components_json", "scored_at"),
 }
 _KIND_TABLE = {"decisions": "decisions", "explanation": "explanations", "replay": "replays", "shadow": "shadow_scores"}
+_RETENTION = """
+CREATE TABLE IF NOT EXISTS retention_cuts (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tbl TEXT NOT NULL,
+    upto_seq INTEGER NOT NULL,
+    rows_removed INTEGER NOT NULL,
+    head_at_cut TEXT NOT NULL,
+    cutoff TEXT NOT NULL,
+    made_at TEXT NOT NULL,
+    made_by TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS retention_cuts_no_update BEFORE UPDATE ON retention_cuts
+BEGIN SELECT RAISE(ABORT, 'retention cuts are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS retention_cuts_no_delete BEFORE DELETE ON retention_cuts
+BEGIN SELECT RAISE(ABORT, 'retention cuts are append-only'); END;
+"""
+_TABLES = ("decisions", "explanations", "replays", "shadow_scores")
+# UPDATE is always refused; DELETE only of rows a signed retention cut covers (amlscore.core.retention).
 _APPEND_ONLY = "".join(
-    f"CREATE TRIGGER IF NOT EXISTS {t}_no_{op.lower()} BEFORE {op} ON {t} "
-    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: {op} on {t} refused'); END;\n"
-    for t in ("decisions", "explanations", "replays", "shadow_scores") for op in ("UPDATE", "DELETE")
+    f"CREATE TRIGGER IF NOT EXISTS {t}_no_update BEFORE UPDATE ON {t} "
+    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE on {t} refused'); END;\n"
+    for t in _TABLES
+) + "".join(
+    f"DROP TRIGGER IF EXISTS {t}_no_delete;\n"  # logs from before retention cuts refused every DELETE
+    f"CREATE TRIGGER {t}_no_delete BEFORE DELETE ON {t} "
+    f"WHEN NOT EXISTS (SELECT 1 FROM retention_cuts WHERE tbl = '{t}' AND OLD.seq <= upto_seq) "
+    f"BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE on {t} refused outside a signed "
+    f"retention cut'); END;\n"
+    for t in _TABLES
 )
+# The time column of each chained table: what the retention cutoff is compared with.
+TIME_COLUMN = {"decisions": "decided_at", "explanations": "computed_at", "replays": "at", "shadow_scores": "scored_at"}
 _GENESIS = "0" * 64
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -273,7 +302,7 @@ class AuditLog:
         # No checkpoint inside a commit: responses wait for their commit, so a checkpoint there (copying
         # the WAL into the database, with fsyncs) would hold up every response queued behind it.
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(_SCHEMA + _APPEND_ONLY)
+        self._db.executescript(_SCHEMA + _RETENTION + _APPEND_ONLY)
         _add_chain_columns(self._db)
         self.head_path = head_path_of(self.path)
         self._heads = {table: _table_head(self._db, table) for table in CHAINED}  # table -> (rows, head hash)
@@ -625,10 +654,34 @@ def _add_chain_columns(db: sqlite3.Connection) -> None:
 
 
 def _table_head(db: sqlite3.Connection, table: str) -> tuple[int, str]:
-    """(rows, hash of the last chained row) of a table, as the chain goes on from it."""
-    rows = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+    """(rows ever written, hash of the last chained row) of a table, as the chain goes on from it.
+
+    Rows removed by a retention cut count as written (the checkpoint file's count never goes back),
+    and an emptied table's chain goes on from the cut's head.
+    """
+    cut = latest_cuts(db).get(table)
+    rows = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]) + (cut.rows_removed if cut else 0)
     last = db.execute(f"SELECT chain_hash FROM {table} WHERE chain_hash IS NOT NULL ORDER BY seq DESC LIMIT 1").fetchone()
-    return rows, (last[0] if last else _GENESIS)
+    return rows, (last[0] if last else (cut.head_at_cut if cut else _GENESIS))
+
+
+def latest_cuts(db: sqlite3.Connection) -> dict[str, Cut]:
+    """The newest retention cut of each table of an audit database (none before any purge)."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='retention_cuts'").fetchone():
+        return {}
+    out: dict[str, Cut] = {}
+    for row in db.execute("SELECT tbl, upto_seq, rows_removed, head_at_cut, cutoff, made_at, made_by, signature "
+                          "FROM retention_cuts ORDER BY seq"):
+        out[row[0]] = Cut(row[0], int(row[1]), int(row[2]), row[3], row[4], row[5], row[6], row[7])
+    return out
+
+
+def all_cuts(db: sqlite3.Connection) -> list[Cut]:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='retention_cuts'").fetchone():
+        return []
+    return [Cut(r[0], int(r[1]), int(r[2]), r[3], r[4], r[5], r[6], r[7]) for r in db.execute(
+        "SELECT tbl, upto_seq, rows_removed, head_at_cut, cutoff, made_at, made_by, signature FROM retention_cuts "
+        "ORDER BY seq")]
 
 
 @dataclass(frozen=True)
@@ -668,12 +721,20 @@ def _chain_rows(db: sqlite3.Connection, table: str) -> Iterator[tuple[int, tuple
 
 
 def _verify_table(db: sqlite3.Connection, table: str,
-                  head: tuple[int, str] | None) -> tuple[int, int, ChainBreak | None]:
-    """(rows, unchained rows, first break) of one table, checked against its checkpoint ``(rows, head)``."""
-    prev, n, unchained = _GENESIS, 0, 0
+                  head: tuple[int, str] | None, cut: Cut | None = None) -> tuple[int, int, ChainBreak | None]:
+    """(rows, unchained rows, first break) of one table, checked against its checkpoint ``(rows, head)``.
+
+    After a retention cut the chain starts at the cut's head, and the rows it removed count as checked.
+    """
+    prev, n, unchained, base = _GENESIS, 0, 0, 0
+    if cut is not None:
+        prev, n, base = cut.head_at_cut, cut.rows_removed, cut.rows_removed
+        early = db.execute(f"SELECT MIN(seq) FROM {table} WHERE seq <= ?", (cut.upto_seq,)).fetchone()[0]
+        if early is not None:
+            return n, unchained, ChainBreak(table, int(early), "a row the retention cut removed is present again")
     for seq, values, chain in _chain_rows(db, table):
         if chain is None:
-            if n > unchained:  # only rows from before chaining, at the start, may lack a hash
+            if n - base > unchained:  # only rows from before chaining, at the start, may lack a hash
                 return n, unchained, ChainBreak(table, seq, "the row has no chain hash after chained rows")
             unchained += 1
         else:
@@ -696,13 +757,16 @@ def _read_checkpoint(path: Path) -> dict[str, tuple[int, str]]:
     return {t: (int(v["rows"]), str(v["head"])) for t, v in doc["tables"].items()}
 
 
-def verify_chain(database: str | Path, checkpoint: str | Path | None = None) -> ChainReport:
+def verify_chain(database: str | Path, checkpoint: str | Path | None = None,
+                 key: str | Path | None = None) -> ChainReport:
     """Check the hash chain of every table of an audit database, end to end, without writing anything.
 
     ``checkpoint`` (default :func:`head_path_of` the database, when it exists) is the file the log
     writes after each commit; a table with fewer rows than it recorded, or whose row at that count
     does not carry its head hash, is broken (a cut tail). Rows committed after the checkpoint was
-    written (a crash in between) are accepted when their chain holds.
+    written (a crash in between) are accepted when their chain holds. After a retention purge each
+    table's chain starts at its newest signed cut, whose signature is checked with ``key`` (default
+    ``retention.key`` beside the database; :mod:`amlscore.core.retention`).
 
     Raises
     ------
@@ -725,6 +789,19 @@ def verify_chain(database: str | Path, checkpoint: str | Path | None = None) -> 
     db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
     try:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        cuts = latest_cuts(db)
+        if cuts and broken is None:
+            key_file = Path(key) if key is not None else database.with_name(KEY_FILE)
+            secret = load_key(key_file)
+            for c in all_cuts(db):
+                if secret is None:
+                    broken = ChainBreak(c.table, None, f"the log was purged but the retention key {key_file} is "
+                                                       "missing: the cut's signature cannot be checked")
+                    break
+                if not signature_ok(secret, "audit", c):
+                    broken = ChainBreak(c.table, None, f"the retention cut at seq {c.upto_seq} (made {c.made_at} by "
+                                                       f"{c.made_by}) does not carry a valid signature")
+                    break
         for table in CHAINED:
             if table not in tables:
                 rows[table] = unchained[table] = 0
@@ -734,7 +811,7 @@ def verify_chain(database: str | Path, checkpoint: str | Path | None = None) -> 
                 count = int(db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
                 rows[table] = unchained[table] = count
                 continue
-            n, legacy, found = _verify_table(db, table, heads.get(table))
+            n, legacy, found = _verify_table(db, table, heads.get(table), cuts.get(table))
             rows[table], unchained[table] = n, legacy
             if broken is None and found is not None:
                 broken = found
@@ -742,3 +819,78 @@ def verify_chain(database: str | Path, checkpoint: str | Path | None = None) -> 
         db.close()
     return ChainReport(rows=rows, unchained=unchained, checkpoint=head_file if head_file.exists() else None,
                        broken=broken)
+
+
+# -- retention ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PurgeResult:
+    """Rows removed per table by one purge, and the cuts written."""
+
+    removed: dict[str, int]
+    cuts: list[Cut]
+
+
+def purge_before(database: str | Path, cutoff: str, key: bytes, made_by: str,
+                 protected_txn_ids: frozenset[str] = frozenset()) -> PurgeResult:
+    """Remove, from each chained table, the oldest rows dated before ``cutoff`` behind a signed cut.
+
+    Only a prefix of each table (by ``seq``) is removed: the rows from the first one up to, not
+    including, the first row dated at or after ``cutoff`` or naming a transaction in
+    ``protected_txn_ids`` (a case still kept). The cut (table, last removed seq, rows removed so far,
+    chain hash at the cut, cutoff, who, when) is signed with ``key`` and written in the same
+    transaction as the deletion, so :func:`verify_chain` goes on verifying from it.
+    """
+    database = Path(database)
+    db = sqlite3.connect(str(database), isolation_level=None)
+    try:
+        db.execute("PRAGMA busy_timeout=10000")
+        db.executescript(_SCHEMA + _RETENTION + _APPEND_ONLY)
+        _add_chain_columns(db)
+        db.execute("BEGIN IMMEDIATE")
+        removed: dict[str, int] = {}
+        cuts: list[Cut] = []
+        try:
+            previous = latest_cuts(db)
+            protected_requests: set[str] = set()
+            if protected_txn_ids:
+                ids = list(protected_txn_ids)
+                for start in range(0, len(ids), 500):
+                    part = ids[start:start + 500]
+                    protected_requests.update(r[0] for r in db.execute(
+                        f"SELECT request_id FROM decisions WHERE txn_id IN ({','.join('?' * len(part))})", part))
+            for table in _TABLES:
+                time_col = TIME_COLUMN[table]
+                key_col = "request_id" if table == "explanations" else "txn_id"
+                guard = protected_requests if table == "explanations" else protected_txn_ids
+                last_seq, last_head, count = None, None, 0
+                for seq, when, ident, chain in db.execute(
+                        f"SELECT seq, {time_col}, {key_col}, chain_hash FROM {table} ORDER BY seq"):
+                    if str(when) >= cutoff or ident in guard:
+                        break
+                    last_seq, count = int(seq), count + 1
+                    if chain is not None:
+                        last_head = chain
+                if last_seq is None:
+                    continue
+                before = previous.get(table)
+                head = last_head or (before.head_at_cut if before else _GENESIS)
+                made_at = utc_now_iso()
+                unsigned = Cut(table, last_seq, (before.rows_removed if before else 0) + count, head, cutoff,
+                               made_at, made_by, "")
+                cut = Cut(**{**unsigned.__dict__, "signature": sign(key, "audit", unsigned)})
+                db.execute("INSERT INTO retention_cuts(tbl, upto_seq, rows_removed, head_at_cut, cutoff, made_at, "
+                           "made_by, signature) VALUES (?,?,?,?,?,?,?,?)",
+                           (cut.table, cut.upto_seq, cut.rows_removed, cut.head_at_cut, cut.cutoff, cut.made_at,
+                            cut.made_by, cut.signature))
+                db.execute(f"DELETE FROM {table} WHERE seq <= ?", (last_seq,))
+                removed[table] = count
+                cuts.append(cut)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")  # removed rows must not linger in free pages
+    finally:
+        db.close()
+    return PurgeResult(removed, cuts)

@@ -13,6 +13,13 @@ and the request id only; ``compliance`` also sees components, risk levels and ex
 explain past decisions, read customer ratings and record feedback; ``admin`` may do all that and
 reload the model. A missing or unknown key gets 401, a role that may not call the endpoint 403.
 
+Named people (:mod:`amlscore.core.identity`, ``amlscore users add``) call with ``Authorization: Basic``
+(name and password) and are recorded as ``user:<name>``. Their roles map onto the keys' roles: a
+person's ``channel`` is the channel role; ``analyst`` and ``reviewer`` have the rights of
+``compliance`` here (the difference between them, who may approve, is casework's); ``admin`` is admin.
+The shared ``compliance`` key role stays as it was: it may use the API but, naming no person, can
+never sign in to the casework pages.
+
 When the keys file does not exist the service writes one with a fresh key per role and prints the
 keys once (they cannot be recovered from the file): fine for a first start on a laptop, replace
 the file with the bank's own keys anywhere else.
@@ -39,9 +46,10 @@ from amlscore.serving.config import SettingsError
 from amlscore.storage.private import open_private
 
 Role = Literal["channel", "compliance", "admin"]
-ROLES: tuple[str, ...] = ("channel", "compliance", "admin")
-_ALL = frozenset(ROLES)
-_COMPLIANCE = frozenset({"compliance", "admin"})
+ROLES: tuple[str, ...] = ("channel", "compliance", "admin")  # roles a shared key may have
+_ALL = frozenset(ROLES) | frozenset({"analyst", "reviewer"})
+EVERY_ROLE = _ALL  # a route every caller may call (the OpenAPI document lists no 403 for it)
+_COMPLIANCE = frozenset({"compliance", "analyst", "reviewer", "admin"})
 _ADMIN = frozenset({"admin"})
 
 # Route -> roles that may call it. Routes not listed under /v1/ are refused to every role (404 first).

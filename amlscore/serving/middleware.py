@@ -33,8 +33,9 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from amlscore.core.identity import CredentialRefused, UserStore, basic_credentials
 from amlscore.serving.auth import Caller, KeyStore, authorize, key_from_headers
-from amlscore.serving.errors import NotReady, PayloadTooLarge, ServingError, UnsupportedMediaType
+from amlscore.serving.errors import NotReady, PayloadTooLarge, ServingError, Unauthorized, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -58,12 +59,15 @@ class Gate:
 
     def __init__(self) -> None:
         self.keys: KeyStore | None = None
+        self.users: UserStore | None = None  # named people (Authorization: Basic); None: keys only
         self.max_body_bytes = 64 * 1024
         self.max_batch_body_bytes = 4 * 1024 * 1024
         self.direct: dict[str, DirectHandler] = {}
 
-    def configure(self, keys: KeyStore, max_body_bytes: int, max_batch_body_bytes: int) -> None:
+    def configure(self, keys: KeyStore, max_body_bytes: int, max_batch_body_bytes: int,
+                  users: UserStore | None = None) -> None:
         self.keys = keys
+        self.users = users
         self.max_body_bytes = max_body_bytes
         self.max_batch_body_bytes = max_batch_body_bytes
         self.direct = {}
@@ -71,7 +75,7 @@ class Gate:
     def copy(self) -> "Gate":
         """An independent copy of the current configuration."""
         other = Gate()
-        other.configure(self.keys, self.max_body_bytes, self.max_batch_body_bytes)  # type: ignore[arg-type]
+        other.configure(self.keys, self.max_body_bytes, self.max_batch_body_bytes, self.users)  # type: ignore[arg-type]
         other.direct = dict(self.direct)
         return other
 
@@ -150,6 +154,20 @@ async def _send_error(send: Send, err: ServingError, extra_headers: list[tuple[b
     await send({"type": "http.response.body", "body": body})
 
 
+def _person_caller(gate: Gate, headers: dict[str, str]) -> Caller | None:
+    """The named person of an ``Authorization: Basic`` header (recorded as ``user:<name>``), None without one."""
+    creds = basic_credentials(headers.get("authorization"))
+    if creds is None:
+        return None
+    if gate.users is None:
+        raise Unauthorized("this service knows no named people: send an API key")
+    try:
+        person = gate.users.authenticate(*creds)
+    except CredentialRefused as exc:
+        raise Unauthorized(str(exc)) from None
+    return Caller(key_id=person.key_id, role=person.role)
+
+
 class GateMiddleware:
     """ASGI middleware applying :data:`GATE` to ``/v1/`` routes (see the module docstring).
 
@@ -188,7 +206,7 @@ class GateMiddleware:
         try:
             if gate.keys is None:
                 raise NotReady("the service is starting: API keys are not loaded yet")
-            caller = gate.keys.authenticate(key_from_headers(headers))
+            caller = _person_caller(gate, headers) or gate.keys.authenticate(key_from_headers(headers))
             authorize(caller, path)
         except ServingError as err:
             if err.status in (401, 403):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
 from amlscore.serving import schemas as s
-from amlscore.serving.auth import PERMISSIONS
+from amlscore.serving.auth import EVERY_ROLE, PERMISSIONS
 
 OPENAPI_VERSION = "3.1.0"
 _REF = "#/components/schemas/{model}"
@@ -95,7 +95,7 @@ ROUTES: tuple[Route, ...] = (
 
 def _responses(route: Route) -> dict[str, Any]:
     statuses = dict(_EVERY_ROUTE)
-    if PERMISSIONS.get(route.path) is not None and len(PERMISSIONS[route.path]) < 3:
+    if PERMISSIONS.get(route.path) is not None and PERMISSIONS[route.path] != EVERY_ROLE:
         statuses[403] = _FORBIDDEN
     statuses.update(route.statuses)
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}}

@@ -38,6 +38,7 @@ import orjson
 from starlette.responses import JSONResponse
 
 from amlscore.contract.errors import AmlError
+from amlscore.core.identity import UserStore
 from amlscore.serving.auth import Caller, KeyStore, ensure_keys_file
 from amlscore.serving.config import Settings, bentoml_tracing
 from amlscore.serving.access_log import AccessLogMiddleware
@@ -211,7 +212,8 @@ class AmlScoring:
             print(banner, flush=True)  # noqa: T201 - shown to the operator once, by design
             log.warning("generated development API keys in %s", settings.keys_file)
         keys = KeyStore.load(settings.keys_file)
-        GATE.configure(keys, settings.max_body_bytes, settings.max_batch_body_bytes)
+        self.users = UserStore.in_state(settings.state_dir)  # named people, Authorization: Basic
+        GATE.configure(keys, settings.max_body_bytes, settings.max_batch_body_bytes, self.users)
         self.settings = settings
         self.engine = make_engine(settings)
         if AmlScoring.config.get("metrics", {}).get("enabled", True):  # off where several apps share a process (tests)
@@ -234,6 +236,7 @@ class AmlScoring:
         if self.stalls is not None:
             self.stalls.stop()
         self.engine.close()
+        self.users.close()
 
     def _run(self, ctx: bentoml.Context, fn: Any) -> JSONResponse:
         try:

@@ -58,3 +58,13 @@ def test_an_import_circle_inside_a_package_breaks_the_acyclic_contract(tmp_path)
     done = _lint(tree)
     assert done.returncode != 0 and "No import circles between the modules of a package BROKEN" in done.stdout, \
         done.stdout[-4000:]
+
+
+def test_casework_and_serving_may_not_import_each_other(tmp_path):
+    tree = _copy_package(tmp_path)
+    (tree / "amlscore" / "casework" / "_planted.py").write_text("import amlscore.serving.auth  # sideways\n")
+    (tree / "amlscore" / "serving" / "_planted.py").write_text("import amlscore.casework.web  # sideways\n")
+    done = _lint(tree)
+    assert done.returncode != 0, done.stdout[-4000:]
+    assert "amlscore.casework._planted -> amlscore.serving.auth" in done.stdout, done.stdout[-4000:]
+    assert "amlscore.serving._planted -> amlscore.casework.web" in done.stdout, done.stdout[-4000:]

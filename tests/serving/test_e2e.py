@@ -2,7 +2,8 @@
 
 Setup (once for the module): a synthetic bank, two model sets trained by the training code on it
 and registered in a temporary MLflow registry (version 1 = champion, version 2 = challenger), API
-keys, then ``bentoml serve amlscore.serving.service:AmlScoring`` on 127.0.0.1 with a free port.
+keys, then ``bentoml serve amlscore.cli.service_app:AmlScoring`` (what ``amlscore serve`` runs: the API
+and the casework pages on ``/cases``) on 127.0.0.1 with a free port.
 
 Checks, in order: open paths and the OpenAPI page, roles, every class of bad input, replay, batch,
 ratings and feedback, the frozen explanation after a promotion and a reload, and a hard kill
@@ -54,7 +55,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 240) -> None:
-        cmd = [sys.executable, "-m", "bentoml", "serve", "amlscore.serving.service:AmlScoring", "--host", "127.0.0.1",
+        cmd = [sys.executable, "-m", "bentoml", "serve", "amlscore.cli.service_app:AmlScoring", "--host", "127.0.0.1",
                "--port", str(self.port), "--working-dir", str(ROOT)]
         self._logf = open(self.log, "a")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self._logf, stderr=subprocess.STDOUT, start_new_session=True)
@@ -186,6 +187,11 @@ def test_open_paths_and_openapi(server: Server) -> None:
     assert {"/v1/score", "/v1/score_batch", "/v1/explain", "/v1/customer_risk", "/v1/feedback", "/v1/metadata",
             "/v1/health", "/v1/admin/reload"} <= set(spec["paths"])
     assert "text/html" in httpx.get(f"{server.url}/").headers["content-type"]
+    # the casework pages, mounted by the command layer: a sign-in page, and no shared key opens them
+    signin = httpx.get(f"{server.url}/cases/signin")
+    assert signin.status_code == 200 and 'name="password"' in signin.text
+    assert httpx.get(f"{server.url}/cases/", headers=CHANNEL).status_code == 403
+    assert httpx.get(f"{server.url}/cases/", headers=COMPLIANCE).status_code == 403
 
 
 def _metric(text: str, name: str) -> float:
