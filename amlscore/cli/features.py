@@ -9,7 +9,12 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from amlscore.cli.options import check_engine
 from amlscore.cli.progress import stage_progress
+
+ENGINE_HELP = "local: this process; spark: PySpark (docs/spark.md), the same values."
+MASTER_HELP = ("Spark master with --engine spark: local[*] (default), local[N], spark://host:7077, yarn, k8s://...; "
+               "without it SPARK_REMOTE (Spark Connect, sc://host:15002) is used when set.")
 
 
 def features(
@@ -17,20 +22,35 @@ def features(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write, one feature row per transaction.")],
     params: Annotated[Optional[Path], typer.Option("--params", help="Feature parameters YAML (default: the packaged one).")] = None,
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, help="Rows per customer partition (bounds memory).")] = 500_000,
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    master: Annotated[Optional[str], typer.Option("--master", help=MASTER_HELP, show_default=False)] = None,
 ) -> None:
-    """Compute the behavioural features of every transaction (offline path, point in time)."""
+    """Compute the behavioural features of every transaction (offline path, point in time).
+
+    With --engine spark, OUT is a Parquet folder (part files) instead of one file.
+    """
     from amlscore.contract import load_dataset, report_data_warnings
     from amlscore.features.offline import write_features
     from amlscore.features.params import load_feature_params
 
+    check_engine(engine, master)
     console = Console(stderr=True)
     feature_params = load_feature_params(params)
     dataset = load_dataset(data, require_reports=False)
     report_data_warnings(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with stage_progress("features", console) as report:
-        rows = write_features(dataset, out, feature_params, chunk_rows=chunk_rows, progress=report)
+    if engine == "spark":
+        from amlscore.features.spark import spark_session, write_features_spark
+
+        spark = spark_session(master)
+        try:
+            rows = write_features_spark(spark, dataset, out, feature_params)
+        finally:
+            spark.stop()
+    else:
+        with stage_progress("features", console) as report:
+            rows = write_features(dataset, out, feature_params, chunk_rows=chunk_rows, progress=report)
     seconds = time.perf_counter() - start
     console.print(f"wrote {rows:,} feature rows to {out} in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} transactions/s); "
                   f"parameters hash {feature_params.hash}")
