@@ -9,12 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from amlscore.cli.options import check_engine
+from amlscore.cli.options import ENGINE_HELP, MASTER_HELP, check_engine
 from amlscore.cli.progress import stage_progress
-
-ENGINE_HELP = "local: this process; spark: PySpark (docs/spark.md), the same values."
-MASTER_HELP = ("Spark master with --engine spark: local[*] (default), local[N], spark://host:7077, yarn, k8s://...; "
-               "without it SPARK_REMOTE (Spark Connect, sc://host:15002) is used when set.")
 
 
 def features(
@@ -41,13 +37,10 @@ def features(
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if engine == "spark":
-        from amlscore.features.spark import spark_session, write_features_spark
+        from amlscore.features.spark import command_session, write_features_spark
 
-        spark = spark_session(master)
-        try:
+        with command_session(master) as spark:
             rows = write_features_spark(spark, dataset, out, feature_params)
-        finally:
-            spark.stop()
     else:
         with stage_progress("features", console) as report:
             rows = write_features(dataset, out, feature_params, chunk_rows=chunk_rows, progress=report)

@@ -26,6 +26,9 @@ def parse_date(value: str | None, option: str) -> dt.date | None:
 
 
 ENGINES = ("local", "spark")
+ENGINE_HELP = "local: this process; spark: PySpark (docs/spark.md), the same values."
+MASTER_HELP = ("Spark master with --engine spark: local[*] (default), local[N], spark://host:7077, yarn, k8s://...; "
+               "without it SPARK_REMOTE (Spark Connect, sc://host:15002) is used when set.")
 
 
 def check_engine(engine: str, master: str | None) -> None:

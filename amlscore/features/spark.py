@@ -31,6 +31,7 @@ import json
 import os
 import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -113,6 +114,24 @@ def spark_session(master: str | None = None, *, app_name: str = "amlscore", conf
     except Exception as exc:  # noqa: BLE001 - py4j and Spark raise many kinds; all mean "no session"
         raise SparkUnavailableError(f"could not start Spark ({'SPARK_REMOTE=' + remote if remote and master is None else master or DEFAULT_MASTER}): "
                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+@contextmanager
+def command_session(master: str | None = None) -> Iterator[SparkSession]:
+    """A session for one command: the active one when there is one (left running), else a new one
+    from :func:`spark_session`, stopped at the end."""
+    try:
+        from pyspark.sql import SparkSession  # noqa: PLC0415
+    except ImportError:
+        active = None
+    else:
+        active = SparkSession.getActiveSession()
+    session = active if active is not None else spark_session(master)
+    try:
+        yield session
+    finally:
+        if active is None:
+            session.stop()
 
 
 @dataclass(frozen=True)
