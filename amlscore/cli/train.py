@@ -103,6 +103,8 @@ def train(
     feedback: Annotated[Optional[list[Path]], typer.Option("--feedback", help="Extra feedback file(s) in the reports format (DIR/feedback/*.csv is always read).")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="LightGBM threads (1 is safest on a busy 2-core machine).")] = 1,
     results_fp: Annotated[Optional[Path], typer.Option("--results-fp", help="Write the results (with run_id) as JSON here.")] = None,
+    features: Annotated[Optional[Path], typer.Option("--features", help="Read the features from this folder written by "
+                                                     "amlscore features --engine spark for DIR (checked) instead of computing them.")] = None,
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
@@ -115,7 +117,7 @@ def train(
     config = TrainConfig(data=data, cutoff=parse_date(cutoff, "--cutoff"), seed=seed, fractions=shares,  # type: ignore[arg-type]
                          valid_start=parse_date(valid_start, "--valid-start"), test_start=parse_date(test_start, "--test-start"),
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
-                         alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()))
+                         alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features)
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     with stage_progress("train", Console(stderr=True)) as report:

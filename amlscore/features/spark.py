@@ -27,7 +27,6 @@ computes (the parity test holds every value to the local engine's), in five step
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -41,6 +40,7 @@ import pandas as pd
 
 from amlscore.contract.errors import AmlError
 from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
+from amlscore.features.feature_folder import MANIFEST, folder_manifest, write_manifest
 from amlscore.features.events import TxnColumns, counterparty_keys, derive_facts
 from amlscore.features.offline import (
     ENTITY_FEATURES,
@@ -64,7 +64,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from amlscore.contract.load import Dataset
 
 DEFAULT_MASTER = "local[*]"
-MANIFEST = "_amlscore_features.json"  # beside Spark's part files: what the folder holds
 # the contract columns the features read (besides txn_id, customer_id and timestamp)
 _FEATURE_INPUTS = ("direction", "amount", "channel", "txn_type", "counterparty_id", "counterparty_type",
                    "counterparty_country", "counterparty_account", "ip_address", "ip_country", "ip_region",
@@ -285,7 +284,8 @@ def feature_frame(spark: SparkSession, dataset: Dataset, staging: Path, params: 
 
 def write_features_spark(spark: SparkSession, dataset: Dataset, out: str | Path, params: FeatureParams) -> int:
     """Compute the feature rows of ``dataset`` with Spark and write them as a Parquet folder ``out``
-    (part files and :data:`MANIFEST`); returns the row count.
+    (part files and :data:`~amlscore.features.feature_folder.MANIFEST`, which training checks); returns the
+    row count.
 
     Written under ``out.partial`` and renamed, so a failure never leaves a partial result at ``out``.
     Rows come in no particular order (sort by ``timestamp`` and ``txn_id`` for time order).
@@ -299,9 +299,7 @@ def write_features_spark(spark: SparkSession, dataset: Dataset, out: str | Path,
         frame = feature_frame(spark, dataset, staging, params)
         frame.write.mode("overwrite").parquet(str(tmp))
         rows = spark.read.parquet(str(tmp)).count()
-        manifest = {"rows": rows, "feature_params_hash": params.hash, "data_fingerprint": dataset.fingerprint,
-                    "engine": "spark", "spark_version": spark.version}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        write_manifest(tmp, folder_manifest(rows, dataset, params, engine="spark", spark_version=spark.version))
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         tmp.replace(target)

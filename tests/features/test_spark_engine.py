@@ -102,3 +102,11 @@ def test_engine_options_are_checked(bank, tmp_path, capsys, args, message):
     assert run(["features", "--data", str(bank), "--out", str(tmp_path / "f.parquet"), *args]) == 2
     assert message in capsys.readouterr().err.replace("\n", "")
     assert not (tmp_path / "f.parquet").exists()
+
+
+def test_training_reads_back_exactly_the_local_features(bank, local, spark_run):
+    """What ``amlscore train --features FOLDER`` reads: build_features' frame, column for column."""
+    from amlscore.features.feature_folder import read_feature_folder
+
+    dataset = load_dataset(bank, require_reports=False)
+    pd.testing.assert_frame_equal(read_feature_folder(spark_run, dataset, load_feature_params()), local)
