@@ -20,6 +20,8 @@ def features(
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, help="Rows per customer partition (bounds memory).")] = 500_000,
     engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = "local",
     master: Annotated[Optional[str], typer.Option("--master", help=MASTER_HELP, show_default=False)] = None,
+    graph_block_days: Annotated[int, typer.Option("--graph-block-days", min=1, help="With --engine spark: days of history "
+                                                  "per graph task (each also replays the 100 days before it).")] = 90,
 ) -> None:
     """Compute the behavioural features of every transaction (offline path, point in time).
 
@@ -40,7 +42,7 @@ def features(
         from amlscore.features.spark import command_session, write_features_spark
 
         with command_session(master) as spark:
-            rows = write_features_spark(spark, dataset, out, feature_params)
+            rows = write_features_spark(spark, dataset, out, feature_params, graph_block_days=graph_block_days)
     else:
         with stage_progress("features", console) as report:
             rows = write_features(dataset, out, feature_params, chunk_rows=chunk_rows, progress=report)

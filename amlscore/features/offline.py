@@ -191,8 +191,14 @@ class GraphInputs:
     n_nodes: int
 
 
-def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: CustomerRegistry) -> GraphInputs:
-    """The graph's view of rows in time order (see :mod:`amlscore.features.graph` for the edges)."""
+def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: CustomerRegistry,
+                 first_pair: np.ndarray | None = None) -> GraphInputs:
+    """The graph's view of rows in time order (see :mod:`amlscore.features.graph` for the edges).
+
+    ``first_pair`` (per row: no earlier row stores an edge between the same payer and payee) is
+    computed from these rows unless given: an engine that runs the graph over a stretch of the
+    history computes it over the whole history (:func:`edge_pairs`) and passes it in.
+    """
     n_cust = len(registry.onboard_ns)
     values = cp.values.tolist()
     value_node = np.empty(len(values) + 1, dtype=np.int64)
@@ -212,14 +218,32 @@ def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: Customer
                            tx.cp_type == CP_TYPE_CODE["individual"])
     payer = np.where(tx.is_in, node, cust)
     payee = np.where(tx.is_in, cust, node)
-    pair = payer.astype(np.int64) * np.int64(n_cust + outside + 1) + payee
-    # first: no earlier row that stores an edge has this payer -> payee pair
-    idx = np.arange(len(pair))
-    first_store = pd.Series(idx[store]).groupby(pair[store]).min()
-    earliest = pd.Series(pair).map(first_store).to_numpy(dtype=np.float64)
-    first_pair = (node >= 0) & (np.isnan(earliest) | (earliest >= idx))
+    if first_pair is None:
+        pair = payer.astype(np.int64) * np.int64(n_cust + outside + 1) + payee
+        # first: no earlier row that stores an edge has this payer -> payee pair
+        idx = np.arange(len(pair))
+        first_store = pd.Series(idx[store]).groupby(pair[store]).min()
+        earliest = pd.Series(pair).map(first_store).to_numpy(dtype=np.float64)
+        first_pair = (node >= 0) & (np.isnan(earliest) | (earliest >= idx))
     return GraphInputs(cust=cust.astype(np.int64), cp=node, payee_indiv=payee_indiv.astype(np.bool_),
-                       first_pair=first_pair, store=store, n_nodes=n_cust + outside)
+                       first_pair=np.asarray(first_pair, dtype=np.bool_), store=store, n_nodes=n_cust + outside)
+
+
+def edge_pairs(txns: pd.DataFrame, registry: CustomerRegistry) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a typed transactions frame: the edge's payer and payee keys (customer_id, or the
+    counterparty's ``account:`` key; None without a counterparty), whether the row stores the edge and
+    whether it has one. A row's ``first_pair`` (:func:`graph_inputs`) is: it has an edge, and no earlier
+    storing row has the same (payer, payee); keys name the same nodes as the graph's ids do."""
+    cp = counterparty_keys(txns, registry.code_of)
+    key = np.append(cp.values, None)[cp.codes]  # code -1 takes the last entry: no counterparty
+    has_cp = cp.codes >= 0
+    internal = has_cp & pd.Series(key, dtype=object).isin(registry.code_of.keys()).to_numpy()
+    is_in = TxnColumns.direction_in(txns["direction"])
+    customer = txns["customer_id"].astype(str).to_numpy(dtype=object)
+    payer = np.where(is_in, key, customer)
+    payee = np.where(is_in, customer, key)
+    store = has_cp & ~(is_in & internal)
+    return np.where(has_cp, payer, None), np.where(has_cp, payee, None), store, has_cp
 
 
 def graph_matrix(tx: TxnColumns, g: GraphInputs, registry: CustomerRegistry, reports: pd.DataFrame | None,
@@ -248,12 +272,22 @@ def payer_peer_column(tx: TxnColumns, facts: EventFacts, registry: CustomerRegis
 
 
 def graph_columns(tx: TxnColumns, facts: EventFacts, cp: Coded, registry: CustomerRegistry,
-                  reports: pd.DataFrame | None, params: FeatureParams, peers: PeerDays) -> np.ndarray:
-    """:data:`GRAPH_FEATURES` and :data:`PAYER_PEER_FEATURE` (n, columns) of rows in time order: the one
-    sequential pass over the whole table (every customer's edges in one graph)."""
-    g = graph_inputs(tx, facts.cust, cp, registry)
+                  reports: pd.DataFrame | None, params: FeatureParams, peers: PeerDays,
+                  first_pair: np.ndarray | None = None) -> np.ndarray:
+    """:data:`GRAPH_FEATURES` and :data:`PAYER_PEER_FEATURE` (n, columns) of rows in time order: one
+    sequential pass (every customer's edges in one graph). Over the whole table, or over a stretch of
+    it that starts :data:`GRAPH_WARM_UP_DAYS` before the rows whose values are kept, with ``first_pair``
+    of the whole table (:func:`graph_inputs`): the values kept are the same."""
+    g = graph_inputs(tx, facts.cust, cp, registry, first_pair)
     graph = graph_matrix(tx, g, registry, reports, params)
     return np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params, peers)])
+
+
+# The graph reads edges of the last 30 days at most (cycles 7 days, fan-in/out 7, payees and reported
+# neighbours 30), and an edge's chain length looks back at most CHAIN_CAP hops of 24 hours: what a row
+# sees depends on the 38 days before it (besides first_pair, which the whole history gives). A
+# stretch of history replayed from this many days before the rows kept gives them their values.
+GRAPH_WARM_UP_DAYS = 100
 
 
 # Per-row quantities that need other customers' rows (the same IP, device or operator; the peer group;

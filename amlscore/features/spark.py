@@ -40,23 +40,25 @@ import pandas as pd
 
 from amlscore.contract.errors import AmlError
 from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
-from amlscore.features.feature_folder import MANIFEST, folder_manifest, write_manifest
+from amlscore.features.feature_folder import folder_manifest, write_manifest
 from amlscore.features.events import TxnColumns, counterparty_keys, derive_facts
 from amlscore.features.offline import (
     ENTITY_FEATURES,
     ENTITY_WINDOWS,
     GRAPH_COLUMNS,
+    GRAPH_WARM_UP_DAYS,
     ID_COLUMNS,
     PEER_DAILY,
     PeerDays,
     customer_group_features,
+    edge_pairs,
     entity_customer_counts,
     graph_columns,
     ordered_transactions,
     peer_daily_values,
 )
 from amlscore.features.params import FeatureParams
-from amlscore.features.registry import CustomerRegistry
+from amlscore.features.registry import DAY_NS, HOUR_NS, CustomerRegistry
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -72,6 +74,7 @@ _GRAPH_INPUTS = ("customer_id", "direction", "amount", "channel", "txn_type", "c
                  "counterparty_account")
 _TEXT_INPUTS = ("customer_id", "counterparty_id", "counterparty_country", "counterparty_account", "ip_address",
                 "ip_country", "ip_region", "device_id", "operator_id")
+GRAPH_BLOCK_DAYS = 90  # local days of history per graph task (each replays GRAPH_WARM_UP_DAYS before it too)
 _ROWS_PER_GROUP = 100_000  # rows per applyInPandas group (about): whole customers or identifiers each
 
 
@@ -159,8 +162,9 @@ def _bucket(column: str, buckets: int) -> Any:
     return F.pmod(F.xxhash64(F.col(column)), F.lit(buckets)).alias("_bucket")
 
 
-def _stage(dataset: Dataset, folder: Path) -> int:
-    """The transactions in time order with ``seq`` and ``t_ns``, as Parquet for Spark; returns the rows."""
+def _stage(dataset: Dataset, folder: Path, params: FeatureParams) -> tuple[int, tuple[int, int]]:
+    """The transactions in time order with ``seq`` and ``t_ns``, as Parquet for Spark; returns the rows and
+    the first and last local day."""
     import pyarrow as pa  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
@@ -177,7 +181,8 @@ def _stage(dataset: Dataset, folder: Path) -> int:
     arrays["timestamp"] = pa.array(t_ns // 1000, type=pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     folder.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(arrays), folder / "transactions.parquet", row_group_size=1_000_000)
-    return len(txns)
+    days = (t_ns[[0, -1]] + params.bank_utc_offset_hours * HOUR_NS) // DAY_NS if len(t_ns) else np.zeros(2, np.int64)
+    return len(txns), (int(days[0]), int(days[1]))
 
 
 def _entity_task(ctx: _Context, column: str, windows: tuple[str, ...], names: list[str]):  # noqa: ANN202
@@ -232,23 +237,63 @@ def _peer_days(txns: DataFrame, ctx: _Context) -> PeerDays:
                                 ctx.params.peer_lookback_days)
 
 
-def _graph(txns: DataFrame, ctx: _Context, peers: PeerDays) -> DataFrame:
-    """``seq`` and :data:`GRAPH_COLUMNS` of every row: the one sequential pass (step 4)."""
+def _first_pairs(txns: DataFrame, ctx: _Context) -> DataFrame:
+    """``seq`` and ``first_pair`` of every row over the whole history (step 4a): the earliest storing
+    row of each (payer, payee) by a Spark aggregation, joined back."""
     from pyspark.sql import functions as F  # noqa: PLC0415
+
+    def keys(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for frame in batches:
+            frame = _typed(frame)
+            payer, payee, store, has_cp = edge_pairs(frame, ctx.registry)
+            yield pd.DataFrame({"seq": frame["seq"].to_numpy(), "payer": payer, "payee": payee, "store": store,
+                                "has_cp": has_cp})
+
+    inputs = txns.select("seq", "t_ns", *[c for c in ("customer_id", "direction", "counterparty_id",
+                                                      "counterparty_account") if c in txns.columns])
+    pairs = inputs.mapInPandas(keys, "seq long, payer string, payee string, store boolean, has_cp boolean")
+    earliest = pairs.where("store").groupBy("payer", "payee").agg(F.min("seq").alias("earliest"))
+    first = F.col("has_cp") & (F.col("earliest").isNull() | (F.col("earliest") >= F.col("seq")))
+    return pairs.join(earliest, ["payer", "payee"], "left").select("seq", first.alias("first_pair"))
+
+
+def _graph_task(ctx: _Context, peers: PeerDays):  # noqa: ANN202
+    """The applyInPandas function of one stretch of history: the graph pass over it, rows kept as marked."""
 
     def graph(frame: pd.DataFrame) -> pd.DataFrame:
         frame = _typed(frame)
         tx = TxnColumns.from_frame(frame)
         facts = derive_facts(tx, ctx.registry, ctx.params)
         cp = counterparty_keys(frame, ctx.registry.code_of)
-        values = graph_columns(tx, facts, cp, ctx.registry, ctx.reports, ctx.params, peers)
-        out = pd.DataFrame(values, columns=list(GRAPH_COLUMNS))
-        out.insert(0, "seq", frame["seq"].to_numpy())
+        values = graph_columns(tx, facts, cp, ctx.registry, ctx.reports, ctx.params, peers,
+                               first_pair=frame["first_pair"].to_numpy(dtype=np.bool_))
+        keep = frame["_emit"].to_numpy(dtype=np.bool_)
+        out = pd.DataFrame(values[keep], columns=list(GRAPH_COLUMNS))
+        out.insert(0, "seq", frame["seq"].to_numpy()[keep])
         return out
 
+    return graph
+
+
+def _graph(txns: DataFrame, ctx: _Context, peers: PeerDays, days: tuple[int, int], block_days: int,
+           warm_up_days: int) -> DataFrame:
+    """``seq`` and :data:`GRAPH_COLUMNS` of every row (step 4b): the history cut into stretches of
+    ``block_days`` local days, each replayed from ``warm_up_days`` before it in its own task."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    first_day, last_day = days
+    last_block = (last_day - first_day) // block_days
+    offset_ns = ctx.params.bank_utc_offset_hours * HOUR_NS
+    rel = F.expr(f"(t_ns + {offset_ns}) div {DAY_NS} - {first_day}")  # local day from the first (integers)
+    own = F.floor(rel / block_days).cast("long")
+    # a row is also warm-up for the following blocks that start within warm_up_days after it
+    upto = F.least(F.floor((rel + warm_up_days) / block_days).cast("long"), F.lit(last_block))
+    inputs = txns.select("seq", "t_ns", *[c for c in _GRAPH_INPUTS if c in txns.columns]).join(
+        _first_pairs(txns, ctx), "seq")
+    rows = (inputs.withColumn("_own", own).withColumn("_block", F.explode(F.sequence(F.col("_own"), upto)))
+            .withColumn("_emit", F.col("_block") == F.col("_own")).drop("_own"))
     schema = "seq long, " + ", ".join(f"{n} double" for n in GRAPH_COLUMNS)
-    inputs = txns.select("seq", "t_ns", *[c for c in _GRAPH_INPUTS if c in txns.columns])
-    return inputs.groupBy(F.lit(0).alias("_all")).applyInPandas(graph, schema)
+    return rows.groupBy("_block").applyInPandas(_graph_task(ctx, peers), schema)
 
 
 def _output_schema() -> str:
@@ -256,18 +301,23 @@ def _output_schema() -> str:
     return f"txn_id string, customer_id string, timestamp timestamp, {kinds}"
 
 
-def feature_frame(spark: SparkSession, dataset: Dataset, staging: Path, params: FeatureParams) -> DataFrame:
+def feature_frame(spark: SparkSession, dataset: Dataset, staging: Path, params: FeatureParams, *,
+                  graph_block_days: int = GRAPH_BLOCK_DAYS, graph_warm_up_days: int = GRAPH_WARM_UP_DAYS) -> DataFrame:
     """The Spark DataFrame of the feature rows of ``dataset`` (columns ``txn_id``, ``customer_id``,
     ``timestamp`` and :data:`FEATURE_NAMES`; integer features int, the others double), staged under
-    ``staging`` (kept until the caller has written the result)."""
-    rows = _stage(dataset, staging)
+    ``staging`` (kept until the caller has written the result). The graph runs in stretches of
+    ``graph_block_days`` days, each replayed from ``graph_warm_up_days`` before it."""
+    if graph_block_days < 1 or graph_warm_up_days < 0:
+        raise ValueError(f"graph_block_days must be >= 1 and graph_warm_up_days >= 0. Got {graph_block_days!r} "
+                         f"and {graph_warm_up_days!r} instead.")
+    rows, days = _stage(dataset, staging, params)
     registry = CustomerRegistry.from_customers(dataset.customers, params.bank_utc_offset_hours)
     ctx = _Context(registry=registry, params=params, reports=dataset.reports)
     txns = spark.read.parquet(str(staging / "transactions.parquet"))
     buckets = max(1, -(-rows // _ROWS_PER_GROUP))
     entity = _entity_counts(txns, ctx, buckets)
     peers = _peer_days(txns, ctx)
-    graph = _graph(txns, ctx, peers)
+    graph = _graph(txns, ctx, peers, days, graph_block_days, graph_warm_up_days)
     table = txns.join(entity, "seq", "left").na.fill(0, list(ENTITY_FEATURES)).join(graph, "seq", "left")
 
     def customers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -282,7 +332,8 @@ def feature_frame(spark: SparkSession, dataset: Dataset, staging: Path, params: 
     return table.select("*", _bucket("customer_id", buckets)).groupBy("_bucket").applyInPandas(customers, _output_schema())
 
 
-def write_features_spark(spark: SparkSession, dataset: Dataset, out: str | Path, params: FeatureParams) -> int:
+def write_features_spark(spark: SparkSession, dataset: Dataset, out: str | Path, params: FeatureParams,
+                         **graph: int) -> int:
     """Compute the feature rows of ``dataset`` with Spark and write them as a Parquet folder ``out``
     (part files and :data:`~amlscore.features.feature_folder.MANIFEST`, which training checks); returns the
     row count.
@@ -296,7 +347,7 @@ def write_features_spark(spark: SparkSession, dataset: Dataset, out: str | Path,
     for leftover in (tmp, staging):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
-        frame = feature_frame(spark, dataset, staging, params)
+        frame = feature_frame(spark, dataset, staging, params, **graph)
         frame.write.mode("overwrite").parquet(str(tmp))
         rows = spark.read.parquet(str(tmp)).count()
         write_manifest(tmp, folder_manifest(rows, dataset, params, engine="spark", spark_version=spark.version))
