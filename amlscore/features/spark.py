@@ -94,7 +94,7 @@ def spark_session(master: str | None = None, *, app_name: str = "amlscore", conf
         from pyspark.sql import SparkSession  # noqa: PLC0415 - a JVM only when asked for
     except ImportError as exc:
         raise SparkUnavailableError(f"--engine spark needs PySpark ({exc}); install it with pip install "
-                                    f"'pyspark>=4.0,<5' or use --engine local.") from None
+                                    f"'amlscore[spark]' or use --engine local.") from None
     remote = os.environ.get("SPARK_REMOTE")
     builder = SparkSession.builder.appName(app_name)
     if remote and master is None:
@@ -103,8 +103,10 @@ def spark_session(master: str | None = None, *, app_name: str = "amlscore", conf
         if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
             raise SparkUnavailableError("--engine spark needs Java 17 or later (apt-get install openjdk-17-jre-headless, "
                                         "or set JAVA_HOME); or use --engine local.")
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-        builder = builder.master(master or DEFAULT_MASTER)
+        master = master or DEFAULT_MASTER
+        if master.startswith("local"):  # the workers are this machine's: run them with this interpreter
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        builder = builder.master(master)
     # UTC everywhere; timestamps written as Parquet's UTC-adjusted microseconds (not the legacy INT96)
     settings = {"spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.pyspark.enabled": "true",
                 "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
@@ -114,7 +116,8 @@ def spark_session(master: str | None = None, *, app_name: str = "amlscore", conf
     try:
         return builder.getOrCreate()
     except Exception as exc:  # noqa: BLE001 - py4j and Spark raise many kinds; all mean "no session"
-        raise SparkUnavailableError(f"could not start Spark ({'SPARK_REMOTE=' + remote if remote and master is None else master or DEFAULT_MASTER}): "
+        where = f"SPARK_REMOTE={remote}" if remote and master is None else master
+        raise SparkUnavailableError(f"could not start Spark ({where}): "
                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 

@@ -113,3 +113,14 @@ def test_training_reads_back_exactly_the_local_features(bank, local, spark_run):
 
     dataset = load_dataset(bank, require_reports=False)
     pd.testing.assert_frame_equal(read_feature_folder(spark_run, dataset, load_feature_params()), local)
+
+
+def test_without_java_the_engine_says_what_to_install(monkeypatch):
+    pytest.importorskip("pyspark", reason="PySpark is not installed: the message without Java is not reached")
+    from amlscore.features import spark as engine
+
+    monkeypatch.delenv("SPARK_REMOTE", raising=False)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    with pytest.raises(engine.SparkUnavailableError, match="needs Java 17 or later .*openjdk-17-jre-headless"):
+        engine.spark_session("local[1]")
