@@ -21,7 +21,7 @@ def features(
     engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = "local",
     master: Annotated[Optional[str], typer.Option("--master", help=MASTER_HELP, show_default=False)] = None,
     graph_block_days: Annotated[int, typer.Option("--graph-block-days", min=1, help="With --engine spark: days of history "
-                                                  "per graph task (each also replays the 100 days before it).")] = 90,
+                                                  "per graph task (each also replays the 40 days before it).")] = 90,
 ) -> None:
     """Compute the behavioural features of every transaction (offline path, point in time).
 

@@ -33,7 +33,7 @@ def local(bank):
 @pytest.fixture(scope="module")
 def spark_run(spark, bank, tmp_path_factory):
     """``amlscore features --engine spark`` on the bank (the test session's Spark). The graph runs in
-    stretches of 10 days, so the last ones replay only the 100 days the engine warms up with, not the
+    stretches of 10 days, so those from day 40 on replay only the 40 days the engine warms up with, not the
     whole history: their values still equal the local engine's."""
     from amlscore.cli import app
 
