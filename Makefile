@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= data/default
 
-.PHONY: help setup browser servers demo test lint generate validate features rate train evaluate serve bench clean
+.PHONY: help setup browser servers java demo test lint generate validate features rate train evaluate serve bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "amlscore needs Python 3.11, found " + sys.version' 
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt --config-settings editable_mode=compat -e '.[dev,spark]'
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv and install the pinned dependencies (constraints.txt)
@@ -39,10 +39,18 @@ servers: ## Install redis-server and PostgreSQL from Debian for the shared-backe
 	    || echo "could not install redis-server/postgresql: the shared-backend tests will be skipped"; \
 	else echo "redis-server/postgresql not found and not root: the shared-backend tests will be skipped (apt-get install redis-server postgresql)"; fi
 
+java: ## Install Java 17 from Debian for the Spark engine's tests (when root)
+	@if command -v java >/dev/null 2>&1; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing openjdk-17-jre-headless from Debian's packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+	    || echo "could not install Java: Spark engine tests will be skipped"; \
+	else echo "java not found and not root: Spark engine tests will be skipped (apt-get install openjdk-17-jre-headless)"; fi
+
 demo: setup ## The main job on the embedded default data set
 	$(BIN)/amlscore demo --out $(DATA)
 
-test: setup browser servers ## Run the whole test suite (what CI runs)
+test: setup browser servers java ## Run the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 generate: setup ## Generate the default synthetic bank into $(DATA)

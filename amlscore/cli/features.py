@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from amlscore.cli.options import ENGINE_HELP, MASTER_HELP, check_engine
 from amlscore.cli.progress import stage_progress
 
 
@@ -17,20 +18,34 @@ def features(
     out: Annotated[Path, typer.Option("--out", help="Parquet file to write, one feature row per transaction.")],
     params: Annotated[Optional[Path], typer.Option("--params", help="Feature parameters YAML (default: the packaged one).")] = None,
     chunk_rows: Annotated[int, typer.Option("--chunk-rows", min=1000, help="Rows per customer partition (bounds memory).")] = 500_000,
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    master: Annotated[Optional[str], typer.Option("--master", help=MASTER_HELP, show_default=False)] = None,
+    graph_block_days: Annotated[int, typer.Option("--graph-block-days", min=1, help="With --engine spark: days of history "
+                                                  "per graph task (each also replays the 40 days before it).")] = 90,
 ) -> None:
-    """Compute the behavioural features of every transaction (offline path, point in time)."""
+    """Compute the behavioural features of every transaction (offline path, point in time).
+
+    With --engine spark, OUT is a Parquet folder (part files) instead of one file.
+    """
     from amlscore.contract import load_dataset, report_data_warnings
     from amlscore.features.offline import write_features
     from amlscore.features.params import load_feature_params
 
+    check_engine(engine, master)
     console = Console(stderr=True)
     feature_params = load_feature_params(params)
     dataset = load_dataset(data, require_reports=False)
     report_data_warnings(dataset)
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with stage_progress("features", console) as report:
-        rows = write_features(dataset, out, feature_params, chunk_rows=chunk_rows, progress=report)
+    if engine == "spark":
+        from amlscore.features.spark import command_session, write_features_spark
+
+        with command_session(master) as spark:
+            rows = write_features_spark(spark, dataset, out, feature_params, graph_block_days=graph_block_days)
+    else:
+        with stage_progress("features", console) as report:
+            rows = write_features(dataset, out, feature_params, chunk_rows=chunk_rows, progress=report)
     seconds = time.perf_counter() - start
     console.print(f"wrote {rows:,} feature rows to {out} in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f} transactions/s); "
                   f"parameters hash {feature_params.hash}")

@@ -23,3 +23,17 @@ def parse_date(value: str | None, option: str) -> dt.date | None:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise aml_error(f"{option} must be a date YYYY-MM-DD. Got {value!r} instead.") from None
+
+
+ENGINES = ("local", "spark")
+ENGINE_HELP = "local: this process; spark: PySpark (docs/spark.md), the same values."
+MASTER_HELP = ("Spark master with --engine spark: local[*] (default), local[N], spark://host:7077, yarn, k8s://...; "
+               "without it SPARK_REMOTE (Spark Connect, sc://host:15002) is used when set.")
+
+
+def check_engine(engine: str, master: str | None) -> None:
+    """``--engine`` is local or spark; ``--master`` only goes with spark."""
+    if engine not in ENGINES:
+        raise aml_error(f"--engine must be one of {', '.join(ENGINES)}. Got {engine!r} instead.")
+    if master is not None and engine != "spark":
+        raise aml_error("--master goes with --engine spark.")

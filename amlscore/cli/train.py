@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from amlscore.cli.options import aml_error, parse_date
+from amlscore.cli.options import ENGINE_HELP, MASTER_HELP, aml_error, check_engine, parse_date
 from amlscore.cli.progress import stage_progress
 
 _DATA = typer.Option("--data", help="Data folder in the contract (customers, transactions, reports).", show_default=False)
@@ -103,6 +103,8 @@ def train(
     feedback: Annotated[Optional[list[Path]], typer.Option("--feedback", help="Extra feedback file(s) in the reports format (DIR/feedback/*.csv is always read).")] = None,
     n_jobs: Annotated[int, typer.Option("--n-jobs", min=1, help="LightGBM threads (1 is safest on a busy 2-core machine).")] = 1,
     results_fp: Annotated[Optional[Path], typer.Option("--results-fp", help="Write the results (with run_id) as JSON here.")] = None,
+    features: Annotated[Optional[Path], typer.Option("--features", help="Read the features from this folder written by "
+                                                     "amlscore features --engine spark for DIR (checked) instead of computing them.")] = None,
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
@@ -115,7 +117,7 @@ def train(
     config = TrainConfig(data=data, cutoff=parse_date(cutoff, "--cutoff"), seed=seed, fractions=shares,  # type: ignore[arg-type]
                          valid_start=parse_date(valid_start, "--valid-start"), test_start=parse_date(test_start, "--test-start"),
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
-                         alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()))
+                         alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features)
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     with stage_progress("train", Console(stderr=True)) as report:
@@ -227,17 +229,28 @@ def score(
     version: Annotated[Optional[int], typer.Option("--version", help="Registered version number.")] = None,
     alias: Annotated[Optional[str], typer.Option("--alias", help="Registered alias (default: champion).")] = None,
     reasons: Annotated[str, typer.Option("--reasons", help="Rows whose top_reasons include LightGBM contributions: alerts, all or none.")] = "alerts",
-    daily: Annotated[bool, typer.Option("--daily/--no-daily", help="Also keep the per-day distributions of features and scores on the model set's reference bins in <out>.daily/ (docs/monitoring.md).")] = True,
+    daily: Annotated[bool, typer.Option("--daily/--no-daily", help="Also keep the per-day distributions of features and scores on the model set's reference bins in <out>.daily/ (docs/monitoring.md; local engine only).")] = True,
+    engine: Annotated[str, typer.Option("--engine", help=ENGINE_HELP)] = "local",
+    master: Annotated[Optional[str], typer.Option("--master", help=MASTER_HELP, show_default=False)] = None,
 ) -> None:
-    """Batch scoring: one row per transaction (txn_id, scores, alert, top reasons)."""
+    """Batch scoring: one row per transaction (txn_id, scores, alert, top reasons).
+
+    With --engine spark, OUT is a Parquet folder (part files) and no per-day distributions are kept.
+    """
     from amlscore.contract import load_dataset, report_data_warnings  # noqa: PLC0415
     from amlscore.features.offline import build_features  # noqa: PLC0415
 
-    if out.suffix not in (".parquet", ".csv"):
+    check_engine(engine, master)
+    if engine == "local" and out.suffix not in (".parquet", ".csv"):
         raise aml_error(f"--out must end in .parquet or .csv. Got {out.name!r} instead.")
+    if engine == "spark" and out.suffix == ".csv":
+        raise aml_error(f"--engine spark writes a Parquet folder; --out {out.name!r} names a CSV file.")
     console = Console(highlight=False, soft_wrap=True)
     reg = _load_registered(version, alias)
     ms = reg.model_set
+    if engine == "spark":
+        _score_with_spark(data, out, ms, reg.version, reasons, master, console)
+        return
     start = time.perf_counter()
     with stage_progress("score", Console(stderr=True)) as report:
         dataset = load_dataset(data, require_reports=False)
@@ -262,6 +275,23 @@ def score(
     console.print(f"Scored {len(scores):,} transactions with aml-model-set version {reg.version} in "
                   f"{time.perf_counter() - start:.1f} s: {int(scores['alert'].sum()):,} alerts "
                   f"(threshold {ms.alert_threshold:.3f}); wrote {out}.")
+
+
+def _score_with_spark(data: Path, out: Path, ms, version, reasons: str, master: Optional[str],  # noqa: ANN001
+                      console: Console) -> None:
+    from amlscore.contract import load_dataset, report_data_warnings  # noqa: PLC0415
+    from amlscore.features.spark import command_session  # noqa: PLC0415
+    from amlscore.training.spark_scoring import score_spark  # noqa: PLC0415
+
+    start = time.perf_counter()
+    dataset = load_dataset(data, require_reports=False)
+    report_data_warnings(dataset)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with command_session(master) as spark:
+        rows, alerts = score_spark(spark, dataset, ms, out, reasons=reasons)
+    console.print(f"Scored {rows:,} transactions with aml-model-set version {version} on Spark in "
+                  f"{time.perf_counter() - start:.1f} s: {alerts:,} alerts (threshold {ms.alert_threshold:.3f}); "
+                  f"wrote the Parquet folder {out} (no per-day distributions with --engine spark: run amlscore monitor).")
 
 
 def feedback(

@@ -89,12 +89,17 @@ class TxnColumns:
             t_ns=_utc_ns(txns["timestamp"]),
             fen=np.rint(amount * 100).astype(np.int64),
             amount=amount,
-            is_in=_equals(txns["direction"], "in"),
+            is_in=cls.direction_in(txns["direction"]),
             channel=_codes(txns["channel"], CHANNEL_CODE),
             txn_type=_codes(txns["txn_type"], TXN_TYPE_CODE),
             cp_type=_codes(txns["counterparty_type"], CP_TYPE_CODE),
             **{f: Coded.of(txns[f]) for f in _TEXT_FIELDS},
         )
+
+    @staticmethod
+    def direction_in(direction: pd.Series) -> np.ndarray:
+        """``direction == "in"`` as a bool array."""
+        return _equals(direction, "in")
 
 
 ACCOUNT_KEY_PREFIX = "account:"  # keeps account numbers apart from customer ids among counterparty keys

@@ -100,23 +100,24 @@ def _tie_out_of_order(dt: np.ndarray, ids: np.ndarray) -> bool:
     return bool(len(ties)) and bool((ids[ties] > ids[ties + 1]).any())
 
 
-def _distinct_per_entity(tx: TxnColumns, facts: EventFacts, entity: Coded, windows: tuple[str, ...]
-                         ) -> list[np.ndarray]:
+def entity_customer_counts(codes: np.ndarray, t: np.ndarray, cust: np.ndarray, n_cust: int,
+                           windows: tuple[str, ...]) -> list[np.ndarray]:
     """Distinct customers seen with each row's entity (IP, device, operator) per window; 0 without one.
 
-    The entity's rows are grouped once and every window walks the same groups.
+    Rows in time order; ``codes`` are the entity's codes (-1 = none), ``cust`` the customer codes. The
+    entity's rows are grouped once and every window walks the same groups. Only rows sharing a code
+    meet, so any subset of rows holding whole entities gives their rows the same counts (the Spark
+    engine runs this per ``groupBy(entity)`` partition).
     """
-    codes = entity.codes
-    outs = [np.zeros(len(tx), dtype=np.int64) for _ in windows]
+    outs = [np.zeros(len(codes), dtype=np.int64) for _ in windows]
     rows = np.flatnonzero(codes >= 0)
     if len(rows) == 0:
         return outs
     s = _sort_by(codes[rows])
     idx = rows[s.order]
-    t, cust = tx.t_ns[idx], facts.cust[idx]
-    n_cust = np.int64(facts.cust.max() + 1)
+    t_e, cust_e = t[idx], cust[idx]
     for out, window in zip(outs, windows):
-        out[idx] = window_distinct(t, s.seg_first, cust, n_cust, np.int64(WINDOW_NS[window]))
+        out[idx] = window_distinct(t_e, s.seg_first, cust_e, np.int64(max(n_cust, 1)), np.int64(WINDOW_NS[window]))
     return outs
 
 
@@ -126,25 +127,54 @@ def _new_counterparty(cust: np.ndarray, cp: np.ndarray, n_cp: int) -> np.ndarray
     return first & (cp >= 0)
 
 
-def _peer_totals(facts: EventFacts, tx: TxnColumns, registry: CustomerRegistry, lookback: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's peer group's cash (fen) and transaction count over the ``lookback`` complete days before its day."""
-    group = registry.peer_group[facts.cust]
-    day0 = int(facts.local_day.min()) - lookback - 1
-    n_days = int(facts.local_day.max()) - day0 + 1
-    n_groups = len(registry.peer_group_names)
-    flat = group * n_days + (facts.local_day - day0)
-    size = n_groups * n_days
-    # bincount's float weights are exact here: integer fen totals stay far below 2**53.
-    cash_fen = np.rint(np.bincount(flat, weights=(tx.fen * facts.is_cash).astype(np.float64), minlength=size))
-    cash_fen = cash_fen.astype(np.int64)
-    count = np.bincount(flat, minlength=size).astype(np.int64)
-    cum_cash = np.cumsum(cash_fen.reshape(n_groups, n_days), axis=1)
-    cum_cnt = np.cumsum(count.reshape(n_groups, n_days), axis=1)
-    d = facts.local_day - day0
-    # days [d - lookback, d - 1]: cum[d - 1] - cum[d - lookback - 1]; day0 leaves room so indices stay >= 0
-    hi, lo = d - 1, d - lookback - 1
-    return cum_cash[group, hi] - cum_cash[group, lo], cum_cnt[group, hi] - cum_cnt[group, lo]
+# The peer groups' daily totals every peer feature reads, summed over the rows of each (peer group,
+# day): cash in fen, transactions, outgoing fen, outgoing fen to individuals.
+PEER_DAILY = ("cash_fen", "txn_cnt", "out_fen", "indiv_out_fen")
+
+
+def peer_daily_values(tx: TxnColumns, facts: EventFacts) -> np.ndarray:
+    """Each row's contribution (n, len(PEER_DAILY)) int64 to its peer group's day totals."""
+    out_fen = tx.fen * ~tx.is_in
+    return np.column_stack([tx.fen * facts.is_cash, np.ones(len(tx), dtype=np.int64), out_fen,
+                            out_fen * (tx.cp_type == CP_TYPE_CODE["individual"])]).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class PeerDays:
+    """Cumulative daily totals (:data:`PEER_DAILY`) per peer group: any ``lookback`` complete days
+    before a day in two reads. Built from per-row values or from totals already summed per (group,
+    day) (what a distributed engine's aggregation returns): integer sums, so both give the same table."""
+
+    day0: int
+    cum: np.ndarray  # int64 (len(PEER_DAILY), groups, days)
+
+    @classmethod
+    def from_values(cls, group: np.ndarray, day: np.ndarray, values: np.ndarray, n_groups: int,
+                    lookback: int) -> PeerDays:
+        """``values`` (rows, len(PEER_DAILY)) summed per ``(group, day)``; rows may repeat a pair."""
+        if len(day) == 0:
+            return cls(day0=0, cum=np.zeros((len(PEER_DAILY), max(n_groups, 1), 1), dtype=np.int64))
+        day0 = int(day.min()) - lookback - 1  # room below the first day, so lookups stay >= 0
+        n_days = int(day.max()) - day0 + 1
+        flat = group * n_days + (day - day0)
+        size = n_groups * n_days
+        cum = np.empty((len(PEER_DAILY), n_groups, n_days), dtype=np.int64)
+        for q in range(len(PEER_DAILY)):  # float weights are exact: fen totals stay far below 2**53
+            daily = np.rint(np.bincount(flat, weights=values[:, q].astype(np.float64), minlength=size))
+            cum[q] = np.cumsum(daily.astype(np.int64).reshape(n_groups, n_days), axis=1)
+        return cls(day0=day0, cum=cum)
+
+    def totals(self, quantity: str, group: np.ndarray, day: np.ndarray, lookback: int) -> np.ndarray:
+        """``quantity`` of each ``group`` over the ``lookback`` complete days before ``day``."""
+        cum = self.cum[PEER_DAILY.index(quantity)]
+        d = day - self.day0  # days [d - lookback, d - 1]: cum[d - 1] - cum[d - lookback - 1]
+        return cum[group, d - 1] - cum[group, d - lookback - 1]
+
+
+def peer_days(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, params: FeatureParams) -> PeerDays:
+    """The :class:`PeerDays` of a whole table."""
+    return PeerDays.from_values(registry.peer_group[facts.cust], facts.local_day, peer_daily_values(tx, facts),
+                                len(registry.peer_group_names), params.peer_lookback_days)
 
 
 @dataclass(frozen=True)
@@ -161,8 +191,14 @@ class GraphInputs:
     n_nodes: int
 
 
-def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: CustomerRegistry) -> GraphInputs:
-    """The graph's view of rows in time order (see :mod:`amlscore.features.graph` for the edges)."""
+def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: CustomerRegistry,
+                 first_pair: np.ndarray | None = None) -> GraphInputs:
+    """The graph's view of rows in time order (see :mod:`amlscore.features.graph` for the edges).
+
+    ``first_pair`` (per row: no earlier row stores an edge between the same payer and payee) is
+    computed from these rows unless given: an engine that runs the graph over a stretch of the
+    history computes it over the whole history (:func:`edge_pairs`) and passes it in.
+    """
     n_cust = len(registry.onboard_ns)
     values = cp.values.tolist()
     value_node = np.empty(len(values) + 1, dtype=np.int64)
@@ -182,14 +218,32 @@ def graph_inputs(tx: TxnColumns, cust: np.ndarray, cp: Coded, registry: Customer
                            tx.cp_type == CP_TYPE_CODE["individual"])
     payer = np.where(tx.is_in, node, cust)
     payee = np.where(tx.is_in, cust, node)
-    pair = payer.astype(np.int64) * np.int64(n_cust + outside + 1) + payee
-    # first: no earlier row that stores an edge has this payer -> payee pair
-    idx = np.arange(len(pair))
-    first_store = pd.Series(idx[store]).groupby(pair[store]).min()
-    earliest = pd.Series(pair).map(first_store).to_numpy(dtype=np.float64)
-    first_pair = (node >= 0) & (np.isnan(earliest) | (earliest >= idx))
+    if first_pair is None:
+        pair = payer.astype(np.int64) * np.int64(n_cust + outside + 1) + payee
+        # first: no earlier row that stores an edge has this payer -> payee pair
+        idx = np.arange(len(pair))
+        first_store = pd.Series(idx[store]).groupby(pair[store]).min()
+        earliest = pd.Series(pair).map(first_store).to_numpy(dtype=np.float64)
+        first_pair = (node >= 0) & (np.isnan(earliest) | (earliest >= idx))
     return GraphInputs(cust=cust.astype(np.int64), cp=node, payee_indiv=payee_indiv.astype(np.bool_),
-                       first_pair=first_pair, store=store, n_nodes=n_cust + outside)
+                       first_pair=np.asarray(first_pair, dtype=np.bool_), store=store, n_nodes=n_cust + outside)
+
+
+def edge_pairs(txns: pd.DataFrame, registry: CustomerRegistry) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a typed transactions frame: the edge's payer and payee keys (customer_id, or the
+    counterparty's ``account:`` key; None without a counterparty), whether the row stores the edge and
+    whether it has one. A row's ``first_pair`` (:func:`graph_inputs`) is: it has an edge, and no earlier
+    storing row has the same (payer, payee); keys name the same nodes as the graph's ids do."""
+    cp = counterparty_keys(txns, registry.code_of)
+    key = np.append(cp.values, None)[cp.codes]  # code -1 takes the last entry: no counterparty
+    has_cp = cp.codes >= 0
+    internal = has_cp & pd.Series(key, dtype=object).isin(registry.code_of.keys()).to_numpy()
+    is_in = TxnColumns.direction_in(txns["direction"])
+    customer = txns["customer_id"].astype(str).to_numpy(dtype=object)
+    payer = np.where(is_in, key, customer)
+    payee = np.where(is_in, customer, key)
+    store = has_cp & ~(is_in & internal)
+    return np.where(has_cp, payer, None), np.where(has_cp, payee, None), store, has_cp
 
 
 def graph_matrix(tx: TxnColumns, g: GraphInputs, registry: CustomerRegistry, reports: pd.DataFrame | None,
@@ -201,37 +255,41 @@ def graph_matrix(tx: TxnColumns, g: GraphInputs, registry: CustomerRegistry, rep
                       tx.fen, g.payee_indiv, g.first_pair, g.store)
 
 
-def payer_peer_totals(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, payer: np.ndarray,
-                      lookback: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the outgoing fen and the outgoing fen to individuals of the payer's peer group over the
-    ``lookback`` complete days before the row's day (0 where the payer is not a customer, code -1)."""
-    group = registry.peer_group[facts.cust]
-    day0 = int(facts.local_day.min()) - lookback - 1
-    n_days = int(facts.local_day.max()) - day0 + 1
-    n_groups = len(registry.peer_group_names)
-    flat = group * n_days + (facts.local_day - day0)
-    out_fen = tx.fen * ~tx.is_in
-    indiv_fen = out_fen * (tx.cp_type == CP_TYPE_CODE["individual"])
-    cums = []
-    for values in (out_fen, indiv_fen):  # float weights are exact: fen totals stay far below 2**53
-        daily = np.rint(np.bincount(flat, weights=values.astype(np.float64), minlength=n_groups * n_days))
-        cums.append(np.cumsum(daily.astype(np.int64).reshape(n_groups, n_days), axis=1))
-    is_cust = payer >= 0
-    pg = registry.peer_group[np.where(is_cust, payer, 0)]
-    d = facts.local_day - day0
-    hi, lo = d - 1, d - lookback - 1
-    return tuple(np.where(is_cust, cum[pg, hi] - cum[pg, lo], 0) for cum in cums)  # type: ignore[return-value]
-
-
 def payer_peer_column(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, g: GraphInputs,
-                      graph: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """:data:`PAYER_PEER_FEATURE` of rows in time order, from the graph's payer share."""
+                      graph: np.ndarray, params: FeatureParams, peers: PeerDays) -> np.ndarray:
+    """:data:`PAYER_PEER_FEATURE` of rows in time order, from the graph's payer share: the payer's peer
+    group's outgoing fen and outgoing fen to individuals over the lookback days before the row's day
+    (NaN where the payer is not a customer)."""
     n_cust = len(registry.onboard_ns)
     payer = np.where(tx.is_in, g.cp, g.cust)
-    payer = np.where((payer >= 0) & (payer < n_cust), payer, -1)
-    out_fen, indiv_fen = payer_peer_totals(tx, facts, registry, payer, params.peer_lookback_days)
+    is_cust = (payer >= 0) & (payer < n_cust)
+    pg = registry.peer_group[np.where(is_cust, payer, 0)]
+    lookback = params.peer_lookback_days
+    out_fen, indiv_fen = (np.where(is_cust, peers.totals(q, pg, facts.local_day, lookback), 0)
+                          for q in ("out_fen", "indiv_out_fen"))
     share = graph[:, GRAPH_FEATURES.index("payer_indiv_share_30d")]
-    return np.where(payer >= 0, payer_vs_peers(share, out_fen, indiv_fen), np.nan)
+    return np.where(is_cust, payer_vs_peers(share, out_fen, indiv_fen), np.nan)
+
+
+def graph_columns(tx: TxnColumns, facts: EventFacts, cp: Coded, registry: CustomerRegistry,
+                  reports: pd.DataFrame | None, params: FeatureParams, peers: PeerDays,
+                  first_pair: np.ndarray | None = None) -> np.ndarray:
+    """:data:`GRAPH_FEATURES` and :data:`PAYER_PEER_FEATURE` (n, columns) of rows in time order: one
+    sequential pass (every customer's edges in one graph). Over the whole table, or over a stretch of
+    it that starts :data:`GRAPH_WARM_UP_DAYS` before the rows whose values are kept, with ``first_pair``
+    of the whole table (:func:`graph_inputs`): the values kept are the same."""
+    g = graph_inputs(tx, facts.cust, cp, registry, first_pair)
+    graph = graph_matrix(tx, g, registry, reports, params)
+    return np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params, peers)])
+
+
+# The graph reads edges of the last 30 days at most (cycles 7 days, fan-in/out 7, payees and reported
+# neighbours 30), and an edge's chain length looks back at most CHAIN_CAP hops of 24 hours: what a row
+# sees depends on the 38 days before it (besides first_pair, which the whole history gives). A
+# stretch of history replayed from this many days before the rows kept gives them their values
+# (measured on a generated bank in 5-day stretches: 3 days of warm-up change 17 graph features,
+# 20 days 9 of them, 30 and 38 days none).
+GRAPH_WARM_UP_DAYS = 40
 
 
 # Per-row quantities that need other customers' rows (the same IP, device or operator; the peer group;
@@ -244,20 +302,34 @@ _FACT_T, _FACT_IN = FACT_COLUMNS.index("t_ns"), FACT_COLUMNS.index("is_in")
 _BLOCK_ROWS = 16_384
 
 
-def _table_primitives(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, params: FeatureParams,
-                      out: np.ndarray) -> None:
-    """The :data:`_TABLE_COLS` of every row into ``out`` (n, columns), rows in the table's (time) order."""
+# What the shared-identifier counts are taken over: (column, prefix of the feature, windows).
+ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", "device_customers", ("24h", "7d")),
+                  ("operator_id", "operator_customers", ("30d",)))
+
+
+def registry_primitives(facts: EventFacts, registry: CustomerRegistry, params: FeatureParams, peers: PeerDays,
+                        out: np.ndarray) -> None:
+    """The :data:`_TABLE_COLS` that are not entity counts into ``out`` (n, columns): per row, lookups
+    into the customers table and the peer groups' daily totals (nothing of other rows is read)."""
     col = {name: j for j, name in enumerate(_TABLE_COLS)}
-    for prefix, entity, windows in (("ip_customers", tx.ip_address, ("24h", "7d")),
-                                    ("device_customers", tx.device_id, ("24h", "7d")),
-                                    ("operator_customers", tx.operator_id, ("30d",))):
-        for window, counts in zip(windows, _distinct_per_entity(tx, facts, entity, windows)):
-            out[:, col[f"{prefix}_{window}"]] = counts
-    out[:, col["peer_cash_fen"]], out[:, col["peer_txn_cnt"]] = _peer_totals(facts, tx, registry,
-                                                                             params.peer_lookback_days)
+    group, day, lookback = registry.peer_group[facts.cust], facts.local_day, params.peer_lookback_days
+    out[:, col["peer_cash_fen"]] = peers.totals("cash_fen", group, day, lookback)
+    out[:, col["peer_txn_cnt"]] = peers.totals("txn_cnt", group, day, lookback)
     out[:, col["peer_size"]] = registry.peer_group_size(facts.cust, facts.local_day)
     for kind in ("agent", "phone", "emergency"):
         out[:, col[f"{kind}_other"]] = registry.other_customers(kind, facts.cust, facts.local_day)
+
+
+def _table_primitives(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, params: FeatureParams,
+                      peers: PeerDays, out: np.ndarray) -> None:
+    """The :data:`_TABLE_COLS` of every row into ``out`` (n, columns), rows in the table's (time) order."""
+    col = {name: j for j, name in enumerate(_TABLE_COLS)}
+    n_cust = len(registry.onboard_ns)
+    for column, prefix, windows in ENTITY_WINDOWS:
+        entity: Coded = getattr(tx, column)
+        for window, counts in zip(windows, entity_customer_counts(entity.codes, tx.t_ns, facts.cust, n_cust, windows)):
+            out[:, col[f"{prefix}_{window}"]] = counts
+    registry_primitives(facts, registry, params, peers, out)
 
 
 @dataclass(frozen=True)
@@ -298,6 +370,20 @@ class _ByCustomer:
                           table=np.ascontiguousarray(data[:, N_FACTS:_ROW_CUST]))
 
 
+def _row_data(txns: pd.DataFrame, tx: TxnColumns, registry: CustomerRegistry, params: FeatureParams
+              ) -> tuple[np.ndarray, EventFacts, Coded]:
+    """The int64 row matrix (facts, table primitives left empty, customer, counterparty, amount bits),
+    the facts and the counterparty codes of rows in time order: everything a row needs that reads no
+    other row."""
+    data = np.empty((len(tx), _ROW_AMOUNT + 1), dtype=np.int64)
+    facts = derive_facts(tx, registry, params, out=data)
+    data[:, _ROW_CUST] = facts.cust
+    cp = counterparty_keys(txns, registry.code_of)  # customer_id inside the bank, else the account
+    data[:, _ROW_CP] = cp.codes
+    data[:, _ROW_AMOUNT] = tx.amount.view(np.int64)  # the float's bits, restored exactly
+    return data, facts, cp
+
+
 def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: FeatureParams,
                  reports: pd.DataFrame | None = None) -> _ByCustomer:
     """Everything the partitions need, one row per transaction in ``data``, and the shuffle order.
@@ -306,16 +392,10 @@ def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: Feature
     into its columns (fresh memory is costly at millions of rows).
     """
     tx = TxnColumns.from_frame(txns)
-    data = np.empty((len(tx), _ROW_AMOUNT + 1), dtype=np.int64)
-    facts = derive_facts(tx, registry, params, out=data)
-    _table_primitives(tx, facts, registry, params, data[:, N_FACTS:_ROW_CUST])
-    data[:, _ROW_CUST] = facts.cust
-    cp = counterparty_keys(txns, registry.code_of)  # customer_id inside the bank, else the account
-    data[:, _ROW_CP] = cp.codes
-    data[:, _ROW_AMOUNT] = tx.amount.view(np.int64)  # the float's bits, restored exactly
-    g = graph_inputs(tx, facts.cust, cp, registry)
-    graph = graph_matrix(tx, g, registry, reports, params)
-    graph = np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params)])
+    data, facts, cp = _row_data(txns, tx, registry, params)
+    peers = peer_days(tx, facts, registry, params)
+    _table_primitives(tx, facts, registry, params, peers, data[:, N_FACTS:_ROW_CUST])
+    graph = graph_columns(tx, facts, cp, registry, reports, params, peers)
     return _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data,
                        n_counterparties=len(cp.values), graph=graph)
 
@@ -395,14 +475,50 @@ def iter_feature_chunks(txns: pd.DataFrame, customers: pd.DataFrame, params: Fea
         return
     by_cust = _by_customer(txns, registry, params, reports)
     done = 0
-    for a, b in _customer_slices(by_cust.data[by_cust.rows, _ROW_CUST], min(chunk_rows, _BLOCK_ROWS)):
+    for rows, matrix in _customer_chunks(by_cust, registry, params, min(chunk_rows, _BLOCK_ROWS)):
+        yield rows, matrix
+        done += len(rows)
+        if progress:
+            progress("features", done / n)
+
+
+def _customer_chunks(by_cust: _ByCustomer, registry: CustomerRegistry, params: FeatureParams, max_rows: int
+                     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(row positions, feature matrix)`` per partition of whole customers of ``by_cust``."""
+    for a, b in _customer_slices(by_cust.data[by_cust.rows, _ROW_CUST], max_rows):
         part = by_cust.partition(a, b)
         matrix = _partition_features(part, registry, params)
         matrix[:, _GRAPH_POS] = by_cust.graph[part.rows]
         yield part.rows, matrix
-        done += b - a
-        if progress:
-            progress("features", done / n)
+
+
+# The per-row columns a partition of whole customers cannot compute from its own rows: the
+# shared-identifier counts (over other customers' rows with the same IP, device or operator).
+ENTITY_FEATURES = DISTINCT_FEATURES[4:]
+GRAPH_COLUMNS = GRAPH_FEATURES + (PAYER_PEER_FEATURE,)
+
+
+def customer_group_features(txns: pd.DataFrame, registry: CustomerRegistry, params: FeatureParams,
+                            peers: PeerDays, entity_counts: np.ndarray, graph: np.ndarray) -> np.ndarray:
+    """Feature matrix (rows of ``txns``, columns :data:`FEATURE_NAMES`) of the transactions of whole
+    customers, in time order, given what reads other customers' rows: ``entity_counts`` (rows,
+    :data:`ENTITY_FEATURES`), ``graph`` (rows, :data:`GRAPH_COLUMNS`) and the whole table's
+    :class:`PeerDays`. The rest is computed here by the same partition function as
+    :func:`iter_feature_chunks`: this is what a ``groupBy(customer).applyInPandas`` task runs.
+    """
+    out = np.empty((len(txns), len(FEATURE_NAMES)), dtype=np.float64)
+    if len(txns) == 0:
+        return out
+    tx = TxnColumns.from_frame(txns)
+    data, facts, cp = _row_data(txns, tx, registry, params)
+    table = data[:, N_FACTS:_ROW_CUST]
+    table[:, :len(ENTITY_FEATURES)] = entity_counts
+    registry_primitives(facts, registry, params, peers, table)
+    by_cust = _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data, n_counterparties=len(cp.values),
+                          graph=np.asarray(graph, dtype=np.float64))
+    for rows, matrix in _customer_chunks(by_cust, registry, params, _BLOCK_ROWS):
+        out[rows] = matrix
+    return out
 
 
 def compute_feature_matrix(txns: pd.DataFrame, customers: pd.DataFrame, params: FeatureParams | None = None,

@@ -89,6 +89,9 @@ class TrainConfig:
         Extra feedback files (``<data>/feedback/*.csv`` is always read).
     rules_config_path, feature_params_path : Path or None
         Non-default configuration files.
+    features : Path or None
+        A feature folder written by ``amlscore features --engine spark`` for this data folder and these
+        feature parameters, read instead of computing the features here (checked on read).
     """
 
     data: Path
@@ -117,6 +120,7 @@ class TrainConfig:
     feedback: tuple[Path, ...] = ()
     rules_config_path: Path | None = None
     feature_params_path: Path | None = None
+    features: Path | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.bag_keep_share <= 1:

@@ -56,6 +56,7 @@ from amlscore.contract.errors import AmlError
 from amlscore.contract import report_data_warnings
 from amlscore.contract.load import Dataset, load_dataset
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
+from amlscore.features.feature_folder import read_feature_folder
 from amlscore.features.offline import build_features
 from amlscore.features.params import load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
@@ -106,13 +107,17 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
     if dataset is None:
         dataset = load_dataset(config.data)
         report_data_warnings(dataset)
+    loaded_fingerprint = dataset.fingerprint
     dataset, n_feedback = merge_feedback(dataset, feedback_files(config.data, config.feedback))
     rules_config = load_rules_config(config.rules_config_path)
     params = load_feature_params(config.feature_params_path)
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    features = build_features(dataset, params, progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
+    if config.features is not None:  # computed by another engine (Spark) for this data: checked, not recomputed
+        features = read_feature_folder(config.features, dataset, params, data_fingerprint=loaded_fingerprint)
+    else:
+        features = build_features(dataset, params, progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
     txns = dataset.transactions
     if not np.array_equal(features["txn_id"].astype(str).to_numpy(dtype=object),
                           txns["txn_id"].astype(str).to_numpy(dtype=object)):  # pragma: no cover - defensive
