@@ -269,62 +269,35 @@ class _Write:
         self.future: Future = Future()
 
 
-class AuditLog:
-    """Append-only decision log in SQLite (thread-safe), with group commit.
+class GroupCommitLog:
+    """What the audit logs (:class:`AuditLog` on SQLite, ``amlscore.core.audit_pg.PostgresAuditLog``)
+    share: the write API over queued writes, and one writer thread that commits every write queued
+    since its last commit in one transaction, then completes each write's future.
 
-    Every write goes through one writer thread that owns the writing connection: it takes all the
-    writes queued since its last commit, inserts them in one transaction and commits (with an fsync
-    under ``sync="full"``), then completes each write's future. :meth:`submit` returns that future
-    at once (the service's event loop awaits it and scores the next request meanwhile);
-    :meth:`append` waits for it. **A write's future completes only once its rows are committed**,
-    so a response sent after it never names a decision a crash could lose. Queued decisions are
-    visible to the readers (:meth:`by_txn`, :meth:`by_txns`, :meth:`by_request`) from the moment they
-    are submitted, so a replay of a transaction whose decision is still being committed finds it
-    (and waits for the same commit, :meth:`durable`). Reads use their own connection (WAL: readers
-    never wait for a commit). The writer thread starts at the first write; a log opened only to
-    read (reports) has none.
-
-    Parameters
-    ----------
-    path : path of the database file (created with its folder).
-    sync : ``"full"`` (fsync at every commit, survives a power cut) or ``"normal"`` (survives a crash
-        of the process, not of the machine).
+    A subclass opens its store, calls :meth:`_init_writes`, and implements ``_commit(group)`` (write the
+    group's rows in one transaction, completing each with :meth:`_finish`) and ``explanation``.
     """
 
-    def __init__(self, path: str | Path, sync: str = "full") -> None:
-        if sync not in ("full", "normal"):
-            raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
-        self.path = private_database(path)  # owner-only, as its -wal and -shm files
-        self._lock = threading.Lock()  # the reading connection
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
-        # No checkpoint inside a commit: responses wait for their commit, so a checkpoint there (copying
-        # the WAL into the database, with fsyncs) would hold up every response queued behind it.
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.executescript(_SCHEMA + _RETENTION + _APPEND_ONLY)
-        _add_chain_columns(self._db)
-        self.head_path = head_path_of(self.path)
-        self._heads = {table: _table_head(self._db, table) for table in CHAINED}  # table -> (rows, head hash)
-        self._read = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+    _WRITER_NAME = "audit-writer"
+
+    def _init_writes(self) -> None:
         self._queue: list[_Write] = []
         self._cond = threading.Condition(threading.Lock())
         self._pending: dict[str, tuple[AuditRecord, Future]] = {}  # txn_id -> submitted, not yet committed
         self._pending_requests: dict[str, AuditRecord] = {}
         self._writer: threading.Thread | None = None
-        self._write_lock = threading.Lock()  # held by the writer thread while it commits
-        # small, frequent checkpoints: a large one's fsync held up the commits (and so the responses) behind it
-        self._wal = WalCheckpointer(self.path, sync.upper(), self._write_lock, every=100, max_pages=2000)
         self._closing = False
         self._failed: BaseException | None = None
         self.commits = 0  # transactions committed (decisions per commit = decisions / commits)
         # called by the writer thread after each commit with its duration in seconds (the fsync
         # included) and the writes it held: the service exports them, so a slow disk shows as slow commits
         self.on_commit: Callable[[float, int], None] | None = None
-        try:
-            os.chmod(self.path, 0o600)
-        except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
-            pass
+
+    def _commit(self, group: list[_Write]) -> None:
+        raise NotImplementedError
+
+    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
+        raise NotImplementedError
 
     # -- writing --------------------------------------------------------------------------------
     def submit(self, records: Iterable[AuditRecord]) -> Future:
@@ -387,11 +360,6 @@ class AuditLog:
             return done
         return self._enqueue(_Write("shadow", rows))
 
-    def shadow_count(self) -> int:
-        """Shadow scores in the log."""
-        with self._lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM shadow_scores").fetchone()[0])
-
     def _enqueue(self, write: _Write) -> Future:
         with self._cond:
             if self._failed is not None:
@@ -403,7 +371,7 @@ class AuditLog:
                 self._pending_requests[rec.request_id] = rec
             self._queue.append(write)
             if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name="audit-writer", daemon=True)
+                self._writer = threading.Thread(target=self._write_loop, name=self._WRITER_NAME, daemon=True)
                 self._writer.start()
             self._cond.notify()
         return write.future
@@ -425,6 +393,86 @@ class AuditLog:
             for write in group:
                 self._finish(write, None, exc)
             raise
+
+    def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
+        with self._cond:
+            for rec in write.records:
+                if self._pending.get(rec.txn_id, (None, None))[1] is write.future:
+                    del self._pending[rec.txn_id]
+                    self._pending_requests.pop(rec.request_id, None)
+        if exc is not None:
+            write.future.set_exception(exc)
+        else:
+            write.future.set_result(result)
+
+
+
+def record_from_row(row: tuple[Any, ...] | None) -> AuditRecord | None:
+    """An :class:`AuditRecord` from a ``decisions`` row (``seq``, the columns, ``chain_hash``), as both stores read it."""
+    if row is None:
+        return None
+    (seq, request_id, txn_id, customer_id, decided_at, key_id, role, endpoint, batch_id, ihash, input_json, feats,
+     score, alert, model_name, model_version, fset, fparams, rules_hash, decision_json, chain) = row
+    return AuditRecord(request_id=request_id, txn_id=txn_id, customer_id=customer_id, decided_at=decided_at,
+                       caller_key_id=key_id, caller_role=role, endpoint=endpoint, batch_id=batch_id,
+                       input_hash=ihash, input=orjson.loads(input_json),
+                       features=np.frombuffer(bytes(feats), dtype=np.float64).copy(), suspicion_score=float(score),
+                       alert=bool(alert), model_name=model_name, model_version=model_version,
+                       feature_set_version=fset, feature_params_hash=fparams, rules_config_hash=rules_hash,
+                       decision=orjson.loads(decision_json), seq=int(seq), chain_hash=chain)
+
+
+class AuditLog(GroupCommitLog):
+    """Append-only decision log in SQLite (thread-safe), with group commit.
+
+    Every write goes through one writer thread that owns the writing connection: it takes all the
+    writes queued since its last commit, inserts them in one transaction and commits (with an fsync
+    under ``sync="full"``), then completes each write's future. :meth:`submit` returns that future
+    at once (the service's event loop awaits it and scores the next request meanwhile);
+    :meth:`append` waits for it. **A write's future completes only once its rows are committed**,
+    so a response sent after it never names a decision a crash could lose. Queued decisions are
+    visible to the readers (:meth:`by_txn`, :meth:`by_txns`, :meth:`by_request`) from the moment they
+    are submitted, so a replay of a transaction whose decision is still being committed finds it
+    (and waits for the same commit, :meth:`durable`). Reads use their own connection (WAL: readers
+    never wait for a commit). The writer thread starts at the first write; a log opened only to
+    read (reports) has none.
+
+    Parameters
+    ----------
+    path : path of the database file (created with its folder).
+    sync : ``"full"`` (fsync at every commit, survives a power cut) or ``"normal"`` (survives a crash
+        of the process, not of the machine).
+    """
+
+    def __init__(self, path: str | Path, sync: str = "full") -> None:
+        if sync not in ("full", "normal"):
+            raise ValueError(f"The 'sync' parameter of AuditLog must be one of full, normal. Got {sync!r} instead.")
+        self.path = private_database(path)  # owner-only, as its -wal and -shm files
+        self._lock = threading.Lock()  # the reading connection
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={sync.upper()}")
+        # No checkpoint inside a commit: responses wait for their commit, so a checkpoint there (copying
+        # the WAL into the database, with fsyncs) would hold up every response queued behind it.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._db.executescript(_SCHEMA + _RETENTION + _APPEND_ONLY)
+        _add_chain_columns(self._db)
+        self.head_path = head_path_of(self.path)
+        self._heads = {table: _table_head(self._db, table) for table in CHAINED}  # table -> (rows, head hash)
+        self._read = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        self._init_writes()
+        self._write_lock = threading.Lock()  # held by the writer thread while it commits
+        # small, frequent checkpoints: a large one's fsync held up the commits (and so the responses) behind it
+        self._wal = WalCheckpointer(self.path, sync.upper(), self._write_lock, every=100, max_pages=2000)
+        try:
+            os.chmod(self.path, 0o600)
+        except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
+            pass
+
+    def shadow_count(self) -> int:
+        """Shadow scores in the log."""
+        with self._lock:
+            return int(self._read.execute("SELECT COUNT(*) FROM shadow_scores").fetchone()[0])
 
     _INSERT = {
         "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
@@ -500,35 +548,11 @@ class AuditLog:
         for write in group:
             self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
 
-    def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
-        with self._cond:
-            for rec in write.records:
-                if self._pending.get(rec.txn_id, (None, None))[1] is write.future:
-                    del self._pending[rec.txn_id]
-                    self._pending_requests.pop(rec.request_id, None)
-        if exc is not None:
-            write.future.set_exception(exc)
-        else:
-            write.future.set_result(result)
-
     # -- reading --------------------------------------------------------------------------------
-    def _record(self, row: tuple[Any, ...] | None) -> AuditRecord | None:
-        if row is None:
-            return None
-        (seq, request_id, txn_id, customer_id, decided_at, key_id, role, endpoint, batch_id, ihash, input_json, feats,
-         score, alert, model_name, model_version, fset, fparams, rules_hash, decision_json, chain) = row
-        return AuditRecord(request_id=request_id, txn_id=txn_id, customer_id=customer_id, decided_at=decided_at,
-                           caller_key_id=key_id, caller_role=role, endpoint=endpoint, batch_id=batch_id,
-                           input_hash=ihash, input=json.loads(input_json),
-                           features=np.frombuffer(feats, dtype=np.float64).copy(), suspicion_score=float(score),
-                           alert=bool(alert), model_name=model_name, model_version=model_version,
-                           feature_set_version=fset, feature_params_hash=fparams, rules_config_hash=rules_hash,
-                           decision=json.loads(decision_json), seq=int(seq), chain_hash=chain)
-
     def _one(self, where: str, value: str) -> AuditRecord | None:
         with self._lock:
             row = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = ?", (value,)).fetchone()
-        return self._record(row)
+        return record_from_row(row)
 
     def by_txn(self, txn_id: str) -> AuditRecord | None:
         """The decision recorded (or being committed) for a txn_id, or None."""
@@ -550,7 +574,7 @@ class AuditLog:
                 rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id IN "
                                         f"({','.join('?' * len(part))})", part).fetchall()
             for row in rows:
-                rec = self._record(row)
+                rec = record_from_row(row)
                 assert rec is not None
                 out.setdefault(rec.txn_id, rec)
         return out
@@ -589,7 +613,7 @@ class AuditLog:
             if not rows:
                 return
             for row in rows:
-                rec = self._record(row)
+                rec = record_from_row(row)
                 assert rec is not None and rec.seq is not None
                 last = rec.seq
                 yield rec

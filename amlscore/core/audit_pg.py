@@ -29,11 +29,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-import numpy as np
 import orjson
 
 from amlscore.contract.errors import AmlError
@@ -45,11 +43,10 @@ from amlscore.core.audit import (
     AuditRecord,
     ChainBreak,
     ChainReport,
-    ShadowScore,
+    GroupCommitLog,
     _row_digest,
     _Write,
-    stored_json,
-    utc_now_iso,
+    record_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -165,8 +162,11 @@ def ensure_schema(conn: Any, sql: str = _SCHEMA, append_only: Iterable[str] = tu
                          (t, _GENESIS))
 
 
-class PostgresAuditLog:
-    """The audit log over PostgreSQL: the public methods of :class:`amlscore.core.audit.AuditLog`."""
+class PostgresAuditLog(GroupCommitLog):
+    """The audit log over PostgreSQL: the public methods of :class:`amlscore.core.audit.AuditLog`
+    (the write API and the writer thread are :class:`~amlscore.core.audit.GroupCommitLog`'s)."""
+
+    _WRITER_NAME = "audit-writer-pg"
 
     def __init__(self, url: str, sync: str = "full") -> None:
         if sync not in ("full", "normal"):
@@ -179,93 +179,7 @@ class PostgresAuditLog:
         self._db.commit()
         self._read = connect(url, autocommit=True)
         self._lock = threading.Lock()  # the reading connection
-        self._queue: list[_Write] = []
-        self._cond = threading.Condition(threading.Lock())
-        self._pending: dict[str, tuple[AuditRecord, Future]] = {}
-        self._pending_requests: dict[str, AuditRecord] = {}
-        self._writer: threading.Thread | None = None
-        self._closing = False
-        self._failed: BaseException | None = None
-        self.commits = 0
-        self.on_commit: Callable[[float, int], None] | None = None
-
-    # -- writing (as AuditLog) -------------------------------------------------------------------
-    def submit(self, records: Iterable[AuditRecord]) -> Future:
-        records = list(records)
-        rows = [(r.request_id, r.txn_id, r.customer_id, r.decided_at, r.caller_key_id, r.caller_role, r.endpoint,
-                 r.batch_id, r.input_hash, stored_json(r.input),
-                 np.ascontiguousarray(r.features, dtype=np.float64).tobytes(), float(r.suspicion_score),
-                 int(bool(r.alert)), r.model_name, r.model_version, r.feature_set_version,
-                 r.feature_params_hash, r.rules_config_hash, stored_json(r.decision)) for r in records]
-        if not rows:
-            done: Future = Future()
-            done.set_result(0)
-            return done
-        return self._enqueue(_Write("decisions", rows, records))
-
-    def append(self, records: Iterable[AuditRecord]) -> int:
-        return int(self.submit(records).result())
-
-    def durable(self, txn_id: str) -> Future | None:
-        with self._cond:
-            item = self._pending.get(txn_id)
-        return item[1] if item is not None else None
-
-    def append_explanation(self, request_id: str, lang: str, model_version: str, explanation: dict[str, Any]) -> dict[str, Any]:
-        row = (request_id, lang, utc_now_iso(), model_version, stored_json(explanation))
-        self._enqueue(_Write("explanation", [row])).result()
-        stored = self.explanation(request_id, lang)
-        assert stored is not None
-        return stored
-
-    def submit_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> Future:
-        return self._enqueue(_Write("replay", [(request_id, txn_id, utc_now_iso(), caller_key_id, caller_role, endpoint)]))
-
-    def append_replay(self, request_id: str, txn_id: str, caller_key_id: str, caller_role: str, endpoint: str) -> None:
-        self.submit_replay(request_id, txn_id, caller_key_id, caller_role, endpoint).result()
-
-    def submit_shadow(self, scores: Iterable[ShadowScore]) -> Future:
-        rows = [(s.request_id, s.txn_id, s.model_name, s.model_version, s.suspicion_score, int(bool(s.alert)),
-                 stored_json(s.components), s.scored_at) for s in scores]
-        if not rows:
-            done: Future = Future()
-            done.set_result(0)
-            return done
-        return self._enqueue(_Write("shadow", rows))
-
-    def _enqueue(self, write: _Write) -> Future:
-        with self._cond:
-            if self._failed is not None:
-                raise RuntimeError(f"the audit log writer stopped: {self._failed!r}")
-            if self._closing:
-                raise RuntimeError("the audit log is closed")
-            for rec in write.records:
-                self._pending[rec.txn_id] = (rec, write.future)
-                self._pending_requests[rec.request_id] = rec
-            self._queue.append(write)
-            if self._writer is None:
-                self._writer = threading.Thread(target=self._write_loop, name="audit-writer-pg", daemon=True)
-                self._writer.start()
-            self._cond.notify()
-        return write.future
-
-    def _write_loop(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while not self._queue and not self._closing:
-                        self._cond.wait()
-                    if not self._queue:
-                        return
-                    group, self._queue = self._queue, []
-                self._commit(group)
-        except BaseException as exc:  # pragma: no cover - a bug: fail every waiting caller rather than hang them
-            with self._cond:
-                self._failed = exc
-                group, self._queue = self._queue, []
-            for write in group:
-                self._finish(write, None, exc)
-            raise
+        self._init_writes()
 
     _INSERT = {
         "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join(['%s'] * len(_COLUMNS))})",
@@ -315,39 +229,14 @@ class PostgresAuditLog:
         for write in group:
             self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
 
-    def _finish(self, write: _Write, result: Any, exc: BaseException | None) -> None:
-        with self._cond:
-            for rec in write.records:
-                if self._pending.get(rec.txn_id, (None, None))[1] is write.future:
-                    del self._pending[rec.txn_id]
-                    self._pending_requests.pop(rec.request_id, None)
-        if exc is not None:
-            write.future.set_exception(exc)
-        else:
-            write.future.set_result(result)
-
     # -- reading ---------------------------------------------------------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._read.execute(sql, params).fetchall()
 
-    @staticmethod
-    def _record(row: tuple[Any, ...] | None) -> AuditRecord | None:
-        if row is None:
-            return None
-        (seq, request_id, txn_id, customer_id, decided_at, key_id, role, endpoint, batch_id, ihash, input_json, feats,
-         score, alert, model_name, model_version, fset, fparams, rules_hash, decision_json, chain) = row
-        return AuditRecord(request_id=request_id, txn_id=txn_id, customer_id=customer_id, decided_at=decided_at,
-                           caller_key_id=key_id, caller_role=role, endpoint=endpoint, batch_id=batch_id,
-                           input_hash=ihash, input=orjson.loads(input_json),
-                           features=np.frombuffer(bytes(feats), dtype=np.float64).copy(), suspicion_score=float(score),
-                           alert=bool(alert), model_name=model_name, model_version=model_version,
-                           feature_set_version=fset, feature_params_hash=fparams, rules_config_hash=rules_hash,
-                           decision=orjson.loads(decision_json), seq=int(seq), chain_hash=chain)
-
     def _one(self, where: str, value: str) -> AuditRecord | None:
         rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = %s", (value,))
-        return self._record(rows[0] if rows else None)
+        return record_from_row(rows[0] if rows else None)
 
     def by_txn(self, txn_id: str) -> AuditRecord | None:
         with self._cond:
@@ -364,7 +253,7 @@ class PostgresAuditLog:
         for start in range(0, len(ids), 500):
             for row in self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id = ANY(%s)",
                                   (ids[start:start + 500],)):
-                rec = self._record(row)
+                rec = record_from_row(row)
                 assert rec is not None
                 out.setdefault(rec.txn_id, rec)
         return out
@@ -398,7 +287,7 @@ class PostgresAuditLog:
             if not rows:
                 return
             for row in rows:
-                rec = self._record(row)
+                rec = record_from_row(row)
                 assert rec is not None and rec.seq is not None
                 last = rec.seq
                 yield rec
