@@ -13,12 +13,18 @@ one the export files are rewritten atomically:
 
 A report's period is the transaction's day on the bank clock; its report date is the day it was
 recorded (or the one given), never before that day.
+
+The same database keeps the customers' **rating changes** (``rating_changes``, append-only too):
+each customer added or changed while serving, with its rating before and after and who sent the
+change, so a customer's rating history outlives a restart (the ratings themselves are computed
+again at each start from the data folder).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import sqlite3
 import threading
@@ -63,7 +69,23 @@ CREATE TRIGGER IF NOT EXISTS feedback_no_update BEFORE UPDATE ON feedback
 BEGIN SELECT RAISE(ABORT, 'feedback is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS feedback_no_delete BEFORE DELETE ON feedback
 BEGIN SELECT RAISE(ABORT, 'feedback is append-only: DELETE refused'); END;
+CREATE TABLE IF NOT EXISTS rating_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    customer_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    before_json TEXT,
+    after_json TEXT
+);
+CREATE INDEX IF NOT EXISTS rating_changes_customer ON rating_changes(customer_id, seq);
+CREATE TRIGGER IF NOT EXISTS rating_changes_no_update BEFORE UPDATE ON rating_changes
+BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS rating_changes_no_delete BEFORE DELETE ON rating_changes
+BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: DELETE refused'); END;
 """
+
+RATING_CHANGE_COLUMNS = ("customer_id", "recorded_at", "caller_key_id", "caller_role", "before_json", "after_json")
 
 
 @dataclass(frozen=True)
@@ -90,8 +112,41 @@ class FeedbackEntry:
     transaction_json: str
 
 
+@dataclass(frozen=True)
+class RatingChange:
+    """A customer added or changed while serving: its rating summary before (None: new or unrated) and
+    after (None: not rated, e.g. onboarded after the rating date), and who sent the change."""
+
+    customer_id: str
+    recorded_at: str
+    caller_key_id: str
+    caller_role: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.customer_id, self.recorded_at, self.caller_key_id, self.caller_role, _dump(self.before),
+                _dump(self.after))
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> "RatingChange":
+        cid, at, key, role, before, after = row
+        return cls(str(cid), str(at), str(key), str(role), _load(before), _load(after))
+
+
+def _dump(value: dict[str, Any] | None) -> str | None:
+    """Strict JSON (a NaN raises ValueError), so every stored summary reads back."""
+    return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True, allow_nan=False)
+
+
+def _load(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else json.loads(text)
+
+
 class FeedbackStore:
-    """Durable dispositions plus their export in the reports format."""
+    """Durable dispositions plus their export in the reports format, and the customers' rating changes."""
+
+    _PLACEHOLDER = "?"
 
     def __init__(self, db_path: str | Path, export_dir: str | Path) -> None:
         self.db_path = private_database(db_path)  # owner-only, as its -wal and -shm files
@@ -143,9 +198,27 @@ class FeedbackStore:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
 
-    def _export_locked(self) -> None:
-        import json
+    def record_rating_changes(self, changes: list[RatingChange]) -> None:
+        """Store rating changes, committed together (one upsert's customers)."""
+        if not changes:
+            return
+        marks = ",".join([self._PLACEHOLDER] * len(RATING_CHANGE_COLUMNS))
+        sql = f"INSERT INTO rating_changes({','.join(RATING_CHANGE_COLUMNS)}) VALUES ({marks})"
+        with self._lock, self._transaction():
+            for change in changes:
+                self._db.execute(sql, change.row())
 
+    def rating_changes(self, customer_id: str) -> list[RatingChange]:
+        """A customer's rating changes, oldest first."""
+        sql = (f"SELECT {','.join(RATING_CHANGE_COLUMNS)} FROM rating_changes WHERE customer_id = {self._PLACEHOLDER} "
+               "ORDER BY seq")
+        with self._lock:
+            return [RatingChange.from_row(tuple(r)) for r in self._db.execute(sql, (customer_id,)).fetchall()]
+
+    def _transaction(self) -> Any:
+        return _SQLiteTransaction(self._db)
+
+    def _export_locked(self) -> None:
         latest = self._latest_locked()
         reports = io.StringIO()
         w = csv.writer(reports, lineterminator="\n")
@@ -165,6 +238,19 @@ class FeedbackStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class _SQLiteTransaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK``) on an autocommit connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
 def _atomic_write(path: Path, text: str) -> None:

@@ -1,6 +1,7 @@
-"""Analysts' dispositions in PostgreSQL (``AML_DATABASE_URL``), shared by every worker of the service.
+"""Analysts' dispositions and customers' rating changes in PostgreSQL (``AML_DATABASE_URL``), shared by
+every worker of the service.
 
-The same append-only table as :mod:`amlscore.serving.feedback` (``UPDATE``, ``DELETE`` and
+The same append-only tables as :mod:`amlscore.serving.feedback` (``UPDATE``, ``DELETE`` and
 ``TRUNCATE`` refused by a trigger), in the audit log's database. Each worker writes the export
 files into its own state folder from the shared table, so every worker exports the same reports.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -39,11 +41,23 @@ CREATE TABLE IF NOT EXISTS feedback (
     transaction_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_txn ON feedback(txn_id, seq);
+CREATE TABLE IF NOT EXISTS rating_changes (
+    seq BIGSERIAL PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    caller_key_id TEXT NOT NULL,
+    caller_role TEXT NOT NULL,
+    before_json TEXT,
+    after_json TEXT
+);
+CREATE INDEX IF NOT EXISTS rating_changes_customer ON rating_changes(customer_id, seq);
 """
 
 
 class PostgresFeedbackStore(FeedbackStore):
     """:class:`FeedbackStore` over PostgreSQL; each disposition committed (``synchronous_commit=on``)."""
+
+    _PLACEHOLDER = "%s"
 
     def __init__(self, url: str, export_dir: str | Path) -> None:  # noqa: D107 - the parent's parameters
         self.db_path = Path("postgresql")  # no file: messages name the database through the URL's host
@@ -51,7 +65,7 @@ class PostgresFeedbackStore(FeedbackStore):
         self.export_dir = private_dir(export_dir)
         self._lock = threading.Lock()
         self._db = connect(url, autocommit=True)
-        ensure_schema(self._db, _SCHEMA, append_only=("feedback",))
+        ensure_schema(self._db, _SCHEMA, append_only=("feedback", "rating_changes"))
         self._db.execute("SET synchronous_commit = on")
 
     def record(self, entry: FeedbackEntry) -> None:
@@ -68,6 +82,9 @@ class PostgresFeedbackStore(FeedbackStore):
             f"SELECT {','.join(cols)} FROM feedback WHERE seq IN (SELECT MAX(seq) FROM feedback GROUP BY txn_id) ORDER BY seq"
         ).fetchall()
         return pd.DataFrame(rows, columns=cols)
+
+    def _transaction(self) -> Any:
+        return self._db.transaction()
 
     def count(self) -> int:
         with self._lock:

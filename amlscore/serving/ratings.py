@@ -138,15 +138,13 @@ class RatingBook:
         self._breakdown_pos: dict[str, np.ndarray] = {}
         self._refreshed: dict[str, RatingResult] = {}
         self.as_of: date | None = None
-        # per customer, the ratings it had before its customer data changed while serving (oldest first)
-        self.history: dict[str, list[dict[str, Any]]] = {}
 
     def upsert(self, rows: pd.DataFrame, log: BehaviourLog, feedback: pd.DataFrame | None = None
                ) -> dict[str, dict[str, Any]]:
         """Take added or changed customers (typed rows as the online state now has them) and rate them again.
 
-        A changed customer's previous rating goes to its :attr:`history`. Returns, per customer, its rating
-        ``before`` (None for a new one) and ``after`` (None when it is not rated: onboarded after the rating date).
+        Returns, per customer, its rating ``before`` (None for a new one) and ``after`` (None when it is not
+        rated: onboarded after the rating date); the caller keeps them (the feedback store's rating changes).
         """
         from amlscore.features.registry import customer_records, upsert_customer_table  # noqa: PLC0415
 
@@ -157,8 +155,6 @@ class RatingBook:
             before = self._summary.get(cid)
             if log.latest_ns is not None:
                 self.refresh(cid, log, feedback)
-            if before is not None:
-                self.history.setdefault(cid, []).append(before)
             out[cid] = {"before": before, "after": self._summary.get(cid)}
         return out
 
@@ -218,8 +214,12 @@ class RatingBook:
         pos = self._breakdown_pos.get(customer_id, np.zeros(0, dtype=np.int64))
         return RatingResult(ratings=rows, breakdown=r.breakdown.iloc[pos], config=r.config, as_of=r.as_of)
 
-    def detail(self, customer_id: str, lang: str) -> dict[str, Any] | None:
-        """The rating with its full sub-item breakdown and the sentences explaining it; None if unrated."""
+    def detail(self, customer_id: str, lang: str, history: list[dict[str, Any]] | None = None
+               ) -> dict[str, Any] | None:
+        """The rating with its full sub-item breakdown and the sentences explaining it; None if unrated.
+
+        ``history``: the ratings the customer had before its data changed while serving, oldest first, each
+        with when and by whom it was replaced."""
         result = self._result_for(customer_id)
         if result is None or not len(result.ratings):
             return None
@@ -237,5 +237,5 @@ class RatingBook:
             "rating": rating,
             "breakdown": breakdown,
             "explanation": explain_rating(result, customer_id, lang=lang),
-            "history": list(self.history.get(customer_id, [])),
+            "history": list(history or []),
         }

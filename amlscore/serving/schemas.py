@@ -327,6 +327,12 @@ class ExplainResult(BaseModel):
     caller: dict[str, str] = Field(description="Who asked for the decision then.")
 
 
+class ReplacedRating(BaseModel):
+    rating: dict[str, Any] = Field(description="The rating's summary (level, names, score, basis, date) before the change.")
+    replaced_at: str = Field(description="When the customer's data changed (UTC).")
+    replaced_by: str = Field(description="The key id (or user:<name>) that sent the change.")
+
+
 class CustomerRiskResult(BaseModel):
     customer_id: str
     as_of: str
@@ -334,6 +340,9 @@ class CustomerRiskResult(BaseModel):
     rating: dict[str, Any]
     breakdown: list[dict[str, Any]]
     explanation: list[str]
+    history: list[ReplacedRating] = Field(default_factory=list, description=(
+        "The ratings the customer had before its data changed while serving, oldest first (kept in the feedback "
+        "store, so they outlive a restart)."))
 
 
 class FeedbackReceipt(BaseModel):

@@ -61,7 +61,7 @@ from amlscore.serving.errors import (
     with_code,
 )
 from amlscore.serving import backends
-from amlscore.serving.feedback import make_entry
+from amlscore.serving.feedback import RatingChange, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.outcome import Outcome, wait_all
@@ -545,15 +545,19 @@ class ScoringEngine:
         with self.lock:
             if refresh:
                 self.ratings.refresh(customer_id, self.behaviour, self.feedback.reports_frame())
-            detail = self.ratings.detail(customer_id, lang)
+            history = [{"rating": c.before, "replaced_at": c.recorded_at, "replaced_by": c.caller_key_id}
+                       for c in self.feedback.rating_changes(customer_id) if c.before is not None]
+            detail = self.ratings.detail(customer_id, lang, history)
         if detail is None:
             raise with_code(NotFound, "not_rated", f"customer {customer_id!r} is not rated: onboarded after the rating "
                                                    f"date {self.ratings.as_of}")
         return detail, refresh
 
-    def upsert_customers(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        """Add or change customers (contract rows): the online state, the ratings (history kept) and the data
-        folder's customers file take them; with several workers, the others through the shared log."""
+    def upsert_customers(self, rows: list[dict[str, Any]], caller: Caller) -> dict[str, Any]:
+        """Add or change customers (contract rows): the online state, the ratings and the data folder's
+        customers file take them; with several workers, the others through the shared log. Each change's
+        ratings before and after go to the feedback store's rating changes (by this worker only: the
+        others apply the change without recording it again)."""
         from amlscore.contract import ContractViolationError, write_customers  # noqa: PLC0415
         from amlscore.features.registry import typed_customers  # noqa: PLC0415
 
@@ -566,6 +570,9 @@ class ScoringEngine:
             known = set(self.registry.code_of)
             changed = self.state.upsert_customers(typed)
             ratings = self.ratings.upsert(changed, self.behaviour, self.feedback.reports_frame()) if len(changed) else {}
+            at = utc_now_iso()
+            self.feedback.record_rating_changes([
+                RatingChange(cid, at, caller.key_id, caller.role, r["before"], r["after"]) for cid, r in ratings.items()])
             if len(changed):
                 write_customers(self.settings.data_dir, self.customers)  # what the next start and training read
         ids = changed["customer_id"].astype(str).tolist()

@@ -379,7 +379,7 @@ class AmlScoring:
 
         def run(caller: Caller) -> dict[str, Any]:
             log.warning("customers change requested by %s (%s): %d rows", caller.key_id, caller.role, len(customers))
-            return self.engine.upsert_customers(customers)
+            return self.engine.upsert_customers(customers, caller)
 
         return self._run(ctx, run)  # type: ignore[return-value]
 

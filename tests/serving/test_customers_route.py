@@ -76,8 +76,30 @@ def test_a_kyc_change_rates_the_customer_again_and_keeps_the_previous_rating(app
     ratings = r.json()["ratings"][cid]
     assert ratings["before"]["score"] == before["rating"]["score"] and ratings["after"] is not None
     after = client.post("/v1/customer_risk", json={"customer_id": cid}, headers=COMPLIANCE).json()
-    assert after["history"] == [ratings["before"]]
+    assert [h["rating"] for h in after["history"]] == [ratings["before"]]
+    assert after["history"][0]["replaced_by"] == "adm"  # the admin key's id
     assert after["rating"]["score"] == ratings["after"]["score"]
+
+
+def test_the_rating_history_outlives_a_restart(tiny_bank, tmp_path):
+    data, state = tmp_path / "data", tmp_path / "state"
+    shutil.copytree(tiny_bank, data)
+    saved = dict(os.environ)
+    cid, row = _row(data)
+    try:
+        client = start_client(data, state, FakeLoader())
+        first = client.post("/v1/customer_risk", json={"customer_id": cid}, headers=COMPLIANCE).json()["rating"]
+        row["is_pep"] = not row["is_pep"]
+        assert client.post("/v1/admin/customers", json={"customers": [row]}, headers=ADMIN).status_code == 200
+        client.__exit__(None, None, None)
+        client = start_client(data, state, FakeLoader())  # ratings computed again from the data folder
+        after = client.post("/v1/customer_risk", json={"customer_id": cid}, headers=COMPLIANCE).json()
+        client.__exit__(None, None, None)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    assert [h["rating"]["score"] for h in after["history"]] == [first["score"]]
+    assert after["rating"]["score"] != first["score"]  # the changed KYC is what the restart rated
 
 
 def test_a_row_that_breaks_the_contract_is_refused_with_its_problem_named(app):
