@@ -35,4 +35,4 @@ EXPOSE 3000
 VOLUME ["/state"]
 HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:3000/readyz', timeout=4).status != 200)"]
-CMD ["python", "-m", "bentoml", "serve", "amlscore.serving.service:AmlScoring", "--host", "0.0.0.0", "--port", "3000"]
+CMD ["python", "-m", "bentoml", "serve", "amlscore.cli.service_app:AmlScoring", "--host", "0.0.0.0", "--port", "3000"]

@@ -25,7 +25,13 @@ def test_the_bento_requires_what_the_package_requires():
     assert bentofile["python"]["lock_packages"] is False  # bentoml build needs no package index
     module, _, name = bentofile["service"].partition(":")
     assert (ROOT / (module.replace(".", "/") + ".py")).is_file()
-    assert f"class {name}" in (ROOT / (module.replace(".", "/") + ".py")).read_text()
+    import importlib
+
+    import bentoml
+
+    service = getattr(importlib.import_module(module), name)
+    assert isinstance(service, bentoml.Service)
+    assert ("/cases", "casework") in [(path, mount_name) for _, path, mount_name in service.mount_apps]  # pages too
 
 
 @pytest.mark.slow
@@ -54,7 +60,7 @@ def test_bentoml_build_makes_a_bento_with_the_model_set(tmp_path):
     meta = yaml.safe_load((bento / "bento.yaml").read_text())
     assert {"name": "AML_MODEL_DIR", "value": "bundle/model_set"}.items() <= next(
         e for e in meta["envs"] if e["name"] == "AML_MODEL_DIR").items()
-    assert meta["service"] == "amlscore.serving.service:AmlScoring"
+    assert meta["service"] == "amlscore.cli.service_app:AmlScoring"  # the API and the casework pages
     requirements = (bento / "env" / "python" / "requirements.txt").read_text()
     assert "lightgbm>=4.3,<5" in requirements
 
@@ -83,7 +89,7 @@ def test_dockerfile_serves_the_copied_model_set_as_a_non_root_user():
     assert images and re.fullmatch(r"python:3\.11\.\d+-slim-\w+", images[0])  # a pinned 3.11, never latest
     port = re.search(r'^EXPOSE (\d+)$', text, re.M).group(1)
     cmd = re.search(r"^CMD (\[.*\])$", text, re.M).group(1)
-    assert '"--port", "%s"' % port in cmd and '"amlscore.serving.service:AmlScoring"' in cmd
+    assert '"--port", "%s"' % port in cmd and '"amlscore.cli.service_app:AmlScoring"' in cmd
     assert "/readyz" in text  # the health check asks the service whether it is ready
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     for source in ("pyproject.toml", "README.md", "constraints.txt", "amlscore/**", "bundle/model_set/**"):
