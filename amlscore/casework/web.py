@@ -43,6 +43,7 @@ from amlscore.core.identity import (
     CredentialRefused,
     IdentityError,
     Person,
+    SignInLocked,
     UserStore,
     basic_credentials,
 )
@@ -61,10 +62,11 @@ class _Session:
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after
 
 
 class CaseworkSite:
@@ -148,8 +150,12 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
 
     def refused(request: Request, err: _Refused) -> Response:
         if "text/html" in request.headers.get("accept", "") or request.method == "GET":
-            return render(request, "error.html.j2", status=err.status, message=err.message, person=None)
-        return JSONResponse({"error": err.message, "status": err.status}, status_code=err.status)
+            resp: Response = render(request, "error.html.j2", status=err.status, message=err.message, person=None)
+        else:
+            resp = JSONResponse({"error": err.message, "status": err.status}, status_code=err.status)
+        if err.retry_after is not None:
+            resp.headers["Retry-After"] = str(err.retry_after)
+        return resp
 
     def session_of(request: Request) -> _Session | None:
         token = request.cookies.get(COOKIE)
@@ -169,6 +175,8 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         if creds is not None:
             try:
                 person = site.users.authenticate(*creds)
+            except SignInLocked as exc:
+                raise _Refused(429, str(exc), exc.retry_after) from None
             except CredentialRefused as exc:
                 raise _Refused(401, str(exc)) from None
         else:
@@ -218,6 +226,12 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         nxt = str(form.get("next") or "")
         try:
             person = site.users.authenticate(name, password)
+        except SignInLocked as exc:
+            minutes = max(1, round(exc.retry_after / 60))
+            page = render(request, "signin.html.j2", status=429, person=None, next=nxt,
+                          error=f"Too many failed sign-ins for this name: try again in about {minutes} minute(s).")
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         except CredentialRefused:
             return render(request, "signin.html.j2", status=401, person=None, error="Unknown name or wrong password.",
                           next=nxt)

@@ -18,6 +18,12 @@ Roles:
 
 Both the scoring service (``Authorization: Basic``) and the casework pages (sign-in) authenticate
 against this store; a person's credential shows in their records as ``user:<name>``.
+
+Guessing is slowed per name (:class:`SignInPolicy`): after 5 wrong passwords for one name within
+15 minutes, that name is locked for 15 minutes after the last one, even for the right password
+(:class:`SignInLocked`, answered 429). The failures are rows of the same database, so every process
+on the state folder and a restart see them; each lock is a ``user_events`` row (``locked``).
+Spreading guesses over many names from one address is for the bank's reverse proxy to limit.
 """
 
 from __future__ import annotations
@@ -29,8 +35,11 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import utc_now_iso
@@ -72,6 +81,11 @@ CREATE TRIGGER IF NOT EXISTS user_events_no_delete BEFORE DELETE ON user_events
 BEGIN SELECT RAISE(ABORT, 'user_events is append-only: DELETE refused'); END;
 CREATE TRIGGER IF NOT EXISTS users_no_delete BEFORE DELETE ON users
 BEGIN SELECT RAISE(ABORT, 'people are revoked, never deleted: DELETE refused'); END;
+CREATE TABLE IF NOT EXISTS sign_in_failures (
+    name TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sign_in_failures_name ON sign_in_failures(name, at);
 """
 
 
@@ -84,6 +98,31 @@ class CredentialRefused(AmlError):
 
     The message never says which of the three, so it tells an attacker nothing.
     """
+
+
+class SignInLocked(CredentialRefused):
+    """Too many wrong passwords for this name lately: refused without a check for ``retry_after`` seconds.
+
+    Said for unknown names too, so the lock tells an attacker nothing about who exists.
+    """
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins for this name: try again in {retry_after} seconds")
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SignInPolicy:
+    """How guessing is slowed: ``max_failures`` wrong passwords for a name within ``window_seconds``
+    lock it for ``lockout_seconds`` after the last (OWASP Authentication Cheat Sheet, account lockout)."""
+
+    max_failures: int = 5
+    window_seconds: float = 900.0
+    lockout_seconds: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.max_failures < 1 or self.window_seconds <= 0 or self.lockout_seconds <= 0:
+            raise ValueError(f"SignInPolicy needs max_failures >= 1 and positive seconds. Got {self}.")
 
 
 @dataclass(frozen=True)
@@ -151,8 +190,11 @@ class UserStore:
     credential no longer matches.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, policy: SignInPolicy | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = private_database(path)
+        self.policy = policy or SignInPolicy()
+        self._clock = clock  # injectable: the tests move time instead of sleeping
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -236,20 +278,53 @@ class UserStore:
         return Person(name, row[0], row[1]) if row else None
 
     def authenticate(self, name: str, password: str) -> Person:
-        """The person holding this name and password; :class:`CredentialRefused` otherwise."""
+        """The person holding this name and password; :class:`CredentialRefused` otherwise
+        (:class:`SignInLocked` while the name is locked, whatever the password)."""
+        now = self._clock()
         with self._lock:
+            recent_failures = self._refuse_if_locked(name, now)
             row = self._db.execute("SELECT role, display_name, salt, hash FROM users WHERE name = ? AND "
                                    "revoked_at IS NULL", (name,)).fetchone()
         if row is None:
             hash_password(password, b"\0" * 16)  # same time as a real check: the answer does not reveal names
-            raise CredentialRefused("unknown person or wrong password")
+            self._failed(name, now)
         role, display, salt, stored = row
         key = (name, hashlib.sha256(password.encode("utf-8")).digest())
         remembered = self._verified.get(key)
         if remembered is None or not hmac.compare_digest(remembered, stored):
             if not hmac.compare_digest(hash_password(password, salt), stored):
-                raise CredentialRefused("unknown person or wrong password")
+                self._failed(name, now)
             if len(self._verified) > 10_000:
                 self._verified.clear()
             self._verified[key] = stored
+        if recent_failures:  # the right password starts the count again (a write only after a failure)
+            with self._lock:
+                self._db.execute("DELETE FROM sign_in_failures WHERE name = ?", (name,))
         return Person(name, role, display)
+
+    def _refuse_if_locked(self, name: str, now: float) -> int:
+        """The name's failures within the window; :class:`SignInLocked` while they lock it."""
+        count, last = self._db.execute("SELECT COUNT(*), MAX(at) FROM sign_in_failures WHERE name = ? AND at > ?",
+                                       (name, now - self.policy.window_seconds)).fetchone()
+        if count >= self.policy.max_failures and now < last + self.policy.lockout_seconds:
+            raise SignInLocked(max(1, int(last + self.policy.lockout_seconds - now + 0.999)))
+        return int(count)
+
+    def _failed(self, name: str, now: float) -> NoReturn:
+        """Count a wrong password (forgetting failures older than the window) and refuse; lock the name
+        when this one reaches the policy's count."""
+        p = self.policy
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM sign_in_failures WHERE at <= ?", (now - p.window_seconds,))
+                self._db.execute("INSERT INTO sign_in_failures(name, at) VALUES (?, ?)", (name, now))
+                count = self._db.execute("SELECT COUNT(*) FROM sign_in_failures WHERE name = ?", (name,)).fetchone()[0]
+                if count == p.max_failures and self._db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                    self._db.execute("INSERT INTO user_events(name, event, role, at, by) SELECT name, 'locked', role, "
+                                     "?, 'sign-in' FROM users WHERE name = ?", (utc_now_iso(), name))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        raise CredentialRefused("unknown person or wrong password")

@@ -86,6 +86,17 @@ class Conflict(ServingError):
     code = "conflict"
 
 
+class TooManySignIns(ServingError):
+    """A named person's credential is locked for a while after too many wrong passwords."""
+
+    error_code = HTTPStatus.TOO_MANY_REQUESTS
+    code = "sign_in_locked"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(ServingError):
     """The request body is larger than the endpoint accepts."""
 

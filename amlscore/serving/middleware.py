@@ -33,9 +33,16 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from amlscore.core.identity import CredentialRefused, UserStore, basic_credentials
+from amlscore.core.identity import CredentialRefused, SignInLocked, UserStore, basic_credentials
 from amlscore.serving.auth import Caller, KeyStore, authorize, key_from_headers
-from amlscore.serving.errors import NotReady, PayloadTooLarge, ServingError, Unauthorized, UnsupportedMediaType
+from amlscore.serving.errors import (
+    NotReady,
+    PayloadTooLarge,
+    ServingError,
+    TooManySignIns,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 Scope = MutableMapping[str, Any]
@@ -163,6 +170,8 @@ def _person_caller(gate: Gate, headers: dict[str, str]) -> Caller | None:
         raise Unauthorized("this service knows no named people: send an API key")
     try:
         person = gate.users.authenticate(*creds)
+    except SignInLocked as exc:
+        raise TooManySignIns(str(exc), exc.retry_after) from None
     except CredentialRefused as exc:
         raise Unauthorized(str(exc)) from None
     return Caller(key_id=person.key_id, role=person.role)
@@ -209,9 +218,10 @@ class GateMiddleware:
             caller = _person_caller(gate, headers) or gate.keys.authenticate(key_from_headers(headers))
             authorize(caller, path)
         except ServingError as err:
-            if err.status in (401, 403):
+            if err.status in (401, 403, 429):
                 log.warning("refused %s %s: %s", scope.get("method"), path, err.message)
-            await _send_error(send, err)
+            retry = [(b"retry-after", str(err.retry_after).encode())] if isinstance(err, TooManySignIns) else None
+            await _send_error(send, err, retry)
             return
 
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
