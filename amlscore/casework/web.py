@@ -5,7 +5,8 @@ inline: no file from the internet, no script at all). The scoring service mounts
 (``amlscore serve``; :mod:`amlscore.cli.service_app`), and it runs alone too (tests, ``create_app``).
 
 Who: only a named person (:mod:`amlscore.core.identity`) signs in: a session cookie (``HttpOnly``,
-``SameSite=Strict``, random 256-bit token kept in memory) after name and password, or
+``SameSite=Strict``, random 256-bit token; the session is a row of the users database, kept by the token's
+hash, so every worker and a restart know it) after name and password, or
 ``Authorization: Basic`` for scripts. A shared API key (``Bearer`` / ``X-API-Key``) names no person and
 is refused with 403 on every path, whatever its role; so is a person whose role is ``channel``: no
 risk level, explanation or case datum reaches them. Every form carries the session's CSRF token.
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import secrets
 import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -43,6 +42,7 @@ from amlscore.core.identity import (
     CredentialRefused,
     IdentityError,
     Person,
+    Session,
     SignInLocked,
     UserStore,
     basic_credentials,
@@ -52,13 +52,6 @@ COOKIE = "aml_cases"
 SESSION_SECONDS = 8 * 3600
 PAGE_SIZE = 50
 _TEMPLATES = Path(__file__).parent / "templates"
-
-
-@dataclass
-class _Session:
-    name: str
-    csrf: str
-    expires: float
 
 
 class _Refused(Exception):
@@ -79,7 +72,6 @@ class CaseworkSite:
         self._lock = threading.Lock()
         self._work: Casework | None = None
         self._users: UserStore | None = None
-        self.sessions: dict[str, _Session] = {}
 
     @property
     def state_dir(self) -> Path:
@@ -157,14 +149,10 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
             resp.headers["Retry-After"] = str(err.retry_after)
         return resp
 
-    def session_of(request: Request) -> _Session | None:
-        token = request.cookies.get(COOKIE)
-        s = site.sessions.get(token or "")
-        if s is None or s.expires < time.time():
-            return None
-        return s
+    def session_of(request: Request) -> Session | None:
+        return site.users.session(request.cookies.get(COOKIE))
 
-    def who(request: Request) -> tuple[Person, _Session | None]:
+    def who(request: Request) -> tuple[Person, Session | None]:
         """The signed-in person; refuses shared keys, unknown credentials and the channel role."""
         headers = request.headers
         creds = basic_credentials(headers.get("authorization"))
@@ -185,14 +173,14 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
                 raise _Refused(401, "Sign in first.")
             found = site.users.person(session.name)  # a revoked person's session ends here
             if found is None:
-                site.sessions.pop(request.cookies.get(COOKIE, ""), None)
+                site.users.close_session(request.cookies.get(COOKIE))
                 raise _Refused(401, "Your sign-in is no longer valid.")
             person = found
         if person.role not in CASE_ROLES:
             raise _Refused(403, f"The {person.role} role may not open the casework pages.")
         return person, session
 
-    async def form_of(request: Request, session: _Session | None) -> dict[str, Any]:
+    async def form_of(request: Request, session: Session | None) -> dict[str, Any]:
         form = await request.form()
         data: dict[str, Any] = {k: form.getlist(k) if k == "measures" else form.get(k) for k in form.keys()}
         if session is not None and not secrets.compare_digest(str(data.get("csrf") or ""), session.csrf):
@@ -238,11 +226,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         if person.role not in CASE_ROLES:
             return render(request, "signin.html.j2", status=403, person=None, next="",
                           error=f"The {person.role} role may not open the casework pages.")
-        token = secrets.token_urlsafe(32)
-        now = time.time()
-        for t in [t for t, s in site.sessions.items() if s.expires < now]:
-            site.sessions.pop(t, None)
-        site.sessions[token] = _Session(person.name, secrets.token_urlsafe(24), now + SESSION_SECONDS)
+        token, _ = site.users.open_session(person.name, SESSION_SECONDS)
         target = nxt if nxt.startswith(base(request) + "/") and "//" not in nxt else f"{base(request)}/"
         resp = RedirectResponse(target, status_code=303)
         resp.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
@@ -250,13 +234,13 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         return resp
 
     async def signout(request: Request) -> Response:
-        site.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        site.users.close_session(request.cookies.get(COOKIE))
         resp = RedirectResponse(f"{base(request)}/signin", status_code=303)
         resp.delete_cookie(COOKIE, path=base(request) or "/")
         return resp
 
     # -- the queue --------------------------------------------------------------------------------
-    async def queue(request: Request, person: Person, session: _Session | None) -> Response:
+    async def queue(request: Request, person: Person, session: Session | None) -> Response:
         q = request.query_params
         statuses = tuple(s for s in q.getlist("status") if s in STATUSES) or ("open", "in_review", "decided", "approved")
         sort = q.get("sort") if q.get("sort") in ("deadline", "score") else "deadline"
@@ -278,7 +262,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
                       qs=urlencode([(k, v) for k, v in q.multi_items() if k != "page"]))
 
     # -- a case -----------------------------------------------------------------------------------
-    async def case_page(request: Request, person: Person, session: _Session | None) -> Response:
+    async def case_page(request: Request, person: Person, session: Session | None) -> Response:
         case_id = request.path_params["case_id"]
         work = site.work
         case = work.store.case(case_id)
@@ -296,7 +280,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
                       overdue=bool(case["due_date"] and case["due_date"] < today),
                       filing=work.store.filing(case_id), may_approve=person.role in ("reviewer", "admin"))
 
-    async def move(request: Request, person: Person, session: _Session | None) -> Response:
+    async def move(request: Request, person: Person, session: Session | None) -> Response:
         case_id, what = request.path_params["case_id"], request.path_params["move"]
         data = await form_of(request, session)
         work = site.work
@@ -329,7 +313,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
             raise _Refused(404, f"There is no action {what!r} on a case.")
         return RedirectResponse(f"{base(request)}/case/{case_id}", status_code=303)
 
-    async def filing_xml(request: Request, person: Person, session: _Session | None) -> Response:
+    async def filing_xml(request: Request, person: Person, session: Session | None) -> Response:
         case_id = request.path_params["case_id"]
         filing = site.work.store.filing(case_id)
         if filing is None:
@@ -339,7 +323,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
             "Content-Disposition": f'attachment; filename="{filing["filing_id"]}.xml"', "Cache-Control": "no-store"})
 
     # -- large-value reports ----------------------------------------------------------------------
-    async def large_value_report(request: Request, person: Person, session: _Session | None) -> Response:
+    async def large_value_report(request: Request, person: Person, session: Session | None) -> Response:
         await form_of(request, session)
         if person.role not in ("reviewer", "admin"):
             raise NotAllowed(f"The {person.role} role may not file large-value reports.")
@@ -362,7 +346,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
             "Content-Disposition": f'attachment; filename="{filing_id}.xml"', "Cache-Control": "no-store"})
 
     # -- people (admin) ---------------------------------------------------------------------------
-    async def users_page(request: Request, person: Person, session: _Session | None) -> Response:
+    async def users_page(request: Request, person: Person, session: Session | None) -> Response:
         if person.role != "admin":
             raise NotAllowed("Only an admin may manage people.")
         rows = site.users.list()
@@ -371,7 +355,7 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         return render(request, "users.html.j2", person=person, csrf=session.csrf if session else "", users=rows,
                       roles=PERSON_ROLES, created=None)
 
-    async def users_add(request: Request, person: Person, session: _Session | None) -> Response:
+    async def users_add(request: Request, person: Person, session: Session | None) -> Response:
         if person.role != "admin":
             raise NotAllowed("Only an admin may create people.")
         if request.headers.get("content-type", "").startswith("application/json"):
@@ -386,15 +370,14 @@ def create_app(state_dir: str | Path | None = None, data_dir: str | Path | None 
         return render(request, "users.html.j2", status=201, person=person, csrf=session.csrf if session else "",
                       users=site.users.list(), roles=PERSON_ROLES, created=(name, password))
 
-    async def users_revoke(request: Request, person: Person, session: _Session | None) -> Response:
+    async def users_revoke(request: Request, person: Person, session: Session | None) -> Response:
         if person.role != "admin":
             raise NotAllowed("Only an admin may revoke people.")
         if not request.headers.get("content-type", "").startswith("application/json"):
             await form_of(request, session)
         name = request.path_params["name"]
         site.users.revoke(name, by=person.key_id)
-        for token in [t for t, s in site.sessions.items() if s.name == name]:
-            site.sessions.pop(token, None)
+        site.users.close_sessions_of(name)
         if request.headers.get("content-type", "").startswith("application/json"):
             return JSONResponse({"name": name, "revoked": True})
         return RedirectResponse(f"{base(request)}/admin/users", status_code=303)

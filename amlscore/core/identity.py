@@ -24,6 +24,10 @@ Guessing is slowed per name (:class:`SignInPolicy`): after 5 wrong passwords for
 (:class:`SignInLocked`, answered 429). The failures are rows of the same database, so every process
 on the state folder and a restart see them; each lock is a ``user_events`` row (``locked``).
 Spreading guesses over many names from one address is for the bank's reverse proxy to limit.
+
+Sign-in sessions of the pages are rows here too (:meth:`UserStore.open_session`), kept by the
+token's SHA-256 only: every worker on the state folder knows them, a restart keeps them, and a
+copy of the database opens none.
 """
 
 from __future__ import annotations
@@ -81,6 +85,13 @@ CREATE TRIGGER IF NOT EXISTS user_events_no_delete BEFORE DELETE ON user_events
 BEGIN SELECT RAISE(ABORT, 'user_events is append-only: DELETE refused'); END;
 CREATE TRIGGER IF NOT EXISTS users_no_delete BEFORE DELETE ON users
 BEGIN SELECT RAISE(ABORT, 'people are revoked, never deleted: DELETE refused'); END;
+CREATE TABLE IF NOT EXISTS sessions (
+    token_hash BLOB PRIMARY KEY,
+    name TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sessions_name ON sessions(name);
 CREATE TABLE IF NOT EXISTS sign_in_failures (
     name TEXT NOT NULL,
     at REAL NOT NULL
@@ -144,6 +155,15 @@ class Person:
 
 
 @dataclass(frozen=True)
+class Session:
+    """A signed-in person's session: whose, its CSRF token for forms, and when it ends (epoch seconds)."""
+
+    name: str
+    csrf: str
+    expires: float
+
+
+@dataclass(frozen=True)
 class UserRow:
     """A person as listed (no credential material)."""
 
@@ -159,6 +179,10 @@ class UserRow:
 def hash_password(password: str, salt: bytes) -> bytes:
     """scrypt of the password with the person's salt (the standard library's KDF)."""
     return hashlib.scrypt(password.encode("utf-8"), salt=salt, maxmem=64 * 1024 * 1024, **_SCRYPT)
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 def generate_password() -> str:
@@ -262,6 +286,37 @@ class UserStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    # -- sessions -----------------------------------------------------------------------------------
+    def open_session(self, name: str, seconds: float) -> tuple[str, Session]:
+        """A new session for ``name`` lasting ``seconds``: ``(token for the cookie, session)``; ended
+        sessions are forgotten on the way."""
+        token = secrets.token_urlsafe(32)
+        now = self._clock()
+        session = Session(name, secrets.token_urlsafe(24), now + seconds)
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+            self._db.execute("INSERT INTO sessions(token_hash, name, csrf, expires) VALUES (?, ?, ?, ?)",
+                             (_token_hash(token), session.name, session.csrf, session.expires))
+        return token, session
+
+    def session(self, token: str | None) -> Session | None:
+        """The live session of a cookie's token, or None (unknown, ended or empty)."""
+        if not token:
+            return None
+        with self._lock:
+            row = self._db.execute("SELECT name, csrf, expires FROM sessions WHERE token_hash = ? AND expires >= ?",
+                                   (_token_hash(token), self._clock())).fetchone()
+        return Session(*row) if row else None
+
+    def close_session(self, token: str | None) -> None:
+        if token:
+            with self._lock:
+                self._db.execute("DELETE FROM sessions WHERE token_hash = ?", (_token_hash(token),))
+
+    def close_sessions_of(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE name = ?", (name,))
 
     # -- reading ------------------------------------------------------------------------------------
     def list(self) -> list[UserRow]:
