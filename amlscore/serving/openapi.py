@@ -53,7 +53,8 @@ class Route:
 
 _EVERY_ROUTE = {
     400: "The body is not valid JSON or does not match the schema (every problem in `details`).",
-    401: "No API key, or an unknown one.",
+    401: "No API key, or an unknown one (or a named person's wrong name or password).",
+    429: "A named person's credential is locked after too many wrong passwords (see `Retry-After`).",
     413: "The body is larger than the route accepts.",
     415: "The body is not JSON.",
     500: "An unexpected failure (logged on the server; nothing internal in the answer).",
@@ -140,15 +141,20 @@ def build_openapi() -> dict[str, Any]:
         "info": {"title": "amlscore", "version": s.API_VERSION,
                  "description": "Money-laundering suspicion scoring: one API key per caller, sent as "
                                 "`Authorization: Bearer <key>` or `X-API-Key: <key>`; roles channel, compliance "
-                                "and admin (docs/serving.md)."},
+                                "and admin (docs/serving.md). A named person (`amlscore users add`) sends "
+                                "`Authorization: Basic` instead and is recorded as `user:<name>`."},
         "paths": paths,
         "components": {
             "schemas": top.get("$defs", {}),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "The API key as a bearer token."},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The API key."},
+                "person": {"type": "http", "scheme": "basic",
+                           "description": "A named person's name and password (roles analyst, reviewer, admin, "
+                                          "channel); 5 wrong passwords in 15 minutes lock the name for 15 minutes."},
             },
         },
+        # not "person": a generated check of invalid Basic credentials would lock its made-up name (429)
         "security": [{"bearer": []}, {"apiKey": []}],
     }
 
