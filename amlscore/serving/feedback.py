@@ -69,8 +69,20 @@ CREATE TRIGGER IF NOT EXISTS feedback_no_update BEFORE UPDATE ON feedback
 BEGIN SELECT RAISE(ABORT, 'feedback is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS feedback_no_delete BEFORE DELETE ON feedback
 BEGIN SELECT RAISE(ABORT, 'feedback is append-only: DELETE refused'); END;
+CREATE TRIGGER IF NOT EXISTS rating_changes_no_update BEFORE UPDATE ON rating_changes
+BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS rating_changes_no_delete BEFORE DELETE ON rating_changes
+BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: DELETE refused'); END;
+"""
+
+
+
+
+def rating_changes_ddl(serial: str) -> str:
+    """The ``rating_changes`` table in a dialect: ``serial`` is its auto-numbered key column's type."""
+    return f"""
 CREATE TABLE IF NOT EXISTS rating_changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial} PRIMARY KEY,
     customer_id TEXT NOT NULL,
     recorded_at TEXT NOT NULL,
     caller_key_id TEXT NOT NULL,
@@ -79,11 +91,8 @@ CREATE TABLE IF NOT EXISTS rating_changes (
     after_json TEXT
 );
 CREATE INDEX IF NOT EXISTS rating_changes_customer ON rating_changes(customer_id, seq);
-CREATE TRIGGER IF NOT EXISTS rating_changes_no_update BEFORE UPDATE ON rating_changes
-BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS rating_changes_no_delete BEFORE DELETE ON rating_changes
-BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: DELETE refused'); END;
 """
+
 
 RATING_CHANGE_COLUMNS = ("customer_id", "recorded_at", "caller_key_id", "caller_role", "before_json", "after_json")
 
@@ -155,7 +164,7 @@ class FeedbackStore:
         self._db = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(rating_changes_ddl("INTEGER") + _SCHEMA)  # the table before its triggers
 
     @property
     def export_file(self) -> Path:

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from amlscore.core.audit_pg import connect, ensure_schema
-from amlscore.serving.feedback import FeedbackEntry, FeedbackStore
+from amlscore.serving.feedback import FeedbackEntry, FeedbackStore, rating_changes_ddl
 from amlscore.storage.private import private_dir
 
 _SCHEMA = """
@@ -41,17 +41,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     transaction_json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_txn ON feedback(txn_id, seq);
-CREATE TABLE IF NOT EXISTS rating_changes (
-    seq BIGSERIAL PRIMARY KEY,
-    customer_id TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    caller_key_id TEXT NOT NULL,
-    caller_role TEXT NOT NULL,
-    before_json TEXT,
-    after_json TEXT
-);
-CREATE INDEX IF NOT EXISTS rating_changes_customer ON rating_changes(customer_id, seq);
-"""
+""" + rating_changes_ddl("BIGSERIAL")
 
 
 class PostgresFeedbackStore(FeedbackStore):
