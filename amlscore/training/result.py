@@ -150,7 +150,8 @@ class TrainConfig:
         if self.anomaly_model not in ("bank", "peer_group"):
             raise AmlError(f"The 'anomaly_model' parameter must be 'bank' or 'peer_group'. Got {self.anomaly_model!r} instead.")
         if self.anomaly_peer_config is not None:
-            self.anomaly_peer_config = Path(self.anomaly_peer_config)  # a protocol file gives a string
+            # a protocol file gives a string (the dataclass is frozen: set it as its own __init__ does)
+            object.__setattr__(self, "anomaly_peer_config", Path(self.anomaly_peer_config))
         if self.anomaly_model == "peer_group":
             load_peer_anomaly_config(self.anomaly_peer_config)  # a bad file fails here, before any data is read
         for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):
