@@ -288,8 +288,12 @@ class PeerBaseline:
 
     def slots(self, X: np.ndarray) -> np.ndarray:
         """Each feature row's statistics row: its group's, or the bank's (last) for a group without its own."""
-        keys, inverse = group_keys(np.asarray(X, dtype=np.float64)[:, self._group_cols], self.group_by)
+        G = np.asarray(X, dtype=np.float64)[:, self._group_cols]
         bank = len(self.keys)
+        if len(G) == 1:  # the online path: the same key as group_keys makes, without its sort
+            key = "|".join(_key_part(n, float(v) if np.isfinite(v) else math.nan) for n, v in zip(self.group_by, G[0]))
+            return np.array([self._slot.get(key, bank)], dtype=np.int64)
+        keys, inverse = group_keys(G, self.group_by)
         per_key = np.array([self._slot.get(k, bank) for k in keys], dtype=np.int64)
         return per_key[inverse] if len(keys) else np.zeros(0, dtype=np.int64)
 
