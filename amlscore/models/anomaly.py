@@ -389,7 +389,24 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         """Anomaly score in (0, 1]: **the higher, the more anomalous** (``-score_samples``)."""
         check_is_fitted(self, "compiled_")
         X = self._validate_X(X)
-        return self.compiled_.anomaly_score(self._input(X))
+        Z, which = self._route(X)
+        forests = self._forests()
+        if len(forests) == 1:
+            return forests[0].anomaly_score(Z)
+        out = np.empty(len(Z), dtype=np.float64)
+        for f in np.unique(which).tolist():
+            rows = which == f
+            out[rows] = forests[f].anomaly_score(Z[rows])
+        return out
+
+    def _route(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The forest input of feature rows and, per row, the index into :meth:`_forests` of the forest
+        that scores it (here one forest for every row)."""
+        return self._input(X), np.zeros(len(X), dtype=np.int64)
+
+    def _forests(self) -> list[CompiledIsolationForest]:
+        """The fitted forests :meth:`_route` points into."""
+        return [self.compiled_]
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: the opposite of :meth:`anomaly_score`; **the lower, the more abnormal**."""
@@ -407,8 +424,8 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         """One row's anomaly attribution: ``(feature, raw value, share)`` sorted by share, shares summing to 1."""
         check_is_fitted(self, "compiled_")
         x = np.asarray(x, dtype=np.float64).reshape(-1)
-        z = self._input(x.reshape(1, -1))[0]
-        return self._attribution_list(x, self.compiled_.attribution(z))
+        Z, which = self._route(x.reshape(1, -1))
+        return self._attribution_list(x, self._forests()[int(which[0])].attribution(Z[0]))
 
     def score_and_attribution(self, x: np.ndarray) -> tuple[float, list[tuple[str, float, float]]]:
         """One row's anomaly score and attribution in one pass (the row transformed once).
@@ -420,8 +437,9 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         if x.shape[0] != len(FEATURE_NAMES):
             raise ValueError(f"x must be one row of {len(FEATURE_NAMES)} features in FEATURE_NAMES order. "
                              f"Got shape {x.shape} instead.")
-        forest = self.compiled_
-        z = forest._check(self._input(x.reshape(1, -1)))
+        Z, which = self._route(x.reshape(1, -1))
+        forest = self._forests()[int(which[0])]
+        z = forest._check(Z)
         depths = _forest_depths(z, *forest._args())
         score = float(np.ones_like(depths)[0] if forest.denominator == 0 else (2.0 ** (-(depths / forest.denominator)))[0])
         credit = _forest_attribution(z[0].astype(np.float64), *forest._attr_args(), forest.n_features)

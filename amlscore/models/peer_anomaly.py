@@ -31,6 +31,12 @@ Inside one group the standardisation is an increasing affine map per feature, wh
 how an IsolationForest isolates that group's rows from each other; what it changes is that the groups
 are aligned, so a corporate is no longer isolated for being a corporate.
 
+``forest="per_group"`` (the other design measured) also fits one IsolationForest per group with
+statistics of its own, on that group's rows alone; it scores its group's rows, and the shared forest
+scores the rest. It can learn a group's own combinations of features, where the shared forest only
+sees each feature's deviation; scores of different forests are on the same ``2^(-E[h]/c(psi))``
+scale, normalised by the subsample size as Liu et al. intend.
+
 Explanation: the attribution (:meth:`~amlscore.models.anomaly.BehaviourAnomalyDetector.attribution`,
 same method) credits the features whose deviation *from the peers* isolated the row;
 :meth:`PeerGroupAnomalyDetector.peer_deviations` gives each feature's ``z`` and its peers' median.
@@ -45,17 +51,19 @@ import json
 import math
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sklearn.utils._param_validation import Interval
+from sklearn.ensemble import IsolationForest
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from amlscore.contract.config_file import load_yaml_model
 from amlscore.contract.errors import AmlError
 from amlscore.features.catalogue import FEATURE_NAMES, SPECS_BY_NAME
-from amlscore.models.anomaly import BEHAVIOUR_FEATURES, BehaviourAnomalyDetector
+from amlscore.models.anomaly import BEHAVIOUR_FEATURES, BehaviourAnomalyDetector, CompiledIsolationForest
 
 __all__ = [
     "DEFAULT_PEER_ANOMALY_CONFIG",
@@ -109,6 +117,9 @@ class PeerAnomalyConfig(BaseModel):
         Fit rows a group needs for statistics of its own; smaller groups use the bank's.
     shrinkage_rows : float >= 0
         ``k`` in the weight ``n / (n + k)`` of a group's own statistics (0: no shrinkage).
+    forest : {"shared", "per_group"}
+        One IsolationForest on every group's standardised rows (``shared``), or one per group with
+        statistics of its own, the shared one scoring the other groups (``per_group``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -117,6 +128,7 @@ class PeerAnomalyConfig(BaseModel):
     features: tuple[str, ...] | None = None
     min_group_rows: int = Field(200, ge=2)
     shrinkage_rows: float = Field(500.0, ge=0, allow_inf_nan=False)
+    forest: Literal["shared", "per_group"] = "shared"
 
     @field_validator("group_by")
     @classmethod
@@ -147,7 +159,7 @@ class PeerAnomalyConfig(BaseModel):
     def estimator_params(self) -> dict[str, Any]:
         """The :class:`PeerGroupAnomalyDetector` parameters this configuration sets."""
         return {"group_by": self.group_by, "features": self.features, "min_group_rows": self.min_group_rows,
-                "shrinkage_rows": self.shrinkage_rows}
+                "shrinkage_rows": self.shrinkage_rows, "forest": self.forest}
 
 
 def load_peer_anomaly_config(path: str | Path | None = None) -> PeerAnomalyConfig:
@@ -337,6 +349,8 @@ class PeerGroupAnomalyDetector(BehaviourAnomalyDetector):
         Fit rows a group needs for statistics of its own.
     shrinkage_rows : float, default=500.0
         ``k`` of the shrinkage weight ``n / (n + k)``.
+    forest : {"shared", "per_group"}, default="shared"
+        One forest on all groups' standardised rows, or also one per group with statistics of its own.
     n_estimators, max_samples, contamination, random_state
         As :class:`~amlscore.models.anomaly.BehaviourAnomalyDetector`.
 
@@ -344,6 +358,9 @@ class PeerGroupAnomalyDetector(BehaviourAnomalyDetector):
     ----------
     baseline_ : PeerBaseline
         The fitted peer statistics.
+    group_forests_ : list of CompiledIsolationForest
+        With ``forest="per_group"``: one per group of ``baseline_.keys`` (else empty); ``compiled_``
+        scores the other groups.
     (and those of :class:`~amlscore.models.anomaly.BehaviourAnomalyDetector`)
 
     Examples
@@ -364,34 +381,69 @@ class PeerGroupAnomalyDetector(BehaviourAnomalyDetector):
         "group_by": [tuple, list],
         "min_group_rows": [Interval(Integral, 2, None, closed="left")],
         "shrinkage_rows": [Interval(Real, 0, None, closed="left")],
+        "forest": [StrOptions({"shared", "per_group"})],
     }
 
     def __init__(self, group_by: Sequence[str] = ("is_corporate",), features: Sequence[str] | None = None,
-                 min_group_rows: int = 200, shrinkage_rows: float = 500.0, n_estimators: int = 200,
+                 min_group_rows: int = 200, shrinkage_rows: float = 500.0, forest: str = "shared", n_estimators: int = 200,
                  max_samples: int = 256, contamination: str | float = "auto", random_state: Any = None) -> None:
         super().__init__(features=features, n_estimators=n_estimators, max_samples=max_samples,
                          contamination=contamination, random_state=random_state)
         self.group_by = group_by
         self.min_group_rows = min_group_rows
         self.shrinkage_rows = shrinkage_rows
+        self.forest = forest
 
     def _fit_input(self, X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
         """Learn the peer statistics from the fit rows (unweighted: they describe normal behaviour), then
         standardise them."""
         try:  # the same rules as the configuration file, for parameters given in code
             config = PeerAnomalyConfig(group_by=tuple(self.group_by), features=self.feature_names_,
-                                       min_group_rows=self.min_group_rows, shrinkage_rows=self.shrinkage_rows)
+                                       min_group_rows=self.min_group_rows, shrinkage_rows=self.shrinkage_rows,
+                                       forest=self.forest)
         except ValueError as exc:
             raise ValueError(f"Invalid parameters of {type(self).__name__}: {exc}") from None
         group_cols = np.array([_INDEX[n] for n in config.group_by], dtype=np.int64)
         self.baseline_ = PeerBaseline.fit(_log_transform(X, self.feature_indices_), X[:, group_cols], config.group_by,
                                           self.feature_names_, min_group_rows=config.min_group_rows,
                                           shrinkage_rows=config.shrinkage_rows)
-        return self._input(X)
+        Z, slots = self._standardised(X)
+        self.group_forests_ = self._fit_group_forests(Z, slots, sample_weight) if config.forest == "per_group" else []
+        return Z
+
+    def _fit_group_forests(self, Z: np.ndarray, slots: np.ndarray,
+                           sample_weight: np.ndarray | None) -> list[CompiledIsolationForest]:
+        """One forest per group with statistics of its own, on that group's rows (seeds drawn from
+        ``random_state`` in group order, so a fit is reproducible)."""
+        rng = check_random_state(self.random_state)
+        forests = []
+        for g in range(len(self.baseline_.keys)):
+            rows = slots == g
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+            forest = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, int(rows.sum())),
+                                     contamination=self.contamination, random_state=seed, n_jobs=1)
+            forest.fit(Z[rows], sample_weight=None if sample_weight is None else np.asarray(sample_weight)[rows])
+            forests.append(CompiledIsolationForest.from_sklearn(forest))
+        return forests
+
+    def _standardised(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's transformed features standardised by its peer group's statistics, and its statistics row."""
+        slots = self.baseline_.slots(X)
+        return self.baseline_.standardise(_log_transform(X, self.feature_indices_), slots), slots
 
     def _input(self, X: np.ndarray) -> np.ndarray:
         """The forest's input: each row's transformed features standardised by its peer group's statistics."""
-        return self.baseline_.standardise(_log_transform(X, self.feature_indices_), self.baseline_.slots(X))
+        return self._standardised(X)[0]
+
+    def _route(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The standardised rows and their forest: the group's own (``per_group``), else the shared one (0)."""
+        Z, slots = self._standardised(X)
+        if not self.group_forests_:
+            return Z, np.zeros(len(Z), dtype=np.int64)
+        return Z, np.where(slots < len(self.baseline_.keys), slots + 1, 0)
+
+    def _forests(self) -> list[CompiledIsolationForest]:
+        return [self.compiled_, *self.group_forests_]
 
     def peer_deviations(self, x: np.ndarray) -> list[tuple[str, float, float, float]]:
         """One row's ``(feature, raw value, peers' median in raw units, z)``, largest ``|z|`` first.
@@ -423,7 +475,8 @@ class PeerGroupAnomalyDetector(BehaviourAnomalyDetector):
         return (f"an **IsolationForest** anomaly score on {len(b.features)} behavioural features, each measured "
                 f"against the customer's peer group ({', '.join(b.group_by)}; robust median and MAD shrunk toward "
                 f"the bank's with k = {self.shrinkage_rows:g} rows; groups: {groups or 'none large enough'}; any "
-                f"other group against the bank), fitted on {b.bank_rows:,} presumed-normal rows.")
+                f"other group against the bank), fitted on {b.bank_rows:,} presumed-normal rows"
+                + (", one forest per group." if self.group_forests_ else ", one forest for all groups."))
 
     # -- persistence (used by amlscore.models.model_set) --------------------------------------------------
     def to_dir(self, folder: Path) -> dict:
@@ -433,6 +486,11 @@ class PeerGroupAnomalyDetector(BehaviourAnomalyDetector):
         spec = super().to_dir(folder)
         (folder / PEER_GROUPS_FILE).write_text(json.dumps(self.baseline_.to_dict(), indent=1) + "\n", encoding="utf-8")
         spec["peer_groups_file"] = PEER_GROUPS_FILE
+        spec["group_forest_files"] = []
+        for g, forest in enumerate(self.group_forests_):
+            name = f"iforest_group_{g}.npz"
+            forest.to_npz(folder / name)
+            spec["group_forest_files"].append(name)
         return spec
 
     @classmethod
@@ -442,4 +500,8 @@ class PeerGroupAnomalyDetector(BehaviourAnomalyDetector):
         if det.baseline_.features != det.feature_names_:
             raise ValueError(f"{spec['peer_groups_file']} in {folder} holds statistics of other features than the "
                              "forest's")
+        det.group_forests_ = [CompiledIsolationForest.from_npz(folder / name) for name in spec["group_forest_files"]]
+        if det.group_forests_ and len(det.group_forests_) != len(det.baseline_.keys):
+            raise ValueError(f"{folder} holds {len(det.group_forests_)} group forests for "
+                             f"{len(det.baseline_.keys)} peer groups")
         return det

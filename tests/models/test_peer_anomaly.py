@@ -137,9 +137,10 @@ def test_peer_deviations_and_attribution_name_the_feature_off_its_peers():
 # -- parity: one row online = the batch -----------------------------------------------------------------
 
 
-def test_one_row_scores_equal_the_batch_bit_for_bit():
+@pytest.mark.parametrize("forest", ["shared", "per_group"])
+def test_one_row_scores_equal_the_batch_bit_for_bit(forest):
     X = _two_segments(3000, 5)
-    det = PeerGroupAnomalyDetector(n_estimators=60, min_group_rows=100, random_state=0).fit(X)
+    det = PeerGroupAnomalyDetector(n_estimators=60, min_group_rows=100, forest=forest, random_state=0).fit(X)
     Y = _two_segments(300, 6)
     Y[np.random.default_rng(7).random(Y.shape) < 0.05] = np.nan  # undefined features and unknown groups
     Y[:5, CORP] = 7.0  # a group never seen in training: the bank's statistics
@@ -173,6 +174,7 @@ def test_the_packaged_configuration_loads():
     ("shrinkage_rows: -5\n", ["shrinkage_rows", "-5"]),
     ("shrinkage_rows: .inf\n", ["shrinkage_rows"]),
     ("group_by_typo: [is_corporate]\n", ["group_by_typo", "extra"]),
+    ("forest: per_customer\n", ["forest", "per_group", "per_customer"]),
     ("- a list\n", ["mapping"]),
     ("group_by: [is_corporate\n", ["not valid YAML"]),
 ])
@@ -220,10 +222,13 @@ def peer_model_set(fitted_parts) -> ModelSet:
                     {"data_fingerprint": "test", "seed": 0})
 
 
-def test_detector_round_trips_through_its_folder(tmp_path):
+@pytest.mark.parametrize("forest", ["shared", "per_group"])
+def test_detector_round_trips_through_its_folder(tmp_path, forest):
     X = _two_segments(2000, 9)
-    det = PeerGroupAnomalyDetector(n_estimators=30, min_group_rows=100, shrinkage_rows=50, random_state=0).fit(X)
+    det = PeerGroupAnomalyDetector(n_estimators=30, min_group_rows=100, shrinkage_rows=50, forest=forest,
+                                   random_state=0).fit(X)
     spec = det.to_dir(tmp_path)
+    assert len(spec["group_forest_files"]) == (2 if forest == "per_group" else 0)
     assert spec["kind"] == "peer_group" and spec["params"]["group_by"] == ["is_corporate"]
     stats = json.loads((tmp_path / PEER_GROUPS_FILE).read_text(encoding="utf-8"))
     assert [g["key"] for g in stats["groups"]] == ["is_corporate=0", "is_corporate=1"]
@@ -231,6 +236,7 @@ def test_detector_round_trips_through_its_folder(tmp_path):
     np.testing.assert_array_equal(again.baseline_.centres, det.baseline_.centres)
     np.testing.assert_array_equal(again.baseline_.scales, det.baseline_.scales)
     np.testing.assert_array_equal(again.anomaly_score(X), det.anomaly_score(X))
+    assert again.attribution(X[0]) == det.attribution(X[0])
 
 
 def test_model_set_save_load_gives_identical_scores_and_explanations(peer_model_set, fitted_parts, tmp_path):
@@ -293,3 +299,21 @@ def test_random_rows_with_few_corporates_fall_back_to_the_bank():
     det = PeerGroupAnomalyDetector(n_estimators=20, min_group_rows=150, random_state=0).fit(X)
     assert det.baseline_.keys == ("is_corporate=0",)
     assert "is_corporate=0" in det.describe()
+
+
+def test_per_group_forests_score_their_group_and_the_shared_one_the_rest():
+    X = _two_segments(3000, 13, corporate_share=0.1)
+    n_corp = int((X[:, CORP] == 1).sum())
+    det = PeerGroupAnomalyDetector(n_estimators=40, min_group_rows=n_corp + 1, forest="per_group",
+                                   random_state=0).fit(X)
+    assert det.baseline_.keys == ("is_corporate=0",) and len(det.group_forests_) == 1
+    Z = det._input(X)
+    indiv, corp = X[:, CORP] == 0, X[:, CORP] == 1
+    scores = det.anomaly_score(X)
+    np.testing.assert_array_equal(scores[indiv], det.group_forests_[0].anomaly_score(Z[indiv]))
+    np.testing.assert_array_equal(scores[corp], det.compiled_.anomaly_score(Z[corp]))  # no forest of their own
+    assert "one forest per group" in det.describe()
+    # reproducible: the same random_state, the same forests
+    again = PeerGroupAnomalyDetector(n_estimators=40, min_group_rows=n_corp + 1, forest="per_group",
+                                     random_state=0).fit(X)
+    np.testing.assert_array_equal(again.anomaly_score(X), scores)
