@@ -1,9 +1,11 @@
 """Two protocol runs on the same cells side by side: per cell and mean / worst over the cells.
 
     .venv/bin/python benchmarks/compare_protocol_cells.py BEFORE/cells.csv AFTER/cells.csv [--label-share 0.25]
+        [--before-config NAME] [--after-config NAME]
 
 Cells are matched on (customers, days, seed, variant, label share, left-out typology), whatever their
-configuration's name. Prints Markdown: the fused and anomaly PR-AUC, recall at 1 %, the worst typology
+configuration's name; ``--before-config`` / ``--after-config`` pick one configuration of a run that
+holds several (both may then name the same file). Prints Markdown: the fused and anomaly PR-AUC, recall at 1 %, the worst typology
 (transactions and customers caught), and per typology the customers caught at 1 % (mean / worst).
 """
 
@@ -19,8 +21,10 @@ FIGURES = ["pr_auc", "anomaly_pr_auc", "recall_at_1pct", "worst_typology_recall_
            "worst_typology_customer_recall_1pct", "fusion_weight_2"]
 
 
-def load(path: Path, label_share: float | None) -> pd.DataFrame:
+def load(path: Path, label_share: float | None, config: str | None) -> pd.DataFrame:
     cells = pd.read_csv(path)
+    if config is not None:
+        cells = cells[cells["config"] == config]
     cells["leave_out"] = cells["leave_out"].astype(object).fillna("")
     if label_share is not None:
         cells = cells[cells["label_share"] == label_share]
@@ -32,8 +36,11 @@ def main() -> None:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--label-share", type=float, default=None)
+    parser.add_argument("--before-config", default=None)
+    parser.add_argument("--after-config", default=None)
     args = parser.parse_args()
-    before, after = load(args.before, args.label_share), load(args.after, args.label_share)
+    before = load(args.before, args.label_share, args.before_config)
+    after = load(args.after, args.label_share, args.after_config)
     common = before.index.intersection(after.index)
     if not len(common):
         raise SystemExit("the two runs have no cell in common")

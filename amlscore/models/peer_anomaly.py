@@ -31,9 +31,9 @@ Inside one group the standardisation is an increasing affine map per feature, wh
 how an IsolationForest isolates that group's rows from each other; what it changes is that the groups
 are aligned, so a corporate is no longer isolated for being a corporate.
 
-``forest="per_group"`` (the other design measured) also fits one IsolationForest per group with
-statistics of its own, on that group's rows alone; it scores its group's rows, and the shared forest
-scores the rest. It can learn a group's own combinations of features, where the shared forest only
+``forest="per_group"`` (the packaged configuration's choice: it measured better alone) also fits one
+IsolationForest per group with statistics of its own, on that group's rows alone; it scores its
+group's rows, and the shared forest scores the rest. It can learn a group's own combinations of features, where the shared forest only
 sees each feature's deviation; scores of different forests are on the same ``2^(-E[h]/c(psi))``
 scale, normalised by the subsample size as Liu et al. intend.
 
