@@ -313,6 +313,9 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
     True
     """
 
+    #: What the model set's manifest records as the detector's kind (amlscore.models.model_set reads it back).
+    KIND = "bank"
+
     _parameter_constraints: dict = {
         "features": [tuple, list, None],
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
@@ -361,23 +364,49 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         """
         X = self._validate_X(X)
         names, columns = self._columns()
-        Z = transform_behaviour(X, columns)
+        self.feature_names_ = names
+        self.feature_indices_ = columns
+        Z = self._fit_input(X, sample_weight)
         forest = IsolationForest(n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(Z)),
                                  contamination=self.contamination, random_state=self.random_state, n_jobs=1)
         forest.fit(Z, sample_weight=sample_weight)
         self.iforest_ = forest
         self.compiled_ = CompiledIsolationForest.from_sklearn(forest)
-        self.feature_names_ = names
-        self.feature_indices_ = columns
         self.offset_ = float(forest.offset_)
         self.n_features_in_ = X.shape[1]
         return self
+
+    def _fit_input(self, X: np.ndarray, sample_weight: np.ndarray | None) -> np.ndarray:
+        """The forest's training input from the fit rows (a subclass may learn its transform here first)."""
+        return self._input(X)
+
+    def _input(self, X: np.ndarray) -> np.ndarray:
+        """The forest's input for feature rows: :func:`transform_behaviour` of the chosen columns. Every
+        scoring path (batch, one row, attribution) goes through here, so they cannot disagree."""
+        return transform_behaviour(X, self.feature_indices_)
 
     def anomaly_score(self, X: Any) -> np.ndarray:
         """Anomaly score in (0, 1]: **the higher, the more anomalous** (``-score_samples``)."""
         check_is_fitted(self, "compiled_")
         X = self._validate_X(X)
-        return self.compiled_.anomaly_score(transform_behaviour(X, self.feature_indices_))
+        Z, which = self._route(X)
+        forests = self._forests()
+        if len(forests) == 1:
+            return forests[0].anomaly_score(Z)
+        out = np.empty(len(Z), dtype=np.float64)
+        for f in np.unique(which).tolist():
+            rows = which == f
+            out[rows] = forests[f].anomaly_score(Z[rows])
+        return out
+
+    def _route(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The forest input of feature rows and, per row, the index into :meth:`_forests` of the forest
+        that scores it (here one forest for every row)."""
+        return self._input(X), np.zeros(len(X), dtype=np.int64)
+
+    def _forests(self) -> list[CompiledIsolationForest]:
+        """The fitted forests :meth:`_route` points into."""
+        return [self.compiled_]
 
     def score_samples(self, X: Any) -> np.ndarray:
         """scikit-learn's convention: the opposite of :meth:`anomaly_score`; **the lower, the more abnormal**."""
@@ -395,8 +424,8 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         """One row's anomaly attribution: ``(feature, raw value, share)`` sorted by share, shares summing to 1."""
         check_is_fitted(self, "compiled_")
         x = np.asarray(x, dtype=np.float64).reshape(-1)
-        z = transform_behaviour(x.reshape(1, -1), self.feature_indices_)[0]
-        return self._attribution_list(x, self.compiled_.attribution(z))
+        Z, which = self._route(x.reshape(1, -1))
+        return self._attribution_list(x, self._forests()[int(which[0])].attribution(Z[0]))
 
     def score_and_attribution(self, x: np.ndarray) -> tuple[float, list[tuple[str, float, float]]]:
         """One row's anomaly score and attribution in one pass (the row transformed once).
@@ -408,14 +437,21 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         if x.shape[0] != len(FEATURE_NAMES):
             raise ValueError(f"x must be one row of {len(FEATURE_NAMES)} features in FEATURE_NAMES order. "
                              f"Got shape {x.shape} instead.")
-        forest = self.compiled_
-        z = forest._check(transform_behaviour(x.reshape(1, -1), self.feature_indices_))
+        Z, which = self._route(x.reshape(1, -1))
+        forest = self._forests()[int(which[0])]
+        z = forest._check(Z)
         depths = _forest_depths(z, *forest._args())
         score = float(np.ones_like(depths)[0] if forest.denominator == 0 else (2.0 ** (-(depths / forest.denominator)))[0])
         credit = _forest_attribution(z[0].astype(np.float64), *forest._attr_args(), forest.n_features)
         total = credit.sum()
         shares = credit / total if total > 0 else credit
         return score, self._attribution_list(x, shares)
+
+    def describe(self) -> str:
+        """One sentence for the model card: what the scores are measured against."""
+        check_is_fitted(self, "compiled_")
+        return (f"an **IsolationForest** anomaly score on {len(self.feature_names_)} behavioural features, measured "
+                "against the whole bank, fitted on presumed-normal history.")
 
     def _attribution_list(self, x: np.ndarray, shares: np.ndarray) -> list[tuple[str, float, float]]:
         """``(feature, raw value, share)`` of the features with a share, largest first (ties in feature order)."""
@@ -434,7 +470,7 @@ class BehaviourAnomalyDetector(OutlierMixin, BaseEstimator):
         self.compiled_.to_npz(folder / "iforest.npz")
         if getattr(self, "iforest_", None) is not None:
             joblib.dump(self.iforest_, folder / "iforest.joblib")
-        return {"params": _json_params(self.get_params()), "feature_names": list(self.feature_names_),
+        return {"kind": self.KIND, "params": _json_params(self.get_params()), "feature_names": list(self.feature_names_),
                 "offset": self.offset_, "n_features_in": int(self.n_features_in_)}
 
     @classmethod

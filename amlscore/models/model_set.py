@@ -12,7 +12,7 @@ Scores (every one: **the higher, the more suspicious**)
 ``suspicion_score``    0..100     the fused, calibrated score (probability-like, in %)
 ``rule_score``         0..100     noisy-OR of the fired transaction rules (:mod:`amlscore.models.rules`)
 ``lgbm_probability``   0..1       LightGBM probability of a suspicious report
-``anomaly_score``      0..1       IsolationForest ``2^(-E[h]/c)``; higher = more anomalous
+``anomaly_score``      0..1       IsolationForest ``2^(-E[h]/c)`` (bank-wide or against peer groups); higher = more anomalous
 ``alert``              bool       ``suspicion_score >= alert_threshold``
 =====================  =========  ==============================================================
 
@@ -23,6 +23,8 @@ Saved layout (a directory; no pickled code objects are needed to score)::
     lgbm.txt                LightGBM text model (only the kept trees)
     iforest.npz             IsolationForest trees as arrays (what scoring reads)
     iforest.joblib          the fitted scikit-learn IsolationForest (reference/audit only)
+    peer_groups.json        with the peer-group anomaly detector (:mod:`amlscore.models.peer_anomaly`):
+                            its fitted peer statistics (group keys, rows, shrinkage weights, medians, scales)
     rules.yaml              the validated rule configuration (same hash as at training)
     feature_params.yaml     the feature parameters (same hash as at training)
     reference.json          the training reference for drift monitoring (:mod:`amlscore.models.reference`);
@@ -57,6 +59,7 @@ from amlscore.models.decision import (
     json_safe,
 )
 from amlscore.models.fusion import COMPONENTS, AlertThresholds, SuspicionFusion
+from amlscore.models.peer_anomaly import PeerGroupAnomalyDetector
 from amlscore.models.reference import REFERENCE_FILE, ModelReference
 from amlscore.models.rules import RulesConfig, evaluate_rules, explain_rules, load_rules_config, score_transaction_rules
 from amlscore.models.supervised import SuspicionClassifier
@@ -77,6 +80,11 @@ FORMAT_VERSION = 1
 ID_COLUMNS = ("txn_id", "customer_id", "timestamp")
 SCORE_COLUMNS = ("suspicion_score", "rule_score", "lgbm_probability", "anomaly_score", "alert", "top_reasons")
 _MANIFEST = "model_set.json"
+#: The anomaly detectors a manifest may name (``detector.kind``; absent in model sets saved before it: "bank").
+_DETECTORS: dict[str, type[BehaviourAnomalyDetector]] = {
+    BehaviourAnomalyDetector.KIND: BehaviourAnomalyDetector,
+    PeerGroupAnomalyDetector.KIND: PeerGroupAnomalyDetector,
+}
 
 
 class ModelSetError(AmlError):
@@ -110,7 +118,8 @@ class ModelSet:
     classifier : SuspicionClassifier
         Fitted on the catalogue's feature matrix.
     detector : BehaviourAnomalyDetector
-        Fitted on the same matrix layout.
+        Fitted on the same matrix layout: the bank-wide detector or its peer-group subclass
+        (:class:`~amlscore.models.peer_anomaly.PeerGroupAnomalyDetector`).
     fusion : SuspicionFusion
         Fitted on the validation period.
     thresholds : AlertThresholds
@@ -466,7 +475,7 @@ class ModelSet:
             raise ModelSetError(f"feature_params.yaml in {folder} has hash {feature_params.hash}, "
                                 f"the model set records {metadata['feature_params_hash']}.")
         classifier = SuspicionClassifier.from_text((folder / "lgbm.txt").read_text(encoding="utf-8"), manifest["classifier"])
-        detector = BehaviourAnomalyDetector.from_dir(folder, manifest["detector"])
+        detector = _load_detector(folder, manifest["detector"])
         fusion = SuspicionFusion.from_dict(manifest["fusion"])
         thresholds = AlertThresholds(**manifest["thresholds"])
         reference = None
@@ -477,6 +486,18 @@ class ModelSet:
                 raise ModelSetError(f"{REFERENCE_FILE} in {folder} cannot be read: {exc}") from None
         return cls(classifier, detector, fusion, thresholds, rules_config, feature_params,
                    feature_names=manifest["feature_names"], metadata=metadata, reference=reference)
+
+
+def _load_detector(folder: Path, spec: dict) -> BehaviourAnomalyDetector:
+    """The anomaly detector of the manifest's ``detector`` entry, of the kind it names."""
+    kind = spec.get("kind", BehaviourAnomalyDetector.KIND)
+    if kind not in _DETECTORS:
+        raise ModelSetError(f"The model set in {folder} holds an anomaly detector of kind {kind!r}; this code reads "
+                            f"{', '.join(repr(k) for k in _DETECTORS)}.")
+    try:
+        return _DETECTORS[kind].from_dir(folder, spec)
+    except (KeyError, ValueError) as exc:
+        raise ModelSetError(f"The anomaly detector ({kind}) in {folder} cannot be read: {exc}") from None
 
 
 def _sha256(path: Path) -> str:

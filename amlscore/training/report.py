@@ -142,7 +142,7 @@ def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:
         "* the PBoC-style transaction **rule score** (0..100, rule configuration "
         f"`{ms.metadata['rules_config_hash'][:12]}`);",
         f"* a **LightGBM** classifier trained on suspicious-transaction reports ({diag['lgbm_trees']} trees);",
-        "* an **IsolationForest** anomaly score on behavioural features, fitted on presumed-normal history.",
+        f"* {ms.detector.describe()} Its fusion weight: {ms.fusion.coef_[2]:.3f} (why: the fusion section below).",
         f"Fusion weights (rule/100, logit p, anomaly): {', '.join(f'{c:.3f}' for c in ms.fusion.coef_)}; "
         f"intercept {ms.fusion.intercept_:.3f}.",
         "",

@@ -23,6 +23,7 @@ from amlscore.core.registry import MODEL_NAME as REGISTERED_MODEL_NAME
 from amlscore.features.catalogue import FEATURE_NAMES
 from amlscore.features.params import FeatureParams
 from amlscore.models.model_set import ModelSet
+from amlscore.models.peer_anomaly import load_peer_anomaly_config
 from amlscore.models.rules import RulesConfig
 from amlscore.training.evaluate import EvaluationReport
 from amlscore.training.split import TimeSplit
@@ -64,6 +65,12 @@ class TrainConfig:
         Presumed-normal rows the IsolationForest is fitted on (at most).
     lgbm, anomaly : dict
         Parameter overrides for :class:`SuspicionClassifier` / :class:`BehaviourAnomalyDetector`.
+    anomaly_model : {"bank", "peer_group"}
+        The anomaly component: the IsolationForest against the whole bank (``bank``) or against each
+        row's peer group (``peer_group``, :mod:`amlscore.models.peer_anomaly`).
+    anomaly_peer_config : Path or None
+        With ``peer_group``: its configuration file (None: ``amlscore/models/config/peer_anomaly.yaml``),
+        validated when the configuration is made.
     fusion_c : float
         Inverse L2 strength of the fusion.
     fusion_balance : bool
@@ -109,6 +116,8 @@ class TrainConfig:
     anomaly_fit_rows: int = 200_000
     lgbm: dict = field(default_factory=dict)
     anomaly: dict = field(default_factory=dict)
+    anomaly_model: str = "bank"
+    anomaly_peer_config: Path | None = None
     fusion_c: float = 1.0
     fusion_balance: bool = True
     fusion_fit: str = "oof"
@@ -138,6 +147,13 @@ class TrainConfig:
                            f"predictions). Got fusion_fit={self.fusion_fit!r} instead.")
         if self.alert_policy not in ("alert_rate", "precision"):
             raise AmlError(f"The 'alert_policy' parameter must be 'alert_rate' or 'precision'. Got {self.alert_policy!r} instead.")
+        if self.anomaly_model not in ("bank", "peer_group"):
+            raise AmlError(f"The 'anomaly_model' parameter must be 'bank' or 'peer_group'. Got {self.anomaly_model!r} instead.")
+        if self.anomaly_peer_config is not None:
+            # a protocol file gives a string (the dataclass is frozen: set it as its own __init__ does)
+            object.__setattr__(self, "anomaly_peer_config", Path(self.anomaly_peer_config))
+        if self.anomaly_model == "peer_group":
+            load_peer_anomaly_config(self.anomaly_peer_config)  # a bad file fails here, before any data is read
         for name in ("max_train_negatives", "max_valid_negatives", "anomaly_fit_rows"):
             if getattr(self, name) < 100:
                 raise AmlError(f"The '{name}' parameter must be at least 100. Got {getattr(self, name)!r} instead.")

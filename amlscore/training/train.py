@@ -24,7 +24,9 @@ Stages (each a small function; :func:`train` runs them and returns a :class:`Tra
       early-stopped on the validation PR-AUC.
    d. *IsolationForest* (:class:`amlscore.models.anomaly.BehaviourAnomalyDetector`) on presumed-normal
       training history: unlabelled rows of customers without any suspicious report (before the
-      training label cut-off), at most ``anomaly_fit_rows`` of them.
+      training label cut-off), at most ``anomaly_fit_rows`` of them. With ``anomaly_model="peer_group"``
+      the features are first measured against each row's peer group
+      (:class:`amlscore.models.peer_anomaly.PeerGroupAnomalyDetector`).
    e. *Fusion* (:class:`amlscore.models.fusion.SuspicionFusion`): monotone logistic fusion of rule
       score, LightGBM probability and anomaly score, calibrated as a probability. By default
       (``fusion_fit="oof"``) it is fitted on out-of-fold LightGBM probabilities over the training
@@ -60,6 +62,7 @@ from amlscore.features.feature_folder import read_feature_folder
 from amlscore.features.offline import build_features
 from amlscore.features.params import load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
+from amlscore.models.peer_anomaly import PeerGroupAnomalyDetector, load_peer_anomaly_config
 from amlscore.models.fusion import AlertThresholds, SuspicionFusion, choose_thresholds
 from amlscore.models.model_set import ModelSet
 from amlscore.models.reference import ModelReference, build_reference
@@ -242,7 +245,7 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     flagged = reported_customers(prep.dataset.reports, prep.split.label_cutoff("train"))
     clean = tr & (status_tr == "unlabelled") & ~prep.dataset.transactions["customer_id"].astype(str).isin(flagged).to_numpy()
     normal_rows, _ = _sample(np.flatnonzero(clean), config.anomaly_fit_rows, rng)
-    det = BehaviourAnomalyDetector(**{"random_state": config.seed, **config.anomaly})
+    det = anomaly_detector(config)
     det.fit(feature_matrix(feats, normal_rows))
     timings["iforest"] = time.perf_counter() - t0
 
@@ -331,10 +334,21 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         "valid_positives_transaction": int(len(pos_txn_va)), "valid_positives_period": int(len(pos_bag_va)),
         "valid_positives_period_kept": int(len(keep_bag_va)), "valid_unlabelled_rate": float(rate_va),
         "instance_model_trees": int(instance_iter), "lgbm_trees": int(clf.best_iteration_),
-        "anomaly_fit_rows": int(len(normal_rows)), "fusion_coef": [float(c) for c in fusion.coef_],
+        "anomaly_fit_rows": int(len(normal_rows)), "anomaly_model": det.KIND, "anomaly": det.describe(),
+        "fusion_coef": [float(c) for c in fusion.coef_],
         "fusion_intercept": float(fusion.intercept_), "fusion": fusion_info, "valid_metrics": valid_metrics,
     }
     return model_set, diagnostics, timings
+
+
+def anomaly_detector(config: TrainConfig) -> BehaviourAnomalyDetector:
+    """The unfitted anomaly component ``config.anomaly_model`` names: bank-wide, or against peer groups with
+    the configuration file's parameters (``config.anomaly`` overrides either)."""
+    params = {"random_state": config.seed, **config.anomaly}
+    if config.anomaly_model == "peer_group":
+        return PeerGroupAnomalyDetector(**{**load_peer_anomaly_config(config.anomaly_peer_config).estimator_params(),
+                                           **params})
+    return BehaviourAnomalyDetector(**params)
 
 
 def training_reference(prep: Prepared, rows: np.ndarray, scores: dict[str, np.ndarray],
