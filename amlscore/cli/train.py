@@ -105,6 +105,11 @@ def train(
     results_fp: Annotated[Optional[Path], typer.Option("--results-fp", help="Write the results (with run_id) as JSON here.")] = None,
     features: Annotated[Optional[Path], typer.Option("--features", help="Read the features from this folder written by "
                                                      "amlscore features --engine spark for DIR (checked) instead of computing them.")] = None,
+    anomaly_model: Annotated[str, typer.Option("--anomaly-model", help="What the anomaly component measures a row "
+                                               "against: bank (the whole bank) or peer_group (its peer group; "
+                                               "docs/generalisation.md).")] = "bank",
+    anomaly_peer_config: Annotated[Optional[Path], typer.Option("--anomaly-peer-config", help="With --anomaly-model "
+                                                                "peer_group: its configuration file (default: the packaged one).")] = None,
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
@@ -117,7 +122,8 @@ def train(
     config = TrainConfig(data=data, cutoff=parse_date(cutoff, "--cutoff"), seed=seed, fractions=shares,  # type: ignore[arg-type]
                          valid_start=parse_date(valid_start, "--valid-start"), test_start=parse_date(test_start, "--test-start"),
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
-                         alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features)
+                         alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features,
+                         anomaly_model=anomaly_model, anomaly_peer_config=anomaly_peer_config)
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     with stage_progress("train", Console(stderr=True)) as report:
