@@ -378,6 +378,36 @@ def _graph_specs() -> list[FeatureSpec]:
         FeatureSpec("reported_out_sum_30d", "graph", "graph", "30d", "amount",
                     "Amount the customer paid to reported customers over 30 days.",
                     "sum of amount of the customer's outgoing edges in (t-30d, t] to customers reported by date(t)"),
+        FeatureSpec("cp_new_payers_30d", "graph", "graph", "30d", "count",
+                    "Payers who paid the counterparty for the first time ever within the last 30 days (a collector "
+                    "gathering money from many new depositors; fan-in).",
+                    f"distinct payers of {cp} whose first ever payment to it lies in (t-30d, t], over its latest 16 "
+                    "incoming edges; 0 without counterparty"),
+        FeatureSpec("cp_new_payees_30d", "graph", "graph", "30d", "count",
+                    "Payees the counterparty paid for the first time ever within the last 30 days (a distributor "
+                    "paying many new recipients; fan-out).",
+                    f"distinct payees of {cp} whose first ever payment from it lies in (t-30d, t], over its latest "
+                    "16 outgoing edges"),
+        FeatureSpec("cp_pass_through_30d", "graph", "graph", "30d", "ratio",
+                    "How much of what the counterparty received over 30 days it paid on (NaN when it received "
+                    "nothing the bank sees).",
+                    "counterparty's outgoing amount / its incoming amount over (max(t-30d, span its kept edges still "
+                    "cover), t]"),
+        FeatureSpec("pair_new_30d", "graph", "graph", "30d", "flag",
+                    "The customer and the counterparty started paying each other this way within the last 30 days "
+                    "(the customer is one of the counterparty's new payers, or new payees).",
+                    "the first ever edge payer -> payee of this pair lies in (t-30d, t]"),
+        FeatureSpec("out_to_collectors_share_30d", "graph", "graph", "30d", "ratio",
+                    "Share of the customer's outflow over 30 days paid to collectors: payees that have, as of now, "
+                    "at least hub_min_new_counterparties new payers over 30 days (on every row of the customer; NaN "
+                    "when it paid nothing out).",
+                    "sum of amount of the customer's outgoing edges in (t-30d, t] to payees with cp_new_payers_30d "
+                    ">= hub_min_new_counterparties / sum of amount of its outgoing edges in (t-30d, t]"),
+        FeatureSpec("in_from_distributors_share_30d", "graph", "graph", "30d", "ratio",
+                    "Share of the customer's inflow over 30 days received from distributors: payers that have, as "
+                    "of now, at least hub_min_new_counterparties new payees over 30 days (NaN when nothing came in).",
+                    "sum of amount of the customer's incoming edges in (t-30d, t] from payers with "
+                    "cp_new_payees_30d >= hub_min_new_counterparties / sum of amount of its incoming edges"),
         FeatureSpec("payer_indiv_share_vs_peers_30d", "graph", "peer_group", "30d", "ratio",
                     "How much more of its outflow the payer sends to individuals than its peer group does "
                     "(customer payers only; NaN for an outside payer or a peer group that paid nothing out).",
@@ -402,7 +432,7 @@ CATALOGUE: tuple[FeatureSpec, ...] = tuple(
 FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in CATALOGUE)
 SPECS_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in CATALOGUE}
 INTEGER_FEATURES: frozenset[str] = frozenset(s.name for s in CATALOGUE if s.is_integer)
-FEATURE_SET_VERSION = "aml_behaviour_v2"  # v2: the counterparty graph features
+FEATURE_SET_VERSION = "aml_behaviour_v3"  # v2: the counterparty graph features; v3: its 2-hop fan-in/out features
 
 if len(SPECS_BY_NAME) != len(CATALOGUE):  # pragma: no cover - guards edits of this file
     raise RuntimeError("duplicate feature names in the catalogue")

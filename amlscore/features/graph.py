@@ -53,6 +53,8 @@ GRAPH_FEATURES = (
     "payer_indiv_share_30d", "payer_new_indiv_payees_30d", "payer_payees_30d",
     "cp_reported", "reported_cps_30d", "reported_2hop_30d", "reported_distance_30d",
     "reported_in_sum_30d", "reported_out_sum_30d",
+    "cp_new_payers_30d", "cp_new_payees_30d", "cp_pass_through_30d", "pair_new_30d",
+    "out_to_collectors_share_30d", "in_from_distributors_share_30d",
 )
 N_GRAPH = len(GRAPH_FEATURES)
 # computed beside the compiled step from the peer groups' daily totals (both paths: payer_vs_peers)
@@ -61,7 +63,9 @@ _G = {name: i for i, name in enumerate(GRAPH_FEATURES)}
 G_CP_FAN_IN, G_CP_FAN_OUT, G_CP_IN_SUM, G_CP_OUT_SUM = (_G[n] for n in GRAPH_FEATURES[:4])
 G_SG, G_GS, G_CYC_LEN, G_CYC_CNT, G_CHAIN, G_KEPT = (_G[n] for n in GRAPH_FEATURES[4:10])
 G_INDIV_SHARE, G_NEW_INDIV, G_PAYEES = (_G[n] for n in GRAPH_FEATURES[10:13])
-G_CP_REP, G_REP1, G_REP2, G_REP_DIST, G_REP_IN, G_REP_OUT = (_G[n] for n in GRAPH_FEATURES[13:])
+G_CP_REP, G_REP1, G_REP2, G_REP_DIST, G_REP_IN, G_REP_OUT = (_G[n] for n in GRAPH_FEATURES[13:19])
+G_NEW_PAYERS, G_NEW_PAYEES, G_PASS, G_PAIR_NEW, G_TO_COLLECTORS, G_FROM_DISTRIBUTORS = (
+    _G[n] for n in GRAPH_FEATURES[19:25])
 
 # ring fields and directions
 F_OTHER, F_T, F_FEN, F_INFO = 0, 1, 2, 3
@@ -362,22 +366,154 @@ def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray,
 
 
 @njit(cache=True)
+def _new_ends(ring: np.ndarray, count: np.ndarray, node: int, d: int, lo: int, extra: int) -> int:  # pragma: no cover
+    """Distinct other ends of ``node``'s edges in direction ``d`` with time > ``lo`` that were the first
+    ever payment between the two (flag :data:`INFO_FIRST`): the node's new payers (``d`` = IN) or new
+    payees (``d`` = OUT); ``extra`` (>= 0) is one more such end, the current edge when not stored yet."""
+    buf = np.empty(EDGE_CAP + 1, dtype=np.int64)
+    n = 0
+    k = _stored(count, node, d)
+    for j in range(k):
+        s = _slot(count[node, d], j)
+        if ring[node, d, s, F_T] <= lo or not (ring[node, d, s, F_INFO] & INFO_FIRST):
+            continue
+        n = _add_distinct(buf, n, ring[node, d, s, F_OTHER])
+    if extra >= 0:
+        n = _add_distinct(buf, n, extra)
+    return n
+
+
+@njit(cache=True)
+def _known_since(ring: np.ndarray, count: np.ndarray, node: int, lo: int) -> int:  # pragma: no cover - compiled
+    """The later of ``lo`` and, for each direction whose ring is full, just before its oldest kept edge:
+    the start of the span over which both of the node's rings still hold every edge. A full ring with
+    exactly :data:`EDGE_CAP` edges counts as full, so a stretch that starts after a warm-up gives the
+    same value as the whole history (older edges lie before the warm-up, outside every window)."""
+    for d in range(2):
+        if count[node, d] < EDGE_CAP:
+            continue
+        oldest = ring[node, d, 0, F_T]
+        for s in range(1, EDGE_CAP):
+            oldest = min(oldest, ring[node, d, s, F_T])
+        lo = max(lo, oldest - 1)
+    return lo
+
+
+@njit(cache=True)
+def _pass_through(ring: np.ndarray, count: np.ndarray, node: int, t: int, xin: int, xout: int) -> float:  # pragma: no cover
+    """``node``'s outgoing amount over its incoming amount in (t-30d, t], over the span its rings still
+    cover (:func:`_known_since`); ``xin``/``xout`` add the current edge's amount when not stored yet.
+    NaN when nothing came in."""
+    lo = _known_since(ring, count, node, t - W30D)
+    got = _window_sum(ring, count, node, IN, lo) + xin
+    if got <= 0:
+        return np.nan
+    return (_window_sum(ring, count, node, OUT, lo) + xout) / got
+
+
+@njit(cache=True)
+def _hub_share(ring: np.ndarray, count: np.ndarray, c: int, d: int, lo: int, min_new: int, xu: int, xv: int,
+               xfen: int, xfirst: bool) -> float:  # pragma: no cover - compiled
+    """Share of customer ``c``'s amount in direction ``d`` over its edges with time > ``lo`` whose other
+    end has, as of now, at least ``min_new`` new counterparties on its far side over the same window:
+    for ``d`` = OUT, payees with that many new payers (collectors of a fan-in); for ``d`` = IN, payers
+    with that many new payees (distributors of a fan-out). The current edge ``xu -> xv`` of ``xfen``
+    (``xu`` = -1 when it is stored already) counts as if stored. NaN when ``c`` moved nothing that way.
+
+    The 2-hop aggregate of the IBM Graph Feature Preprocessor's fan-in/fan-out patterns (Blanuša et al.,
+    arXiv 2402.08593), carried by every row of the customer and not only its payments to the hub."""
+    far = 1 - d
+    ends = np.empty(EDGE_CAP + 1, dtype=np.int64)
+    fens = np.zeros(EDGE_CAP + 1, dtype=np.int64)
+    n = 0
+    k = _stored(count, c, d)
+    for j in range(k + 1):
+        if j < k:
+            s = _slot(count[c, d], j)
+            if ring[c, d, s, F_T] <= lo:
+                continue
+            y, f = ring[c, d, s, F_OTHER], ring[c, d, s, F_FEN]
+        elif xu >= 0 and (xu == c if d == OUT else xv == c):
+            y, f = (xv if d == OUT else xu), xfen
+        else:
+            break
+        i = 0
+        while i < n and ends[i] != y:
+            i += 1
+        if i == n:
+            ends[n] = y
+            n += 1
+        fens[i] += f
+    total = 0
+    hub = 0
+    for i in range(n):
+        y = ends[i]
+        total += fens[i]
+        extra = -1
+        if xu >= 0 and xfirst:
+            if d == OUT and xv == y:
+                extra = xu
+            elif d == IN and xu == y:
+                extra = xv
+        if _new_ends(ring, count, y, far, lo, extra) >= min_new:
+            hub += fens[i]
+    return hub / total if total > 0 else np.nan
+
+
+@njit(cache=True)
+def _pair_new(ring: np.ndarray, count: np.ndarray, c: int, cp: int, d: int, lo: int) -> bool:  # pragma: no cover
+    """Whether a stored edge of ``c`` in direction ``d`` with ``cp``, time > ``lo``, was their first ever."""
+    k = _stored(count, c, d)
+    for j in range(k):
+        s = _slot(count[c, d], j)
+        if (ring[c, d, s, F_OTHER] == cp and ring[c, d, s, F_T] > lo and ring[c, d, s, F_INFO] & INFO_FIRST):
+            return True
+    return False
+
+
+@njit(cache=True)
+def _hub_features(ring: np.ndarray, count: np.ndarray, c: int, cp: int, u: int, v: int, t: int, fen: int,
+                  first_pair: bool, virtual: bool, min_new: int, out: np.ndarray) -> None:  # pragma: no cover
+    """The 2-hop fan-in/fan-out features into ``out``: the counterparty's new payers and payees and
+    pass-through over 30 days, whether this pair is one of them, and the customer's shares of outflow to
+    collectors and inflow from distributors. ``cp`` = -1 (no counterparty): only the customer's shares;
+    ``virtual``: the current edge ``u -> v`` is not stored yet and counts as if it were."""
+    lo30 = t - W30D
+    xu = u if (cp >= 0 and virtual) else -1
+    out[G_TO_COLLECTORS] = _hub_share(ring, count, c, OUT, lo30, min_new, xu, v, fen, first_pair)
+    out[G_FROM_DISTRIBUTORS] = _hub_share(ring, count, c, IN, lo30, min_new, xu, v, fen, first_pair)
+    if cp < 0:
+        return
+    new_now = virtual and first_pair
+    out[G_NEW_PAYERS] = _new_ends(ring, count, cp, IN, lo30, u if (new_now and cp == v) else -1)
+    out[G_NEW_PAYEES] = _new_ends(ring, count, cp, OUT, lo30, v if (new_now and cp == u) else -1)
+    xin = fen if (virtual and cp == v) else 0
+    xout = fen if (virtual and cp == u) else 0
+    out[G_PASS] = _pass_through(ring, count, cp, t, xin, xout)
+    d = OUT if c == u else IN
+    out[G_PAIR_NEW] = 1.0 if (new_now or _pair_new(ring, count, c, cp, d, lo30)) else 0.0
+
+
+@njit(cache=True)
 def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first_report: int, c: int, cp: int,
-               is_in: bool, t: int, fen: int, payee_indiv: bool, first_pair: bool, store: bool, out: np.ndarray
-               ) -> None:  # pragma: no cover - compiled
+               is_in: bool, t: int, fen: int, payee_indiv: bool, first_pair: bool, store: bool, hub_min_new: int,
+               out: np.ndarray) -> None:  # pragma: no cover - compiled
     """One transaction's graph features into ``out`` (:data:`GRAPH_FEATURES` order), then its edge stored.
 
     ``c`` is the customer's node, ``cp`` the counterparty's (-1 when unknown: no edge); ``is_in`` the
     direction; ``payee_indiv`` whether the payee is an individual; ``first_pair`` whether the payer
     never paid this payee before; ``store`` whether this row stores the edge (False for the ``in``
     leg of a transfer inside the bank, whose ``out`` leg stores it). ``report_ns`` is each customer's
-    first reported instant (:func:`report_times`), ``first_report`` its minimum.
+    first reported instant (:func:`report_times`), ``first_report`` its minimum; ``hub_min_new`` the
+    new counterparties that make a collector or distributor (``hub_min_new_counterparties``).
     """
     out[:] = 0.0
     out[G_KEPT] = np.nan
     out[G_INDIV_SHARE] = np.nan
+    out[G_PASS] = np.nan
     if cp < 0:
         _reported_around(ring, count, report_ns, first_report, c, t, -1, False, 0, out)
+        _hub_features(ring, count, c, cp, -1, -1, t, 0, False, False, hub_min_new, out)
         return
     u = cp if is_in else c
     v = c if is_in else cp
@@ -480,6 +616,7 @@ def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first
     # reported customers around (point in time: a report counts from its report_date on)
     out[G_CP_REP] = 1.0 if (cp < n_rep and cp != c and report_ns[cp] <= t) else 0.0
     _reported_around(ring, count, report_ns, first_report, c, t, cp if virtual else -1, is_in, fen, out)
+    _hub_features(ring, count, c, cp, u, v, t, fen, first_pair, virtual, hub_min_new, out)
 
     if store:
         info = (INFO_INDIV if payee_indiv else 0) | (INFO_FIRST if first_pair else 0) | (hops << _CHAIN_SHIFT)
@@ -500,7 +637,7 @@ def graph_step(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, first
 @njit(cache=True)
 def graph_pass(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, cust: np.ndarray, cp: np.ndarray,
                is_in: np.ndarray, t: np.ndarray, fen: np.ndarray, payee_indiv: np.ndarray, first_pair: np.ndarray,
-               store: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+               store: np.ndarray, hub_min_new: int) -> np.ndarray:  # pragma: no cover - compiled
     """:func:`graph_step` over rows in time order; the features (n, :data:`N_GRAPH`)."""
     n = len(t)
     result = np.empty((n, N_GRAPH), dtype=np.float64)
@@ -508,6 +645,6 @@ def graph_pass(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray, cust:
     first_report = report_ns.min()
     for i in range(n):
         graph_step(ring, count, report_ns, first_report, cust[i], cp[i], is_in[i], t[i], fen[i], payee_indiv[i], first_pair[i],
-                   store[i], row)
+                   store[i], hub_min_new, row)
         result[i] = row
     return result

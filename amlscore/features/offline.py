@@ -252,7 +252,7 @@ def graph_matrix(tx: TxnColumns, g: GraphInputs, registry: CustomerRegistry, rep
     arrays = GraphArrays.empty(g.n_nodes)
     report_ns = report_times(reports, registry.code_of, len(registry.onboard_ns), params.bank_utc_offset_hours)
     return graph_pass(arrays.ring, arrays.count, report_ns, g.cust, g.cp, tx.is_in.astype(np.bool_), tx.t_ns,
-                      tx.fen, g.payee_indiv, g.first_pair, g.store)
+                      tx.fen, g.payee_indiv, g.first_pair, g.store, params.hub_min_new_counterparties)
 
 
 def payer_peer_column(tx: TxnColumns, facts: EventFacts, registry: CustomerRegistry, g: GraphInputs,

@@ -873,7 +873,7 @@ class OnlineFeatureState:
         self._last_cp_node = node
         out = self._graph_row
         graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
-                   int(np.rint(amount * 100)), payee_indiv, first, store, out)
+                   int(np.rint(amount * 100)), payee_indiv, first, store, self.params.hub_min_new_counterparties, out)
         return out
 
     def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,

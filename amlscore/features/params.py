@@ -48,6 +48,8 @@ class FeatureParams(BaseModel):
     peer_count_floor: float = Field(1.0, gt=0)
     own_std_floor: float = Field(1.0, gt=0)
     high_risk_countries: tuple[str, ...] = ()
+    # at most 16: a graph node keeps its latest 16 edges per direction (graph.EDGE_CAP), counts saturate there
+    hub_min_new_counterparties: int = Field(5, ge=1, le=16)
 
     @field_validator("night_hours")
     @classmethod
