@@ -93,6 +93,16 @@ accounts idle for 120 days are forgotten and their ids reused (their edges are o
 window), and only the set of payer-payee pairs ever stored (for "first payment to this payee") grows
 with the history; the warm-up seeds it from the older history.
 
+Two hops for fan-in and fan-out (the patterns of the Graph Feature Preprocessor, read from the
+other side): a depositor of a collector, or a recipient of a distributor, looks ordinary on its own;
+what marks it is who it deals with. Each edge carries whether it was the first ever payment between
+its payer and payee, so every row reads its counterparty's new payers and new payees over 30 days,
+how much of what the counterparty received it paid on (over the span both its rings still cover when
+one is full), and whether this customer is one of those new payers or payees. Every row of a
+customer, whatever its counterparty, carries the share of the customer's 30-day outflow paid to
+collectors (payees with at least `hub_min_new_counterparties` new payers, as of the row's time) and
+of its inflow received from distributors (payers with that many new payees).
+
 Reported neighbours: a customer counts as reported from the bank-local start of the `report_date` of
 its earliest `suspicious` report, never before (`not_suspicious` dispositions do not count, and a
 customer's own report is never its own neighbour). Offline the reports come with the data set;

@@ -13,6 +13,7 @@ from amlscore.features.catalogue import CATALOGUE, FEATURE_NAMES
 from amlscore.features.graph import GRAPH_FEATURES
 from amlscore.features.offline import compute_feature_arrays
 from amlscore.features.online import OnlineFeatureState, replay
+from amlscore.features.params import FeatureParams, load_feature_params
 from synthetic_frames import make_customers, make_transactions, typed_customers, typed_transactions
 from test_hand_computed import _customer
 from test_point_in_time_and_parity import assert_same_features
@@ -55,13 +56,13 @@ def _customers(names: str, corporate: str = "") -> pd.DataFrame:
                   occ="private_company" if n in corporate else "salaried") for n in names]))
 
 
-def _both_paths(customers: pd.DataFrame, rows: list[dict], reports: pd.DataFrame | None = None
-                ) -> dict[str, dict[str, float]]:
+def _both_paths(customers: pd.DataFrame, rows: list[dict], reports: pd.DataFrame | None = None,
+                params: FeatureParams | None = None) -> dict[str, dict[str, float]]:
     """txn_id -> graph features; the offline and online paths must give the same."""
     txns = typed_transactions(pd.DataFrame(rows))
-    arrays = compute_feature_arrays(txns, customers, reports=reports)
+    arrays = compute_feature_arrays(txns, customers, params=params, reports=reports)
     offline = np.column_stack([arrays[n].astype(np.float64) for n in FEATURE_NAMES])
-    online = replay(OnlineFeatureState(customers, reports=reports), txns)
+    online = replay(OnlineFeatureState(customers, params=params, reports=reports), txns)
     assert_same_features(offline, online)
     ids = txns["txn_id"].astype(str).tolist()
     return {tid: dict(zip(GRAPH_NAMES, offline[i, GRAPH_COLS])) for i, tid in enumerate(ids)}
@@ -247,3 +248,76 @@ def test_the_payer_against_its_peer_group():
     assert g["T3o"][name] == pytest.approx(1.0 - 2000 / 10000)
     assert g["T3i"][name] == pytest.approx(1.0 - 2000 / 10000)  # the payee's row describes the same payer
     assert math.isnan(g["T4i"][name])  # an outside payer has no peer group
+
+
+def _collector_history() -> list[dict]:
+    """Five customers A-E each pay the collector H for the first time within 4 hours; H sweeps 90 % of it
+    to an outside account; F is a sixth depositor, A also pays P and withdraws cash, and pays H again
+    a day later and after 31 days."""
+    rows = []
+    for i, (who, amount) in enumerate(zip("ABCDE", (1000, 2000, 3000, 4000, 5000))):
+        rows += _pay(f"T{i + 1}", i, who, "H", amount)
+    rows += _pay("T6", 10, "H", "acctX", 13500)
+    rows += _pay("T7", 12, "F", "H", 1000)
+    rows += _pay("T8", 20, "A", "P", 500)
+    rows += _pay("T9", 24, "A", "H", 3000)
+    rows.append(_row("W1", 30, "A", "out", 200, None, None, "individual"))  # no counterparty
+    rows += _pay("T10", 31 * 24, "A", "H", 2000)
+    return rows
+
+
+def test_a_collector_marks_its_depositors_rows_point_in_time():
+    g = _both_paths(_customers("ABCDEFHP"), _collector_history())
+    # A's first payment: H has one new payer (A, not stored yet), passed nothing on, is no collector yet
+    assert g["T1o"]["cp_new_payers_30d"] == 1 and g["T1o"]["pair_new_30d"] == 1
+    assert g["T1o"]["cp_pass_through_30d"] == 0.0 and g["T1o"]["out_to_collectors_share_30d"] == 0.0
+    # the in leg sees the same edge once, from the other side: A has one new payee
+    assert g["T1i"]["cp_new_payees_30d"] == 1 and g["T1i"]["in_from_distributors_share_30d"] == 0.0
+    # the fifth depositor makes H a collector (hub_min_new_counterparties = 5) for its own payment
+    assert g["T5o"]["cp_new_payers_30d"] == 5 and g["T5o"]["out_to_collectors_share_30d"] == 1.0
+    assert g["T4o"]["cp_new_payers_30d"] == 4 and g["T4o"]["out_to_collectors_share_30d"] == 0.0
+    # after the sweep: H paid on 13,500 of the 16,000 it got, F is its sixth new payer
+    assert g["T7o"]["cp_pass_through_30d"] == pytest.approx(13500 / 16000)
+    assert g["T7o"]["cp_new_payers_30d"] == 6
+    # A's payment to an ordinary payee carries A's share to collectors: 1,000 of 1,500
+    assert g["T8o"]["cp_new_payers_30d"] == 1
+    assert g["T8o"]["out_to_collectors_share_30d"] == pytest.approx(1000 / 1500)
+    # a repeat payment: not a first payment, still a pair started within 30 days, A counted once
+    assert g["T9o"]["pair_new_30d"] == 1 and g["T9o"]["cp_new_payers_30d"] == 6
+    # a row without counterparty carries the customer's share too, and the 2-hop counts are 0
+    assert g["W1"]["out_to_collectors_share_30d"] == pytest.approx(4000 / 4500)
+    assert g["W1"]["cp_new_payers_30d"] == 0 and math.isnan(g["W1"]["cp_pass_through_30d"])
+    # 31 days on: every first payment to H left the window
+    assert g["T10o"]["pair_new_30d"] == 0 and g["T10o"]["cp_new_payers_30d"] == 0
+    assert g["T10o"]["out_to_collectors_share_30d"] == 0.0
+
+
+def test_a_distributor_marks_its_recipients_rows_point_in_time():
+    rows = _pay("S1", 0, "acctS", "G", 100000)
+    for i, who in enumerate("QRSTU"):
+        rows += _pay(f"D{i + 1}", 40 + i, "G", who, 9000)
+    rows += _pay("Q2", 50, "Q", "acctW", 8000)
+    rows += _pay("D6", 60, "G", "Q", 1000)
+    g = _both_paths(_customers("GQRSTU"), rows)
+    # Q's in row when G had paid only Q: G's later payees must not leak in
+    assert g["D1i"]["cp_new_payees_30d"] == 1 and g["D1i"]["in_from_distributors_share_30d"] == 0.0
+    assert g["D1i"]["pair_new_30d"] == 1
+    # the fifth recipient sees G as a distributor; Q's later rows carry it as well
+    assert g["D5i"]["cp_new_payees_30d"] == 5 and g["D5i"]["in_from_distributors_share_30d"] == 1.0
+    assert g["Q2o"]["in_from_distributors_share_30d"] == 1.0
+    # G passed on 45,000 of 100,000 by then, as seen from Q's row
+    assert g["D5i"]["cp_pass_through_30d"] == pytest.approx(45000 / 100000)
+    # G's own rows: it pays, nobody paid it new, so it is no collector and its payees are none
+    assert g["D6o"]["out_to_collectors_share_30d"] == 0.0 and g["D6o"]["pair_new_30d"] == 1
+    assert g["D6i"]["in_from_distributors_share_30d"] == 1.0
+
+
+def test_the_collector_threshold_is_a_validated_parameter():
+    base = load_feature_params()
+    strict = base.model_copy(update={"hub_min_new_counterparties": 6})
+    assert strict.hash != base.hash
+    g = _both_paths(_customers("ABCDEFHP"), _collector_history(), params=strict)
+    assert g["T5o"]["out_to_collectors_share_30d"] == 0.0  # five new payers no longer make a collector
+    assert g["T7o"]["out_to_collectors_share_30d"] == 1.0  # the sixth does
+    with pytest.raises(ValueError, match="hub_min_new_counterparties"):
+        FeatureParams(**{**base.model_dump(), "hub_min_new_counterparties": 17})
