@@ -35,7 +35,9 @@ def test_online_replay_equals_offline_on_50k_generated_transactions(bank_dataset
     # the history exercises the stateful features, not just zeros
     for name in ("ip_customers_7d", "fan_out_30d", "is_reactivation", "near_threshold_cash_cnt_7d", "is_new_counterparty",
                  "cp_fan_in_7d", "scatter_gather_7d", "cycle_len_7d", "chain_len_24h", "payer_new_indiv_payees_30d",
-                 "reported_cps_30d", "reported_2hop_30d"):
+                 "reported_cps_30d", "reported_2hop_30d", "cp_new_payers_30d", "cp_new_payees_30d",
+                 "cp_pass_through_30d", "pair_new_30d", "out_to_collectors_share_30d",
+                 "in_from_distributors_share_30d"):
         assert offline[name].max() > 0, name
 
 
