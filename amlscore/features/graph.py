@@ -366,21 +366,25 @@ def _reported_around(ring: np.ndarray, count: np.ndarray, report_ns: np.ndarray,
 
 
 @njit(cache=True)
-def _new_ends(ring: np.ndarray, count: np.ndarray, node: int, d: int, lo: int, extra: int) -> int:  # pragma: no cover
+def _new_ends(ring: np.ndarray, count: np.ndarray, node: int, d: int, lo: int, extra: int, buf: np.ndarray,
+              stop: int) -> int:  # pragma: no cover - compiled
     """Distinct other ends of ``node``'s edges in direction ``d`` with time > ``lo`` that were the first
     ever payment between the two (flag :data:`INFO_FIRST`): the node's new payers (``d`` = IN) or new
-    payees (``d`` = OUT); ``extra`` (>= 0) is one more such end, the current edge when not stored yet."""
-    buf = np.empty(EDGE_CAP + 1, dtype=np.int64)
+    payees (``d`` = OUT); ``extra`` (>= 0) is one more such end, the current edge when not stored yet.
+    ``buf`` (at least :data:`EDGE_CAP` + 1 long) is scratch; counting stops once it reaches ``stop``."""
     n = 0
+    if extra >= 0:
+        buf[0] = extra
+        n = 1
     k = _stored(count, node, d)
     for j in range(k):
+        if n >= stop:
+            break
         s = _slot(count[node, d], j)
         if ring[node, d, s, F_T] <= lo or not (ring[node, d, s, F_INFO] & INFO_FIRST):
             continue
         n = _add_distinct(buf, n, ring[node, d, s, F_OTHER])
-    if extra >= 0:
-        n = _add_distinct(buf, n, extra)
-    return n
+    return min(n, stop)
 
 
 @njit(cache=True)
@@ -413,7 +417,7 @@ def _pass_through(ring: np.ndarray, count: np.ndarray, node: int, t: int, xin: i
 
 @njit(cache=True)
 def _hub_share(ring: np.ndarray, count: np.ndarray, c: int, d: int, lo: int, min_new: int, xu: int, xv: int,
-               xfen: int, xfirst: bool) -> float:  # pragma: no cover - compiled
+               xfen: int, xfirst: bool, scratch: np.ndarray) -> float:  # pragma: no cover - compiled
     """Share of customer ``c``'s amount in direction ``d`` over its edges with time > ``lo`` whose other
     end has, as of now, at least ``min_new`` new counterparties on its far side over the same window:
     for ``d`` = OUT, payees with that many new payers (collectors of a fan-in); for ``d`` = IN, payers
@@ -421,10 +425,10 @@ def _hub_share(ring: np.ndarray, count: np.ndarray, c: int, d: int, lo: int, min
     (``xu`` = -1 when it is stored already) counts as if stored. NaN when ``c`` moved nothing that way.
 
     The 2-hop aggregate of the IBM Graph Feature Preprocessor's fan-in/fan-out patterns (Blanuša et al.,
-    arXiv 2402.08593), carried by every row of the customer and not only its payments to the hub."""
+    arXiv 2402.08593), carried by every row of the customer and not only its payments to the hub.
+    ``scratch`` is (3, :data:`EDGE_CAP` + 1) int64, reused across calls (no allocation per row)."""
     far = 1 - d
-    ends = np.empty(EDGE_CAP + 1, dtype=np.int64)
-    fens = np.zeros(EDGE_CAP + 1, dtype=np.int64)
+    ends, fens, buf = scratch[0], scratch[1], scratch[2]
     n = 0
     k = _stored(count, c, d)
     for j in range(k + 1):
@@ -442,6 +446,7 @@ def _hub_share(ring: np.ndarray, count: np.ndarray, c: int, d: int, lo: int, min
             i += 1
         if i == n:
             ends[n] = y
+            fens[n] = 0
             n += 1
         fens[i] += f
     total = 0
@@ -455,7 +460,7 @@ def _hub_share(ring: np.ndarray, count: np.ndarray, c: int, d: int, lo: int, min
                 extra = xu
             elif d == IN and xu == y:
                 extra = xv
-        if _new_ends(ring, count, y, far, lo, extra) >= min_new:
+        if _new_ends(ring, count, y, far, lo, extra, buf, min_new) >= min_new:
             hub += fens[i]
     return hub / total if total > 0 else np.nan
 
@@ -480,13 +485,15 @@ def _hub_features(ring: np.ndarray, count: np.ndarray, c: int, cp: int, u: int, 
     ``virtual``: the current edge ``u -> v`` is not stored yet and counts as if it were."""
     lo30 = t - W30D
     xu = u if (cp >= 0 and virtual) else -1
-    out[G_TO_COLLECTORS] = _hub_share(ring, count, c, OUT, lo30, min_new, xu, v, fen, first_pair)
-    out[G_FROM_DISTRIBUTORS] = _hub_share(ring, count, c, IN, lo30, min_new, xu, v, fen, first_pair)
+    scratch = np.empty((3, EDGE_CAP + 1), dtype=np.int64)
+    out[G_TO_COLLECTORS] = _hub_share(ring, count, c, OUT, lo30, min_new, xu, v, fen, first_pair, scratch)
+    out[G_FROM_DISTRIBUTORS] = _hub_share(ring, count, c, IN, lo30, min_new, xu, v, fen, first_pair, scratch)
     if cp < 0:
         return
     new_now = virtual and first_pair
-    out[G_NEW_PAYERS] = _new_ends(ring, count, cp, IN, lo30, u if (new_now and cp == v) else -1)
-    out[G_NEW_PAYEES] = _new_ends(ring, count, cp, OUT, lo30, v if (new_now and cp == u) else -1)
+    buf, every = scratch[0], EDGE_CAP + 1
+    out[G_NEW_PAYERS] = _new_ends(ring, count, cp, IN, lo30, u if (new_now and cp == v) else -1, buf, every)
+    out[G_NEW_PAYEES] = _new_ends(ring, count, cp, OUT, lo30, v if (new_now and cp == u) else -1, buf, every)
     xin = fen if (virtual and cp == v) else 0
     xout = fen if (virtual and cp == u) else 0
     out[G_PASS] = _pass_through(ring, count, cp, t, xin, xout)
