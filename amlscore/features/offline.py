@@ -283,8 +283,9 @@ def graph_columns(tx: TxnColumns, facts: EventFacts, cp: Coded, registry: Custom
     return np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params, peers)])
 
 
-# The graph reads edges of the last 30 days at most (cycles 7 days, fan-in/out 7, payees and reported
-# neighbours 30), and an edge's chain length looks back at most CHAIN_CAP hops of 24 hours: what a row
+# The graph reads edges of the last 30 days at most (cycles 7 days, fan-in/out 7, payees, reported
+# neighbours and the 2-hop new payers/payees 30; a full ring bounds a pass-through by its oldest edge,
+# which a stretch's warm-up keeps the same), and an edge's chain length looks back at most CHAIN_CAP hops of 24 hours: what a row
 # sees depends on the 38 days before it (besides first_pair, which the whole history gives). A
 # stretch of history replayed from this many days before the rows kept gives them their values
 # (measured on a generated bank in 5-day stretches: 3 days of warm-up change 17 graph features,
