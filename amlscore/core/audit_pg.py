@@ -179,6 +179,9 @@ class PostgresAuditLog(GroupCommitLog):
         ensure_schema(self._db)
         self._db.execute(f"SET synchronous_commit = {'on' if sync == 'full' else 'off'}")
         self._db.commit()
+        # BEGIN and COMMIT are sent by _commit itself, inside its pipeline: psycopg's own transaction
+        # block would wait for each of them (two more round trips per commit)
+        self._db.autocommit = True
         self._read = connect(url, autocommit=True)
         self._lock = threading.Lock()  # the reading connection
         self._init_writes()
@@ -196,7 +199,8 @@ class PostgresAuditLog(GroupCommitLog):
     }
 
     def _commit(self, group: list[_Write]) -> None:
-        """One transaction for the group, in two round trips (psycopg's pipeline mode).
+        """One transaction for the group, in two round trips (psycopg's pipeline mode; five for a
+        one-decision group sent a statement at a time).
 
         1. ``BEGIN``, lock the heads of the tables the group writes (``FOR UPDATE``, in name order),
            and read which of its explanations are stored already;
@@ -204,9 +208,8 @@ class PostgresAuditLog(GroupCommitLog):
            prepared before the lock), insert them, move the heads and ``COMMIT``, sent together.
 
         The head rows stay locked only from the first round trip to the commit: another worker's
-        commit waits for that, not for one round trip per row as in a statement-at-a-time
-        transaction (with two workers on two cores, each of those round trips also waited for this
-        thread to get the GIL back from the event loop). An explanation already stored (or twice in
+        commit waits for that, not for one round trip per statement (each of which also waits for
+        this thread to get the GIL back from the worker's event loop). An explanation already stored (or twice in
         the group) is not written again and does not move the chain, as the SQLite log's ``INSERT
         OR IGNORE``: the check runs under the explanations head's lock, which every writer of that
         table takes, so no other commit can add one in between.
@@ -215,8 +218,9 @@ class PostgresAuditLog(GroupCommitLog):
         tables = sorted({_KIND_TABLE[w.kind] for w in group})
         tails = [[_row_tail(values) for values in w.rows] for w in group]  # before the lock: the slow part
         try:
-            with self._db.pipeline() as pipe, self._db.transaction():
+            with self._db.pipeline() as pipe:
                 cur = self._db.cursor()
+                cur.execute("BEGIN")
                 cur.execute("SELECT tbl, rows, head FROM audit_heads WHERE tbl = ANY(%s) ORDER BY tbl FOR UPDATE",
                             (tables,))
                 asked = [(v[0], v[1]) for w in group if w.kind == "explanation" for v in w.rows]
@@ -248,7 +252,9 @@ class PostgresAuditLog(GroupCommitLog):
                         cur.executemany(self._INSERT[kind], rows)
                 cur.executemany("UPDATE audit_heads SET rows = %s, head = %s WHERE tbl = %s",
                                 [(n, h, t) for t, (n, h) in heads.items()])
+                cur.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the writes of the group are retried one by one
+            self._roll_back()
             if len(group) > 1:
                 for write in group:
                     self._commit([write])
@@ -263,6 +269,13 @@ class PostgresAuditLog(GroupCommitLog):
                 log.exception("the audit log's commit observer failed")
         for write in group:
             self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
+
+    def _roll_back(self) -> None:
+        """End the failed transaction of :meth:`_commit` (an error in the pipeline skipped its COMMIT)."""
+        import psycopg  # noqa: PLC0415 - only the PostgreSQL backend needs the driver
+
+        if self._db.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._db.execute("ROLLBACK")
 
     # -- reading ---------------------------------------------------------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
