@@ -11,7 +11,9 @@ Every worker keeps a replica of the window state in memory; Redis holds what mak
 
 A transaction is *claimed* by one server-side script (:data:`_CLAIM`) that, in one atomic step, finds
 its ``txn_id`` (then nothing changes), refuses it when it is older than its customer's latest, else
-gives it the next sequence number and appends it to the log. The worker then applies every logged
+gives it the next sequence number and appends it to the log; in the same reply it returns the log
+entries between the worker's last one and the new one (those other workers claimed meanwhile), so
+that catching up costs no second round trip. The worker then applies every logged
 transaction before it that its replica has not seen (whoever claimed them) and computes its row:
 each row is the function of the log prefix before it, so two workers scoring transactions of the
 same customer, IP address or device at the same moment both count both, in the log's order, and
@@ -62,7 +64,11 @@ local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[1], seq)
 if (not last) or lt(last, ARGV[3]) then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) end
-return {0, seq, ''}
+local after = tonumber(ARGV[5])
+if after >= seq - 1 then return {0, seq, ''} end
+local start = '-'
+if after > 0 then start = '(' .. after .. '-1' end
+return {0, seq, '', redis.call('XRANGE', KEYS[2], start, (seq - 1) .. '-1', 'COUNT', ARGV[6])}
 """
 
 # A change of the customers table, logged between two transactions.
@@ -144,6 +150,10 @@ class RedisFeatureStore:
         # transaction gets when its first worker died before storing its row
         self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
         self._keep_rows = keep_rows
+        # The last seq this store handed to its state (from the log or a claim): a claim asks for
+        # the entries after it, and keeps them for the catch-up that follows (_Prefetch)
+        self._handed = 0
+        self._prefetch: _Prefetch | None = None
         self.store_id = self._store_id()
 
     def _store_id(self) -> str:
@@ -169,13 +179,19 @@ class RedisFeatureStore:
     def claim(self, record: Mapping[str, Any], t_ns: int, payload: str) -> Claim:
         """Claim ``record`` (its JSON ``payload`` goes to the log) in one atomic step."""
         k = self.keys
-        status, seq, latest = self._claim(keys=[k["seq"], k["log"], k["txn"], k["last"]],
-                                          args=[record["txn_id"], record["customer_id"], str(t_ns), payload])
+        after = self._handed
+        status, seq, latest, *logged = self._claim(
+            keys=[k["seq"], k["log"], k["txn"], k["last"]],
+            args=[record["txn_id"], record["customer_id"], str(t_ns), payload, after, _BATCH])
         if status == 1:
             return Claim("seen", int(seq), None)
         if status == 2:
             return Claim("late", 0, int(latest))
-        return Claim("new", int(seq), None)
+        seq = int(seq)
+        entries = [(int(entry_id.split(b"-", 1)[0]), _field(fields)) for entry_id, fields in (logged[0] if logged else [])]
+        self._prefetch = _Prefetch(after, seq - 1, entries)
+        self._handed = seq
+        return Claim("new", seq, None)
 
     def log_customers(self, payload: str) -> int:
         """Log a customers change (JSON ``payload``) after every transaction claimed so far; returns its seq."""
@@ -183,14 +199,27 @@ class RedisFeatureStore:
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Log entries ``(seq, JSON payload)`` after ``after`` (up to ``upto`` when given), in order."""
-        start = f"({after}-1" if after > 0 else "-"
-        end = f"{upto}-1" if upto is not None else "+"
         if upto is not None and upto <= after:
             return
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None and prefetch.after == after and upto is not None and upto <= prefetch.upto:
+            # what the claim returned: the log from ``after`` up to the claim (or its first _BATCH entries)
+            for seq, payload in prefetch.entries:
+                if seq > upto:
+                    return
+                self._handed = max(self._handed, seq)
+                yield seq, payload
+                after = seq
+            if len(prefetch.entries) < _BATCH or after >= upto:
+                return
+        start = f"({after}-1" if after > 0 else "-"
+        end = f"{upto}-1" if upto is not None else "+"
         while True:
             batch = self._r.xrange(self.keys["log"], start, end, count=_BATCH)
             for entry_id, fields in batch:
-                yield int(entry_id.split(b"-", 1)[0]), fields[b"r"]
+                seq = int(entry_id.split(b"-", 1)[0])
+                self._handed = max(self._handed, seq)
+                yield seq, fields[b"r"]
             if len(batch) < _BATCH:
                 return
             start = f"({batch[-1][0].decode()}"
@@ -276,6 +305,23 @@ class RedisFeatureStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+class _Prefetch:
+    """Log entries ``(seq, payload)`` after ``after`` up to ``upto``, as a claim's reply carried them."""
+
+    __slots__ = ("after", "upto", "entries")
+
+    def __init__(self, after: int, upto: int, entries: list[tuple[int, bytes]]) -> None:
+        self.after, self.upto, self.entries = after, upto, entries
+
+
+def _field(fields: Any) -> bytes:
+    """The ``r`` field of a stream entry as a script returns it (a flat list ``[name, value, ...]``)."""
+    if isinstance(fields, dict):
+        return fields[b"r"]
+    pairs = dict(zip(fields[::2], fields[1::2]))
+    return pairs[b"r"]
 
 
 def _safe(url: str) -> str:
