@@ -6,8 +6,8 @@ Every worker keeps a replica of the window state in memory; Redis holds what mak
 * ``{aml}:txn`` - ``txn_id -> seq``: a transaction is counted once, whoever sends it again;
 * ``{aml}:last`` - ``customer_id -> time (ns)`` of the customer's latest transaction: a late one is refused;
 * ``{aml}:feat`` - ``txn_id -> feature row``: what a sent-again transaction gets back;
-* ``{aml}:snap`` - the newest snapshot of the state (``seq``, ``blob``): a starting worker loads it and
-  replays the log after it.
+* ``{aml}:snap`` - the newest snapshot of the state (``seq``, and ``blob_key``: the key of its blob,
+  ``{aml}:snap:blob:<seq>:<random>``): a starting worker loads it and replays the log after it.
 
 A transaction is *claimed* by one server-side script (:data:`_CLAIM`) that, in one atomic step, finds
 its ``txn_id`` (then nothing changes), refuses it when it is older than its customer's latest, else
@@ -78,12 +78,22 @@ redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[1])
 return seq
 """
 
-# A snapshot replaces the stored one only when it is of a later sequence number.
+# A snapshot replaces the stored one only when it is of a later sequence number (seq 0, the warm-up's,
+# only an empty or seq-0 one). Its blob is written before, under a key of its own, by a plain SET:
+# the script only moves the pointer (a 33 MB blob passed to a script held Redis, and every worker's
+# claims, for 0.1-0.35 s; SLOWLOG). The blob it replaces (or the one refused) is unlinked.
 _SNAPSHOT = """
 local cur = redis.call('HGET', KEYS[1], 'seq')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) and tonumber(ARGV[1]) > 0 then return 0 end
-if cur and tonumber(ARGV[1]) == 0 and tonumber(cur) > 0 then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'blob', ARGV[2])
+local refused = (cur and tonumber(cur) >= tonumber(ARGV[1]) and tonumber(ARGV[1]) > 0)
+  or (cur and tonumber(ARGV[1]) == 0 and tonumber(cur) > 0)
+if refused then
+  redis.call('UNLINK', KEYS[2])
+  return 0
+end
+local old = redis.call('HGET', KEYS[1], 'blob_key')
+if old and old ~= KEYS[2] then redis.call('UNLINK', old) end
+redis.call('HDEL', KEYS[1], 'blob')
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'blob_key', KEYS[2])
 return 1
 """
 
@@ -283,16 +293,24 @@ class RedisFeatureStore:
             yield from flush()
 
     def save_snapshot(self, seq: int, blob: bytes) -> None:
-        self._snapshot(keys=[self.keys["snap"]], args=[seq, blob])
+        _write_snapshot(self._r, self._snapshot, self.keys["snap"], seq, blob)
 
     def write_snapshot_in_child(self, seq: int, blob: bytes) -> None:
         """:meth:`save_snapshot` from a forked child: over a connection of its own."""
         client = _redis_client(self.url)
-        client.register_script(_SNAPSHOT)(keys=[self.keys["snap"]], args=[seq, blob])
+        _write_snapshot(client, client.register_script(_SNAPSHOT), self.keys["snap"], seq, blob)
 
     def latest_snapshot(self) -> tuple[int, bytes] | None:
-        seq, blob = self._r.hmget(self.keys["snap"], ["seq", "blob"])
-        return None if seq is None or blob is None else (int(seq), bytes(blob))
+        for _ in range(5):  # a newer snapshot may replace (and unlink) the blob between the two reads
+            seq, blob_key, blob = self._r.hmget(self.keys["snap"], ["seq", "blob_key", "blob"])
+            if seq is None:
+                return None
+            if blob_key is None:  # written by a release that kept the blob in the hash
+                return None if blob is None else (int(seq), bytes(blob))
+            blob = self._r.get(blob_key)
+            if blob is not None:
+                return int(seq), bytes(blob)
+        raise AmlError(f"the snapshot at {_safe(self.url)} kept changing while it was read; try again")
 
     def last_seq(self) -> int:
         info = self._r.xinfo_stream(self.keys["log"]) if self._r.exists(self.keys["log"]) else None
@@ -305,6 +323,16 @@ class RedisFeatureStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def _write_snapshot(client: Any, script: Any, key: str, seq: int, blob: bytes) -> None:
+    """Store a snapshot unless a later one is stored: the blob by SET, then the pointer by ``script``."""
+    current = client.hget(key, "seq")
+    if current is not None and ((seq > 0 and int(current) >= seq) or (seq == 0 and int(current) > 0)):
+        return  # not newer: the blob need not cross the network (the script would refuse it anyway)
+    blob_key = f"{key}:blob:{seq}:{os.urandom(6).hex()}"
+    client.set(blob_key, blob)
+    script(keys=[key, blob_key], args=[seq])
 
 
 class _Prefetch:

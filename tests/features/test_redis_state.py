@@ -199,3 +199,28 @@ def test_the_claim_brings_the_entries_to_catch_up_in_the_same_round_trip(stream,
     # every catch-up came with the claim, but for the entries beyond its 7: after each of a's runs of
     # 20 (three of them in 120 records), b read the other 13 in two XRANGE calls (7, then 6)
     assert reads == {"a": 0, "b": 3 * 2}
+
+
+def test_a_snapshot_replaces_only_an_older_one_and_leaves_one_blob(fresh):
+    import redis
+
+    store = RedisFeatureStore(fresh)
+    client = redis.Redis.from_url(fresh)
+    store.save_snapshot(0, b"warm-up")
+    assert store.latest_snapshot() == (0, b"warm-up")
+    store.save_snapshot(5, b"five" * 1000)
+    store.write_snapshot_in_child(3, b"three")  # older: refused
+    store.save_snapshot(0, b"again")  # a warm-up's never replaces a later one
+    assert store.latest_snapshot() == (5, b"five" * 1000)
+    store.write_snapshot_in_child(8, b"eight")
+    assert store.latest_snapshot() == (8, b"eight")
+    blobs = client.keys(store.keys["snap"] + ":blob:*")
+    assert len(blobs) == 1 and client.get(blobs[0]) == b"eight"  # the replaced and refused blobs are gone
+
+    # a snapshot stored in the hash itself (as an earlier release wrote it) is still read
+    client.delete(store.keys["snap"], *blobs)
+    client.hset(store.keys["snap"], mapping={"seq": 4, "blob": b"legacy"})
+    assert store.latest_snapshot() == (4, b"legacy")
+    store.save_snapshot(9, b"nine")
+    assert store.latest_snapshot() == (9, b"nine")
+    assert client.hget(store.keys["snap"], "blob") is None
