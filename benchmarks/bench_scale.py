@@ -182,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=15, help="Duration of each ladder step.")
     parser.add_argument("--p99-bound", type=float, default=25.0, help="The p99 bound of the ladder (ms).")
     parser.add_argument("--aof", choices=("everysec", "always"), default="everysec")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="Registry whose champion model set to serve (one trained on this benchmark's bank, "
+                             "same --customers, --days and --seed). Default: train one into the working folder.")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     data, load = bs.prepare_data(work, args.customers, args.days, args.warm_up_days, args.seed)
     print(f"data: {args.customers} customers x {args.days} days; the load repeats the last {args.warm_up_days} days' "
           f"{len(load):,} transactions", flush=True)
-    tracking_uri = bs.train_model(work, data)
+    tracking_uri = args.tracking_uri or bs.train_model(work, data)
     results: dict[str, Any] = {}
     with ExitStack() as stack:
         try:
