@@ -182,3 +182,30 @@ def test_the_workers_rows_are_one_state_over_the_shared_log(cluster, tiny_bank, 
             np.testing.assert_array_equal(np.nan_to_num(row, nan=-7.0), np.nan_to_num(rows[record["txn_id"]], nan=-7.0))
             checked += 1
     assert checked == len(rows) >= 30
+
+
+def test_connections_opened_together_spread_over_the_workers(cluster):
+    """Each worker listens on a socket of its own (amlscore.serving.listen), so a pool of keep-alive
+    connections opened at once reaches both (on one shared socket the first worker awake takes all).
+    Runs after the kill above: the restarted worker took a socket of its own too."""
+    import socket
+    from urllib.parse import urlsplit
+
+    _wait(lambda: len(_workers(cluster)) == 2, "two workers")
+    _wait(lambda: httpx.get(f"{cluster.url}/readyz", timeout=10).status_code == 200, "ready")
+    port = urlsplit(cluster.url).port
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(16)]
+    try:
+        for c in conns:  # one request on each: every connection is accepted by some worker
+            c.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(64).startswith(b"HTTP/1.1 200")
+        held = []
+        for w in _workers(cluster):
+            held.append(sum(1 for k in w.net_connections(kind="tcp")
+                            if k.status == psutil.CONN_ESTABLISHED and k.laddr.port == port))
+        assert sum(held) == 16
+        assert min(held) > 0, held  # all 16 on one worker: probability 2**-15 with the kernel's hash
+    finally:
+        for c in conns:
+            c.close()
