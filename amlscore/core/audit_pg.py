@@ -209,10 +209,10 @@ class PostgresAuditLog(GroupCommitLog):
 
         The head rows stay locked only from the first round trip to the commit: another worker's
         commit waits for that, not for one round trip per statement (each of which also waits for
-        this thread to get the GIL back from the worker's event loop). An explanation already stored (or twice in
-        the group) is not written again and does not move the chain, as the SQLite log's ``INSERT
-        OR IGNORE``: the check runs under the explanations head's lock, which every writer of that
-        table takes, so no other commit can add one in between.
+        this thread to get the GIL back from the worker's event loop). An explanation already
+        stored (or twice in the group) is not written again and does not move the chain, as the
+        SQLite log's ``INSERT OR IGNORE``: the check runs under the explanations head's lock, which
+        every writer of that table takes, so no other commit can add one in between.
         """
         started = time.perf_counter()
         tables = sorted({_KIND_TABLE[w.kind] for w in group})

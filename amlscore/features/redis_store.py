@@ -48,6 +48,7 @@ __all__ = ["RedisFeatureStore", "StateDivergedError", "Claim"]
 
 _NS_KEY = "{aml}"
 _BATCH = 2000  # log entries per XRANGE while catching up
+_ORPHAN_BLOB_S = 3600  # a snapshot blob whose writer died before storing its pointer expires after this
 
 # Times are compared as decimal strings (length, then text): Lua's numbers are doubles and lose the
 # last digits of a nanosecond time.
@@ -93,6 +94,7 @@ end
 local old = redis.call('HGET', KEYS[1], 'blob_key')
 if old and old ~= KEYS[2] then redis.call('UNLINK', old) end
 redis.call('HDEL', KEYS[1], 'blob')
+redis.call('PERSIST', KEYS[2])
 redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'blob_key', KEYS[2])
 return 1
 """
@@ -331,7 +333,7 @@ def _write_snapshot(client: Any, script: Any, key: str, seq: int, blob: bytes) -
     if current is not None and ((seq > 0 and int(current) >= seq) or (seq == 0 and int(current) > 0)):
         return  # not newer: the blob need not cross the network (the script would refuse it anyway)
     blob_key = f"{key}:blob:{seq}:{os.urandom(6).hex()}"
-    client.set(blob_key, blob)
+    client.set(blob_key, blob, ex=_ORPHAN_BLOB_S)  # the script keeps it (PERSIST); a writer that dies first does not
     script(keys=[key, blob_key], args=[seq])
 
 

@@ -216,6 +216,7 @@ def test_a_snapshot_replaces_only_an_older_one_and_leaves_one_blob(fresh):
     assert store.latest_snapshot() == (8, b"eight")
     blobs = client.keys(store.keys["snap"] + ":blob:*")
     assert len(blobs) == 1 and client.get(blobs[0]) == b"eight"  # the replaced and refused blobs are gone
+    assert client.ttl(blobs[0]) == -1  # the stored one does not expire (a blob without a pointer would)
 
     # a snapshot stored in the hash itself (as an earlier release wrote it) is still read
     client.delete(store.keys["snap"], *blobs)
