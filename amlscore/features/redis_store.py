@@ -200,7 +200,8 @@ class RedisFeatureStore:
         if status == 2:
             return Claim("late", 0, int(latest))
         seq = int(seq)
-        entries = [(int(entry_id.split(b"-", 1)[0]), _field(fields)) for entry_id, fields in (logged[0] if logged else [])]
+        entries = [(int(entry_id.split(b"-", 1)[0]), _field(fields))
+                   for entry_id, fields in (logged[0] if logged else [])]
         self._prefetch = _Prefetch(after, seq - 1, entries)
         self._handed = seq
         return Claim("new", seq, None)

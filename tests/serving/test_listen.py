@@ -123,7 +123,8 @@ def test_a_unix_socket_is_left_as_it_is(tmp_path):
 
 
 def test_only_a_bentoml_worker_of_several_takes_its_own_socket():
-    worker = ["/venv/lib/python3.11/site-packages/_bentoml_impl/worker/service.py", "amlscore.serving.service:AmlScoring",
+    worker = ["/venv/lib/python3.11/site-packages/_bentoml_impl/worker/service.py",
+              "amlscore.serving.service:AmlScoring",
               "--fd", "7", "--service-name", "amlscore", "--backlog", "2048", "--worker-id", "1"]
     assert inherited_fd(worker) == 7
     assert inherited_fd([worker[0], "--fd=9"]) == 9

@@ -217,7 +217,8 @@ def test_connections_opened_together_spread_over_the_workers(cluster):
             c.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
         for c in conns:
             assert c.recv(64).startswith(b"HTTP/1.1 200")
-        held = [sum(1 for k in w.net_connections(kind="tcp") if k.status == psutil.CONN_ESTABLISHED and k.laddr.port == port)
+        held = [sum(1 for k in w.net_connections(kind="tcp")
+                    if k.status == psutil.CONN_ESTABLISHED and k.laddr.port == port)
                 for w in _workers(cluster)]
         assert sum(held) == 16
         assert min(held) > 0, held  # all 16 on one worker: probability 2**-15 with the kernel's hash
