@@ -19,7 +19,9 @@ It prints the explained p99 at ``--rate`` on both backends, the server's CPU tim
 decision (shared / embedded), and per worker count the highest rate of the ladder whose p99 stays
 within ``--p99-bound`` ms with no error, and their ratio. The server's CPU includes the worker
 processes only: redis-server and PostgreSQL are measured apart (their CPU time per decision is
-printed too), as they would run on their own machines (docs/scale-out.md).
+printed too), as they would run on their own machines (docs/scale-out.md). Each phase also records
+the cores used by each worker, redis-server, PostgreSQL and the load generator (``cpu_accounting``),
+and each worker's share of the workers' CPU, which shows whether the connections spread over them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,42 @@ def _proc_cpu(names: tuple[str, ...]) -> float:
         except psutil.Error:
             pass
     return total
+
+
+def _cpu_by_process(server_pid: int) -> dict[str, Any]:
+    """CPU seconds so far of each service worker (by pid), of redis-server, of PostgreSQL and of this
+    process's finished children (the load generator of each phase runs in one)."""
+    import resource
+
+    import psutil
+
+    workers: dict[int, float] = {}
+    try:
+        for p in psutil.Process(server_pid).children(recursive=True):
+            try:
+                if "--worker-id" in p.cmdline():
+                    t = p.cpu_times()
+                    workers[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass
+    except psutil.Error:
+        pass
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"workers": workers, "redis": _proc_cpu(("redis-server",)), "postgres": _proc_cpu(("postgres",)),
+            "load_generator": kids.ru_utime + kids.ru_stime}
+
+
+def _cpu_accounting(before: dict[str, Any], after: dict[str, Any], seconds: float, requests: int) -> dict[str, Any]:
+    """Cores used during a phase by each worker, Redis, PostgreSQL and the load generator, and each
+    worker's share of the workers' CPU (how evenly the connections spread over them)."""
+    per_worker = [after["workers"][pid] - before["workers"].get(pid, 0.0) for pid in sorted(after["workers"])]
+    total = sum(per_worker)
+    cores = {"workers": [round(c / seconds, 3) for c in per_worker]}
+    for k in ("redis", "postgres", "load_generator"):
+        cores[k] = round((after[k] - before[k]) / seconds, 3)
+    cores["all"] = round(sum(cores["workers"]) + cores["redis"] + cores["postgres"] + cores["load_generator"], 3)
+    return {"cores": cores, "worker_share": [round(c / total, 3) if total else None for c in per_worker],
+            "cpu_ms_per_request_all": round(cores["all"] * seconds * 1000 / max(requests, 1), 3)}
 
 
 def _reset_backends(redis_url: str, pg_url: str) -> None:
@@ -100,20 +138,26 @@ def run_service(name: str, args: argparse.Namespace, work: Path, data: Path, loa
         stream = bs.Stream(load, args.warm_up_days)
         bs.open_phase("warm", f"{base}/v1/score", comp, stream, 5, 20, {"explain": True}, rss)
         backend_cpu = _proc_cpu(("redis-server", "postgres"))
+        cpu = _cpu_by_process(proc.pid)
         phase = bs.open_phase(f"{name} explained @{args.rate:g}", f"{base}/v1/score", comp, stream, args.seconds,
                               args.rate, {"explain": True}, rss)
         phase["backend_cpu_ms_per_txn"] = round((_proc_cpu(("redis-server", "postgres")) - backend_cpu) * 1000
                                                 / max(phase["transactions"], 1), 3)
+        phase["cpu_accounting"] = _cpu_accounting(cpu, _cpu_by_process(proc.pid), phase["seconds"], phase["requests"])
         out["at_rate"] = phase
         print(json.dumps(phase), flush=True)
         for rate in ladder:
+            cpu = _cpu_by_process(proc.pid)
             step = bs.open_phase(f"{name} explained @{rate:g}", f"{base}/v1/score", comp, stream, args.step_seconds,
                                  rate, {"explain": True}, rss)
+            accounting = _cpu_accounting(cpu, _cpu_by_process(proc.pid), step["seconds"], step["requests"])
             ok = step["p99_ms"] is not None and step["p99_ms"] <= args.p99_bound and not step["errors"]
             out["ladder"].append({"rate": rate, "p99_ms": step["p99_ms"], "throughput_txn_s": step["throughput_txn_s"],
                                   "errors": step["errors"], "server_cpu_ms_per_txn": step["server_cpu_ms_per_txn"],
+                                  "load_average_1m": step["load_average_1m"], "cpu_accounting": accounting,
                                   "within_bound": ok})
-            print(f"[{name}] ladder {rate:g} req/s: p99 {step['p99_ms']} ms, errors {step['errors']}", flush=True)
+            print(f"[{name}] ladder {rate:g} req/s: p99 {step['p99_ms']} ms, errors {step['errors']}, cores "
+                  f"{accounting['cores']}, worker share {accounting['worker_share']}", flush=True)
             if not ok:
                 break
     finally:
@@ -138,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step-seconds", type=float, default=15, help="Duration of each ladder step.")
     parser.add_argument("--p99-bound", type=float, default=25.0, help="The p99 bound of the ladder (ms).")
     parser.add_argument("--aof", choices=("everysec", "always"), default="everysec")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="Registry whose champion model set to serve (one trained on this benchmark's bank, "
+                             "same --customers, --days and --seed). Default: train one into the working folder.")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -152,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     data, load = bs.prepare_data(work, args.customers, args.days, args.warm_up_days, args.seed)
     print(f"data: {args.customers} customers x {args.days} days; the load repeats the last {args.warm_up_days} days' "
           f"{len(load):,} transactions", flush=True)
-    tracking_uri = bs.train_model(work, data)
+    tracking_uri = args.tracking_uri or bs.train_model(work, data)
     results: dict[str, Any] = {}
     with ExitStack() as stack:
         try:

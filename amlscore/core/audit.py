@@ -250,11 +250,17 @@ _COLUMNS = ("request_id", "txn_id", "customer_id", "decided_at", "caller_key_id"
 
 
 def _row_digest(prev: str, values: tuple[Any, ...]) -> str:
-    h = hashlib.sha256(prev.encode("ascii"))
-    for v in values:
-        h.update(b"\x1f")
-        h.update(v if isinstance(v, bytes) else str(v).encode("utf-8"))
-    return h.hexdigest()
+    """A row's chain hash: SHA-256 of its predecessor's hash and of its values (:func:`_row_tail`)."""
+    return _chain_digest(prev, _row_tail(values))
+
+
+def _row_tail(values: tuple[Any, ...]) -> bytes:
+    """What a row adds to its predecessor's hash in :func:`_row_digest`: each value after a 0x1f byte."""
+    return b"".join(b"\x1f" + (v if isinstance(v, bytes) else str(v).encode("utf-8")) for v in values)
+
+
+def _chain_digest(prev: str, tail: bytes) -> str:
+    return hashlib.sha256(prev.encode("ascii") + tail).hexdigest()
 
 
 class _Write:

@@ -44,7 +44,9 @@ from amlscore.core.audit import (
     ChainBreak,
     ChainReport,
     GroupCommitLog,
+    _chain_digest,
     _row_digest,
+    _row_tail,
     _Write,
     record_from_row,
 )
@@ -177,14 +179,19 @@ class PostgresAuditLog(GroupCommitLog):
         ensure_schema(self._db)
         self._db.execute(f"SET synchronous_commit = {'on' if sync == 'full' else 'off'}")
         self._db.commit()
+        # BEGIN and COMMIT are sent by _commit itself, inside its pipeline: psycopg's own transaction
+        # block would wait for each of them (two more round trips per commit)
+        self._db.autocommit = True
         self._read = connect(url, autocommit=True)
         self._lock = threading.Lock()  # the reading connection
         self._init_writes()
 
     _INSERT = {
         "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join(['%s'] * len(_COLUMNS))})",
+        # no ON CONFLICT: stored explanations are left out under the head's lock (_commit), and a row
+        # skipped here would leave its hash in the chain
         "explanation": "INSERT INTO explanations(request_id, lang, computed_at, model_version, explanation_json, "
-                       "chain_hash) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (request_id, lang) DO NOTHING",
+                       "chain_hash) VALUES (%s, %s, %s, %s, %s, %s)",
         "replay": "INSERT INTO replays(request_id, txn_id, at, caller_key_id, caller_role, endpoint, chain_hash) "
                   "VALUES (%s, %s, %s, %s, %s, %s, %s)",
         "shadow": "INSERT INTO shadow_scores(request_id, txn_id, model_name, model_version, suspicion_score, alert, "
@@ -192,28 +199,62 @@ class PostgresAuditLog(GroupCommitLog):
     }
 
     def _commit(self, group: list[_Write]) -> None:
-        """One transaction for the group: lock the heads it moves, chain and insert its rows, move the heads."""
+        """One transaction for the group, in two round trips (psycopg's pipeline mode; five for a
+        one-decision group sent a statement at a time).
+
+        1. ``BEGIN``, lock the heads of the tables the group writes (``FOR UPDATE``, in name order),
+           and read which of its explanations are stored already;
+        2. chain the rows to the heads (here: SHA-256 of the head and of each row's bytes, which are
+           prepared before the lock), insert them, move the heads and ``COMMIT``, sent together.
+
+        The head rows stay locked only from the first round trip to the commit: another worker's
+        commit waits for that, not for one round trip per statement (each of which also waits for
+        this thread to get the GIL back from the worker's event loop). An explanation already
+        stored (or twice in the group) is not written again and does not move the chain, as the
+        SQLite log's ``INSERT OR IGNORE``: the check runs under the explanations head's lock, which
+        every writer of that table takes, so no other commit can add one in between.
+        """
         started = time.perf_counter()
         tables = sorted({_KIND_TABLE[w.kind] for w in group})
+        tails = [[_row_tail(values) for values in w.rows] for w in group]  # before the lock: the slow part
         try:
-            with self._db.transaction():
+            with self._db.pipeline() as pipe:
                 cur = self._db.cursor()
+                cur.execute("BEGIN")
                 cur.execute("SELECT tbl, rows, head FROM audit_heads WHERE tbl = ANY(%s) ORDER BY tbl FOR UPDATE",
                             (tables,))
+                asked = [(v[0], v[1]) for w in group if w.kind == "explanation" for v in w.rows]
+                known = self._db.cursor()
+                if asked:
+                    known.execute("SELECT request_id, lang FROM explanations WHERE (request_id, lang) IN "
+                                  "(SELECT * FROM unnest(%s::text[], %s::text[]))",
+                                  ([r for r, _ in asked], [lang for _, lang in asked]))
+                pipe.sync()
                 heads = {t: (int(n), h) for t, n, h in cur.fetchall()}
-                for write in group:
+                stored = {(r, lang) for r, lang in known.fetchall()} if asked else set()
+                inserts: dict[str, list[tuple[Any, ...]]] = {}
+                for write, write_tails in zip(group, tails):
                     table = _KIND_TABLE[write.kind]
                     count, prev = heads[table]
-                    sql = self._INSERT[write.kind]
-                    for values in write.rows:
-                        digest = _row_digest(prev, values)
-                        cur.execute(sql, values + (digest,))
-                        if cur.rowcount == 1:  # ON CONFLICT DO NOTHING: only a row written moves the chain
-                            count, prev = count + 1, digest
+                    rows = inserts.setdefault(write.kind, [])
+                    for values, tail in zip(write.rows, write_tails):
+                        if write.kind == "explanation":
+                            key = (values[0], values[1])
+                            if key in stored:
+                                continue
+                            stored.add(key)
+                        prev = _chain_digest(prev, tail)
+                        rows.append(values + (prev,))
+                        count += 1
                     heads[table] = (count, prev)
+                for kind, rows in inserts.items():
+                    if rows:
+                        cur.executemany(self._INSERT[kind], rows)
                 cur.executemany("UPDATE audit_heads SET rows = %s, head = %s WHERE tbl = %s",
                                 [(n, h, t) for t, (n, h) in heads.items()])
+                cur.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the writes of the group are retried one by one
+            self._roll_back()
             if len(group) > 1:
                 for write in group:
                     self._commit([write])
@@ -228,6 +269,13 @@ class PostgresAuditLog(GroupCommitLog):
                 log.exception("the audit log's commit observer failed")
         for write in group:
             self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
+
+    def _roll_back(self) -> None:
+        """End the failed transaction of :meth:`_commit` (an error in the pipeline skipped its COMMIT)."""
+        import psycopg  # noqa: PLC0415 - only the PostgreSQL backend needs the driver
+
+        if self._db.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self._db.execute("ROLLBACK")
 
     # -- reading ---------------------------------------------------------------------------------
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:

@@ -6,12 +6,14 @@ Every worker keeps a replica of the window state in memory; Redis holds what mak
 * ``{aml}:txn`` - ``txn_id -> seq``: a transaction is counted once, whoever sends it again;
 * ``{aml}:last`` - ``customer_id -> time (ns)`` of the customer's latest transaction: a late one is refused;
 * ``{aml}:feat`` - ``txn_id -> feature row``: what a sent-again transaction gets back;
-* ``{aml}:snap`` - the newest snapshot of the state (``seq``, ``blob``): a starting worker loads it and
-  replays the log after it.
+* ``{aml}:snap`` - the newest snapshot of the state (``seq``, and ``blob_key``: the key of its blob,
+  ``{aml}:snap:blob:<seq>:<random>``): a starting worker loads it and replays the log after it.
 
 A transaction is *claimed* by one server-side script (:data:`_CLAIM`) that, in one atomic step, finds
 its ``txn_id`` (then nothing changes), refuses it when it is older than its customer's latest, else
-gives it the next sequence number and appends it to the log. The worker then applies every logged
+gives it the next sequence number and appends it to the log; in the same reply it returns the log
+entries between the worker's last one and the new one (those other workers claimed meanwhile), so
+that catching up costs no second round trip. The worker then applies every logged
 transaction before it that its replica has not seen (whoever claimed them) and computes its row:
 each row is the function of the log prefix before it, so two workers scoring transactions of the
 same customer, IP address or device at the same moment both count both, in the log's order, and
@@ -46,6 +48,7 @@ __all__ = ["RedisFeatureStore", "StateDivergedError", "Claim"]
 
 _NS_KEY = "{aml}"
 _BATCH = 2000  # log entries per XRANGE while catching up
+_ORPHAN_BLOB_S = 3600  # a snapshot blob whose writer died before storing its pointer expires after this
 
 # Times are compared as decimal strings (length, then text): Lua's numbers are doubles and lose the
 # last digits of a nanosecond time.
@@ -62,7 +65,11 @@ local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[1], seq)
 if (not last) or lt(last, ARGV[3]) then redis.call('HSET', KEYS[4], ARGV[2], ARGV[3]) end
-return {0, seq, ''}
+local after = tonumber(ARGV[5])
+if after >= seq - 1 then return {0, seq, ''} end
+local start = '-'
+if after > 0 then start = '(' .. after .. '-1' end
+return {0, seq, '', redis.call('XRANGE', KEYS[2], start, (seq - 1) .. '-1', 'COUNT', ARGV[6])}
 """
 
 # A change of the customers table, logged between two transactions.
@@ -72,12 +79,23 @@ redis.call('XADD', KEYS[2], seq .. '-1', 'r', ARGV[1])
 return seq
 """
 
-# A snapshot replaces the stored one only when it is of a later sequence number.
+# A snapshot replaces the stored one only when it is of a later sequence number (seq 0, the warm-up's,
+# only an empty or seq-0 one). Its blob is written before, under a key of its own, by a plain SET:
+# the script only moves the pointer (a 33 MB blob passed to a script held Redis, and every worker's
+# claims, for 0.1-0.35 s; SLOWLOG). The blob it replaces (or the one refused) is unlinked.
 _SNAPSHOT = """
 local cur = redis.call('HGET', KEYS[1], 'seq')
-if cur and tonumber(cur) >= tonumber(ARGV[1]) and tonumber(ARGV[1]) > 0 then return 0 end
-if cur and tonumber(ARGV[1]) == 0 and tonumber(cur) > 0 then return 0 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'blob', ARGV[2])
+local refused = (cur and tonumber(cur) >= tonumber(ARGV[1]) and tonumber(ARGV[1]) > 0)
+  or (cur and tonumber(ARGV[1]) == 0 and tonumber(cur) > 0)
+if refused then
+  redis.call('UNLINK', KEYS[2])
+  return 0
+end
+local old = redis.call('HGET', KEYS[1], 'blob_key')
+if old and old ~= KEYS[2] then redis.call('UNLINK', old) end
+redis.call('HDEL', KEYS[1], 'blob')
+redis.call('PERSIST', KEYS[2])
+redis.call('HSET', KEYS[1], 'seq', ARGV[1], 'blob_key', KEYS[2])
 return 1
 """
 
@@ -144,6 +162,10 @@ class RedisFeatureStore:
         # transaction gets when its first worker died before storing its row
         self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
         self._keep_rows = keep_rows
+        # The last seq this store handed to its state (from the log or a claim): a claim asks for
+        # the entries after it, and keeps them for the catch-up that follows (_Prefetch)
+        self._handed = 0
+        self._prefetch: _Prefetch | None = None
         self.store_id = self._store_id()
 
     def _store_id(self) -> str:
@@ -169,13 +191,20 @@ class RedisFeatureStore:
     def claim(self, record: Mapping[str, Any], t_ns: int, payload: str) -> Claim:
         """Claim ``record`` (its JSON ``payload`` goes to the log) in one atomic step."""
         k = self.keys
-        status, seq, latest = self._claim(keys=[k["seq"], k["log"], k["txn"], k["last"]],
-                                          args=[record["txn_id"], record["customer_id"], str(t_ns), payload])
+        after = self._handed
+        status, seq, latest, *logged = self._claim(
+            keys=[k["seq"], k["log"], k["txn"], k["last"]],
+            args=[record["txn_id"], record["customer_id"], str(t_ns), payload, after, _BATCH])
         if status == 1:
             return Claim("seen", int(seq), None)
         if status == 2:
             return Claim("late", 0, int(latest))
-        return Claim("new", int(seq), None)
+        seq = int(seq)
+        entries = [(int(entry_id.split(b"-", 1)[0]), _field(fields))
+                   for entry_id, fields in (logged[0] if logged else [])]
+        self._prefetch = _Prefetch(after, seq - 1, entries)
+        self._handed = seq
+        return Claim("new", seq, None)
 
     def log_customers(self, payload: str) -> int:
         """Log a customers change (JSON ``payload``) after every transaction claimed so far; returns its seq."""
@@ -183,14 +212,27 @@ class RedisFeatureStore:
 
     def entries(self, after: int, upto: int | None = None) -> Iterator[tuple[int, bytes]]:
         """Log entries ``(seq, JSON payload)`` after ``after`` (up to ``upto`` when given), in order."""
-        start = f"({after}-1" if after > 0 else "-"
-        end = f"{upto}-1" if upto is not None else "+"
         if upto is not None and upto <= after:
             return
+        prefetch, self._prefetch = self._prefetch, None
+        if prefetch is not None and prefetch.after == after and upto is not None and upto <= prefetch.upto:
+            # what the claim returned: the log from ``after`` up to the claim (or its first _BATCH entries)
+            for seq, payload in prefetch.entries:
+                if seq > upto:
+                    return
+                self._handed = max(self._handed, seq)
+                yield seq, payload
+                after = seq
+            if len(prefetch.entries) < _BATCH or after >= upto:
+                return
+        start = f"({after}-1" if after > 0 else "-"
+        end = f"{upto}-1" if upto is not None else "+"
         while True:
             batch = self._r.xrange(self.keys["log"], start, end, count=_BATCH)
             for entry_id, fields in batch:
-                yield int(entry_id.split(b"-", 1)[0]), fields[b"r"]
+                seq = int(entry_id.split(b"-", 1)[0])
+                self._handed = max(self._handed, seq)
+                yield seq, fields[b"r"]
             if len(batch) < _BATCH:
                 return
             start = f"({batch[-1][0].decode()}"
@@ -254,16 +296,24 @@ class RedisFeatureStore:
             yield from flush()
 
     def save_snapshot(self, seq: int, blob: bytes) -> None:
-        self._snapshot(keys=[self.keys["snap"]], args=[seq, blob])
+        _write_snapshot(self._r, self._snapshot, self.keys["snap"], seq, blob)
 
     def write_snapshot_in_child(self, seq: int, blob: bytes) -> None:
         """:meth:`save_snapshot` from a forked child: over a connection of its own."""
         client = _redis_client(self.url)
-        client.register_script(_SNAPSHOT)(keys=[self.keys["snap"]], args=[seq, blob])
+        _write_snapshot(client, client.register_script(_SNAPSHOT), self.keys["snap"], seq, blob)
 
     def latest_snapshot(self) -> tuple[int, bytes] | None:
-        seq, blob = self._r.hmget(self.keys["snap"], ["seq", "blob"])
-        return None if seq is None or blob is None else (int(seq), bytes(blob))
+        for _ in range(5):  # a newer snapshot may replace (and unlink) the blob between the two reads
+            seq, blob_key, blob = self._r.hmget(self.keys["snap"], ["seq", "blob_key", "blob"])
+            if seq is None:
+                return None
+            if blob_key is None:  # written by a release that kept the blob in the hash
+                return None if blob is None else (int(seq), bytes(blob))
+            blob = self._r.get(blob_key)
+            if blob is not None:
+                return int(seq), bytes(blob)
+        raise AmlError(f"the snapshot at {_safe(self.url)} kept changing while it was read; try again")
 
     def last_seq(self) -> int:
         info = self._r.xinfo_stream(self.keys["log"]) if self._r.exists(self.keys["log"]) else None
@@ -276,6 +326,33 @@ class RedisFeatureStore:
 
     def close(self) -> None:
         self._r.close()
+
+
+def _write_snapshot(client: Any, script: Any, key: str, seq: int, blob: bytes) -> None:
+    """Store a snapshot unless a later one is stored: the blob by SET, then the pointer by ``script``."""
+    current = client.hget(key, "seq")
+    if current is not None and ((seq > 0 and int(current) >= seq) or (seq == 0 and int(current) > 0)):
+        return  # not newer: the blob need not cross the network (the script would refuse it anyway)
+    blob_key = f"{key}:blob:{seq}:{os.urandom(6).hex()}"
+    client.set(blob_key, blob, ex=_ORPHAN_BLOB_S)  # the script keeps it (PERSIST); a writer that dies first does not
+    script(keys=[key, blob_key], args=[seq])
+
+
+class _Prefetch:
+    """Log entries ``(seq, payload)`` after ``after`` up to ``upto``, as a claim's reply carried them."""
+
+    __slots__ = ("after", "upto", "entries")
+
+    def __init__(self, after: int, upto: int, entries: list[tuple[int, bytes]]) -> None:
+        self.after, self.upto, self.entries = after, upto, entries
+
+
+def _field(fields: Any) -> bytes:
+    """The ``r`` field of a stream entry as a script returns it (a flat list ``[name, value, ...]``)."""
+    if isinstance(fields, dict):
+        return fields[b"r"]
+    pairs = dict(zip(fields[::2], fields[1::2]))
+    return pairs[b"r"]
 
 
 def _safe(url: str) -> str:

@@ -42,6 +42,7 @@ from amlscore.core.identity import UserStore
 from amlscore.serving.auth import Caller, KeyStore, ensure_keys_file
 from amlscore.serving.config import Settings, bentoml_tracing
 from amlscore.serving.access_log import AccessLogMiddleware
+from amlscore.serving.listen import spread_connections
 from amlscore.serving.errors import InternalError, InvalidRequest, ServingError, UnprocessableTransaction, Unauthorized
 from amlscore.serving.middleware import GATE, GateMiddleware, invalid_request_body
 from amlscore.serving.schemas import (
@@ -189,6 +190,11 @@ def _workers() -> int:
     """
     raw = os.environ.get("AML_WORKERS", "1").strip() or "1"
     return int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+
+
+# In each of several workers, before it serves: a listening socket of its own, so that connections
+# spread over the workers instead of all going to the first one awake (amlscore.serving.listen).
+spread_connections(_workers())
 
 
 @bentoml.service(

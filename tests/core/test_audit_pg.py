@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from amlscore.core.audit import AuditLog, AuditRecord, input_hash  # noqa: E402
+from amlscore.core.audit import AuditLog, AuditRecord, _Write, input_hash  # noqa: E402
 from amlscore.core.audit_pg import PostgresAuditLog, connect, verify_chain_pg  # noqa: E402
 from servers import postgres_server  # noqa: E402
 
@@ -189,3 +189,90 @@ def test_feedback_in_postgres_is_append_only_and_exported(pg, tmp_path):
     with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
         connect(pg, autocommit=True).execute("DELETE FROM feedback")
     store.close()
+
+
+def _queued_behind_a_held_head(pg: str, log: PostgresAuditLog, submit_more) -> list:
+    """Hold the decisions head's lock from another session while the writer commits a first write, so
+    that what ``submit_more`` queues meanwhile is committed as one group once the lock is let go."""
+    holder = connect(pg)
+    holder.execute("SELECT * FROM audit_heads WHERE tbl = 'decisions' FOR UPDATE")
+    first = log.submit([_record(100)])
+    waiting = connect(pg, autocommit=True)
+    for _ in range(600):  # the writer is blocked on the head's lock
+        if waiting.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").fetchone()[0]:
+            break
+        waiting.execute("SELECT pg_sleep(0.05)")
+    else:
+        raise AssertionError("the writer never waited for the held lock")
+    futures = submit_more()
+    commits = log.commits
+    holder.rollback()
+    holder.close()
+    assert first.result(60) == 1
+    waiting.close()
+    return [futures, commits]
+
+
+def test_one_group_chains_decisions_and_explanations_as_one_at_a_time_would(pg, tmp_path):
+    log = PostgresAuditLog(pg)
+    log.append([_record(i) for i in range(3)])
+    log.append_explanation("R0001", "en", "1", {"stored": "before"})
+
+    def more():
+        return [log.submit([_record(3), _record(4)]),
+                log._enqueue(_Write("explanation", [("R0000", "en", "t", "1", '{"first":1}')])),
+                log._enqueue(_Write("explanation", [("R0000", "en", "t", "1", '{"second":2}')])),  # same key
+                log._enqueue(_Write("explanation", [("R0001", "en", "t", "1", '{"again":3}')])),  # stored
+                log.submit_replay("R0000", "T0", "k", "channel", "score"),
+                log.submit([_record(5)])]
+
+    futures, commits_before = _queued_behind_a_held_head(pg, log, more)
+    assert [f.result(60) for f in futures] == [2, None, None, None, None, 1]
+    assert log.commits == commits_before + 2  # the first write, then everything queued behind it at once
+    assert log.explanation("R0000", "en")["explanation"] == {"first": 1}
+    assert log.explanation("R0001", "en")["explanation"] == {"stored": "before"}
+    log.close()
+    report = verify_chain_pg(pg)
+    assert report.intact, report.broken
+    assert report.rows == {"decisions": 7, "explanations": 2, "replays": 1, "shadow_scores": 0}
+
+    # the same writes one at a time in SQLite give the same chain hashes
+    conn = connect(pg, autocommit=True)
+    pg_rows = {t: conn.execute(f"SELECT * FROM {t} ORDER BY seq").fetchall()
+               for t in ("decisions", "explanations", "replays")}
+    conn.close()
+    expl = pg_rows["explanations"]
+    assert [r[1] for r in expl] == ["R0001", "R0000"]
+    # the explanations and replays as PostgreSQL stored them (their times are the writer's)
+    lite = AuditLog(tmp_path / "audit.sqlite")
+    lite.append([_record(i) for i in range(3)])
+    lite._enqueue(_Write("explanation", [tuple(expl[0][1:6])])).result()
+    lite.append([_record(100)])
+    lite.append([_record(3), _record(4)])
+    lite._enqueue(_Write("explanation", [tuple(expl[1][1:6])])).result()
+    rep = pg_rows["replays"][0]
+    lite._enqueue(_Write("replay", [tuple(rep[1:7])])).result()
+    lite.append([_record(5)])
+    db = sqlite3.connect(tmp_path / "audit.sqlite")
+    for table, rows in pg_rows.items():
+        lite_hashes = [r[0] for r in db.execute(f"SELECT chain_hash FROM {table} ORDER BY seq")]
+        assert lite_hashes == [r[-1] for r in rows], table
+    db.close()
+    lite.close()
+
+
+def test_a_group_with_a_decision_already_recorded_commits_the_others(pg):
+    log = PostgresAuditLog(pg)
+    log.append([_record(0)])
+
+    def more():
+        return [log.submit([_record(1)]), log.submit([_record(0)]), log.submit([_record(2)])]
+
+    futures, _ = _queued_behind_a_held_head(pg, log, more)
+    assert futures[0].result(60) == 1 and futures[2].result(60) == 1
+    with pytest.raises(Exception, match="duplicate key"):
+        futures[1].result(60)
+    log.close()
+    report = verify_chain_pg(pg)
+    assert report.intact, report.broken
+    assert report.rows["decisions"] == 4

@@ -164,3 +164,64 @@ def test_concurrent_workers_on_one_customer_ip_and_device_lose_nothing(stream, f
     assert row[_IDX["out_cnt_24h"]] == _N_PROCS * _PER_PROC // 2
     assert row[_IDX["ip_customers_24h"]] == _N_PROCS + 1
     assert row[_IDX["device_customers_24h"]] == _N_PROCS + 1
+
+
+def test_the_claim_brings_the_entries_to_catch_up_in_the_same_round_trip(stream, fresh, monkeypatch):
+    """Worker b's claim returns what a claimed meanwhile; its catch-up then reads no more from Redis,
+    and the rows are still the embedded ones (also when the entries exceed one batch)."""
+    import amlscore.features.redis_store as rs
+
+    customers, txns = stream
+    records = list(transaction_records(txns.head(120)))
+    expected = replay(OnlineFeatureState(customers), txns.head(120))
+    monkeypatch.setattr(rs, "_BATCH", 7)  # so that one catch-up below spans several batches
+    a = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=0)
+    b = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=0)
+    reads = {"a": 0, "b": 0}
+    for name, state in (("a", a), ("b", b)):
+        real = state.store._r.xrange
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            reads[_name] += 1
+            return _real(*args, **kwargs)
+
+        state.store._r.xrange = counted
+    got = np.empty_like(expected)
+    runs = [(a, 5), (b, 1), (a, 3), (b, 2), (a, 20), (b, 4)]  # b's 3rd run catches up 20 entries: 3 batches
+    i = 0
+    while i < len(records):
+        for state, n in runs:
+            for _ in range(n):
+                if i < len(records):
+                    got[i] = state.update_vector(records[i])
+                    i += 1
+    assert_same_features(expected, got)
+    # every catch-up came with the claim, but for the entries beyond its 7: after each of a's runs of
+    # 20 (three of them in 120 records), b read the other 13 in two XRANGE calls (7, then 6)
+    assert reads == {"a": 0, "b": 3 * 2}
+
+
+def test_a_snapshot_replaces_only_an_older_one_and_leaves_one_blob(fresh):
+    import redis
+
+    store = RedisFeatureStore(fresh)
+    client = redis.Redis.from_url(fresh)
+    store.save_snapshot(0, b"warm-up")
+    assert store.latest_snapshot() == (0, b"warm-up")
+    store.save_snapshot(5, b"five" * 1000)
+    store.write_snapshot_in_child(3, b"three")  # older: refused
+    store.save_snapshot(0, b"again")  # a warm-up's never replaces a later one
+    assert store.latest_snapshot() == (5, b"five" * 1000)
+    store.write_snapshot_in_child(8, b"eight")
+    assert store.latest_snapshot() == (8, b"eight")
+    blobs = client.keys(store.keys["snap"] + ":blob:*")
+    assert len(blobs) == 1 and client.get(blobs[0]) == b"eight"  # the replaced and refused blobs are gone
+    assert client.ttl(blobs[0]) == -1  # the stored one does not expire (a blob without a pointer would)
+
+    # a snapshot stored in the hash itself (as an earlier release wrote it) is still read
+    client.delete(store.keys["snap"], *blobs)
+    client.hset(store.keys["snap"], mapping={"seq": 4, "blob": b"legacy"})
+    assert store.latest_snapshot() == (4, b"legacy")
+    store.save_snapshot(9, b"nine")
+    assert store.latest_snapshot() == (9, b"nine")
+    assert client.hget(store.keys["snap"], "blob") is None

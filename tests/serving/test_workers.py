@@ -78,7 +78,15 @@ def cluster(backends, tiny_bank, model_dir, tmp_path_factory):  # noqa: F811 - m
 
 
 def _workers(srv: Server) -> list[Any]:
-    return [p for p in srv._tree() if "--worker-id" in " ".join(p.cmdline())]
+    """The live worker processes (a killed one lingers as a zombie until BentoML's supervisor reaps it)."""
+    out = []
+    for p in srv._tree():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "--worker-id" in " ".join(p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            pass
+    return out
 
 
 def _wait(cond, what: str, deadline: float = 300.0) -> None:
@@ -182,3 +190,38 @@ def test_the_workers_rows_are_one_state_over_the_shared_log(cluster, tiny_bank, 
             np.testing.assert_array_equal(np.nan_to_num(row, nan=-7.0), np.nan_to_num(rows[record["txn_id"]], nan=-7.0))
             checked += 1
     assert checked == len(rows) >= 30
+
+
+def test_connections_opened_together_spread_over_the_workers(cluster):
+    """Each worker listens on a socket of its own (amlscore.serving.listen), so a pool of keep-alive
+    connections opened at once reaches both (on one shared socket the first worker awake takes all).
+    Runs after the kill above: the restarted worker took a socket of its own too."""
+    import socket
+    from urllib.parse import urlsplit
+
+    port = urlsplit(cluster.url).port
+
+    def listening(p: Any) -> bool:
+        try:
+            return any(k.status == psutil.CONN_LISTEN and k.laddr.port == port for k in p.net_connections(kind="tcp"))
+        except psutil.Error:
+            return False
+
+    # the restarted worker takes its socket when it imports the service: until then the other one's
+    # is the only one listening, and rightly gets every connection
+    _wait(lambda: len(_workers(cluster)) == 2 and all(listening(p) for p in _workers(cluster)), "two listening workers")
+    _wait(lambda: httpx.get(f"{cluster.url}/readyz", timeout=10).status_code == 200, "ready")
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(16)]
+    try:
+        for c in conns:  # one request on each: every connection is accepted by some worker
+            c.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in conns:
+            assert c.recv(64).startswith(b"HTTP/1.1 200")
+        held = [sum(1 for k in w.net_connections(kind="tcp")
+                    if k.status == psutil.CONN_ESTABLISHED and k.laddr.port == port)
+                for w in _workers(cluster)]
+        assert sum(held) == 16
+        assert min(held) > 0, held  # all 16 on one worker: probability 2**-15 with the kernel's hash
+    finally:
+        for c in conns:
+            c.close()
