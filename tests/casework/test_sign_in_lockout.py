@@ -26,6 +26,18 @@ def _store(state, clock: Clock) -> UserStore:
                      clock=clock)
 
 
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture()
+def users(state, clock):
+    store = _store(state, clock)
+    yield store
+    store.close()
+
+
 def _fail(users: UserStore, name: str, times: int, clock: Clock) -> None:
     for _ in range(times):
         with pytest.raises(CredentialRefused) as exc:
@@ -34,55 +46,40 @@ def _fail(users: UserStore, name: str, times: int, clock: Clock) -> None:
         clock.now += 10
 
 
-def test_five_wrong_passwords_lock_the_name_even_for_the_right_one_until_the_lockout_ends(state):
-    clock = Clock()
-    users = _store(state, clock)
-    try:
-        _fail(users, "alice", 5, clock)
-        with pytest.raises(SignInLocked) as locked:
-            users.authenticate("alice", PASSWORDS["alice"])
-        assert locked.value.retry_after == 890  # 900 s after the last failure, 10 s ago
-        assert users.authenticate("bob", PASSWORDS["bob"]).name == "bob"  # other names are not locked
-        other = _store(state, clock)  # another process on the same state folder sees the lock
-        with pytest.raises(SignInLocked):
-            other.authenticate("alice", PASSWORDS["alice"])
-        other.close()
-        events = [r[0] for r in users._db.execute("SELECT event FROM user_events WHERE name='alice' ORDER BY seq")]
-        assert events == ["added", "locked"]
-        clock.now += 891
-        assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
-    finally:
-        users.close()
+def test_five_wrong_passwords_lock_the_name_even_for_the_right_one_until_the_lockout_ends(state, users, clock):
+    _fail(users, "alice", 5, clock)
+    with pytest.raises(SignInLocked) as locked:
+        users.authenticate("alice", PASSWORDS["alice"])
+    assert locked.value.retry_after == 890  # 900 s after the last failure, 10 s ago
+    assert users.authenticate("bob", PASSWORDS["bob"]).name == "bob"  # other names are not locked
+    other = _store(state, clock)  # another process on the same state folder sees the lock
+    with pytest.raises(SignInLocked):
+        other.authenticate("alice", PASSWORDS["alice"])
+    other.close()
+    events = [r[0] for r in users._db.execute("SELECT event FROM user_events WHERE name='alice' ORDER BY seq")]
+    assert events == ["added", "locked"]
+    clock.now += 891
+    assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
 
 
-def test_the_right_password_starts_the_count_again(state):
-    clock = Clock()
-    users = _store(state, clock)
-    try:
-        _fail(users, "alice", 4, clock)
-        assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
-        _fail(users, "alice", 4, clock)  # four more: still not five in a row
-        assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
-        _fail(users, "alice", 5, clock)
-        with pytest.raises(SignInLocked):
-            users.authenticate("alice", PASSWORDS["alice"])
-    finally:
-        users.close()
+def test_the_right_password_starts_the_count_again(state, users, clock):
+    _fail(users, "alice", 4, clock)
+    assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
+    _fail(users, "alice", 4, clock)  # four more: still not five in a row
+    assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
+    _fail(users, "alice", 5, clock)
+    with pytest.raises(SignInLocked):
+        users.authenticate("alice", PASSWORDS["alice"])
 
 
-def test_failures_older_than_the_window_do_not_count_and_unknown_names_lock_alike(state):
-    clock = Clock()
-    users = _store(state, clock)
-    try:
-        _fail(users, "alice", 4, clock)
-        clock.now += 901
-        _fail(users, "alice", 1, clock)  # the first four are out of the window
-        assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
-        _fail(users, "nobody", 5, clock)
-        with pytest.raises(SignInLocked):  # the same answer as for a person: no hint of who exists
-            users.authenticate("nobody", "anything-at-all")
-    finally:
-        users.close()
+def test_failures_older_than_the_window_do_not_count_and_unknown_names_lock_alike(state, users, clock):
+    _fail(users, "alice", 4, clock)
+    clock.now += 901
+    _fail(users, "alice", 1, clock)  # the first four are out of the window
+    assert users.authenticate("alice", PASSWORDS["alice"]).name == "alice"
+    _fail(users, "nobody", 5, clock)
+    with pytest.raises(SignInLocked):  # the same answer as for a person: no hint of who exists
+        users.authenticate("nobody", "anything-at-all")
 
 
 def test_a_policy_that_cannot_work_is_refused():
