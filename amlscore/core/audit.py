@@ -37,7 +37,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -280,11 +280,14 @@ class GroupCommitLog:
     share: the write API over queued writes, and one writer thread that commits every write queued
     since its last commit in one transaction, then completes each write's future.
 
-    A subclass opens its store, calls :meth:`_init_writes`, and implements ``_commit(group)`` (write the
-    group's rows in one transaction, completing each with :meth:`_finish`) and ``explanation``.
+    A subclass opens its store (a reading connection ``_read`` used under ``_lock``), calls
+    :meth:`_init_writes`, and implements ``_commit(group)`` (write the group's rows in one transaction,
+    completing each with :meth:`_finish`) and ``count``; ``_P`` is its driver's placeholder, and
+    :meth:`_txn_ids_clause` its way of matching a list of txn_ids.
     """
 
     _WRITER_NAME = "audit-writer"
+    _P = "?"
 
     def _init_writes(self) -> None:
         self._queue: list[_Write] = []
@@ -302,8 +305,78 @@ class GroupCommitLog:
     def _commit(self, group: list[_Write]) -> None:
         raise NotImplementedError
 
-    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
+    def count(self) -> int:
         raise NotImplementedError
+
+    # -- reading --------------------------------------------------------------------------------
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._read.execute(sql, params).fetchall()
+
+    def _txn_ids_clause(self, ids: list[str]) -> tuple[str, Sequence[Any]]:
+        """``(WHERE clause, parameters)`` matching any of ``ids``."""
+        return f"txn_id IN ({','.join(self._P * len(ids))})", ids
+
+    def _one(self, where: str, value: str) -> AuditRecord | None:
+        rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = {self._P}", (value,))
+        return record_from_row(rows[0] if rows else None)
+
+    def by_txn(self, txn_id: str) -> AuditRecord | None:
+        """The decision recorded (or being committed) for a txn_id, or None."""
+        with self._cond:
+            item = self._pending.get(txn_id)
+        return item[0] if item is not None else self._one("txn_id", txn_id)
+
+    def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
+        """The decisions recorded (or being committed) for any of ``txn_ids`` (one query per 500 ids), by txn_id."""
+        out: dict[str, AuditRecord] = {}
+        with self._cond:
+            for t in txn_ids:
+                if t in self._pending:
+                    out[t] = self._pending[t][0]
+        ids = [t for t in dict.fromkeys(txn_ids) if t not in out]
+        for start in range(0, len(ids), 500):
+            where, params = self._txn_ids_clause(ids[start:start + 500])
+            for row in self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where}", params):
+                rec = record_from_row(row)
+                assert rec is not None
+                out.setdefault(rec.txn_id, rec)
+        return out
+
+    def by_request(self, request_id: str) -> AuditRecord | None:
+        """The decision recorded (or being committed) under a request id, or None."""
+        with self._cond:
+            rec = self._pending_requests.get(request_id)
+        return rec if rec is not None else self._one("request_id", request_id)
+
+    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
+        """A frozen deferred explanation: ``{computed_at, model_version, explanation}``, or None."""
+        rows = self._rows("SELECT computed_at, model_version, explanation_json FROM explanations "
+                          f"WHERE request_id = {self._P} AND lang = {self._P}", (request_id, lang))
+        if not rows:
+            return None
+        return {"computed_at": rows[0][0], "model_version": rows[0][1], "explanation": orjson.loads(rows[0][2])}
+
+    def replay_count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM replays", ())[0][0])
+
+    def shadow_count(self) -> int:
+        """Shadow scores in the log."""
+        return int(self._rows("SELECT COUNT(*) FROM shadow_scores", ())[0][0])
+
+    def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
+        """Every decision after ``after_seq``, in order (for reports and checks)."""
+        last = after_seq
+        while True:
+            rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > {self._P} ORDER BY seq "
+                              "LIMIT 1000", (last,))
+            if not rows:
+                return
+            for row in rows:
+                rec = record_from_row(row)
+                assert rec is not None and rec.seq is not None
+                last = rec.seq
+                yield rec
 
     # -- writing --------------------------------------------------------------------------------
     def submit(self, records: Iterable[AuditRecord]) -> Future:
@@ -475,11 +548,6 @@ class AuditLog(GroupCommitLog):
         except OSError:  # pragma: no cover - e.g. a read-only mount; the database still works
             pass
 
-    def shadow_count(self) -> int:
-        """Shadow scores in the log."""
-        with self._lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM shadow_scores").fetchone()[0])
-
     _INSERT = {
         "decisions": f"INSERT INTO decisions({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
         "explanation": "INSERT OR IGNORE INTO explanations(request_id, lang, computed_at, model_version, explanation_json, "
@@ -555,74 +623,10 @@ class AuditLog(GroupCommitLog):
             self._finish(write, len(write.rows) if write.kind in ("decisions", "shadow") else None, None)
 
     # -- reading --------------------------------------------------------------------------------
-    def _one(self, where: str, value: str) -> AuditRecord | None:
-        with self._lock:
-            row = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = ?", (value,)).fetchone()
-        return record_from_row(row)
-
-    def by_txn(self, txn_id: str) -> AuditRecord | None:
-        """The decision recorded (or being committed) for a txn_id, or None."""
-        with self._cond:
-            item = self._pending.get(txn_id)
-        return item[0] if item is not None else self._one("txn_id", txn_id)
-
-    def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
-        """The decisions recorded for any of ``txn_ids`` (one query per 500 ids), by txn_id."""
-        out: dict[str, AuditRecord] = {}
-        with self._cond:
-            for t in txn_ids:
-                if t in self._pending:
-                    out[t] = self._pending[t][0]
-        ids = [t for t in dict.fromkeys(txn_ids) if t not in out]
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            with self._lock:
-                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id IN "
-                                        f"({','.join('?' * len(part))})", part).fetchall()
-            for row in rows:
-                rec = record_from_row(row)
-                assert rec is not None
-                out.setdefault(rec.txn_id, rec)
-        return out
-
-    def by_request(self, request_id: str) -> AuditRecord | None:
-        """The decision recorded (or being committed) under a request id, or None."""
-        with self._cond:
-            rec = self._pending_requests.get(request_id)
-        return rec if rec is not None else self._one("request_id", request_id)
-
-    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
-        """A frozen deferred explanation: ``{computed_at, model_version, explanation}``, or None."""
-        with self._lock:
-            row = self._read.execute("SELECT computed_at, model_version, explanation_json FROM explanations "
-                                   "WHERE request_id = ? AND lang = ?", (request_id, lang)).fetchone()
-        if row is None:
-            return None
-        return {"computed_at": row[0], "model_version": row[1], "explanation": json.loads(row[2])}
-
     def count(self) -> int:
         """Decisions in the log (the highest seq: rows are never deleted, so no table scan is needed)."""
         with self._lock:
             return int(self._read.execute("SELECT COALESCE(MAX(seq), 0) FROM decisions").fetchone()[0])
-
-    def replay_count(self) -> int:
-        with self._lock:
-            return int(self._read.execute("SELECT COUNT(*) FROM replays").fetchone()[0])
-
-    def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
-        """Every decision after ``after_seq``, in order (for reports and checks)."""
-        last = after_seq
-        while True:
-            with self._lock:
-                rows = self._read.execute(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > ? ORDER BY seq "
-                                        "LIMIT 1000", (last,)).fetchall()
-            if not rows:
-                return
-            for row in rows:
-                rec = record_from_row(row)
-                assert rec is not None and rec.seq is not None
-                last = rec.seq
-                yield rec
 
     def verify(self) -> tuple[bool, int, int | None]:
         """Recompute the hash chain: ``(intact, rows checked, seq of the first bad row or None)``."""

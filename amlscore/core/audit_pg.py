@@ -29,10 +29,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Sequence
 from typing import Any
-
-import orjson
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import (
@@ -40,7 +38,6 @@ from amlscore.core.audit import (
     _GENESIS,
     _KIND_TABLE,
     CHAINED,
-    AuditRecord,
     ChainBreak,
     ChainReport,
     GroupCommitLog,
@@ -48,7 +45,6 @@ from amlscore.core.audit import (
     _row_digest,
     _row_tail,
     _Write,
-    record_from_row,
 )
 
 log = logging.getLogger(__name__)
@@ -169,6 +165,7 @@ class PostgresAuditLog(GroupCommitLog):
     (the write API and the writer thread are :class:`~amlscore.core.audit.GroupCommitLog`'s)."""
 
     _WRITER_NAME = "audit-writer-pg"
+    _P = "%s"
 
     def __init__(self, url: str, sync: str = "full") -> None:
         if sync not in ("full", "normal"):
@@ -278,67 +275,11 @@ class PostgresAuditLog(GroupCommitLog):
             self._db.execute("ROLLBACK")
 
     # -- reading ---------------------------------------------------------------------------------
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._read.execute(sql, params).fetchall()
-
-    def _one(self, where: str, value: str) -> AuditRecord | None:
-        rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE {where} = %s", (value,))
-        return record_from_row(rows[0] if rows else None)
-
-    def by_txn(self, txn_id: str) -> AuditRecord | None:
-        with self._cond:
-            item = self._pending.get(txn_id)
-        return item[0] if item is not None else self._one("txn_id", txn_id)
-
-    def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
-        out: dict[str, AuditRecord] = {}
-        with self._cond:
-            for t in txn_ids:
-                if t in self._pending:
-                    out[t] = self._pending[t][0]
-        ids = [t for t in dict.fromkeys(txn_ids) if t not in out]
-        for start in range(0, len(ids), 500):
-            for row in self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE txn_id = ANY(%s)",
-                                  (ids[start:start + 500],)):
-                rec = record_from_row(row)
-                assert rec is not None
-                out.setdefault(rec.txn_id, rec)
-        return out
-
-    def by_request(self, request_id: str) -> AuditRecord | None:
-        with self._cond:
-            rec = self._pending_requests.get(request_id)
-        return rec if rec is not None else self._one("request_id", request_id)
-
-    def explanation(self, request_id: str, lang: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT computed_at, model_version, explanation_json FROM explanations "
-                          "WHERE request_id = %s AND lang = %s", (request_id, lang))
-        if not rows:
-            return None
-        return {"computed_at": rows[0][0], "model_version": rows[0][1], "explanation": orjson.loads(rows[0][2])}
+    def _txn_ids_clause(self, ids: list[str]) -> tuple[str, Sequence[Any]]:
+        return "txn_id = ANY(%s)", (ids,)
 
     def count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM decisions", ())[0][0])
-
-    def replay_count(self) -> int:
-        return int(self._rows("SELECT COUNT(*) FROM replays", ())[0][0])
-
-    def shadow_count(self) -> int:
-        return int(self._rows("SELECT COUNT(*) FROM shadow_scores", ())[0][0])
-
-    def iter_records(self, after_seq: int = 0) -> Iterator[AuditRecord]:
-        last = after_seq
-        while True:
-            rows = self._rows(f"SELECT seq, {','.join(_COLUMNS)} FROM decisions WHERE seq > %s ORDER BY seq LIMIT 1000",
-                              (last,))
-            if not rows:
-                return
-            for row in rows:
-                rec = record_from_row(row)
-                assert rec is not None and rec.seq is not None
-                last = rec.seq
-                yield rec
 
     def verify(self) -> tuple[bool, int, int | None]:
         report = verify_chain_pg(self.url, tables=("decisions",))
