@@ -53,9 +53,13 @@ from amlscore.storage.wal import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
+
+def audit_tables_ddl(serial_key: str, blob: str, real: str) -> str:
+    """The audit log's tables in a dialect: the auto-numbered key column's definition, the binary and the
+    floating-point types (SQLite here, PostgreSQL in :mod:`amlscore.core.audit_pg`)."""
+    return f"""
 CREATE TABLE IF NOT EXISTS decisions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial_key},
     request_id TEXT NOT NULL UNIQUE,
     txn_id TEXT NOT NULL UNIQUE,
     customer_id TEXT NOT NULL,
@@ -66,8 +70,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     batch_id TEXT,
     input_hash TEXT NOT NULL,
     input_json TEXT NOT NULL,
-    features BLOB NOT NULL,
-    suspicion_score REAL NOT NULL,
+    features {blob} NOT NULL,
+    suspicion_score {real} NOT NULL,
     alert INTEGER NOT NULL,
     model_name TEXT NOT NULL,
     model_version TEXT NOT NULL,
@@ -79,7 +83,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 );
 CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, decided_at);
 CREATE TABLE IF NOT EXISTS explanations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial_key},
     request_id TEXT NOT NULL REFERENCES decisions(request_id),
     lang TEXT NOT NULL,
     computed_at TEXT NOT NULL,
@@ -89,7 +93,7 @@ CREATE TABLE IF NOT EXISTS explanations (
     UNIQUE(request_id, lang)
 );
 CREATE TABLE IF NOT EXISTS replays (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial_key},
     request_id TEXT NOT NULL,
     txn_id TEXT NOT NULL,
     at TEXT NOT NULL,
@@ -99,12 +103,12 @@ CREATE TABLE IF NOT EXISTS replays (
     chain_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS shadow_scores (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial_key},
     request_id TEXT NOT NULL,
     txn_id TEXT NOT NULL,
     model_name TEXT NOT NULL,
     model_version TEXT NOT NULL,
-    suspicion_score REAL,
+    suspicion_score {real},
     alert INTEGER NOT NULL,
     components_json TEXT NOT NULL,
     scored_at TEXT NOT NULL,
@@ -112,6 +116,9 @@ CREATE TABLE IF NOT EXISTS shadow_scores (
 );
 CREATE INDEX IF NOT EXISTS shadow_scores_request ON shadow_scores(request_id);
 """
+
+
+_SCHEMA = audit_tables_ddl("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", "REAL")
 # The chained tables, and the columns each row's hash covers (in order; ``chain_hash`` is the hash itself).
 CHAINED: dict[str, tuple[str, ...]] = {
     "decisions": ("request_id", "txn_id", "customer_id", "decided_at", "caller_key_id", "caller_role", "endpoint",

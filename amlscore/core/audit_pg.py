@@ -45,70 +45,14 @@ from amlscore.core.audit import (
     _row_digest,
     _row_tail,
     _Write,
+    audit_tables_ddl,
 )
 
 log = logging.getLogger(__name__)
 
 __all__ = ["PostgresAuditLog", "verify_chain_pg", "connect", "is_postgres_url"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS decisions (
-    seq BIGSERIAL PRIMARY KEY,
-    request_id TEXT NOT NULL UNIQUE,
-    txn_id TEXT NOT NULL UNIQUE,
-    customer_id TEXT NOT NULL,
-    decided_at TEXT NOT NULL,
-    caller_key_id TEXT NOT NULL,
-    caller_role TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    batch_id TEXT,
-    input_hash TEXT NOT NULL,
-    input_json TEXT NOT NULL,
-    features BYTEA NOT NULL,
-    suspicion_score DOUBLE PRECISION NOT NULL,
-    alert INTEGER NOT NULL,
-    model_name TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    feature_set_version TEXT,
-    feature_params_hash TEXT,
-    rules_config_hash TEXT,
-    decision_json TEXT NOT NULL,
-    chain_hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_customer ON decisions(customer_id, decided_at);
-CREATE TABLE IF NOT EXISTS explanations (
-    seq BIGSERIAL PRIMARY KEY,
-    request_id TEXT NOT NULL REFERENCES decisions(request_id),
-    lang TEXT NOT NULL,
-    computed_at TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    explanation_json TEXT NOT NULL,
-    chain_hash TEXT,
-    UNIQUE(request_id, lang)
-);
-CREATE TABLE IF NOT EXISTS replays (
-    seq BIGSERIAL PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    txn_id TEXT NOT NULL,
-    at TEXT NOT NULL,
-    caller_key_id TEXT NOT NULL,
-    caller_role TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    chain_hash TEXT
-);
-CREATE TABLE IF NOT EXISTS shadow_scores (
-    seq BIGSERIAL PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    txn_id TEXT NOT NULL,
-    model_name TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    suspicion_score DOUBLE PRECISION,
-    alert INTEGER NOT NULL,
-    components_json TEXT NOT NULL,
-    scored_at TEXT NOT NULL,
-    chain_hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS shadow_scores_request ON shadow_scores(request_id);
+_SCHEMA = audit_tables_ddl("BIGSERIAL PRIMARY KEY", "BYTEA", "DOUBLE PRECISION") + """
 CREATE TABLE IF NOT EXISTS audit_heads (
     tbl TEXT PRIMARY KEY,
     rows BIGINT NOT NULL,
