@@ -48,6 +48,7 @@ import numpy as np
 import orjson
 
 from amlscore.core.retention import KEY_FILE, Cut, load_key, sign, signature_ok
+from amlscore.storage.append_only import append_only_triggers
 from amlscore.storage.private import open_private, private_database
 from amlscore.storage.wal import WalCheckpointer
 
@@ -142,11 +143,7 @@ CREATE TABLE IF NOT EXISTS retention_cuts (
     made_by TEXT NOT NULL,
     signature TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS retention_cuts_no_update BEFORE UPDATE ON retention_cuts
-BEGIN SELECT RAISE(ABORT, 'retention cuts are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS retention_cuts_no_delete BEFORE DELETE ON retention_cuts
-BEGIN SELECT RAISE(ABORT, 'retention cuts are append-only'); END;
-"""
+""" + append_only_triggers("retention_cuts")
 _TABLES = ("decisions", "explanations", "replays", "shadow_scores")
 # UPDATE is always refused; DELETE only of rows a signed retention cut covers (amlscore.core.retention).
 _APPEND_ONLY = "".join(

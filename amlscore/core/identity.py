@@ -47,6 +47,7 @@ from typing import NoReturn
 
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import utc_now_iso
+from amlscore.storage.append_only import append_only_triggers
 from amlscore.storage.private import private_database
 
 PERSON_ROLES: tuple[str, ...] = ("channel", "analyst", "reviewer", "admin")
@@ -79,10 +80,7 @@ CREATE TABLE IF NOT EXISTS user_events (
     at TEXT NOT NULL,
     by TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS user_events_no_update BEFORE UPDATE ON user_events
-BEGIN SELECT RAISE(ABORT, 'user_events is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS user_events_no_delete BEFORE DELETE ON user_events
-BEGIN SELECT RAISE(ABORT, 'user_events is append-only: DELETE refused'); END;
+""" + append_only_triggers("user_events") + """
 CREATE TRIGGER IF NOT EXISTS users_no_delete BEFORE DELETE ON users
 BEGIN SELECT RAISE(ABORT, 'people are revoked, never deleted: DELETE refused'); END;
 CREATE TABLE IF NOT EXISTS sessions (

@@ -36,6 +36,7 @@ import pandas as pd
 
 from amlscore.contract.schema import REPORTS, TRANSACTIONS
 from amlscore.core.audit import new_ulid, utc_now_iso
+from amlscore.storage.append_only import append_only_triggers
 from amlscore.storage.private import open_private, private_database, private_dir
 
 REPORT_COLUMNS: tuple[str, ...] = REPORTS.column_names
@@ -43,9 +44,12 @@ TRANSACTION_COLUMNS: tuple[str, ...] = TRANSACTIONS.column_names
 EXPORT_NAME = "feedback_reports.csv"
 TRANSACTIONS_EXPORT_NAME = "feedback_transactions.csv"
 
-_SCHEMA = """
+
+def feedback_ddl(serial_key: str, real: str) -> str:
+    """The ``feedback`` table in a dialect: its auto-numbered key column's definition and floating-point type."""
+    return f"""
 CREATE TABLE IF NOT EXISTS feedback (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial_key},
     report_id TEXT NOT NULL UNIQUE,
     request_id TEXT NOT NULL,
     txn_id TEXT NOT NULL,
@@ -62,20 +66,10 @@ CREATE TABLE IF NOT EXISTS feedback (
     recorded_at TEXT NOT NULL,
     decision_model_version TEXT NOT NULL,
     decision_alert INTEGER NOT NULL,
-    decision_score REAL NOT NULL,
+    decision_score {real} NOT NULL,
     transaction_json TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS feedback_no_update BEFORE UPDATE ON feedback
-BEGIN SELECT RAISE(ABORT, 'feedback is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS feedback_no_delete BEFORE DELETE ON feedback
-BEGIN SELECT RAISE(ABORT, 'feedback is append-only: DELETE refused'); END;
-CREATE TRIGGER IF NOT EXISTS rating_changes_no_update BEFORE UPDATE ON rating_changes
-BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS rating_changes_no_delete BEFORE DELETE ON rating_changes
-BEGIN SELECT RAISE(ABORT, 'rating_changes is append-only: DELETE refused'); END;
 """
-
-
 
 
 def rating_changes_ddl(serial: str) -> str:
@@ -164,7 +158,8 @@ class FeedbackStore:
         self._db = sqlite3.connect(str(self.db_path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(rating_changes_ddl("INTEGER") + _SCHEMA)  # the table before its triggers
+        self._db.executescript(feedback_ddl("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL") + rating_changes_ddl("INTEGER")
+                               + append_only_triggers("feedback") + append_only_triggers("rating_changes"))
 
     @property
     def export_file(self) -> Path:

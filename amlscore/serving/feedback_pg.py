@@ -15,31 +15,10 @@ from typing import Any
 import pandas as pd
 
 from amlscore.core.audit_pg import connect, ensure_schema
-from amlscore.serving.feedback import FeedbackEntry, FeedbackStore, rating_changes_ddl
+from amlscore.serving.feedback import FeedbackEntry, FeedbackStore, feedback_ddl, rating_changes_ddl
 from amlscore.storage.private import private_dir
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    seq BIGSERIAL PRIMARY KEY,
-    report_id TEXT NOT NULL UNIQUE,
-    request_id TEXT NOT NULL,
-    txn_id TEXT NOT NULL,
-    customer_id TEXT NOT NULL,
-    period_start TEXT NOT NULL,
-    period_end TEXT NOT NULL,
-    report_date TEXT NOT NULL,
-    label TEXT NOT NULL,
-    typology TEXT,
-    analyst TEXT,
-    note TEXT,
-    caller_key_id TEXT NOT NULL,
-    caller_role TEXT NOT NULL,
-    recorded_at TEXT NOT NULL,
-    decision_model_version TEXT NOT NULL,
-    decision_alert INTEGER NOT NULL,
-    decision_score DOUBLE PRECISION NOT NULL,
-    transaction_json TEXT NOT NULL
-);
+_SCHEMA = feedback_ddl("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION") + """
 CREATE INDEX IF NOT EXISTS feedback_txn ON feedback(txn_id, seq);
 """ + rating_changes_ddl("BIGSERIAL")
 
