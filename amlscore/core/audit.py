@@ -312,6 +312,15 @@ class GroupCommitLog:
     def count(self) -> int:
         raise NotImplementedError
 
+    def _stop_writer(self) -> None:
+        """Let the writer commit what is queued, then wait for it to end."""
+        with self._cond:
+            self._closing = True
+            writer = self._writer
+            self._cond.notify_all()
+        if writer is not None:
+            writer.join()
+
     # -- reading --------------------------------------------------------------------------------
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -658,12 +667,7 @@ class AuditLog(GroupCommitLog):
 
     def close(self) -> None:
         """Commit what is queued, stop the writer and close the connections."""
-        with self._cond:
-            self._closing = True
-            writer = self._writer
-            self._cond.notify_all()
-        if writer is not None:
-            writer.join()
+        self._stop_writer()
         self._wal.stop()
         with self._lock:
             self._read.close()

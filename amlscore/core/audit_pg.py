@@ -235,12 +235,7 @@ class PostgresAuditLog(GroupCommitLog):
         return verify_chain_pg(self.url)
 
     def close(self) -> None:
-        with self._cond:
-            self._closing = True
-            writer = self._writer
-            self._cond.notify_all()
-        if writer is not None:
-            writer.join()
+        self._stop_writer()
         with self._lock:
             self._read.close()
         self._db.close()

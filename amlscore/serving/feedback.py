@@ -175,7 +175,8 @@ class FeedbackStore:
         values = [getattr(entry, c) for c in cols]
         values[cols.index("decision_alert")] = int(entry.decision_alert)
         with self._lock:
-            self._db.execute(f"INSERT INTO feedback({','.join(cols)}) VALUES ({','.join('?' * len(cols))})", values)
+            marks = ",".join([self._PLACEHOLDER] * len(cols))
+            self._db.execute(f"INSERT INTO feedback({','.join(cols)}) VALUES ({marks})", values)
             self._export_locked()
 
     def latest_frame(self) -> pd.DataFrame:

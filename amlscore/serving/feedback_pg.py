@@ -12,10 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from amlscore.core.audit_pg import connect, ensure_schema
-from amlscore.serving.feedback import FeedbackEntry, FeedbackStore, feedback_ddl, rating_changes_ddl
+from amlscore.serving.feedback import FeedbackStore, feedback_ddl, rating_changes_ddl
 from amlscore.storage.private import private_dir
 
 _SCHEMA = feedback_ddl("BIGSERIAL PRIMARY KEY", "DOUBLE PRECISION") + """
@@ -37,28 +35,5 @@ class PostgresFeedbackStore(FeedbackStore):
         ensure_schema(self._db, _SCHEMA, append_only=("feedback", "rating_changes"))
         self._db.execute("SET synchronous_commit = on")
 
-    def record(self, entry: FeedbackEntry) -> None:
-        cols = list(FeedbackEntry.__dataclass_fields__)
-        values = [getattr(entry, c) for c in cols]
-        values[cols.index("decision_alert")] = int(entry.decision_alert)
-        with self._lock:
-            self._db.execute(f"INSERT INTO feedback({','.join(cols)}) VALUES ({','.join(['%s'] * len(cols))})", values)
-            self._export_locked()
-
-    def _latest_locked(self) -> pd.DataFrame:
-        cols = list(FeedbackEntry.__dataclass_fields__)
-        rows = self._db.execute(
-            f"SELECT {','.join(cols)} FROM feedback WHERE seq IN (SELECT MAX(seq) FROM feedback GROUP BY txn_id) ORDER BY seq"
-        ).fetchall()
-        return pd.DataFrame(rows, columns=cols)
-
     def _transaction(self) -> Any:
         return self._db.transaction()
-
-    def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
