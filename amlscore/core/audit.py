@@ -312,6 +312,15 @@ class GroupCommitLog:
     def count(self) -> int:
         raise NotImplementedError
 
+    def _retry_one_by_one(self, group: list[_Write], exc: BaseException) -> None:
+        """After a group's commit failed: each write alone, so one bad write (a txn_id recorded before)
+        fails only its own future."""
+        if len(group) > 1:
+            for write in group:
+                self._commit([write])
+        else:
+            self._finish(group[0], None, exc)
+
     def _stop_writer(self) -> None:
         """Let the writer commit what is queued, then wait for it to end."""
         with self._cond:
@@ -618,11 +627,7 @@ class AuditLog(GroupCommitLog):
                     raise
             self._wal.wrote(len(group))
         except Exception as exc:
-            if len(group) > 1:
-                for write in group:
-                    self._commit([write])
-            else:
-                self._finish(group[0], None, exc)
+            self._retry_one_by_one(group, exc)
             return
         self._heads = heads
         self._write_head()

@@ -196,11 +196,7 @@ class PostgresAuditLog(GroupCommitLog):
                 cur.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - the writes of the group are retried one by one
             self._roll_back()
-            if len(group) > 1:
-                for write in group:
-                    self._commit([write])
-            else:
-                self._finish(group[0], None, exc)
+            self._retry_one_by_one(group, exc)
             return
         self.commits += 1
         if self.on_commit is not None:
