@@ -18,7 +18,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # imported when the command runs (the contract package imports pandas)
     from amlscore.contract.load import Dataset
-    from amlscore.contract.validate import ProblemKind, ValidationReport
+    from amlscore.contract.problems import ProblemKind, ValidationReport
 
 
 def validate(
@@ -38,7 +38,7 @@ def validate(
 ) -> None:
     """Check a data folder against the input data contract (docs/data-contract.md)."""
     from amlscore.contract.load import load_dataset
-    from amlscore.contract.validate import ContractViolationError
+    from amlscore.contract.problems import ContractViolationError
 
     console = Console(highlight=False, soft_wrap=True)
     try:

@@ -8,6 +8,7 @@ Other packages code against this API::
     data.transactions["amount"]                  # float64, CNY
 """
 
+from amlscore.contract.columns import STRING_DTYPE, typed_dtype
 from amlscore.contract.countries import ISO_ALPHA2
 from amlscore.contract.errors import AmlError
 from amlscore.contract.load import (
@@ -24,17 +25,8 @@ from amlscore.contract.load import (
     write_dataset,
 )
 from amlscore.contract.notices import report_data_warnings, warning_summary_lines
-from amlscore.contract.validate import (
-    STRING_DTYPE,
-    ContractViolationError,
-    ProblemKind,
-    ValidationReport,
-    Violation,
-    empty_table,
-    to_typed,
-    typed_dtype,
-    validate_frames,
-)
+from amlscore.contract.problems import ContractViolationError, ProblemKind, ValidationReport, Violation
+from amlscore.contract.validate import empty_table, to_typed, validate_frames
 
 __all__ = [
     "AmlError",

@@ -2,7 +2,7 @@
 
 Each table is ``<table>.parquet`` or ``<table>.csv`` (not both). :func:`load_dataset` reads the
 files, checks every rule (:mod:`amlscore.contract.validate`) and returns a :class:`Dataset` of typed
-frames, or raises :class:`~contract.validate.ContractViolationError` listing the problems.
+frames, or raises :class:`~amlscore.contract.problems.ContractViolationError` listing the problems.
 :func:`write_dataset` writes a data set atomically, in a form :func:`load_dataset` reads back
 unchanged.
 """
@@ -29,7 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from amlscore.contract.columns import STRING_DTYPE
 from amlscore.contract.errors import AmlError
+from amlscore.contract.problems import ProblemCollector, ValidationReport, Violation, display_value
 from amlscore.contract.schema import (
     CONTRACT_VERSION,
     CUSTOMERS,
@@ -40,18 +42,7 @@ from amlscore.contract.schema import (
     Column,
     TableSchema,
 )
-from amlscore.contract.validate import (
-    STRING_DTYPE,
-    CheckedTable,
-    ProblemCollector,
-    ValidationReport,
-    Violation,
-    check_frames,
-    check_tables,
-    display_value,
-    extra_columns,
-    typed_tables,
-)
+from amlscore.contract.validate import CheckedTable, check_frames, check_tables, extra_columns, typed_tables
 
 __all__ = [
     "DataFolderError",

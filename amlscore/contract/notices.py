@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from amlscore.contract.load import Dataset
-from amlscore.contract.validate import ValidationReport
+from amlscore.contract.problems import ValidationReport
 
 __all__ = ["report_data_warnings", "warning_summary_lines"]
 

@@ -2,7 +2,7 @@
 
 This module is the single place where the contract in ``docs/data-contract.md`` is written
 down for code: table names, column names, types, value sets and which cells may be empty.
-The validator (:mod:`amlscore.contract.validate`), the loader (:mod:`amlscore.contract.load`) and the synthetic
+The validator (:mod:`amlscore.contract.validate`, with :mod:`~amlscore.contract.columns` and :mod:`~amlscore.contract.problems`), the loader (:mod:`amlscore.contract.load`) and the synthetic
 bank (:mod:`synth`) all read it from here, so a change to the contract is one edit.
 """
 

@@ -254,7 +254,7 @@ def customer_records(customers: pd.DataFrame) -> list[dict[str, object]]:
 
 def typed_customers(records: list[dict[str, object]] | pd.DataFrame) -> pd.DataFrame:
     """Customer rows (records or a frame of contract values) checked against the contract and typed as the
-    loader types them; :class:`~amlscore.contract.validate.ContractViolationError` names what is wrong."""
+    loader types them; :class:`~amlscore.contract.problems.ContractViolationError` names what is wrong."""
     from amlscore.contract import dataset_from_frames  # noqa: PLC0415
     from amlscore.contract.schema import CUSTOMERS, TRANSACTIONS  # noqa: PLC0415
 

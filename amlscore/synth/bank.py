@@ -163,7 +163,7 @@ def write_bank(bank: SyntheticBank, out: str | Path, fmt: str = "parquet") -> Pa
 
     Raises
     ------
-    amlscore.contract.validate.ContractViolationError
+    amlscore.contract.problems.ContractViolationError
         If the generated tables broke the contract (a bug of the generator).
     amlscore.contract.load.DataFolderError
         If ``out`` cannot be replaced.

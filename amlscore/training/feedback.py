@@ -26,7 +26,8 @@ import pandas as pd
 from amlscore.contract.errors import AmlError
 from amlscore.contract.load import Dataset
 from amlscore.contract.schema import REPORTS
-from amlscore.contract.validate import ContractViolationError, check_frames, empty_table, typed_tables
+from amlscore.contract.problems import ContractViolationError
+from amlscore.contract.validate import check_frames, empty_table, typed_tables
 
 __all__ = ["FEEDBACK_DIR", "FEEDBACK_FILE", "SERVED_TRANSACTIONS_FILE", "append_feedback", "feedback_files",
            "merge_feedback", "merge_served_transactions", "read_feedback", "validate_reports"]

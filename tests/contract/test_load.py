@@ -23,7 +23,8 @@ from amlscore.contract.load import (
     write_dataset,
 )
 from amlscore.contract.schema import CHANNELS, DIRECTIONS, OCCUPATIONS_OR_INDUSTRIES, TABLES
-from amlscore.contract.validate import STRING_DTYPE, ContractViolationError, typed_dtype
+from amlscore.contract.columns import STRING_DTYPE, typed_dtype
+from amlscore.contract.problems import ContractViolationError
 from contract_data import Tables, write_csv_tables
 
 

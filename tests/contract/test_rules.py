@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from amlscore.contract.load import load_dataset, validate_folder
-from amlscore.contract.validate import ValidationReport, Violation, validate_frames
+from amlscore.contract.problems import ValidationReport, Violation
+from amlscore.contract.validate import validate_frames
 from contract_data import Tables, append_row, customer_row, txn_row, valid_tables
 
 
