@@ -252,15 +252,7 @@ class CaseStore:
 
     def alerts_of(self, case_id: str) -> list[dict[str, Any]]:
         with self._lock:
-            rows = self.db.execute("SELECT * FROM alerts WHERE case_id = ? ORDER BY txn_time, alert_id",
-                                   (case_id,)).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["txn"] = json.loads(d.pop("txn_json"))
-            d["explanation"] = json.loads(d.pop("explanation_json")) if d["explanation_json"] else None
-            out.append(d)
-        return out
+            return case_alerts(self.db, case_id)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's facts as the data folder held them at ingest (None when not known)."""
@@ -334,6 +326,18 @@ class CaseStore:
         with self._lock:
             row = self.db.execute("SELECT position FROM ingest_positions WHERE source = ?", (source,)).fetchone()
         return str(row[0]) if row else None
+
+
+def case_alerts(db: sqlite3.Connection, case_id: str) -> list[dict[str, Any]]:
+    """A case's alerts in transaction time order, each with its transaction and explanation decoded."""
+    rows = db.execute("SELECT * FROM alerts WHERE case_id = ? ORDER BY txn_time, alert_id", (case_id,)).fetchall()
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["txn"] = json.loads(d.pop("txn_json"))
+        d["explanation"] = json.loads(d.pop("explanation_json")) if d["explanation_json"] else None
+        out.append(d)
+    return out
 
 
 def new_case_id() -> str:

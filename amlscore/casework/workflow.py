@@ -35,7 +35,7 @@ import pandas as pd
 
 from amlscore.casework.config import CaseworkConfig
 from amlscore.casework.deadlines import bank_day, str_due, working_days_after
-from amlscore.casework.store import CaseStore, new_case_id
+from amlscore.casework.store import CaseStore, case_alerts, new_case_id
 from amlscore.contract.errors import AmlError
 from amlscore.core.audit import utc_now_iso
 from amlscore.core.identity import APPROVER_ROLES, CASE_ROLES, Person
@@ -271,7 +271,7 @@ class Casework:
                 self.store.append_action(db, case_id, "close", person.key_id, person.role, {})
             elif filing_xml is not None:
                 case = self._load(db, case_id)
-                xml = filing_xml(case, self._alerts(db, case_id))
+                xml = filing_xml(case, case_alerts(db, case_id))
                 self._freeze_filing(db, "str", case_id, xml, person)
             return self._load(db, case_id)
 
@@ -299,16 +299,6 @@ class Casework:
             self.store.append_action(db, case_id, "view", person.key_id, person.role, {})
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _alerts(self, db: Any, case_id: str) -> list[dict[str, Any]]:
-        rows = db.execute("SELECT * FROM alerts WHERE case_id=? ORDER BY txn_time, alert_id", (case_id,)).fetchall()
-        out = []
-        for r in rows:
-            d = dict(r)
-            d["txn"] = json.loads(d.pop("txn_json"))
-            d["explanation"] = json.loads(d.pop("explanation_json")) if d["explanation_json"] else None
-            out.append(d)
-        return out
-
     def _freeze_filing(self, db: Any, kind: str, case_id: str | None, xml: bytes, person: Person) -> str:
         import hashlib
 
