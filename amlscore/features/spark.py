@@ -59,6 +59,7 @@ from amlscore.features.offline import (
 )
 from amlscore.features.params import FeatureParams
 from amlscore.features.registry import DAY_NS, HOUR_NS, CustomerRegistry
+from amlscore.storage.staged import staged_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
@@ -344,20 +345,9 @@ def write_features_spark(spark: SparkSession, dataset: Dataset, out: str | Path,
     Written under ``out.partial`` and renamed, so a failure never leaves a partial result at ``out``.
     Rows come in no particular order (sort by ``timestamp`` and ``txn_id`` for time order).
     """
-    target = Path(out)
-    tmp = target.with_name(target.name + ".partial")
-    staging = target.with_name(target.name + ".staging")
-    for leftover in (tmp, staging):
-        shutil.rmtree(leftover, ignore_errors=True)
-    try:
+    with staged_folder(out) as (tmp, staging):
         frame = feature_frame(spark, dataset, staging, params, **graph)
         frame.write.mode("overwrite").parquet(str(tmp))
         rows = spark.read.parquet(str(tmp)).count()
         write_manifest(tmp, folder_manifest(rows, dataset, params, engine="spark", spark_version=spark.version))
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        tmp.replace(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
     return rows

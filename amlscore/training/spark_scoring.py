@@ -9,7 +9,6 @@ Scores depend on their row only, so any batching gives the local engine's values
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 import pandas as pd
 
 from amlscore.models.model_set import ModelSet
+from amlscore.storage.staged import staged_folder
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
@@ -48,12 +48,7 @@ def score_spark(spark: SparkSession, dataset: Dataset, model_set: ModelSet, out:
 
     if reasons not in ("alerts", "all", "none"):
         raise ValueError(f"The 'reasons' parameter of score_spark must be 'alerts', 'all' or 'none'. Got {reasons!r} instead.")
-    target = Path(out)
-    tmp = target.with_name(target.name + ".partial")
-    staging = target.with_name(target.name + ".staging")
-    for leftover in (tmp, staging):
-        shutil.rmtree(leftover, ignore_errors=True)
-    try:
+    with staged_folder(out) as (tmp, staging):
         features = feature_frame(spark, dataset, staging, model_set.feature_params)
         # a new name per call: a session refuses a second file of the same name
         folder = staging / f"{_MODEL_FOLDER}_{uuid.uuid4().hex[:12]}"
@@ -69,12 +64,6 @@ def score_spark(spark: SparkSession, dataset: Dataset, model_set: ModelSet, out:
         features.mapInPandas(score, _SCHEMA).write.mode("overwrite").parquet(str(tmp))
         written = spark.read.parquet(str(tmp))
         rows, alerts = written.count(), written.where("alert").count()
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        tmp.replace(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(staging, ignore_errors=True)
     return rows, alerts
 
 
