@@ -105,11 +105,15 @@ def train(
     results_fp: Annotated[Optional[Path], typer.Option("--results-fp", help="Write the results (with run_id) as JSON here.")] = None,
     features: Annotated[Optional[Path], typer.Option("--features", help="Read the features from this folder written by "
                                                      "amlscore features --engine spark for DIR (checked) instead of computing them.")] = None,
-    anomaly_model: Annotated[str, typer.Option("--anomaly-model", help="What the anomaly component measures a row "
-                                               "against: bank (the whole bank) or peer_group (its peer group; "
-                                               "docs/generalisation.md).")] = "bank",
+    anomaly_model: Annotated[Optional[str], typer.Option("--anomaly-model", help="What the anomaly component measures a row "
+                                                         "against: bank (the whole bank) or peer_group (its peer group; "
+                                                         "docs/generalisation.md). Default: TrainConfig's.")] = None,
     anomaly_peer_config: Annotated[Optional[Path], typer.Option("--anomaly-peer-config", help="With --anomaly-model "
                                                                 "peer_group: its configuration file (default: the packaged one).")] = None,
+    fusion_anomaly_floor: Annotated[Optional[float], typer.Option("--fusion-anomaly-floor", help="The least one standard "
+                                                                  "deviation of the anomaly score moves the fused log-odds "
+                                                                  "(0: the reports alone decide; docs/generalisation.md). "
+                                                                  "Default: TrainConfig's.")] = None,
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
@@ -123,7 +127,9 @@ def train(
                          valid_start=parse_date(valid_start, "--valid-start"), test_start=parse_date(test_start, "--test-start"),
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
                          alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features,
-                         anomaly_model=anomaly_model, anomaly_peer_config=anomaly_peer_config)
+                         anomaly_peer_config=anomaly_peer_config,
+                         **{k: v for k, v in (("anomaly_model", anomaly_model), ("fusion_anomaly_floor", fusion_anomaly_floor))
+                            if v is not None})
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     with stage_progress("train", Console(stderr=True)) as report:

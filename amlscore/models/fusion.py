@@ -13,7 +13,14 @@ Method
 
 fitted on the validation period (a period none of the components was fitted on) with an L2
 penalty and **non-negative weights** (L-BFGS-B with bounds), which is what makes the score
-monotone in every component. Being a logistic fit of the labels, it is Platt-calibrated by
+monotone in every component. A component may also be given a **floor**: a least effect on the
+log-odds per standard deviation of it (``min_log_odds_per_sd``). The labels are the bank's
+reports, so a fit of them alone weighs only what predicts the typologies someone already
+reported; the anomaly score is the one component that can rank a kind of laundering nobody
+reported, and a floor keeps it in the score when the reports alone would set it to 0 (a
+constrained, informative prior on one weight, in the spirit of the hybrid supervised and
+unsupervised detectors of Carcillo et al. 2021, "Combining unsupervised and supervised learning
+in credit card fraud detection", Information Sciences 557). Being a logistic fit of the labels, it is Platt-calibrated by
 construction: on data like the validation period, a score ``s`` reads as a probability of
 ``s`` % that the transaction gets a suspicious report. (Reports are incomplete, so it is a
 probability of being *reported*, a lower bound on being laundering.)
@@ -63,6 +70,10 @@ class SuspicionFusion(BaseEstimator):
         Inverse strength of the L2 penalty on the weights (the intercept is not penalised).
     nonnegative : bool, default=True
         Constrain the weights to be >= 0 (monotone in each component). Leave it on.
+    min_log_odds_per_sd : sequence of 3 floats >= 0, or None, default=None
+        Per component (in :data:`COMPONENTS` order), the least amount one standard deviation of it
+        (over the weighted fitting rows) moves the log-odds: a lower bound on its standardised weight.
+        None: no floor (0 for all).
 
     Attributes
     ----------
@@ -88,11 +99,23 @@ class SuspicionFusion(BaseEstimator):
     _parameter_constraints: dict = {
         "C": [Interval(Real, 0, None, closed="neither")],
         "nonnegative": ["boolean"],
+        "min_log_odds_per_sd": ["array-like", None],
     }
 
-    def __init__(self, C: float = 1.0, nonnegative: bool = True) -> None:
+    def __init__(self, C: float = 1.0, nonnegative: bool = True, min_log_odds_per_sd: Any = None) -> None:
         self.C = C
         self.nonnegative = nonnegative
+        self.min_log_odds_per_sd = min_log_odds_per_sd
+
+    def _floors(self) -> np.ndarray:
+        """The per-component floors as an array of 3 (zeros without any), checked."""
+        if self.min_log_odds_per_sd is None:
+            return np.zeros(len(COMPONENTS))
+        floors = np.asarray(self.min_log_odds_per_sd, dtype=np.float64).reshape(-1)
+        if len(floors) != len(COMPONENTS) or not np.all(np.isfinite(floors)) or np.any(floors < 0):
+            raise ValueError(f"The 'min_log_odds_per_sd' parameter must be {len(COMPONENTS)} finite numbers >= 0 "
+                             f"(one per component: {', '.join(COMPONENTS)}). Got {self.min_log_odds_per_sd!r} instead.")
+        return floors
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, rule_score: Any, lgbm_probability: Any, anomaly_score: Any, y: Any,
@@ -113,6 +136,7 @@ class SuspicionFusion(BaseEstimator):
         -------
         self
         """
+        floors = self._floors()
         Z = component_matrix(rule_score, lgbm_probability, anomaly_score)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         w = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
@@ -125,7 +149,8 @@ class SuspicionFusion(BaseEstimator):
         # Standardise the inputs for the optimiser; the penalty is on the standardised weights.
         mu = np.average(Z, axis=0, weights=w)
         sd = np.sqrt(np.average((Z - mu) ** 2, axis=0, weights=w))
-        sd[sd == 0] = 1.0
+        constant = sd == 0
+        sd[constant] = 1.0
         X = (Z - mu) / sd
         wsum = w.sum()
         lam = 1.0 / (self.C * wsum)
@@ -141,9 +166,12 @@ class SuspicionFusion(BaseEstimator):
             grad = np.concatenate([[r.sum()], X.T @ r + lam * beta])
             return value, grad
 
+        # a floor binds only on a component that varies: a constant one carries nothing to weigh
+        lower = [float(f) if f > 0 and not c else (0.0 if self.nonnegative else None) for f, c in zip(floors, constant)]
         theta0 = np.zeros(4)
         theta0[0] = math.log(base / (1.0 - base))
-        bounds = [(None, None)] + [((0.0, None) if self.nonnegative else (None, None))] * 3
+        theta0[1:] = [lo or 0.0 for lo in lower]
+        bounds = [(None, None)] + [(lo, None) for lo in lower]
         res = minimize(loss, theta0, jac=True, method="L-BFGS-B", bounds=bounds,
                        options={"maxiter": 1000, "gtol": 1e-10, "ftol": 1e-14})
         beta = res.x[1:] / sd
@@ -152,6 +180,8 @@ class SuspicionFusion(BaseEstimator):
         self.n_samples_fit_ = int(len(y))
         self.base_rate_ = base
         self.converged_ = bool(res.success)
+        self.at_floor_ = np.array([f > 0 and not c and res.x[1 + j] <= f * (1 + 1e-9)
+                                   for j, (f, c) in enumerate(zip(floors, constant))])
         return self
 
     def decision_function(self, rule_score: Any, lgbm_probability: Any, anomaly_score: Any) -> np.ndarray:
@@ -183,9 +213,13 @@ class SuspicionFusion(BaseEstimator):
         return float(self.coef_[2])
 
     def to_dict(self) -> dict:
-        return {"params": self.get_params(), "components": list(COMPONENTS), "coef": [float(c) for c in self.coef_],
+        params = self.get_params()
+        if params["min_log_odds_per_sd"] is not None:
+            params["min_log_odds_per_sd"] = [float(f) for f in self._floors()]
+        return {"params": params, "components": list(COMPONENTS), "coef": [float(c) for c in self.coef_],
                 "intercept": self.intercept_, "n_samples_fit": self.n_samples_fit_, "base_rate": self.base_rate_,
-                "converged": getattr(self, "converged_", True)}
+                "converged": getattr(self, "converged_", True),
+                "at_floor": [bool(b) for b in getattr(self, "at_floor_", np.zeros(len(COMPONENTS), bool))]}
 
     @classmethod
     def from_dict(cls, spec: dict) -> "SuspicionFusion":
@@ -197,6 +231,7 @@ class SuspicionFusion(BaseEstimator):
         f.n_samples_fit_ = int(spec["n_samples_fit"])
         f.base_rate_ = float(spec["base_rate"])
         f.converged_ = bool(spec.get("converged", True))
+        f.at_floor_ = np.asarray(spec.get("at_floor", [False] * len(COMPONENTS)), dtype=bool)
         return f
 
 

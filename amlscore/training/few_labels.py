@@ -195,11 +195,13 @@ def explain_fusion(fusion: SuspicionFusion, sample: FusionSample) -> list[dict[s
         flat = [c.copy() for c in zk]
         # A constant column carries no information: the refit is the fusion without this component.
         flat[j] = np.full_like(flat[j], 0.5 if name == "lgbm_probability" else 0.0)
-        without = SuspicionFusion(C=fusion.C).fit(*flat, y, sample_weight=w)
+        without = SuspicionFusion(C=fusion.C, min_log_odds_per_sd=fusion.min_log_odds_per_sd).fit(
+            *flat, y, sample_weight=w)
         loss_without = _weighted_log_loss(without, tuple(flat), y, w)
         out.append({"component": name, "weight": float(fusion.coef_[j]),
                     "log_odds_per_sd": float(fusion.coef_[j] * sd[j]),
-                    "log_loss_increase_without": float(loss_without - base)})
+                    "log_loss_increase_without": float(loss_without - base),
+                    "at_floor": bool(getattr(fusion, "at_floor_", [False] * len(COMPONENTS))[j])})
     return out
 
 
@@ -207,6 +209,11 @@ def describe_component(entry: dict[str, Any]) -> str:
     """One sentence on why a component has its weight (for the model card)."""
     name = entry["component"].replace("_", " ")
     gain = entry["log_loss_increase_without"]
+    if entry.get("at_floor"):
+        return (f"{name}: weight {entry['weight']:.3f}, held at the floor set for it (one standard deviation moves the "
+                f"log-odds by {entry['log_odds_per_sd']:.2f}): the reports alone would give it less, but they only "
+                f"cover the typologies someone reported, and this component also ranks kinds nobody reported "
+                f"(refitted without it, the log-loss changes by {gain:+.4f}).")
     if entry["weight"] <= 0:
         return (f"{name}: weight 0; weights are kept non-negative (the score is monotone in every component) and, "
                 f"given the other components, more of it does not make a report more likely: what it knows is "

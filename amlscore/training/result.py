@@ -73,6 +73,11 @@ class TrainConfig:
         validated when the configuration is made.
     fusion_c : float
         Inverse L2 strength of the fusion.
+    fusion_anomaly_floor : float >= 0
+        The least the fusion lets one standard deviation of the anomaly score move the log-odds
+        (:class:`~amlscore.models.fusion.SuspicionFusion`'s ``min_log_odds_per_sd``). The reports
+        only teach the fusion the typologies someone reported; the floor keeps the one component
+        that can rank an unreported kind in the score. 0: the fit alone decides.
     fusion_balance : bool
         Weigh the positives so that every reported customer counts the same in the fusion (one
         customer's long period report does not decide the weights).
@@ -119,6 +124,7 @@ class TrainConfig:
     anomaly_model: str = "bank"
     anomaly_peer_config: Path | None = None
     fusion_c: float = 1.0
+    fusion_anomaly_floor: float = 0.0
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3
@@ -140,6 +146,10 @@ class TrainConfig:
             raise AmlError(f"The 'fusion_folds' parameter must be a whole number in [2, 10]. Got {self.fusion_folds!r} instead.")
         if isinstance(self.pu_weight_scale, bool) or not 0 < float(self.pu_weight_scale) <= 1:
             raise AmlError(f"The 'pu_weight_scale' parameter must be a number in (0, 1]. Got {self.pu_weight_scale!r} instead.")
+        floor = self.fusion_anomaly_floor
+        if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= float(floor) <= 5:
+            raise AmlError(f"The 'fusion_anomaly_floor' parameter must be a number in [0, 5] (log-odds per standard "
+                           f"deviation of the anomaly score). Got {floor!r} instead.")
         if self.pu not in ("none", "elkan_noto"):
             raise AmlError(f"The 'pu' parameter must be 'none' or 'elkan_noto'. Got {self.pu!r} instead.")
         if self.pu != "none" and self.fusion_fit != "oof":

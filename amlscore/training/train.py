@@ -270,7 +270,7 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     if config.fusion_fit == "oof":
         sample, pu_model, population = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
                                        np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
-        fusion = SuspicionFusion(C=config.fusion_c).fit(sample.rule_score, sample.lgbm_probability,
+        fusion = fusion_of(config).fit(sample.rule_score, sample.lgbm_probability,
                                                         sample.anomaly_score, sample.y, sample_weight=sample.weight)
         fusion_info.update(folds=sample.folds, rows=int(len(sample.rows)), positives=sample.positives,
                            components=explain_fusion(fusion, sample), **sample.pu)
@@ -281,7 +281,7 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
             # (no alert at all on a later period of a small bank).
             clf = pu_model
     else:
-        fusion = SuspicionFusion(C=config.fusion_c).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
+        fusion = fusion_of(config).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
         fusion_info.update(rows=int(len(va_rows)), positives=int((w_fuse[pos_va] > 0).sum()))
     s_v = fusion.score(r_v, p_v, a_v)
     if config.fusion_fit == "oof":
@@ -339,6 +339,12 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         "fusion_intercept": float(fusion.intercept_), "fusion": fusion_info, "valid_metrics": valid_metrics,
     }
     return model_set, diagnostics, timings
+
+
+def fusion_of(config: TrainConfig) -> SuspicionFusion:
+    """The unfitted fusion: ``config.fusion_c``, and the anomaly score's floor ``config.fusion_anomaly_floor``."""
+    floor = float(config.fusion_anomaly_floor)
+    return SuspicionFusion(C=config.fusion_c, min_log_odds_per_sd=(0.0, 0.0, floor) if floor > 0 else None)
 
 
 def anomaly_detector(config: TrainConfig) -> BehaviourAnomalyDetector:

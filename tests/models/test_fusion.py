@@ -82,3 +82,31 @@ def test_thresholds_for_alert_rate_and_precision():
     assert not t2.precision_met and t2.alert_threshold == t2.precision_threshold
     with pytest.raises(ValueError, match="target_alert_rate"):
         choose_thresholds(s, y, target_alert_rate=1.5)
+
+
+def test_a_floor_holds_a_component_the_labels_would_drop_and_leaves_a_stronger_one_free():
+    r, p, a, y = _data(anomaly_sign=-1.0)  # the labels would rather weigh the anomaly score negatively
+    free = SuspicionFusion().fit(r, p, a, y)
+    assert free.coef_[2] == 0 and not free.at_floor_.any()
+    held = SuspicionFusion(min_log_odds_per_sd=(0.0, 0.0, 0.8)).fit(r, p, a, y)
+    # the standardised weight is at the floor: one standard deviation moves the log-odds by 0.8
+    assert held.coef_[2] * a.std() == pytest.approx(0.8, rel=1e-6)
+    assert held.at_floor_.tolist() == [False, False, True]
+    # a floor below what the labels give is not binding: the same fit as without it
+    r2, p2, a2, y2 = _data(anomaly_sign=1.0)
+    loose = SuspicionFusion(min_log_odds_per_sd=(0.0, 0.0, 0.01)).fit(r2, p2, a2, y2)
+    np.testing.assert_allclose(loose.coef_, SuspicionFusion().fit(r2, p2, a2, y2).coef_, rtol=1e-5)
+    assert not loose.at_floor_.any()
+    # saved and loaded with its floor
+    again = SuspicionFusion.from_dict(held.to_dict())
+    assert again.min_log_odds_per_sd == [0.0, 0.0, 0.8] and again.at_floor_.tolist() == [False, False, True]
+    np.testing.assert_array_equal(again.score(r, p, a), held.score(r, p, a))
+
+
+def test_a_floor_on_a_constant_component_does_not_bind_and_bad_floors_are_refused():
+    r, p, a, y = _data()
+    flat = SuspicionFusion(min_log_odds_per_sd=(0.0, 0.0, 1.0)).fit(r, p, np.full_like(a, 0.5), y)
+    assert not flat.at_floor_.any()
+    for bad in ((0.0, 1.0), (0.0, 0.0, -0.5), (0.0, 0.0, float("nan"))):
+        with pytest.raises(ValueError, match="'min_log_odds_per_sd' parameter must be 3 finite numbers >= 0"):
+            SuspicionFusion(min_log_odds_per_sd=bad).fit(r, p, a, y)

@@ -70,3 +70,23 @@ def test_the_train_command_passes_the_anomaly_model_on(tmp_path, monkeypatch, ca
     assert seen["config"].anomaly_model == "peer_group"
     assert run(["train", "--data", str(tmp_path), "--anomaly-model", "peers"]) == 2
     assert "'anomaly_model' parameter must be 'bank' or 'peer_group'" in capsys.readouterr().err
+
+
+def test_the_train_command_passes_the_fusion_floor_on_and_defaults_to_train_config(tmp_path, monkeypatch, capsys):
+    import amlscore.training.pipeline as pipeline
+    from amlscore.cli import run
+
+    seen = []
+
+    def fake_training(config, report, experiment):  # stop before any data is read
+        seen.append(config)
+        raise AmlError("stopped by the test")
+
+    monkeypatch.setattr(pipeline, "train_and_register", fake_training)
+    assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-floor", "0.75"]) != 0
+    assert seen[-1].fusion_anomaly_floor == 0.75
+    assert run(["train", "--data", str(tmp_path)]) != 0
+    defaults = TrainConfig(data=tmp_path)
+    assert (seen[-1].fusion_anomaly_floor, seen[-1].anomaly_model) == (defaults.fusion_anomaly_floor, defaults.anomaly_model)
+    assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-floor", "9"]) == 2
+    assert "'fusion_anomaly_floor' parameter must be a number in [0, 5]" in capsys.readouterr().err
