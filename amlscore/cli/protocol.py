@@ -163,8 +163,8 @@ def run_protocol_command(protocol: Path, out: Path, cache: Path, *, mlflow: bool
         typologies[entry.name] = typologies.get(entry.name, set()) | held
         cells += grid.cells_of(proto.BankSpec(0, 0, seed, "", entry.name), held)
     check_external_typologies(grid, protocol, typologies)
-    say(f"protocol {grid.name}: {len(grid.banks())} banks, {len(grid.external_banks())} external sets x seeds, "
-        f"{len(cells)} cells")
+    say(f"protocol {grid.name}: {len(grid.banks())} synthetic banks, {len(grid.external)} external sets at "
+        f"{len(grid.seeds) if grid.external else 0} seeds, {len(cells)} cells")
     parent = None
     on_cell = None
     if mlflow:
