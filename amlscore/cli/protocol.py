@@ -106,7 +106,6 @@ def check_grid_names(grid: "ProtocolGrid", protocol: Path) -> None:
     gets a cell per typology); the external sets' typologies are checked once they are converted
     (:func:`check_external_typologies`).
     """
-    from amlscore.adapters import FORMATS  # noqa: PLC0415
     from amlscore.adapters.labels import UNKNOWN_TYPOLOGY  # noqa: PLC0415
     from amlscore.contract.errors import AmlError  # noqa: PLC0415
     from amlscore.synth.catalogue import ALL_TYPOLOGIES  # noqa: PLC0415
@@ -123,9 +122,6 @@ def check_grid_names(grid: "ProtocolGrid", protocol: Path) -> None:
         raise AmlError(f"The 'leave_out' key in {protocol.name} must name typologies among {', '.join(ALL_TYPOLOGIES)} "
                        f"(the grid has synthetic banks). Got {unknown[0]!r} instead.")
     for entry in grid.external:
-        if entry.format not in FORMATS:  # the grid's list and the adapters' are kept equal by a test
-            raise AmlError(f"The 'external' key in {protocol.name}: entry {entry.name!r} has format "
-                           f"{entry.format!r}; amlscore import converts {', '.join(FORMATS)}.")
         for key in ("path", "patterns"):
             value = getattr(entry, key)
             if value is not None and not Path(value).exists():

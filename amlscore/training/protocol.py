@@ -38,7 +38,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -75,7 +75,8 @@ _PREPARE_FIELDS = {"cutoff", "fractions", "valid_start", "test_start", "rules_co
 
 #: The formats ``amlscore import`` converts (amlscore.adapters.FORMATS; training does not import the
 #: adapters, a test keeps the two equal).
-EXTERNAL_FORMATS = ("amlsim", "amlworld", "saml-d")
+ExternalFormat = Literal["amlsim", "amlworld", "saml-d"]
+EXTERNAL_FORMATS: tuple[str, ...] = get_args(ExternalFormat)
 #: The ``source`` of the synthetic banks' cells (an external set's cells carry the set's name).
 SYNTHETIC = "synthetic"
 
@@ -108,7 +109,7 @@ class ExternalSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,59}$")
-    format: Literal["amlsim", "amlworld", "saml-d"]
+    format: ExternalFormat
     path: str = Field(min_length=1)
     patterns: str | None = Field(None, min_length=1)
     report_share: float | None = Field(None, gt=0, le=1)
