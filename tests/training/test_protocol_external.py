@@ -280,3 +280,22 @@ def test_targets_judge_the_synthetic_banks_and_the_summary_keeps_the_external_se
     # a cells table written before the external sets (no source column) reads as synthetic
     old = pd.DataFrame([r.row() for r in results[:2]]).drop(columns="source")
     assert summarise_frame(old)["source"].tolist() == [SYNTHETIC]
+
+
+def test_an_amlworld_entry_is_converted_with_its_patterns_file(tmp_path: Path) -> None:
+    """The shared AMLworld sample is too small for a cell, but the grid's converter takes the format whole."""
+    from amlscore.cli.protocol import EXTERNAL_MARKER, external_maker
+    from amlscore.training.protocol import ExternalSet
+
+    sample = AMLSIM_RUN.parent / "amlworld-sample"
+    if not sample.exists():
+        pytest.skip(f"shared public sample not found at {sample}")
+    entry = ExternalSet(name="world", format="amlworld", path=str(sample / "hi_small_sample.csv"),
+                        patterns=str(sample / "hi_small_patterns_sample.txt"), report_share=1.0)
+    folder = external_maker(tmp_path / "cache")(entry, 3)
+    truth = pd.read_csv(folder / "ground_truth.csv")
+    assert len(truth) > 0 and truth["reported"].all()  # report_share 1: every laundering customer reported
+    # the one payment of the sample that is also in the patterns sample is named (the files barely join)
+    assert set(truth["typology"]) == {"unknown", "fan_in"}
+    marker = json.loads((folder / EXTERNAL_MARKER).read_text())
+    assert marker["patterns"]["files"][0][0] == "hi_small_patterns_sample.txt" and marker["bank"] == "all"
