@@ -4,11 +4,12 @@
         [--out results/full] [--cache results/banks] [--tracking-uri URI]
 
 Runs every cell of a protocol file exactly as ``amlscore evaluate --protocol FILE`` does (banks
-generated once into ``--cache`` and reused, one MLflow run per cell under a parent run: the
+generated once into ``--cache`` and reused, the grid's external sets converted once per seed into
+``--cache``/external and reused, one MLflow run per cell under a parent run: the
 project's store unless ``--tracking-uri`` is given), writes ``cells.csv``, ``summary.csv``,
 ``summary.md`` and ``targets.json`` into ``--out``, prints the summary, the wall-clock and CPU
 time and the peak resident memory. The grid is long (hours for the full one on two cores); the
-tests run a small grid (tests/training/test_protocol.py).
+tests run small grids (tests/training/test_protocol.py, tests/training/test_protocol_external.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", type=Path, default=ROOT / "benchmarks" / "protocols" / "full.yaml")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "full")
-    parser.add_argument("--cache", type=Path, default=ROOT / "results" / "banks")
+    parser.add_argument("--cache", type=Path, default=ROOT / "results" / "banks",
+                        help="Generated banks and converted external sets (reused while their marker matches).")
     parser.add_argument("--tracking-uri", default=None, help="MLflow URI (default: the project's store).")
     parser.add_argument("--no-mlflow", action="store_true", help="Do not log the cells to MLflow.")
     args = parser.parse_args()
