@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ from amlscore.contract.load import Dataset, load_dataset
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.feature_folder import read_feature_folder
 from amlscore.features.offline import build_features
-from amlscore.features.params import load_feature_params
+from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.models.anomaly import BehaviourAnomalyDetector
 from amlscore.models.peer_anomaly import PeerGroupAnomalyDetector, load_peer_anomaly_config
 from amlscore.models.fusion import AlertThresholds, SuspicionFusion, choose_thresholds
@@ -119,8 +120,10 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
     t0 = time.perf_counter()
     if config.features is not None:  # computed by another engine (Spark) for this data: checked, not recomputed
         features = read_feature_folder(config.features, dataset, params, data_fingerprint=loaded_fingerprint)
+        rule_score = rule_scores(features, rules_config)
     else:
-        features = build_features(dataset, params, progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
+        features, rule_score = features_and_rules(dataset, params, rules_config,
+                                                  progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
     txns = dataset.transactions
     if not np.array_equal(features["txn_id"].astype(str).to_numpy(dtype=object),
                           txns["txn_id"].astype(str).to_numpy(dtype=object)):  # pragma: no cover - defensive
@@ -130,7 +133,6 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
 
     t0 = time.perf_counter()
     progress("rules and labels", 0.5)
-    rule_score = evaluate_rules(features, rules_config)["rule_score"].to_numpy(dtype=np.float64)
     offset = params.bank_utc_offset_hours
     split = make_split(txns["timestamp"], fractions=config.fractions, valid_start=config.valid_start,
                        test_start=config.test_start, cutoff=config.cutoff, utc_offset_hours=offset)
@@ -145,6 +147,18 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
 # ------------------------------------------------------------------------------------------------
 # 2. Fit
 # ------------------------------------------------------------------------------------------------
+
+
+def rule_scores(features: pd.DataFrame, rules_config: RulesConfig) -> np.ndarray:
+    """The transaction rules' score of every feature row."""
+    return evaluate_rules(features, rules_config)["rule_score"].to_numpy(dtype=np.float64)
+
+
+def features_and_rules(dataset: Dataset, params: FeatureParams, rules_config: RulesConfig,
+                       progress: Callable[[str, float], None] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """The feature rows of ``dataset`` (its reports feed the reported-neighbour features) and their rule scores."""
+    features = build_features(dataset, params, progress=progress)
+    return features, rule_scores(features, rules_config)
 
 
 def _sample(rows: np.ndarray, cap: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:

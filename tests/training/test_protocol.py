@@ -156,3 +156,31 @@ def test_unknown_names_fail_before_any_work(tmp_path: Path, change: dict, words:
     for w in words:
         assert w in str(result.exception), str(result.exception)
     assert not (tmp_path / "banks").exists()
+
+
+REPORT_FEATURES = ["cp_reported", "reported_cps_30d", "reported_2hop_30d", "reported_distance_30d",
+                   "reported_in_sum_30d", "reported_out_sum_30d"]
+
+
+def test_a_cell_at_a_share_of_the_reports_gets_features_from_those_reports_only(bank_dir: Path) -> None:
+    import dataclasses
+
+    from amlscore.contract.load import load_dataset
+    from amlscore.features.offline import build_features
+    from amlscore.training.protocol import relabel
+    from amlscore.training.result import TrainConfig
+    from amlscore.training.train import prepare
+
+    dataset = load_dataset(bank_dir)
+    prep = prepare(TrainConfig(data=bank_dir, seed=3), dataset=dataset)
+    kept = subsample_reports(prep.dataset.reports, 0.25, seed=3)
+    cell = relabel(prep, kept)
+    alone = build_features(dataclasses.replace(prep.dataset, reports=kept), prep.feature_params)
+    # what a bank holding only the kept reports computes, row for row
+    pd.testing.assert_frame_equal(cell.features[REPORT_FEATURES], alone[REPORT_FEATURES])
+    # and not what the bank's every report gives: the dropped reports must not reach the cell's features
+    assert not cell.features[REPORT_FEATURES].equals(prep.features[REPORT_FEATURES])
+    assert cell.dataset.reports is kept and len(cell.rule_score) == len(cell.features)
+    # every report kept: the bank's features are reused as they are
+    same = relabel(prep, prep.dataset.reports.sample(frac=1.0, random_state=0))
+    assert same.features is prep.features
