@@ -197,6 +197,9 @@ def test_snapshots_beyond_the_kept_ones_and_orphaned_blobs_go(fresh):
 
     client = redis.Redis.from_url(fresh)
     store = RedisFeatureStore(fresh, trim=TrimPolicy(keep_snapshots=3))
+    store.save_snapshot(0, b"seed")
+    store.save_snapshot(0, b"seed again")  # (a warm-up cut off and started again): one snapshot of seq 0
+    assert store.latest_snapshot() == (0, b"seed again") and len(client.keys(store.keys["snap"] + ":blob:*")) == 1
     for seq in (0, 10, 20, 30, 40):
         store.save_snapshot(seq, f"blob-{seq}".encode())
     assert [int(s) for _, s in client.zrange(store.keys["snaps"], 0, -1, withscores=True)] == [20, 30, 40]
