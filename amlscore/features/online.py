@@ -638,33 +638,38 @@ class OnlineFeatureState:
         """Apply the transactions other workers logged after this replica's last one (up to seq ``upto``).
 
         Each one's row goes to :attr:`on_event` (the service's behaviour window). Returns how many.
+        A replica behind the log's trim point (the entries it missed are gone) is rebuilt from the snapshot.
         """
+        before = self._seq
+        try:
+            return self._catch_up(upto)
+        except LogTrimmedError:
+            self.rebuild(upto)
+            return self._seq - before
+
+    def _catch_up(self, upto: int | None = None) -> int:
+        """:meth:`catch_up` over a log that holds every entry this replica has not applied."""
         entries = getattr(self.store, "entries", None)
         if entries is None:
             return 0
         import json  # noqa: PLC0415
 
         n = 0
-        try:
-            for seq, payload in entries(self._seq, upto):
-                record = json.loads(payload)
-                if CUSTOMERS_KEY in record:
-                    self._upsert(record[CUSTOMERS_KEY])
-                    self._seq = seq
-                    if self.on_customers is not None:
-                        self.on_customers(self._customer_rows(record[CUSTOMERS_KEY]))
-                    n += 1
-                    continue
-                row = self._apply(record)
-                self._seq, self._last_txn_id = seq, record["txn_id"]
-                self.store.remember_row(record["txn_id"], row)  # type: ignore[attr-defined]
-                if self.on_event is not None:
-                    self.on_event(record, row)
+        for seq, payload in entries(self._seq, upto):
+            record = json.loads(payload)
+            if CUSTOMERS_KEY in record:
+                self._upsert(record[CUSTOMERS_KEY])
+                self._seq = seq
+                if self.on_customers is not None:
+                    self.on_customers(self._customer_rows(record[CUSTOMERS_KEY]))
                 n += 1
-        except LogTrimmedError:  # entries this replica missed are gone: the snapshot has them
-            before = self._seq
-            self.rebuild(upto)
-            n += self._seq - before
+                continue
+            row = self._apply(record)
+            self._seq, self._last_txn_id = seq, record["txn_id"]
+            self.store.remember_row(record["txn_id"], row)  # type: ignore[attr-defined]
+            if self.on_event is not None:
+                self.on_event(record, row)
+            n += 1
         return n
 
     def features_of(self, txn_id: str) -> dict[str, float | int] | None:

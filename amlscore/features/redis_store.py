@@ -2,12 +2,28 @@
 
 Every worker keeps a replica of the window state in memory; Redis holds what makes the replicas agree:
 
-* ``{aml}:log`` - a stream of every counted transaction (its contract fields), entry ``<seq>-1``;
+* ``{aml}:log`` - a stream of the counted transactions (their contract fields) and customers changes,
+  entry ``<seq>-1``; sequence numbers have no gaps;
 * ``{aml}:txn`` - ``txn_id -> seq``: a transaction is counted once, whoever sends it again;
 * ``{aml}:last`` - ``customer_id -> time (ns)`` of the customer's latest transaction: a late one is refused;
 * ``{aml}:feat`` - ``txn_id -> feature row``: what a sent-again transaction gets back;
+* ``{aml}:txnq`` - the expiry queue of ``txn`` and ``feat`` (claim order: time, customer, txn_id);
 * ``{aml}:snap`` - the newest snapshot of the state (``seq``, and ``blob_key``: the key of its blob,
-  ``{aml}:snap:blob:<seq>:<random>``): a starting worker loads it and replays the log after it.
+  ``{aml}:snap:blob:<seq>:<random>``), and ``{aml}:snaps`` the blob keys of the snapshots kept, by
+  seq: a starting worker loads the newest and replays the log after it;
+* ``{aml}:meta`` - what the log was built with, and ``trimmed``: the log holds every entry after it.
+
+What is kept (:class:`TrimPolicy`): the newest ``keep_snapshots`` snapshots; the log after the oldest
+of them (the snapshot script trims it, ``XTRIM MINID``, in the step that stores the pointer); feature
+rows and txn ids for ``retry_hours`` of transaction time before the newest transaction claimed
+(dropped by the snapshot's writer, off the request path, in chunks of :data:`_TRIM_CHUNK`). A resend
+of a transaction whose id was dropped is refused as late, never counted twice: its customer has a
+later transaction, or the drop raised the customer's latest time by 1 ns past it. The rating
+window a restart needs travels in the state's snapshot
+(:class:`amlscore.features.recent_rows.RecentRows`), not in the trimmed log and rows. A replica
+that falls behind the trim point (it did not claim while the snapshots kept were written) is told
+so, :class:`LogTrimmedError`, by its next claim (before anything changes), catch-up or customers
+change, and rebuilds from a snapshot instead of skipping entries.
 
 A transaction is *claimed* by one server-side script (:data:`_CLAIM`) that, in one atomic step, finds
 its ``txn_id`` (then nothing changes), refuses it when it is older than its customer's latest, else
@@ -18,7 +34,8 @@ transaction before it that its replica has not seen (whoever claimed them) and c
 each row is the function of the log prefix before it, so two workers scoring transactions of the
 same customer, IP address or device at the same moment both count both, in the log's order, and
 every worker's replica is the same state at the same sequence number. Nothing is lost because
-nothing is ever written back over: the log only grows, and the windows are recomputed from it.
+nothing is ever written back over: the log only grows at its end, and the windows are recomputed
+from it.
 
 What that costs: each worker applies every transaction to its replica (about 0.1 ms each; the
 model and the explanation are most of a decision's CPU), and holds the whole window state in memory
