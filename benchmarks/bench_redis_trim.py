@@ -12,14 +12,14 @@ trimming existed) and on (the defaults: two snapshots kept, feature rows and txn
 transaction time). Snapshots every ``--snapshot-every`` transactions from a forked child, as the
 service writes them. For each run it records:
 
-* Redis ``used_memory`` and the entry counts: log entries, feature rows, txn ids, expiry-queue
-  entries, snapshot blobs and their bytes;
+* Redis ``used_memory`` and the entry counts (log entries, feature rows, txn ids, expiry-queue
+  entries, snapshot blobs and their bytes), after the synchronous snapshot a service writes when it
+  stops (so that they do not depend on how far the background snapshots got on a busy machine);
 * the commands the counting process sent to Redis per transaction (its client's calls, counted), so
   that trimming adds no round trip to a request: the trim runs in the snapshot writer;
-* (after the synchronous snapshot a service writes when it stops, so that the counts do not depend
-  on how far the background snapshots got on a busy machine)
-* what the trim scripts held Redis for: every command slower than ``--slowlog-us`` from ``SLOWLOG``,
-  grouped by script (the claim, the snapshot pointer with the log's XTRIM, the rows' trim chunks);
+* what the trim held Redis for: every command slower than ``--slowlog-us`` from ``SLOWLOG``,
+  grouped by script (the claim, the snapshot pointer, the rows' trim chunks) or command (the log's
+  ``XTRIM`` chunks);
 * the counting process's CPU time per transaction, and the rating-window rows the state keeps
   (count, pickled bytes per row).
 """
@@ -97,7 +97,7 @@ def _run(url: str, customers: Any, records: list[dict[str, Any]], policy: Any, e
     info = client.info("memory")
     keys = rs._keys()
     blobs = list(client.scan_iter(match=keys["snap"] + ":blob:*"))
-    scripts = {_sha(rs._CLAIM): "claim", _sha(rs._SNAPSHOT): "snapshot pointer + XTRIM", _sha(rs._TRIM_ROWS): "rows trim chunk",
+    scripts = {_sha(rs._CLAIM): "claim", _sha(rs._SNAPSHOT): "snapshot pointer", _sha(rs._TRIM_ROWS): "rows trim chunk",
                _sha(rs._PUT_ROW): "store row", _sha(rs._ORPHAN): "orphan check"}
     slow: dict[str, dict[str, float]] = {}
     for entry in client.slowlog_get(100_000):

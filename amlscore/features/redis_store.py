@@ -14,9 +14,10 @@ Every worker keeps a replica of the window state in memory; Redis holds what mak
 * ``{aml}:meta`` - what the log was built with, and ``trimmed``: the log holds every entry after it.
 
 What is kept (:class:`TrimPolicy`): the newest ``keep_snapshots`` snapshots; the log after the oldest
-of them (the snapshot script trims it, ``XTRIM MINID``, in the step that stores the pointer); feature
-rows and txn ids for ``retry_hours`` of transaction time before the newest transaction claimed
-(dropped by the snapshot's writer, off the request path, in chunks of :data:`_TRIM_CHUNK`). A resend
+of them (the snapshot script moves the trim point in the step that stores the pointer, and the
+snapshot's writer, off the request path, then drops the entries before it in chunks); feature rows
+and txn ids for ``retry_hours`` of transaction time before the newest transaction claimed (dropped by
+the same writer, :data:`_TRIM_CHUNK` per script call). A resend
 of a transaction whose id was dropped is refused as late, never counted twice: its customer has a
 later transaction, or the drop raised the customer's latest time by 1 ns past it. The rating
 window a restart needs travels in the state's snapshot
@@ -114,9 +115,10 @@ return seq
 # only an empty or seq-0 one). Its blob is written before, under a key of its own, by a plain SET:
 # the script only moves the pointer (a 33 MB blob passed to a script held Redis, and every worker's
 # claims, for 0.1-0.35 s; SLOWLOG). The newest ``keep`` snapshots are kept (``snaps``: blob key by
-# seq); older ones' blobs, and a refused one, are unlinked. With ``trim`` the log loses every entry
-# up to the oldest snapshot kept (XTRIM MINID, exact) and ``meta.trimmed`` says where it starts:
-# a worker starting from any kept snapshot finds the log after it.
+# seq); older ones' blobs, and a refused one, are unlinked. With ``trim`` ``meta.trimmed`` moves to
+# the oldest snapshot kept: from here on the log need only hold what follows it (a worker starting
+# from any kept snapshot finds that), and a replica behind it is refused; the writer then drops the
+# entries up to it in chunks (trim_log: one XTRIM of 50,000 entries held Redis for 17-20 ms).
 # KEYS: snap, blob_key, snaps, log, meta; ARGV: seq, keep, trim (0/1).
 _SNAPSHOT = """
 local cur = redis.call('HGET', KEYS[1], 'seq')
@@ -148,10 +150,7 @@ end
 if ARGV[3] == '1' then
   local oldest = tonumber(redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')[2])
   local trimmed = tonumber(redis.call('HGET', KEYS[5], 'trimmed') or '0')
-  if oldest > trimmed then
-    redis.call('XTRIM', KEYS[4], 'MINID', string.format('%d-0', oldest + 1))
-    redis.call('HSET', KEYS[5], 'trimmed', string.format('%d', oldest))
-  end
+  if oldest > trimmed then redis.call('HSET', KEYS[5], 'trimmed', string.format('%d', oldest)) end
 end
 return 1
 """
@@ -530,7 +529,10 @@ class RedisFeatureStore:
         self._r.close()
 
 
-_TRIM_CHUNK = 250  # queue entries per script call: each holds Redis (every worker's claims) for ~0.5-2 ms
+# What one trim call may hold Redis (and so every worker's claims) for: 250 expiry-queue entries took
+# 1.4 ms a call (up to 12 ms on a busy machine), 50,000 log entries in one XTRIM 17-20 ms
+_TRIM_CHUNK = 100
+_LOG_TRIM_CHUNK = 2000
 
 
 def _write_snapshot(client: Any, keys: Mapping[str, str], policy: TrimPolicy, seq: int, blob: bytes) -> None:
@@ -544,8 +546,27 @@ def _write_snapshot(client: Any, keys: Mapping[str, str], policy: TrimPolicy, se
     stored = client.register_script(_SNAPSHOT)(keys=[keys["snap"], blob_key, keys["snaps"], keys["log"], keys["meta"]],
                                                args=[seq, policy.keep_snapshots, int(policy.trim)])
     if stored:
+        if policy.trim:
+            trim_log(client, keys)
         trim_rows(client, keys, policy)
         remove_orphan_blobs(client, keys)
+
+
+def trim_log(client: Any, keys: Mapping[str, str] | None = None) -> int:
+    """Drop the log's entries up to its trim point (``meta.trimmed``), whole stream nodes a chunk at a
+    time (``XTRIM MINID ~ ... LIMIT``), then the rest of the node it falls in; returns how many."""
+    keys = keys or _keys()
+    upto = int(client.hget(keys["meta"], "trimmed") or 0)
+    if upto <= 0:
+        return 0
+    minid = f"{upto + 1}-0"
+    total = 0
+    while True:
+        n = int(client.xtrim(keys["log"], minid=minid, approximate=True, limit=_LOG_TRIM_CHUNK))
+        total += n
+        if n == 0:
+            break
+    return total + int(client.xtrim(keys["log"], minid=minid, approximate=False))
 
 
 def trim_rows(client: Any, keys: Mapping[str, str] | None = None, policy: TrimPolicy | None = None) -> int:
