@@ -12,7 +12,7 @@ trimming existed) and on (the defaults: two snapshots kept, feature rows and txn
 transaction time). Snapshots every ``--snapshot-every`` transactions from a forked child, as the
 service writes them. For each run it records:
 
-* Redis ``used_memory`` and the entry counts (log entries, feature rows, txn ids, expiry-queue
+* Redis ``used_memory``, ``MEMORY USAGE`` of each key, and the entry counts (log entries, feature rows, txn ids, expiry-queue
   entries, snapshot blobs and their bytes), after the synchronous snapshot a service writes when it
   stops (so that they do not depend on how far the background snapshots got on a busy machine);
 * the commands the counting process sent to Redis per transaction (its client's calls, counted), so
@@ -94,9 +94,12 @@ def _run(url: str, customers: Any, records: list[dict[str, Any]], policy: Any, e
     # store as a restart finds it, whatever the children managed meanwhile on a busy machine
     state.snapshots.wait()
     state.snapshot()
-    info = client.info("memory")
     keys = rs._keys()
+    _until_freed(client)  # an unlinked snapshot blob is freed by a background thread
+    info = client.info("memory")
     blobs = list(client.scan_iter(match=keys["snap"] + ":blob:*"))
+    by_key = {name: int(client.memory_usage(keys[name], samples=0) or 0)
+              for name in ("log", "feat", "txn", "tq", "last", "snaps", "meta")}
     scripts = {_sha(rs._CLAIM): "claim", _sha(rs._SNAPSHOT): "snapshot pointer", _sha(rs._TRIM_ROWS): "rows trim chunk",
                _sha(rs._PUT_ROW): "store row", _sha(rs._ORPHAN): "orphan check"}
     slow: dict[str, dict[str, float]] = {}
@@ -114,6 +117,7 @@ def _run(url: str, customers: Any, records: list[dict[str, Any]], policy: Any, e
         "transactions": len(records),
         "used_memory_bytes": int(info["used_memory"]),
         "used_memory_dataset_bytes": int(info.get("used_memory_dataset", 0)),
+        "memory_usage_by_key_bytes": by_key,
         "log_entries": int(client.xlen(keys["log"])),
         "feature_rows": int(client.hlen(keys["feat"])),
         "txn_ids": int(client.hlen(keys["txn"])),
@@ -133,6 +137,13 @@ def _run(url: str, customers: Any, records: list[dict[str, Any]], policy: Any, e
     }
     state.store.close()
     return out
+
+
+def _until_freed(client: Any, deadline_s: float = 60.0) -> None:
+    """Wait (polling INFO) until Redis's lazy-free thread has no object left to free."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end and int(client.info("memory").get("lazyfree_pending_objects", 0)):
+        time.sleep(0.1)
 
 
 def main() -> None:
