@@ -242,3 +242,33 @@ def test_trim_settings_are_validated(monkeypatch):
     assert FEATURE_NAMES  # (the catalogue the spec's columns are checked against)
     with pytest.raises(ValueError, match="unknown feature column"):
         RecentRowsSpec(columns=("no_such_feature",), keep_ns=1)
+
+
+def test_a_worker_whose_catch_up_meets_a_trim_after_its_claim_rebuilds_before_its_own_entry(stream, fresh,
+                                                                                              monkeypatch):
+    """The claim passed (nothing trimmed yet) but the entries it did not bring are trimmed before the worker
+    reads them: it rebuilds from the newest snapshot at or before its own claim, then counts its transaction."""
+    import amlscore.features.redis_store as rs
+
+    customers, txns = stream
+    records = list(transaction_records(txns.head(101)))
+    expected = replay(OnlineFeatureState(customers), txns.head(101))
+    monkeypatch.setattr(rs, "_BATCH", 5)  # the claim brings 5 entries; the rest must be read by XRANGE
+    a = _worker(fresh, customers, 0, TrimPolicy(keep_snapshots=1, retry_hours=_RETRY_H))
+    w = _worker(fresh, customers, 0, TrimPolicy(keep_snapshots=1, retry_hours=_RETRY_H))
+    for r in records[:100]:
+        a.update_vector(r)
+    real = w.store._r.xrange  # type: ignore[attr-defined]
+    trims = []
+
+    def trimmed_meanwhile(*args, **kwargs):
+        if not trims:  # between w's claim and its read: a's snapshot at seq 100 trims everything before
+            a.snapshot()
+            trims.append(a.store.trimmed())  # type: ignore[attr-defined]
+        return real(*args, **kwargs)
+
+    w.store._r.xrange = trimmed_meanwhile  # type: ignore[attr-defined]
+    row = w.update_vector(records[100])
+    assert trims == [100] and w.processed == 101
+    assert_same_features(expected[100][None, :], row[None, :])
+    assert w.store.seq_now() == 101  # type: ignore[attr-defined]
