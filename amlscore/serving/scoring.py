@@ -63,11 +63,11 @@ from amlscore.serving.errors import (
 from amlscore.serving import backends
 from amlscore.serving.feedback import RatingChange, make_entry
 from amlscore.serving.ratings import BehaviourLog, RatingBook
-from amlscore.serving.state import Progress, bind_state, lock_state, rating_window_spec
 from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, RegistryLoader
 from amlscore.serving.outcome import Outcome, wait_all
 from amlscore.serving.schemas import FeedbackRequest, Transaction
 from amlscore.serving.shadow import ShadowItem, ShadowScorer
+from amlscore.serving.state import Progress, bind_state, lock_state, rating_window_spec
 from amlscore.storage.private import private_dir, restrict_tree
 
 log = logging.getLogger(__name__)
