@@ -5,7 +5,8 @@ directory), never to the installed package, so an installed ``amlscore`` writes 
 site-packages. Values come from, highest precedence first:
 
 1. environment variables (``AML_HOME``, ``AML_DATA_DIR``, ``AML_STATE_DIR``, ``AML_STATE_URL`` (Valkey/Redis
-   online state shared by several workers), ``AML_DATABASE_URL`` (PostgreSQL audit log and feedback), and
+   online state shared by several workers) and what it keeps (``AML_STATE_TRIM``, ``AML_STATE_KEEP_SNAPSHOTS``,
+   ``AML_STATE_RETRY_HOURS``), ``AML_DATABASE_URL`` (PostgreSQL audit log and feedback), and
    MLflow's own ``MLFLOW_TRACKING_URI``);
 2. a ``.env`` file in the current directory;
 3. a TOML file: ``AML_CONFIG_FILE``, else ``amlscore.toml`` in the current directory, if present
@@ -54,6 +55,15 @@ class PathSettings(BaseSettings):
                                   "redis://host:port/db (Valkey or Redis; rediss:// for TLS). Unset: the embedded store.")
     database_url: str | None = Field(None, description="Audit log and feedback in PostgreSQL: postgresql://user@host:port/db. "
                                      "Unset: SQLite files in the state folder.")
+
+    # What the shared online state (AML_STATE_URL) keeps: docs/scale-out.md, "Trimming"
+    state_trim: bool = Field(True, description="Trim the shared state: its log up to the oldest snapshot kept, feature "
+                             "rows and txn ids after the retry window. Off: only snapshots are ever deleted.")
+    state_keep_snapshots: int = Field(2, ge=1, le=100, description="Snapshots of the shared state kept (the newest); "
+                                      "the log keeps what follows the oldest of them.")
+    state_retry_hours: float = Field(1.0, gt=0, le=24 * 366, description="Hours of transaction time (before the newest "
+                                     "transaction counted) during which a resent transaction gets its stored feature "
+                                     "row; older resends are refused as late, never counted twice.")
 
     @field_validator("state_url")
     @classmethod

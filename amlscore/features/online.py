@@ -89,7 +89,8 @@ from amlscore.features.registry import (
     upsert_customer_table,
 )
 from amlscore.features.snapshots import SnapshotKeeper, StateIdentity
-from amlscore.features.redis_store import StateDivergedError
+from amlscore.features.recent_rows import RecentRows, RecentRowsSpec
+from amlscore.features.redis_store import LogTrimmedError, StateDivergedError
 from amlscore.features.store import (
     FeatureStore,
     MemoryFeatureStore,
@@ -128,6 +129,7 @@ _GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np
 _PAYER_PEER_POS, _PAYER_SHARE_POS = FEATURE_INDEX[PAYER_PEER_FEATURE], FEATURE_INDEX["payer_indiv_share_30d"]
 _GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle this long is forgotten
 _GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
+_REBUILD_TRIES = 3  # loads of a snapshot of the shared store before giving up (trimmed meanwhile each time)
 
 
 class BadTransactionError(AmlError):
@@ -342,11 +344,15 @@ class OnlineFeatureState:
         features of reported neighbours count a customer from its first suspicious report's
         report_date on. An input like ``customers``, not part of the state: :meth:`set_reports`
         replaces it.
+    recent_rows:
+        Keep these columns of the recent transactions' rows, in the state and its snapshots
+        (:attr:`recent`; the service's rating window over a store that trims its rows).
     """
 
     def __init__(self, customers: pd.DataFrame, params: FeatureParams | None = None,
                  store: FeatureStore | str | Path | None = None, snapshot_every: int = _SNAPSHOT_EVERY,
-                 background_snapshots: bool = True, reports: pd.DataFrame | None = None) -> None:
+                 background_snapshots: bool = True, reports: pd.DataFrame | None = None,
+                 recent_rows: RecentRowsSpec | None = None) -> None:
         self.params = params or load_feature_params()
         self.registry = CustomerRegistry.from_customers(customers, self.params.bank_utc_offset_hours)
         self.customers = customers  # the table the registry indexes; upsert_customers changes both
@@ -375,8 +381,11 @@ class OnlineFeatureState:
         self.on_event: Callable[[dict[str, Any], np.ndarray], None] | None = None
         # called with the changed customers' rows when another worker's upsert is applied (shared store only)
         self.on_customers: Callable[[pd.DataFrame], None] | None = None
+        # called after the replica was rebuilt from a snapshot (it fell behind the shared log's trim point)
+        self.on_rebuilt: Callable[[], None] | None = None
+        self._recent_spec = recent_rows
         self._reset_state()
-        self._restore()
+        self._restore_retrying()
 
     # -- state ------------------------------------------------------------------------------------
     def _reset_state(self) -> None:
@@ -398,6 +407,8 @@ class OnlineFeatureState:
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
+        self.recent = RecentRows(self._recent_spec) if self._recent_spec is not None else None
+        self.recent_complete = True  # False when a snapshot restored did not carry them (see _restore)
         # Derived caches, rebuilt on demand (not in snapshots), each bounded by customers or peer groups:
         # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
         self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
@@ -420,6 +431,7 @@ class OnlineFeatureState:
             "customer_ids": self.registry.customer_ids.tolist(),
             "peer_groups": list(self.registry.peer_group_names),
             "customers_table": self.customers,
+            "recent_rows": self.recent,
             # the nodes in use, not the arrays' spare room
             "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
                       "outside": self._outside,
@@ -427,15 +439,15 @@ class OnlineFeatureState:
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
-    def _restore(self) -> None:
+    def _restore(self, upto: int | None = None, customers_from_snapshot: bool = False) -> None:
         """Load the newest usable snapshot (the store's snapshot file or its snapshot table, by seq),
-        then replay the events stored after it.
+        then replay the events stored after it (up to seq ``upto`` when given).
 
         A snapshot file that is damaged, of other parameters, feature set or state format, or not of
         this store's history (another store id, a seq beyond the last event, another transaction at its
         seq) is ignored with a warning: the events rebuild what it would have given.
         """
-        payload = self.snapshots.newest(self.store.last_seq())
+        payload = self.snapshots.newest(self.store.last_seq() if upto is None else upto)
         if payload is not None:
             self._customers = payload["customers"]
             self._entities = payload["entities"]
@@ -449,9 +461,12 @@ class OnlineFeatureState:
             self._seq = payload["seq"]
             self._latest_t = payload["latest_t"]
             self._adopt_customers(payload["customers_table"], payload["customer_ids"], payload["peer_groups"],
-                                  restored=True)
+                                  restored=not customers_from_snapshot)
+            self._adopt_recent(payload.get("recent_rows"))
         del payload
         for seq, record in self.store.events_after(self._seq):
+            if upto is not None and seq > upto:
+                break
             if CUSTOMERS_KEY in record:
                 self._upsert(record[CUSTOMERS_KEY])
             else:
@@ -461,6 +476,55 @@ class OnlineFeatureState:
         if self._last_txn_id is None and self._seq:
             txn_id_at = getattr(self.store, "txn_id_at", None)
             self._last_txn_id = txn_id_at(self._seq) if txn_id_at is not None else None
+
+    def _adopt_recent(self, restored: RecentRows | None) -> None:
+        """Take the snapshot's recent rows when they are of this state's columns and window; else they are
+        incomplete until a window has passed (the caller falls back on the store's events)."""
+        if self.recent is None:
+            return
+        if restored is not None and restored.spec == self.recent.spec:
+            self.recent = restored
+        else:
+            self.recent_complete = False
+            log.warning("online feature state: the snapshot restored carries no recent rows of these columns and "
+                        "window; they fill from the transactions counted from here on")
+
+    def _restore_retrying(self, upto: int | None = None, customers_from_snapshot: bool = False) -> None:
+        """:meth:`_restore`, again from a newer snapshot when the shared log was trimmed past the one loaded."""
+        for attempt in range(1, _REBUILD_TRIES + 1):
+            try:
+                self._restore(upto, customers_from_snapshot)
+                return
+            except LogTrimmedError as exc:
+                if attempt == _REBUILD_TRIES:
+                    raise StateDivergedError(
+                        f"the online state could not be rebuilt from the shared store {_REBUILD_TRIES} times: {exc}. "
+                        "The log is trimmed past every snapshot kept at or before the point needed: keep more "
+                        "snapshots (AML_STATE_KEEP_SNAPSHOTS); docs/scale-out.md, 'Trimming'") from None
+                log.warning("online feature state: %s; loading the snapshot again", exc)
+                self._reset_state()
+
+    def rebuild(self, upto: int | None = None) -> None:
+        """Start the replica again from the newest snapshot (at or before seq ``upto``) and the log after it.
+
+        For a worker that fell behind the shared log's trim point (it did not claim for longer than the
+        snapshots kept cover): the entries it missed are gone, the snapshot has them. The snapshot's
+        customers table is taken (it is newer than this replica's), plus customers only this one had.
+        """
+        given = self.customers
+        was = self._seq
+        self._reset_state()
+        self._restore_retrying(upto, customers_from_snapshot=True)
+        extra = given[~given["customer_id"].astype(str).isin(set(self.customers["customer_id"].astype(str)))]
+        if len(extra):
+            self._upsert(_customer_records(extra))
+        rewind = getattr(self.store, "rewind", None)
+        if rewind is not None:
+            rewind(self._seq)
+        log.warning("online feature state: rebuilt from the shared store's snapshot (this replica was at seq %d, "
+                    "behind the log's trim point; now at seq %d)", was, self._seq)
+        if self.on_rebuilt is not None:
+            self.on_rebuilt()
 
     def snapshot(self) -> None:
         """Write the whole state now, so a restart replays only what comes after; synchronous.
@@ -538,7 +602,11 @@ class OnlineFeatureState:
         transaction is lost to another's (the claim is one atomic step on the server).
         """
         store = self.store
-        claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+        try:
+            claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+        except LogTrimmedError:  # nothing claimed: catch up through the snapshot, then claim
+            self.rebuild()
+            claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
         if claim.status == "late":
             raise LateTransactionError(
                 f"transaction {record['txn_id']!r} at {record['timestamp']} is older than customer "
@@ -570,7 +638,17 @@ class OnlineFeatureState:
         """Apply the transactions other workers logged after this replica's last one (up to seq ``upto``).
 
         Each one's row goes to :attr:`on_event` (the service's behaviour window). Returns how many.
+        A replica behind the log's trim point (the entries it missed are gone) is rebuilt from the snapshot.
         """
+        before = self._seq
+        try:
+            return self._catch_up(upto)
+        except LogTrimmedError:
+            self.rebuild(upto)
+            return self._seq - before
+
+    def _catch_up(self, upto: int | None = None) -> int:
+        """:meth:`catch_up` over a log that holds every entry this replica has not applied."""
         entries = getattr(self.store, "entries", None)
         if entries is None:
             return 0
@@ -628,7 +706,11 @@ class OnlineFeatureState:
         payload = {CUSTOMERS_KEY: changed}
         store = self.store
         if getattr(store, "shared", False):
-            seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+            try:
+                seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+            except LogTrimmedError:  # nothing logged: catch up through the snapshot, then log
+                self.rebuild()
+                seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
             self.catch_up(seq - 1)
             self._upsert(changed)
             self._seq = seq
@@ -825,6 +907,8 @@ class OnlineFeatureState:
         indiv_fen = out_fen if record["counterparty_type"] == "individual" else 0
         self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
         self._maybe_sweep(t_ns)
+        if self.recent is not None:
+            self.recent.add(record, t_ns, row)
         return row
 
     def set_reports(self, reports: pd.DataFrame | None) -> None:

@@ -210,7 +210,10 @@ class SnapshotKeeper:
             found = self._file_candidate(last_seq)
             if found is not None:
                 candidates.append(found)
-        snap = self.store.latest_snapshot()
+        # a store that keeps several snapshots gives the newest one within the history asked for (a
+        # replica rebuilding before its own claim must not start past it)
+        upto = getattr(self.store, "snapshot_upto", None)
+        snap = upto(last_seq) if upto is not None else self.store.latest_snapshot()
         if snap is not None:
             if snap[0] > last_seq:
                 log.warning("snapshot table of the feature store: seq %d is beyond the last event (%d); ignored",

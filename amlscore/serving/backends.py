@@ -20,9 +20,13 @@ __all__ = ["feature_store", "audit_log", "feedback_store"]
 def feature_store(settings: Settings, state_dir: Path) -> FeatureStore | Path:
     """The online state's store: the shared log in Redis/Valkey, else the SQLite file in the state folder."""
     if settings.state_url:
-        from amlscore.features.redis_store import RedisFeatureStore  # noqa: PLC0415 - only when configured
+        from amlscore.features.redis_store import RedisFeatureStore, TrimPolicy  # noqa: PLC0415 - only when configured
+        from amlscore.settings import path_settings  # noqa: PLC0415
 
-        return RedisFeatureStore(settings.state_url)
+        paths = path_settings()  # AML_STATE_TRIM, AML_STATE_KEEP_SNAPSHOTS, AML_STATE_RETRY_HOURS (validated there)
+        trim = TrimPolicy(trim=paths.state_trim, keep_snapshots=paths.state_keep_snapshots,
+                          retry_hours=paths.state_retry_hours)
+        return RedisFeatureStore(settings.state_url, trim=trim)
     return state_dir / "features.sqlite"
 
 

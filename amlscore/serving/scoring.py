@@ -67,7 +67,7 @@ from amlscore.serving.registry import FolderLoader, LoadedModel, ModelCache, Reg
 from amlscore.serving.outcome import Outcome, wait_all
 from amlscore.serving.schemas import FeedbackRequest, Transaction
 from amlscore.serving.shadow import ShadowItem, ShadowScorer
-from amlscore.serving.state import Progress, bind_state, lock_state
+from amlscore.serving.state import Progress, bind_state, lock_state, rating_window_spec
 from amlscore.storage.private import private_dir, restrict_tree
 
 log = logging.getLogger(__name__)
@@ -129,8 +129,10 @@ class ScoringEngine:
         dataset = load_dataset(settings.data_dir, require_reports=False)
         report_data_warnings(dataset)
         self.data_fingerprint = dataset.fingerprint
+        # over the shared store (which trims its log and rows) the state keeps the rating window's rows itself
         self.state = OnlineFeatureState(dataset.customers, store=backends.feature_store(settings, state_dir),
-                                        reports=dataset.reports)
+                                        reports=dataset.reports,
+                                        recent_rows=rating_window_spec(self.rules_config) if settings.state_url else None)
         if not settings.state_url:
             bind_state(state_dir, dataset.customers, self.state.params.hash, Path(settings.data_dir))
         self._check_params(self.model)
@@ -151,6 +153,7 @@ class ScoringEngine:
         self.state.on_event = lambda rec, row: self.behaviour.add(rec["customer_id"], timestamp_ns(rec["timestamp"]),
                                                                    rec.get("counterparty_country"), row)
         self.state.on_customers = lambda rows: self.ratings.upsert(rows, self.behaviour, self.feedback.reports_frame())
+        self.state.on_rebuilt = self._after_rebuild
         self.ratings = RatingBook(dataset.customers, dataset.reports, self.rules_config)
         self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
         self._feature_reports()  # the graph features count the analysts' reports too
@@ -221,11 +224,18 @@ class ScoringEngine:
                                 f"state computes them with {self.state.params.hash!r} (amlscore/features/config/feature_params.yaml)")
 
     def _load_behaviour(self) -> None:
-        """Refill the behaviour window from the feature store (rows of the last lookback days).
+        """Refill the behaviour window (rows of the last lookback days).
 
-        Only the store's recent events are read (:meth:`~features.store.SQLiteFeatureStore.recent_events`),
-        so a start costs the rating window, not the whole history the store has kept.
+        Over the shared store, from the rows the online state keeps (its snapshot plus the log after
+        it: the store itself trims its log and rows). Otherwise only the store's recent events are read
+        (:meth:`~features.store.SQLiteFeatureStore.recent_events`), so a start costs the rating window,
+        not the whole history the store has kept.
         """
+        recent = self.state.recent
+        if recent is not None and self.state.recent_complete:
+            for cid, t, cp, values in recent.events():
+                self.behaviour.add(cid, t, cp, recent.full_row(values))
+            return
         rows = list(self.state.store.recent_events(self.behaviour.keep_ns / _DAY_NS))
         if not rows:
             return
@@ -234,6 +244,14 @@ class ScoringEngine:
         for (rec, vec), t in zip(rows, stamps):
             if t >= limit:
                 self.behaviour.add(rec["customer_id"], t, rec.get("counterparty_country"), vec)
+
+    def _after_rebuild(self) -> None:
+        """The online state was rebuilt from the shared store's snapshot (the worker fell behind the log's
+        trim point): the rating window and the ratings are taken again from it."""
+        self.behaviour = BehaviourLog(self.rules_config)
+        self._load_behaviour()
+        self.ratings = RatingBook(self.state.customers, self.ratings.base_reports, self.rules_config)
+        self.ratings.rate_all(self.behaviour, self.feedback.reports_frame())
 
     def _warm_code_paths(self, model_only: bool = False) -> None:
         """Run two made-up transactions through a throwaway in-memory state, the model set, the rules and the

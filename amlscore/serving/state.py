@@ -17,11 +17,13 @@ from amlscore.contract import load_dataset, report_data_warnings
 from amlscore.core.audit import utc_now_iso
 from amlscore.features.catalogue import FEATURE_SET_VERSION
 from amlscore.features.online import OnlineFeatureState, warm_up
+from amlscore.features.recent_rows import RecentRowsSpec
+from amlscore.models.rules import RulesConfig
 from amlscore.serving.config import Settings, SettingsError
 from amlscore.storage.folder_lock import FolderInUse, FolderLock, lock_folder
 from amlscore.storage.private import open_private, private_dir
 
-__all__ = ["Progress", "bind_state", "lock_state", "prepare_state"]
+__all__ = ["Progress", "bind_state", "lock_state", "prepare_state", "rating_window_spec"]
 
 Progress = Callable[[int, int], None]
 
@@ -68,12 +70,34 @@ def lock_state(state_dir: Path) -> FolderLock:
             "state folder: stop that process, or start with another --state / AML_STATE_DIR.") from None
 
 
+def rating_window_spec(rules_config: RulesConfig) -> RecentRowsSpec:
+    """The rows the ratings' behaviour window reads (:class:`~amlscore.serving.ratings.BehaviourLog`): its
+    columns, over its days. The online state keeps them when its store trims (the shared one)."""
+    from amlscore.serving.ratings import BehaviourLog  # noqa: PLC0415 - ratings import the rules' frames
+
+    behaviour = BehaviourLog(rules_config)
+    return RecentRowsSpec(behaviour.columns, behaviour.keep_ns)
+
+
+def _served_rules_config(settings: Settings) -> RulesConfig:
+    """The rules configuration of the model set the service will serve (its rating window's columns and days)."""
+    from amlscore.serving.registry import FolderLoader, RegistryLoader  # noqa: PLC0415
+
+    loader = (FolderLoader(settings.model_dir, settings.model_name) if settings.model_dir is not None
+              else RegistryLoader(settings.tracking_uri, settings.model_name, Path(settings.state_dir) / "models"))
+    loaded = loader.load(alias=None if settings.model_version else settings.model_alias, version=settings.model_version)
+    return loaded.model_set.rules_config
+
+
 def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple[int, int]:
     """Bind the state folder to the data and warm up an empty online state, then close it.
 
     ``amlscore serve`` runs this before starting the server so the (one-time) warm-up shows a
     progress bar; the service does the same on its own when started directly. Returns
     ``(transactions in the state, transactions replayed now)``.
+
+    Over the shared store the state keeps the rows of the rating window of the model set to be served
+    (the store trims its own), so that its snapshot gives the workers their rating window.
     """
     state_dir = private_dir(settings.state_dir)
     # the embedded backends have one writer; the shared ones (state and audit log on servers) several workers
@@ -83,7 +107,9 @@ def prepare_state(settings: Settings, progress: Progress | None = None) -> tuple
         report_data_warnings(dataset)
         from amlscore.serving.backends import feature_store  # noqa: PLC0415 - backends imports this module's neighbours
 
-        state = OnlineFeatureState(dataset.customers, store=feature_store(settings, state_dir), reports=dataset.reports)
+        spec = rating_window_spec(_served_rules_config(settings)) if settings.state_url else None
+        state = OnlineFeatureState(dataset.customers, store=feature_store(settings, state_dir), reports=dataset.reports,
+                                   recent_rows=spec)
         try:
             if not settings.state_url:
                 bind_state(state_dir, dataset.customers, state.params.hash, Path(settings.data_dir))
