@@ -90,10 +90,14 @@ def _workers(srv: Server) -> list[Any]:
 
 
 def _wait(cond, what: str, deadline: float = 300.0) -> None:
+    """Poll ``cond`` until it holds; a request of it that times out (a loaded machine) is one more try."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
-        if cond():
-            return
+        try:
+            if cond():
+                return
+        except httpx.TransportError:
+            pass
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
