@@ -24,8 +24,10 @@ Feature Preprocessor bounds its windowed graph features (Blanuša et al., arXiv 
   table identifier with more members than that as of ``t``, is a **hub** and is not followed, so a
   NAT address or an agent who opened accounts for half the town does not merge the bank (an agent
   ring's 4-9 accounts stay below the default cap of 12);
-* the search (breadth first from the customer, in slot order) stops at ``max_size`` customers: the
-  size and the counts saturate there.
+* the search (breadth first from the customer) runs whole levels of customers at the same distance
+  until it has found ``max_size`` customers: the size saturates there, and what it found does not
+  depend on the order links sit in their slots (so a replay from a warm-up finds the same); the
+  reported count and share are over every customer it found.
 
 Features (at ``t``, after the transaction's own links are recorded, as the identifier counts count
 their own row): the component's size (the customer included); its **growth**, members reachable now
@@ -56,7 +58,9 @@ from amlscore.features.registry import DAY_NS, CustomerRegistry
 ID_COMPONENT_FEATURES = ("id_component_size", "id_component_growth", "id_component_reported",
                          "id_component_reported_share")
 N_IDCOMP = len(ID_COMPONENT_FEATURES)
-F_KEY, F_FIRST, F_LAST = 0, 1, 2  # ring fields: the other end, first and last time seen (UTC ns)
+# ring fields: the other end, first and last time seen (UTC ns), and a tie-break that does not depend on
+# how identifiers are numbered (the identifier's field in a customer's ring; the customer in an identifier's)
+F_KEY, F_FIRST, F_LAST, F_TIE = 0, 1, 2, 3
 EMPTY_T = np.iinfo(np.int64).min  # last time of an empty slot: before every window
 ALWAYS = np.iinfo(np.int64).max  # a cut that admits every link
 KYC_SLOTS = 3  # table identifiers per customer: agent, own phone, emergency contact
@@ -68,7 +72,7 @@ def transaction_fields(params: IdComponentParams) -> tuple[str, ...]:
 
 
 def _empty_ring(nodes: int, slots: int) -> np.ndarray:
-    ring = np.zeros((max(nodes, 1), slots, 3), dtype=np.int64)
+    ring = np.zeros((max(nodes, 1), slots, 4), dtype=np.int64)
     ring[:, :, F_LAST] = EMPTY_T
     ring[:, :, F_KEY] = -1
     return ring
@@ -80,8 +84,8 @@ class IdCompArrays:
     ``ring[node, slot] = (other end, first seen, last seen)``; and the search's scratch marks (not state:
     a result never depends on them)."""
 
-    cust_ring: np.ndarray  # int64 (customers, links_per_customer, 3)
-    id_ring: np.ndarray  # int64 (identifiers, hub_customers + 1, 3)
+    cust_ring: np.ndarray  # int64 (customers, links_per_customer, 4)
+    id_ring: np.ndarray  # int64 (identifiers, hub_customers + 1, 4)
     cust_mark: np.ndarray  # int64 (customers,)
     id_mark: np.ndarray  # int64 (identifiers,)
     kyc_mark: np.ndarray  # int64 (table identifiers,)
@@ -121,6 +125,7 @@ class IdCompArrays:
         id_ring = self.id_ring.copy()
         live = id_ring[:, :, F_KEY] >= 0
         id_ring[:, :, F_KEY] = np.where(live, code_map[np.clip(id_ring[:, :, F_KEY], 0, len(code_map) - 1)], -1)
+        id_ring[:, :, F_TIE] = np.where(live, id_ring[:, :, F_KEY], 0)
         return IdCompArrays(cust_ring=cust_ring, id_ring=id_ring, cust_mark=np.zeros(max(customers, 1), np.int64),
                             id_mark=np.zeros_like(self.id_mark), kyc_mark=np.zeros(max(kyc_keys, 1), np.int64),
                             stamp=np.zeros(1, dtype=np.int64))
@@ -174,10 +179,21 @@ class KycLinks:
                    member_since=since[cust[order]].astype(np.int64))
 
 
+@njit(cache=True, inline="always")
+def _older(ring: np.ndarray, node: int, s: int, r: int) -> bool:  # pragma: no cover - compiled
+    """Is slot ``s``'s link older than slot ``r``'s: last seen, then first seen, then the tie-break."""
+    for f in (F_LAST, F_FIRST, F_TIE, F_KEY):
+        if ring[node, s, f] != ring[node, r, f]:
+            return ring[node, s, f] < ring[node, r, f]
+    return False
+
+
 @njit(cache=True)
-def _link(ring: np.ndarray, node: int, other: int, t: int, lo: int) -> None:  # pragma: no cover - compiled
+def _link(ring: np.ndarray, node: int, other: int, tie: int, t: int, lo: int) -> None:  # pragma: no cover - compiled
     """Record that ``node`` was seen with ``other`` at ``t``: refresh the live link if there is one, else
-    take the first slot that is empty or out of the window ``(lo, ...]``, else the least recently seen."""
+    take the first slot that is empty or out of the window ``(lo, ...]``, else the least recently seen
+    link's (ties broken by first sighting, then ``tie``, never by slot: the live links kept are the most
+    recent ones whatever the history before the window)."""
     slots = ring.shape[1]
     free = -1
     oldest = -1
@@ -190,7 +206,7 @@ def _link(ring: np.ndarray, node: int, other: int, t: int, lo: int) -> None:  # 
                 if t < ring[node, s, F_FIRST]:
                     ring[node, s, F_FIRST] = t
                 return
-            if oldest < 0 or last < ring[node, oldest, F_LAST]:
+            if oldest < 0 or _older(ring, node, s, oldest):
                 oldest = s
         elif free < 0:
             free = s
@@ -198,6 +214,7 @@ def _link(ring: np.ndarray, node: int, other: int, t: int, lo: int) -> None:  # 
     ring[node, s, F_KEY] = other
     ring[node, s, F_FIRST] = t
     ring[node, s, F_LAST] = t
+    ring[node, s, F_TIE] = tie
 
 
 @njit(cache=True)
@@ -210,20 +227,38 @@ def _live(ring: np.ndarray, node: int, lo: int) -> int:  # pragma: no cover - co
     return n
 
 
+@njit(cache=True, inline="always")
+def _visit(cust_mark: np.ndarray, stamp: int, y: int, members: np.ndarray, n: int) -> int:  # pragma: no cover
+    if cust_mark[y] == stamp:
+        return n
+    cust_mark[y] = stamp
+    members[n] = y
+    return n + 1
+
+
 @njit(cache=True)
 def _search(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarray, id_mark: np.ndarray,
             kyc_mark: np.ndarray, stamp: int, kyc_key: np.ndarray, kyc_since: np.ndarray, kyc_ptr: np.ndarray,
             kyc_member: np.ndarray, kyc_member_since: np.ndarray, c: int, t: int, lo: int, cut: int, kyc_cut: int,
             hub: int, max_size: int, members: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Breadth-first from customer ``c`` over the links live at ``t`` (last seen after ``lo``) first seen
+    """Breadth first from customer ``c`` over the links live at ``t`` (last seen after ``lo``) first seen
     by ``cut``, and the table links of members since ``kyc_cut``; hubs (as of ``t``) are not followed.
-    Fills ``members`` (``c`` first) and returns how many, at most ``max_size``."""
+
+    Whole levels (customers at the same distance) until at least ``max_size`` customers are found, so
+    the customers found do not depend on the order links are stored in. Fills ``members`` (``c``
+    first; room for :func:`members_room`) and returns how many.
+    """
     members[0] = c
     cust_mark[c] = stamp
     n = 1
     head = 0
+    level_end = 1
     id_slots = id_ring.shape[1]
     while head < n:
+        if head == level_end:
+            if n >= max_size:
+                break
+            level_end = n
         x = members[head]
         head += 1
         for s in range(cust_ring.shape[1]):
@@ -238,14 +273,7 @@ def _search(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarray, i
             for q in range(id_slots):
                 if id_ring[i, q, F_LAST] <= lo or id_ring[i, q, F_FIRST] > cut:
                     continue
-                y = id_ring[i, q, F_KEY]
-                if cust_mark[y] == stamp:
-                    continue
-                cust_mark[y] = stamp
-                members[n] = y
-                n += 1
-                if n >= max_size:
-                    return n
+                n = _visit(cust_mark, stamp, id_ring[i, q, F_KEY], members, n)
         if kyc_since[x] > kyc_cut:
             continue
         for j in range(kyc_key.shape[1]):
@@ -258,15 +286,15 @@ def _search(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarray, i
                 continue
             end = a + np.searchsorted(kyc_member_since[a:b], kyc_cut, side="right")
             for q in range(a, end):
-                y = kyc_member[q]
-                if cust_mark[y] == stamp:
-                    continue
-                cust_mark[y] = stamp
-                members[n] = y
-                n += 1
-                if n >= max_size:
-                    return n
+                n = _visit(cust_mark, stamp, kyc_member[q], members, n)
     return n
+
+
+def members_room(params: IdComponentParams) -> int:
+    """Room the search needs: a level is searched whole, and each customer of it adds at most its links'
+    other customers (identifiers: ``hub_customers + 1`` slots each; table identifiers: ``hub_customers``)."""
+    per_customer = params.links_per_customer * (params.hub_customers + 1) + KYC_SLOTS * params.hub_customers
+    return params.max_size * (1 + per_customer)
 
 
 @njit(cache=True)
@@ -275,15 +303,15 @@ def idcomp_step(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarra
                 kyc_ptr: np.ndarray, kyc_member: np.ndarray, kyc_member_since: np.ndarray, report_ns: np.ndarray,
                 c: int, ids: np.ndarray, t: int, window: int, growth: int, hub: int, max_size: int,
                 members: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Record customer ``c``'s links to the identifiers ``ids`` (-1 = none) at ``t``, then its component's
-    features into ``out`` (:data:`ID_COMPONENT_FEATURES` order). ``report_ns``: each customer's first
-    reported instant; ``members``: scratch of at least ``max_size``."""
+    """Record customer ``c``'s links to the identifiers ``ids`` (-1 = none; position = the field) at ``t``,
+    then its component's features into ``out`` (:data:`ID_COMPONENT_FEATURES` order). ``report_ns``: each
+    customer's first reported instant; ``members``: scratch of :func:`members_room`."""
     lo = t - window
     for j in range(ids.shape[0]):
         i = ids[j]
         if i >= 0:
-            _link(cust_ring, c, i, t, lo)
-            _link(id_ring, i, c, t, lo)
+            _link(cust_ring, c, i, j, t, lo)
+            _link(id_ring, i, c, c, t, lo)
     stamp[0] += 1
     n = _search(cust_ring, id_ring, cust_mark, id_mark, kyc_mark, stamp[0], kyc_key, kyc_since, kyc_ptr, kyc_member,
                 kyc_member_since, c, t, lo, ALWAYS, t, hub, max_size, members)
@@ -295,8 +323,8 @@ def idcomp_step(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarra
     before = t - growth
     n_old = _search(cust_ring, id_ring, cust_mark, id_mark, kyc_mark, stamp[0], kyc_key, kyc_since, kyc_ptr,
                     kyc_member, kyc_member_since, c, t, lo, before, before, hub, max_size, members)
-    out[0] = n
-    out[1] = n - n_old
+    out[0] = min(n, max_size)
+    out[1] = min(n, max_size) - min(n_old, max_size)
     out[2] = reported
     out[3] = reported / (n - 1) if n > 1 else np.nan
 
@@ -305,12 +333,12 @@ def idcomp_step(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarra
 def idcomp_pass(cust_ring: np.ndarray, id_ring: np.ndarray, cust_mark: np.ndarray, id_mark: np.ndarray,
                 kyc_mark: np.ndarray, stamp: np.ndarray, kyc_key: np.ndarray, kyc_since: np.ndarray,
                 kyc_ptr: np.ndarray, kyc_member: np.ndarray, kyc_member_since: np.ndarray, report_ns: np.ndarray,
-                cust: np.ndarray, ids: np.ndarray, t: np.ndarray, window: int, growth: int, hub: int, max_size: int
-                ) -> np.ndarray:  # pragma: no cover - compiled
+                cust: np.ndarray, ids: np.ndarray, t: np.ndarray, window: int, growth: int, hub: int, max_size: int,
+                members_room: int) -> np.ndarray:  # pragma: no cover - compiled
     """:func:`idcomp_step` over rows in time order; the features (n, :data:`N_IDCOMP`)."""
     n = len(t)
     result = np.empty((n, N_IDCOMP), dtype=np.float64)
-    members = np.empty(max_size, dtype=np.int64)
+    members = np.empty(members_room, dtype=np.int64)
     row = np.empty(N_IDCOMP, dtype=np.float64)
     for r in range(n):
         idcomp_step(cust_ring, id_ring, cust_mark, id_mark, kyc_mark, stamp, kyc_key, kyc_since, kyc_ptr, kyc_member,
@@ -343,4 +371,4 @@ def id_component_columns(t_ns: np.ndarray, cust: np.ndarray, identifier_codes: l
     return idcomp_pass(arrays.cust_ring, arrays.id_ring, arrays.cust_mark, arrays.id_mark, arrays.kyc_mark,
                        arrays.stamp, kyc.key, kyc.since, kyc.ptr, kyc.member, kyc.member_since, report_ns,
                        cust.astype(np.int64), ids, t_ns.astype(np.int64), window, growth, params.hub_customers,
-                       params.max_size)
+                       params.max_size, members_room(params))

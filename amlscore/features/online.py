@@ -85,6 +85,7 @@ from amlscore.features.idcomp import (
     IdCompArrays,
     KycLinks,
     idcomp_step,
+    members_room,
     transaction_fields,
     window_ns,
 )
@@ -366,7 +367,7 @@ class OnlineFeatureState:
         self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
         self._last_cp_node = -1  # graph node of the counterparty of the transaction being counted
         self._idcomp_row = np.empty(N_IDCOMP, dtype=np.float64)
-        self._idcomp_members = np.empty(self.params.id_components.max_size, dtype=np.int64)
+        self._idcomp_members = np.empty(members_room(self.params.id_components), dtype=np.int64)
         self._idcomp_fields = transaction_fields(self.params.id_components)
         self._idcomp_ids = np.full(max(len(self._idcomp_fields), 1), -1, dtype=np.int64)
         self._idcomp_window, self._idcomp_growth = window_ns(self.params.id_components)
