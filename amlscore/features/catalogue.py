@@ -398,14 +398,16 @@ def _id_component_specs() -> list[FeatureSpec]:
                     "Customers linked to this one through shared identifiers, directly or in a chain (A and B "
                     "share a device, B and C an IP: one group of 3), this customer included; 1 when none.",
                     f"customers reached from the customer {links}; identifiers shared by more than "
-                    "hub_customers customers not followed; capped at max_size"),
+                    "hub_customers customers not followed; whole breadth-first levels until max_size is "
+                    "reached, then min(found, max_size)"),
         FeatureSpec("id_component_growth", "id_component", "id_component", "7d", "count",
                     "Members of that group who joined it within the last 7 days: reached only over links "
                     "first seen (or customers onboarded) within them.",
                     "id_component_size - the size over the links first seen before t - growth_days"),
         FeatureSpec("id_component_reported", "id_component", "id_component", "30d", "count",
                     "Other members of the group with a suspicious-transaction report filed by this date.",
-                    "members other than the customer whose earliest suspicious report_date <= date(t)"),
+                    "customers found by the search, other than the customer, whose earliest suspicious "
+                    "report_date <= date(t)"),
         FeatureSpec("id_component_reported_share", "id_component", "id_component", "30d", "ratio",
                     "Share of the group's other members that are reported (NaN when the customer is alone).",
                     "id_component_reported / (id_component_size - 1)"),

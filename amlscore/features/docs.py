@@ -112,9 +112,11 @@ in a chain: A and B share a device, B and C an IP, C and D an emergency phone ma
 runs a bounded breadth-first search over bounded state (as the graph above): a customer keeps its 16
 most recently seen identifiers, an identifier its 13 most recently seen customers; an identifier with
 more than 12 customers in the window (a NAT address, an agent serving many) is a hub and is not
-followed; the search stops at 64 customers. Growth counts the members reached only over links first
-seen (or customers onboarded) within the last 7 days; reported members count from their report_date
-as above. One compiled step (`idcomp_step`) serves both paths, so they agree exactly in the same
+followed; the search runs whole levels (customers at the same distance) until it has found 64, where
+the size saturates (what it finds does not depend on the order links are stored in, so a warm-up
+replay finds the same). Growth counts the members reached only over links first seen (or customers
+onboarded) within the last 7 days; reported members (over every customer found) count from their
+report_date as above. One compiled step (`idcomp_step`) serves both paths, so they agree exactly in the same
 order; online only the identifiers' slots grow with the distinct identifiers seen. Windows, caps and
 which identifiers are followed are parameters (`id_components` below).
 """
