@@ -37,6 +37,9 @@ growth is never negative); the other members with a suspicious report filed by `
 :func:`amlscore.features.graph.report_times` dates reports) and their share of the other members
 (NaN for a component of one).
 
+Cost: about 5 µs of compiled work per row offline on the default data set (2.6 s for 520,559 rows),
+about 13 µs on a bank where a third of the rows reach ``max_size`` (docs/generalisation.md).
+
 :func:`idcomp_step` records one transaction's links and computes its features; the offline path runs
 it over the whole history in time order (:func:`idcomp_pass`), the online path once per transaction
 over the same arrays: the two agree exactly by construction when they see the transactions in the
