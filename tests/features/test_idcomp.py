@@ -13,6 +13,8 @@ from amlscore.features.idcomp import ID_COMPONENT_FEATURES
 from amlscore.features.offline import compute_feature_arrays
 from amlscore.features.online import OnlineFeatureState, replay
 from amlscore.features.params import FeatureParams, FeatureParamsError, load_feature_params
+from amlscore.features.registry import customer_records
+from amlscore.features.registry import typed_customers as typed_customers_of
 from synthetic_frames import make_customers, make_transactions, typed_customers, typed_transactions
 from test_hand_computed import _customer
 from test_point_in_time_and_parity import assert_same_features
@@ -241,3 +243,16 @@ def test_only_the_configured_identifiers_link():
     assert f["T2"]["id_component_size"] == 1  # the device is not followed
     assert f["T3"]["id_component_size"] == 2  # B and C over the IP
     assert f["T4"]["id_component_size"] == 1  # nor the emergency phone
+
+
+def test_a_customer_change_links_from_the_next_transaction_on():
+    """Table links follow the customers table online: B given A's phone as its emergency contact joins A's
+    component from B's next transaction on (and a snapshot-free restart rebuilds the same from the log)."""
+    customers = typed_customers_of(customer_records(_customers(_customer("A"), _customer("B"))))  # the loader's types
+    state = OnlineFeatureState(customers)
+    first = state.update(_txn("T1", 0, "B"))
+    assert first["id_component_size"] == 1
+    state.upsert_customers(typed_customers_of(customer_records(_customers(_customer("B", emergency="PA")))))
+    after = state.update(_txn("T2", 1, "B"))
+    assert after["id_component_size"] == 2
+    assert after["id_component_growth"] == 0  # both onboarded long before: not a new link by the table's dates
