@@ -79,6 +79,7 @@ from amlscore.features.graph import (
     graph_step,
     report_times,
 )
+from amlscore.features.idcomp import F_LAST as IDCOMP_LAST
 from amlscore.features.idcomp import (
     ID_COMPONENT_FEATURES,
     N_IDCOMP,
@@ -1085,7 +1086,7 @@ class OnlineFeatureState:
         idle_before = self._latest_t - self._idcomp_window - _MAX_WINDOW_NS
         for a in range(0, self._next_identifier, chunk):
             numbers = np.arange(a, min(self._next_identifier, a + chunk))
-            last = self._idcomp.id_ring[numbers, :, 2].max(axis=1)
+            last = self._idcomp.id_ring[numbers, :, IDCOMP_LAST].max(axis=1)
             for number in numbers[last <= idle_before].tolist():
                 key = self._identifier_keys.pop(number, None)
                 if key is not None:
