@@ -68,11 +68,30 @@ def offline_child(folder: str, out: str) -> None:
     write_features(dataset, out, chunk_rows=500_000)  # computes again, and writes (in a second thread)
     written, written_cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 / 1024
+    idcomp, idcomp_cpu = _idcomp_pass_seconds(dataset, txns)
     print(json.dumps({"transactions": n, "compute_s": round(compute, 2), "compute_tx_per_s": round(n / compute),
+                      "idcomp_pass_s": round(idcomp, 2), "idcomp_pass_cpu_s": round(idcomp_cpu, 2),
                       "compute_cpu_s": round(compute_cpu, 2),
                       "with_parquet_write_s": round(written, 2), "with_write_tx_per_s": round(n / written),
                       "with_write_cpu_s": round(written_cpu, 2), "peak_rss_gb": round(peak_gb, 2),
                       "load_avg_1m": round(os.getloadavg()[0], 2)}))
+
+
+def _idcomp_pass_seconds(dataset, txns) -> tuple[float, float]:
+    """Wall and CPU seconds of the components-of-shared-identifiers pass alone (part of the compute above),
+    compiled beforehand."""
+    from amlscore.features.events import TxnColumns
+    from amlscore.features.offline import id_component_matrix
+    from amlscore.features.params import load_feature_params
+    from amlscore.features.registry import CustomerRegistry
+
+    params = load_feature_params()
+    registry = CustomerRegistry.from_customers(dataset.customers, params.bank_utc_offset_hours)
+    tx = TxnColumns.from_frame(txns)
+    cust = registry.codes(txns["customer_id"].astype(str).to_numpy(dtype=object))
+    start, cpu = time.perf_counter(), time.process_time()
+    id_component_matrix(tx, cust, registry, dataset.reports, params)
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _offline(folder: Path) -> dict:
@@ -250,6 +269,10 @@ def _footprint(state) -> dict[str, tuple[int, int]]:
     }
     for (field, w), table in state._entities.items():
         out[f"{field} {w} windows"] = (len(table), _deep_size([table], seen))
+    comp = state._idcomp
+    out["id components: customer and identifier slots"] = (
+        state._next_identifier, comp.cust_ring.nbytes + comp.id_ring[: state._next_identifier].nbytes)
+    out["id components: identifier numbers"] = (len(state._identifiers), _deep_size([state._identifiers], seen))
     out["peer-group days"] = (sum(len(d) for d in state._peer_days.values()), _deep_size([state._peer_days], seen))
     out["caches (static, peer)"] = (len(state._static) + len(state._peer_cache),
                                     _deep_size([state._static, state._peer_cache], seen))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 Entity = Literal["transaction", "customer", "ip_address", "device_id", "operator_id", "agent_id", "phone", "peer_group",
-                 "graph"]
+                 "graph", "id_component"]
 Kind = Literal["count", "amount", "ratio", "flag", "code", "duration"]
 
 WINDOWS: dict[str, int] = {  # name -> seconds
@@ -386,6 +386,34 @@ def _graph_specs() -> list[FeatureSpec]:
     ]
 
 
+def _id_component_specs() -> list[FeatureSpec]:
+    """Components of shared identifiers (amlscore/features/idcomp.py): customers linked by the IPs,
+    devices and operators they used within the window and the phones and agents the customers table
+    gives them, followed over shared identifiers; windows and caps are feature parameters
+    (``id_components``: by default 30 days, growth over 7, at most 64 customers, hubs above 12)."""
+    links = ("over shared identifiers: IP, device, operator seen with both within the window (30 days), "
+             "and own phone, emergency phone, agent from the customers table")
+    return [
+        FeatureSpec("id_component_size", "id_component", "id_component", "30d", "count",
+                    "Customers linked to this one through shared identifiers, directly or in a chain (A and B "
+                    "share a device, B and C an IP: one group of 3), this customer included; 1 when none.",
+                    f"customers reached from the customer {links}; identifiers shared by more than "
+                    "hub_customers customers not followed; whole breadth-first levels until max_size is "
+                    "reached, then min(found, max_size)"),
+        FeatureSpec("id_component_growth", "id_component", "id_component", "7d", "count",
+                    "Members of that group who joined it within the last 7 days: reached only over links "
+                    "first seen (or customers onboarded) within them.",
+                    "id_component_size - the size over the links first seen before t - growth_days"),
+        FeatureSpec("id_component_reported", "id_component", "id_component", "30d", "count",
+                    "Other members of the group with a suspicious-transaction report filed by this date.",
+                    "customers found by the search, other than the customer, whose earliest suspicious "
+                    "report_date <= date(t)"),
+        FeatureSpec("id_component_reported_share", "id_component", "id_component", "30d", "ratio",
+                    "Share of the group's other members that are reported (NaN when the customer is alone).",
+                    "id_component_reported / (id_component_size - 1)"),
+    ]
+
+
 CATALOGUE: tuple[FeatureSpec, ...] = tuple(
     _velocity_specs()
     + _cash_specs()
@@ -398,11 +426,12 @@ CATALOGUE: tuple[FeatureSpec, ...] = tuple(
     + _peer_specs()
     + _profile_specs()
     + _graph_specs()
+    + _id_component_specs()
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in CATALOGUE)
 SPECS_BY_NAME: dict[str, FeatureSpec] = {s.name: s for s in CATALOGUE}
 INTEGER_FEATURES: frozenset[str] = frozenset(s.name for s in CATALOGUE if s.is_integer)
-FEATURE_SET_VERSION = "aml_behaviour_v2"  # v2: the counterparty graph features
+FEATURE_SET_VERSION = "aml_behaviour_v3"  # v2: the counterparty graph features; v3: components of shared identifiers
 
 if len(SPECS_BY_NAME) != len(CATALOGUE):  # pragma: no cover - guards edits of this file
     raise RuntimeError("duplicate feature names in the catalogue")

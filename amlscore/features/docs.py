@@ -17,6 +17,7 @@ _GROUP_TITLES = {
     "peer_group": "Peer groups and own history",
     "profile": "Profile consistency",
     "graph": "Counterparty graph",
+    "id_component": "Components of shared identifiers",
 }
 
 _HEADER = """# Feature catalogue ({version})
@@ -100,7 +101,36 @@ online `OnlineFeatureState(..., reports=...)` takes them as an input (the servic
 folder's reports and the analysts' feedback, `set_reports` replaces them) and the two paths agree
 given the same reports. Training at a cut-off uses every report in the data set, each from its
 report_date, as the service would have known it at the time.
+
+Components of shared identifiers (`amlscore/features/idcomp.py`, the last section below): customers
+are linked by an IP address, device or operator both were seen with inside the window (30 days by
+default; a link counts only while it was seen inside it, so a shared Wi-Fi or a public IP does not
+join its users for ever) and by the own phone, emergency contact phone and agent the customers table
+gives them (from the onboarding date on). A customer's component is everyone reached over such links
+in a chain: A and B share a device, B and C an IP, C and D an emergency phone make one component of
+4, which no single identifier's count shows. Union-find cannot forget a link, so each transaction
+runs a bounded breadth-first search over bounded state (as the graph above): a customer keeps its 16
+most recently seen identifiers, an identifier its 13 most recently seen customers; an identifier with
+more than 12 customers in the window (a NAT address, an agent serving many) is a hub and is not
+followed; the search runs whole levels (customers at the same distance) until it has found 64, where
+the size saturates (what it finds does not depend on the order links are stored in, so a warm-up
+replay finds the same). Growth counts the members reached only over links first seen (or customers
+onboarded) within the last 7 days; reported members (over every customer found) count from their
+report_date as above. One compiled step (`idcomp_step`) serves both paths, so they agree exactly in the same
+order; online only the identifiers' slots grow with the distinct identifiers seen. Windows, caps and
+which identifiers are followed are parameters (`id_components` below).
 """
+
+
+def _flat(values: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``(dotted name, value)`` of the parameters, a nested section's entries under its name."""
+    out: list[tuple[str, object]] = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += _flat(value, f"{prefix}{key}.")
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
 
 
 def render_catalogue_markdown(params: FeatureParams | None = None) -> str:
@@ -119,7 +149,7 @@ def render_catalogue_markdown(params: FeatureParams | None = None) -> str:
     lines.append("\n## Parameters\n")
     lines.append("| parameter | value |")
     lines.append("|---|---|")
-    for key, value in params.model_dump(mode="json").items():
+    for key, value in _flat(params.model_dump(mode="json")):
         shown = ", ".join(value) if isinstance(value, list) and all(isinstance(v, str) for v in value) else value
         lines.append(f"| `{key}` | {shown} |")
     return "\n".join(lines) + "\n"

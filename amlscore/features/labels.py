@@ -76,6 +76,10 @@ _CASH = {
 _FIXED = {
     "cp_reported": ("counterparty already reported", "交易对手已被报告"),
     "reported_2hop_30d": ("reported customers two hops away, 30 days", "30日两跳内已报告客户数"),
+    "id_component_size": ("customers linked by shared identifiers", "共用标识关联客户群规模"),
+    "id_component_growth": ("linked customers joined in 7 days", "关联客户群7日新增人数"),
+    "id_component_reported": ("reported customers in the linked group", "关联客户群中已报告客户数"),
+    "id_component_reported_share": ("share of the linked group reported", "关联客户群中已报告客户占比"),
     "is_cash": ("cash transaction", "现金交易"),
     "is_large_cash": ("large cash (≥ 50,000)", "大额现金（≥5万元）"),
     "is_near_threshold_cash": ("cash just below the threshold", "略低于大额标准的现金"),

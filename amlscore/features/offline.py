@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from amlscore.features.finalize import (
 )
 from amlscore.features.graph import (GRAPH_FEATURES, PAYER_PEER_FEATURE, GraphArrays, graph_pass, payer_vs_peers,
                                     report_times)
+from amlscore.features.idcomp import ID_COMPONENT_FEATURES, id_component_columns, transaction_fields
 from amlscore.features.kernels import (
     previous_times,
     segment_firsts,
@@ -58,7 +59,10 @@ _WINDOW_POS = {w: i for i, w in enumerate(WINDOWS)}
 _SUM_WINDOW_COLS = np.array(sorted(range(len(WINDOW_SUMS)), key=lambda c: _WINDOW_POS[WINDOW_SUMS[c][1]]), dtype=np.int64)
 _SUM_WINDOW_OFFSETS = np.searchsorted(
     np.array([_WINDOW_POS[WINDOW_SUMS[c][1]] for c in _SUM_WINDOW_COLS]), np.arange(len(WINDOWS) + 1)).astype(np.int64)
-_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES + (PAYER_PEER_FEATURE,)], dtype=np.int64)
+# the columns of the sequential passes over the whole table (the counterparty graph, then the components
+# of shared identifiers), in the order the partitions receive them
+_GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES + (PAYER_PEER_FEATURE,) + ID_COMPONENT_FEATURES],
+                      dtype=np.int64)
 _VELOCITY_WINDOW_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)
 
 
@@ -283,6 +287,25 @@ def graph_columns(tx: TxnColumns, facts: EventFacts, cp: Coded, registry: Custom
     return np.column_stack([graph, payer_peer_column(tx, facts, registry, g, graph, params, peers)])
 
 
+def identifier_codes(columns: TxnColumns | Mapping[str, Coded], params: FeatureParams) -> list[np.ndarray]:
+    """Per transaction identifier the components follow, each row's code of its value (-1 when empty);
+    ``columns`` names each identifier's :class:`Coded` column (a batch's :class:`TxnColumns` or a mapping)."""
+    out = []
+    for field in transaction_fields(params.id_components):
+        coded: Coded = columns[field] if isinstance(columns, Mapping) else getattr(columns, field)
+        blank = np.append(coded.values == "", False)  # code -1 takes the last entry
+        out.append(np.where(blank[coded.codes], -1, coded.codes).astype(np.int64))
+    return out
+
+
+def id_component_matrix(tx: TxnColumns, cust: np.ndarray, registry: CustomerRegistry, reports: pd.DataFrame | None,
+                        params: FeatureParams) -> np.ndarray:
+    """:data:`ID_COMPONENT_FEATURES` (n, columns) of rows in time order: one sequential pass over every
+    customer's links (:mod:`amlscore.features.idcomp`)."""
+    report_ns = report_times(reports, registry.code_of, len(registry.onboard_ns), params.bank_utc_offset_hours)
+    return id_component_columns(tx.t_ns, cust, identifier_codes(tx, params), registry, report_ns, params.id_components)
+
+
 # The graph reads edges of the last 30 days at most (cycles 7 days, fan-in/out 7, payees and reported
 # neighbours 30), and an edge's chain length looks back at most CHAIN_CAP hops of 24 hours: what a row
 # sees depends on the 38 days before it (besides first_pair, which the whole history gives). A
@@ -359,7 +382,7 @@ class _ByCustomer:
     rows: np.ndarray
     data: np.ndarray  # int64 (n, columns): facts, table primitives, customer, counterparty, amount bits
     n_counterparties: int
-    graph: np.ndarray  # float64 (n, len(GRAPH_FEATURES)), input order
+    graph: np.ndarray  # float64 (n, len(GRAPH_COLUMNS) + len(ID_COMPONENT_FEATURES)), input order
 
     def partition(self, a: int, b: int) -> _Partition:
         rows = self.rows[a:b]
@@ -395,7 +418,8 @@ def _by_customer(txns: pd.DataFrame, registry: CustomerRegistry, params: Feature
     data, facts, cp = _row_data(txns, tx, registry, params)
     peers = peer_days(tx, facts, registry, params)
     _table_primitives(tx, facts, registry, params, peers, data[:, N_FACTS:_ROW_CUST])
-    graph = graph_columns(tx, facts, cp, registry, reports, params, peers)
+    graph = np.column_stack([graph_columns(tx, facts, cp, registry, reports, params, peers),
+                             id_component_matrix(tx, facts.cust, registry, reports, params)])
     return _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data,
                        n_counterparties=len(cp.values), graph=graph)
 
@@ -499,10 +523,12 @@ GRAPH_COLUMNS = GRAPH_FEATURES + (PAYER_PEER_FEATURE,)
 
 
 def customer_group_features(txns: pd.DataFrame, registry: CustomerRegistry, params: FeatureParams,
-                            peers: PeerDays, entity_counts: np.ndarray, graph: np.ndarray) -> np.ndarray:
+                            peers: PeerDays, entity_counts: np.ndarray, graph: np.ndarray,
+                            id_components: np.ndarray) -> np.ndarray:
     """Feature matrix (rows of ``txns``, columns :data:`FEATURE_NAMES`) of the transactions of whole
     customers, in time order, given what reads other customers' rows: ``entity_counts`` (rows,
-    :data:`ENTITY_FEATURES`), ``graph`` (rows, :data:`GRAPH_COLUMNS`) and the whole table's
+    :data:`ENTITY_FEATURES`), ``graph`` (rows, :data:`GRAPH_COLUMNS`), ``id_components`` (rows,
+    :data:`ID_COMPONENT_FEATURES`) and the whole table's
     :class:`PeerDays`. The rest is computed here by the same partition function as
     :func:`iter_feature_chunks`: this is what a ``groupBy(customer).applyInPandas`` task runs.
     """
@@ -515,7 +541,8 @@ def customer_group_features(txns: pd.DataFrame, registry: CustomerRegistry, para
     table[:, :len(ENTITY_FEATURES)] = entity_counts
     registry_primitives(facts, registry, params, peers, table)
     by_cust = _ByCustomer(rows=np.argsort(facts.cust, kind="stable"), data=data, n_counterparties=len(cp.values),
-                          graph=np.asarray(graph, dtype=np.float64))
+                          graph=np.column_stack([np.asarray(graph, dtype=np.float64),
+                                                 np.asarray(id_components, dtype=np.float64)]))
     for rows, matrix in _customer_chunks(by_cust, registry, params, _BLOCK_ROWS):
         out[rows] = matrix
     return out

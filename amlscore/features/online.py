@@ -79,6 +79,17 @@ from amlscore.features.graph import (
     graph_step,
     report_times,
 )
+from amlscore.features.idcomp import F_LAST as IDCOMP_LAST
+from amlscore.features.idcomp import (
+    ID_COMPONENT_FEATURES,
+    N_IDCOMP,
+    IdCompArrays,
+    KycLinks,
+    idcomp_step,
+    members_room,
+    transaction_fields,
+    window_ns,
+)
 from amlscore.features.offline import ordered_transactions
 from amlscore.features.params import FeatureParams, load_feature_params
 from amlscore.features.registry import (
@@ -113,7 +124,7 @@ _INITIAL_EVENTS = 8  # per customer; the buffers double when full of events stil
 _VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
 _WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
 _SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
-_STATE_FORMAT = 4  # snapshots of another layout are ignored (the state is rebuilt from the events)
+_STATE_FORMAT = 5  # snapshots of another layout are ignored (the state is rebuilt from the events)
 CUSTOMERS_KEY = "_customers"  # a logged event that adds or changes customers (not a transaction)
 _SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
 _SWEEP_STEPS = 100  # each pass is cut in this many steps: a whole pass in one call paused it 45-75 ms
@@ -126,10 +137,12 @@ assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
 _F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
 _INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
 _GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np.int64)
+_IDCOMP_POS = np.array([FEATURE_INDEX[name] for name in ID_COMPONENT_FEATURES], dtype=np.int64)
 _PAYER_PEER_POS, _PAYER_SHARE_POS = FEATURE_INDEX[PAYER_PEER_FEATURE], FEATURE_INDEX["payer_indiv_share_30d"]
 _GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle this long is forgotten
 _GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
 _REBUILD_TRIES = 3  # loads of a snapshot of the shared store before giving up (trimmed meanwhile each time)
+_IDCOMP_SPARE_IDS = 1024  # room for shared identifiers at the start (doubling when full)
 
 
 class BadTransactionError(AmlError):
@@ -360,6 +373,11 @@ class OnlineFeatureState:
         self.set_reports(reports)
         self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
         self._last_cp_node = -1  # graph node of the counterparty of the transaction being counted
+        self._idcomp_row = np.empty(N_IDCOMP, dtype=np.float64)
+        self._idcomp_members = np.empty(members_room(self.params.id_components), dtype=np.int64)
+        self._idcomp_fields = transaction_fields(self.params.id_components)
+        self._idcomp_ids = np.full(max(len(self._idcomp_fields), 1), -1, dtype=np.int64)
+        self._idcomp_window, self._idcomp_growth = window_ns(self.params.id_components)
         if store is None:
             store = MemoryFeatureStore()
         elif isinstance(store, (str, Path)):
@@ -404,6 +422,15 @@ class OnlineFeatureState:
         # payer -> payee pairs that stored an edge, for "first payment to this payee" (grows with the
         # history, like each customer's set of counterparties)
         self._pairs: set[tuple[str, str]] = set()
+        # components of shared identifiers (amlscore/features/idcomp.py): identifiers numbered as first
+        # seen, (field, value) -> number; numbers of identifiers idle beyond the window are reused
+        self._kyc = KycLinks.from_registry(self.registry, self.params.id_components)
+        self._idcomp = IdCompArrays.empty(self._n_customers, _IDCOMP_SPARE_IDS, self._kyc.n_keys,
+                                          self.params.id_components)
+        self._identifiers: dict[tuple[str, str], int] = {}
+        self._identifier_keys: dict[int, tuple[str, str]] = {}
+        self._free_identifiers: list[int] = []
+        self._next_identifier = 0
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
@@ -436,6 +463,10 @@ class OnlineFeatureState:
             "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
                       "outside": self._outside,
                       "outside_keys": self._outside_keys, "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
+            # the identifiers in use, not the arrays' spare room (the search's marks are scratch)
+            "idcomp": {"cust_ring": self._idcomp.cust_ring, "id_ring": self._idcomp.id_ring[: self._next_identifier],
+                       "identifiers": self._identifiers, "free": self._free_identifiers,
+                       "next": self._next_identifier},
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -458,6 +489,7 @@ class OnlineFeatureState:
             self._outside, self._free_nodes = graph["outside"], graph["free"]
             self._outside_keys = graph["outside_keys"]
             self._next_node, self._pairs = graph["next"], graph["pairs"]
+            self._restore_idcomp(payload["idcomp"])
             self._seq = payload["seq"]
             self._latest_t = payload["latest_t"]
             self._adopt_customers(payload["customers_table"], payload["customer_ids"], payload["peer_groups"],
@@ -525,6 +557,17 @@ class OnlineFeatureState:
                     "behind the log's trim point; now at seq %d)", was, self._seq)
         if self.on_rebuilt is not None:
             self.on_rebuilt()
+
+    def _restore_idcomp(self, saved: dict[str, Any]) -> None:
+        """The components' state from a snapshot (under the snapshot's customer codes; _remap follows)."""
+        n_old = len(saved["cust_ring"])
+        arrays = IdCompArrays.empty(n_old, saved["next"] + _IDCOMP_SPARE_IDS, self._kyc.n_keys, self.params.id_components)
+        arrays.cust_ring = saved["cust_ring"]
+        arrays.id_ring[: saved["next"]] = saved["id_ring"]
+        self._idcomp = arrays
+        self._identifiers, self._free_identifiers = saved["identifiers"], saved["free"]
+        self._identifier_keys = {v: k for k, v in self._identifiers.items()}
+        self._next_identifier = saved["next"]
 
     def snapshot(self) -> None:
         """Write the whole state now, so a restart replays only what comes after; synchronous.
@@ -755,6 +798,8 @@ class OnlineFeatureState:
                 table = self.customers
         self.customers = table
         self.registry = CustomerRegistry.from_customers(table, self.params.bank_utc_offset_hours)
+        self._kyc = KycLinks.from_registry(self.registry, self.params.id_components)  # phones and agents may change
+        self._idcomp.kyc_mark = np.zeros(max(self._kyc.n_keys, 1), dtype=np.int64)
         self._remap(old_ids, old_groups)
 
     def _remap(self, old_ids: list[str], old_groups: list[str]) -> None:
@@ -795,6 +840,7 @@ class OnlineFeatureState:
         self._outside_keys = {v + shift: k for v, k in self._outside_keys.items()}
         self._free_nodes = [v + shift for v in self._free_nodes]
         self._next_node = new_next
+        self._idcomp = self._idcomp.remap_customers(cmap, new_n, self._kyc.n_keys)
         self._n_customers = new_n
         self._static.clear()
         self._peer_cache.clear()
@@ -899,6 +945,7 @@ class OnlineFeatureState:
         row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
         row[_GRAPH_POS] = self._graph_features(record, cust, cp, is_in, t_ns, amount)
         row[_PAYER_PEER_POS] = self._payer_vs_peers(row[_PAYER_SHARE_POS], cust, is_in, day)
+        row[_IDCOMP_POS] = self._id_components(record, cust, t_ns)
         state.n += 1
         state.prev_t = t_ns
         if is_in:
@@ -959,6 +1006,34 @@ class OnlineFeatureState:
         graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
                    int(np.rint(amount * 100)), payee_indiv, first, store, out)
         return out
+
+    def _identifier(self, field: str, value: str) -> int:
+        """The number of a shared identifier (a field's value), given when first seen."""
+        key = (field, value)
+        number = self._identifiers.get(key)
+        if number is None:
+            if self._free_identifiers:
+                number = self._free_identifiers.pop()
+                self._idcomp.clear_identifier(number)
+            else:
+                number = self._next_identifier
+                self._next_identifier += 1
+                self._idcomp.grow_identifiers(self._next_identifier)
+            self._identifiers[key] = number
+            self._identifier_keys[number] = key
+        return number
+
+    def _id_components(self, record: Mapping[str, Any], cust: int, t: int) -> np.ndarray:
+        """The transaction's :data:`ID_COMPONENT_FEATURES`; its links join the components' state."""
+        ids = self._idcomp_ids
+        for j, field in enumerate(self._idcomp_fields):
+            value = record.get(field)
+            ids[j] = -1 if value is None or value == "" else self._identifier(field, str(value))
+        a, kyc, p = self._idcomp, self._kyc, self.params.id_components
+        idcomp_step(a.cust_ring, a.id_ring, a.cust_mark, a.id_mark, a.kyc_mark, a.stamp, kyc.key, kyc.since, kyc.ptr,
+                    kyc.member, kyc.member_since, self._report_ns, cust, ids, t, self._idcomp_window,
+                    self._idcomp_growth, p.hub_customers, p.max_size, self._idcomp_members, self._idcomp_row)
+        return self._idcomp_row
 
     def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
                          cp: str | None) -> list[int]:
@@ -1088,6 +1163,19 @@ class OnlineFeatureState:
                     del self._outside[key]
                     self._graph.clear(node)
                     self._free_nodes.append(node)
+            yield
+        # shared identifiers of the components idle for longer than their window plus 90 days: every link
+        # to them is out of any window, so their numbers can be reused (idcomp.py: a link out of the
+        # window is a free slot whatever it names)
+        idle_before = self._latest_t - self._idcomp_window - _MAX_WINDOW_NS
+        for a in range(0, self._next_identifier, chunk):
+            numbers = np.arange(a, min(self._next_identifier, a + chunk))
+            last = self._idcomp.id_ring[numbers, :, IDCOMP_LAST].max(axis=1)
+            for number in numbers[last <= idle_before].tolist():
+                key = self._identifier_keys.pop(number, None)
+                if key is not None:
+                    del self._identifiers[key]
+                    self._free_identifiers.append(number)
             yield
 
     def _graph_last_times(self, nodes: np.ndarray) -> np.ndarray:

@@ -29,6 +29,43 @@ class FeatureParamsError(AmlError):
     """The feature parameters file is missing or invalid."""
 
 
+#: The shared identifiers the components can follow: links seen on transactions (they expire) and
+#: links in the customers table (they hold from the customer's onboarding date on).
+TRANSACTION_IDENTIFIERS = ("ip_address", "device_id", "operator_id")
+KYC_IDENTIFIERS = ("phone", "emergency_phone", "agent_id")
+
+
+class IdComponentParams(BaseModel):
+    """Components of shared identifiers (amlscore/features/idcomp.py): what links customers and the
+    search's bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window_days: int = Field(30, ge=1, le=90)
+    growth_days: int = Field(7, ge=1, le=90)
+    max_size: int = Field(64, ge=2, le=1024)
+    hub_customers: int = Field(12, ge=2, le=256)
+    links_per_customer: int = Field(16, ge=1, le=256)
+    identifiers: tuple[str, ...] = TRANSACTION_IDENTIFIERS + KYC_IDENTIFIERS
+
+    @field_validator("identifiers")
+    @classmethod
+    def _known_identifiers(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        allowed = TRANSACTION_IDENTIFIERS + KYC_IDENTIFIERS
+        bad = [x for x in v if x not in allowed]
+        if bad:
+            raise ValueError(f"must be among {', '.join(allowed)}; got {bad}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"lists an identifier twice: {list(v)}")
+        return tuple(v)
+
+    @model_validator(mode="after")
+    def _growth_inside_window(self) -> "IdComponentParams":
+        if self.growth_days >= self.window_days:
+            raise ValueError(f"growth_days ({self.growth_days}) must be shorter than window_days ({self.window_days})")
+        return self
+
+
 class FeatureParams(BaseModel):
     """Thresholds and lists the feature definitions depend on (see the YAML file for meanings)."""
 
@@ -48,6 +85,7 @@ class FeatureParams(BaseModel):
     peer_count_floor: float = Field(1.0, gt=0)
     own_std_floor: float = Field(1.0, gt=0)
     high_risk_countries: tuple[str, ...] = ()
+    id_components: IdComponentParams = IdComponentParams()
 
     @field_validator("night_hours")
     @classmethod

@@ -115,6 +115,9 @@ class CustomerRegistry:
     phone_index: MembershipIndex = field(repr=False)
     emergency_key: np.ndarray = field(repr=False)
     emergency_index: MembershipIndex = field(repr=False)
+    # the customer's own phone as a key of the emergency-phone index (-1 when empty): an emergency
+    # phone links a customer whose contact it is to the customer whose own phone it is
+    own_phone_emergency_key: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))
     utc_offset_ns: int = 8 * HOUR_NS
 
     @classmethod
@@ -163,6 +166,7 @@ class CustomerRegistry:
             phone_index=phone_index,
             emergency_key=own_key(emergencies, emerg_vocab),
             emergency_index=emerg_index,
+            own_phone_emergency_key=own_key(phones, emerg_vocab),
             utc_offset_ns=offset_ns,
         )
 

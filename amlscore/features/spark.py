@@ -16,7 +16,9 @@ computes (the parity test holds every value to the local engine's), in five step
    (a cycle or a chain crosses customers), so they run as ONE task (``groupBy`` of a constant) over the
    narrow columns they read, through :func:`~amlscore.features.offline.graph_columns`; joined back by ``seq``.
    This is the part that does not spread over executors (its memory: the narrow columns of every row plus
-   about 1 KB per graph node).
+   about 1 KB per graph node). The components of shared identifiers (``id_component_*``) are the same
+   kind of pass (:func:`~amlscore.features.offline.id_component_matrix`), run as one task over the whole
+   history: a link's first sighting, which their growth reads, is not bounded by a window.
 5. **Per customer**: ``groupBy(bucket of customer_id).applyInPandas`` runs
    :func:`~amlscore.features.offline.customer_group_features`, the local engine's partition function, over
    whole customers; the result is written as Parquet (a folder of part files, renamed into place when
@@ -41,19 +43,24 @@ import pandas as pd
 from amlscore.contract.errors import AmlError
 from amlscore.features.catalogue import FEATURE_NAMES, INTEGER_FEATURES
 from amlscore.features.feature_folder import folder_manifest, write_manifest
-from amlscore.features.events import TxnColumns, counterparty_keys, derive_facts
+from amlscore.features.events import Coded, TxnColumns, counterparty_keys, derive_facts
+from amlscore.features.graph import report_times
+from amlscore.features.idcomp import transaction_fields
 from amlscore.features.offline import (
     ENTITY_FEATURES,
     ENTITY_WINDOWS,
     GRAPH_COLUMNS,
     GRAPH_WARM_UP_DAYS,
     ID_COLUMNS,
+    ID_COMPONENT_FEATURES,
     PEER_DAILY,
     PeerDays,
     customer_group_features,
     edge_pairs,
     entity_customer_counts,
     graph_columns,
+    id_component_columns,
+    identifier_codes,
     ordered_transactions,
     peer_daily_values,
 )
@@ -300,6 +307,35 @@ def _graph(txns: DataFrame, ctx: _Context, peers: PeerDays, days: tuple[int, int
     return rows.groupBy("_block").applyInPandas(_graph_task(ctx, peers), schema)
 
 
+def _id_components_task(ctx: _Context):  # noqa: ANN202
+    """The applyInPandas function of the whole history: the components' pass over it, in time order."""
+    fields = transaction_fields(ctx.params.id_components)
+    n_cust = len(ctx.registry.onboard_ns)
+    report_ns = report_times(ctx.reports, ctx.registry.code_of, n_cust, ctx.params.bank_utc_offset_hours)
+
+    def components(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = _typed(frame)
+        columns = {f: Coded.of(frame[f]) for f in fields}
+        cust = ctx.registry.codes(frame["customer_id"].astype(str).to_numpy(dtype=object))
+        values = id_component_columns(frame["t_ns"].to_numpy(dtype=np.int64), cust, identifier_codes(columns, ctx.params),
+                                      ctx.registry, report_ns, ctx.params.id_components)
+        out = pd.DataFrame(values, columns=list(ID_COMPONENT_FEATURES))
+        out.insert(0, "seq", frame["seq"].to_numpy())
+        return out
+
+    return components
+
+
+def _id_components(txns: DataFrame, ctx: _Context) -> DataFrame:
+    """``seq`` and :data:`ID_COMPONENT_FEATURES` of every row (step 4c): one task over the narrow columns."""
+    from pyspark.sql import functions as F  # noqa: PLC0415
+
+    fields = [f for f in transaction_fields(ctx.params.id_components) if f in txns.columns]
+    schema = "seq long, " + ", ".join(f"{n} double" for n in ID_COMPONENT_FEATURES)
+    return (txns.select("seq", "t_ns", "customer_id", *fields).withColumn("_one", F.lit(0))
+            .groupBy("_one").applyInPandas(_id_components_task(ctx), schema))
+
+
 def _output_schema() -> str:
     kinds = ", ".join(f"{n} {'int' if n in INTEGER_FEATURES else 'double'}" for n in FEATURE_NAMES)
     return f"txn_id string, customer_id string, timestamp timestamp, {kinds}"
@@ -322,13 +358,16 @@ def feature_frame(spark: SparkSession, dataset: Dataset, staging: Path, params: 
     entity = _entity_counts(txns, ctx, buckets)
     peers = _peer_days(txns, ctx)
     graph = _graph(txns, ctx, peers, days, graph_block_days, graph_warm_up_days)
-    table = txns.join(entity, "seq", "left").na.fill(0, list(ENTITY_FEATURES)).join(graph, "seq", "left")
+    components = _id_components(txns, ctx)
+    table = (txns.join(entity, "seq", "left").na.fill(0, list(ENTITY_FEATURES)).join(graph, "seq", "left")
+             .join(components, "seq", "left"))
 
     def customers(frame: pd.DataFrame) -> pd.DataFrame:
         frame = _typed(frame)
         matrix = customer_group_features(frame, ctx.registry, ctx.params, peers,
                                          frame[list(ENTITY_FEATURES)].to_numpy(dtype=np.int64),
-                                         frame[list(GRAPH_COLUMNS)].to_numpy(dtype=np.float64))
+                                         frame[list(GRAPH_COLUMNS)].to_numpy(dtype=np.float64),
+                                         frame[list(ID_COMPONENT_FEATURES)].to_numpy(dtype=np.float64))
         features = pd.DataFrame(matrix, columns=list(FEATURE_NAMES))
         features = features.astype({n: np.int32 for n in FEATURE_NAMES if n in INTEGER_FEATURES})
         return pd.concat([frame[list(ID_COLUMNS)], features], axis=1)

@@ -73,7 +73,8 @@ def test_the_history_exercises_what_crosses_customers(local):
     """The features Spark computes apart (shared identifiers, peer groups, the graph) are not all zero
     here, so the equality above covers them."""
     for name in ("ip_customers_7d", "device_customers_7d", "peer_cash_ratio_30d", "peer_txn_freq_ratio_30d", "cp_fan_in_7d", "scatter_gather_7d",
-                 "chain_len_24h", "payer_indiv_share_vs_peers_30d", "fan_out_30d", "is_new_counterparty"):
+                 "chain_len_24h", "payer_indiv_share_vs_peers_30d", "fan_out_30d", "is_new_counterparty",
+                 "id_component_size", "id_component_growth"):
         values = local[name].to_numpy(dtype=np.float64)
         assert np.nanmax(np.abs(values)) > 0, name
 
