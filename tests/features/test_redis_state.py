@@ -19,33 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amlscore.features.catalogue import FEATURE_NAMES  # noqa: E402
 from amlscore.features.events import transaction_records  # noqa: E402
-from amlscore.features.offline import ordered_transactions  # noqa: E402
 from amlscore.features.online import LateTransactionError, OnlineFeatureState, replay, warm_up  # noqa: E402
 from amlscore.features.redis_store import RedisFeatureStore, TrimPolicy  # noqa: E402
-from servers import redis_server  # noqa: E402
 from test_point_in_time_and_parity import assert_same_features  # noqa: E402
 
 _IDX = {n: i for i, n in enumerate(FEATURE_NAMES)}
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture()
-def fresh(redis_url):
-    import redis
-
-    redis.Redis.from_url(redis_url).flushall()
-    return redis_url
-
-
-@pytest.fixture(scope="module")
-def stream(small_bank):
-    customers, transactions = small_bank
-    return customers, ordered_transactions(transactions)
 
 
 def test_two_replicas_over_one_log_give_the_embedded_rows(stream, fresh):

@@ -21,37 +21,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from amlscore.features.catalogue import FEATURE_NAMES  # noqa: E402
 from amlscore.features.events import timestamp_ns, transaction_records  # noqa: E402
-from amlscore.features.offline import ordered_transactions  # noqa: E402
 from amlscore.features.online import LateTransactionError, OnlineFeatureState, replay  # noqa: E402
 from amlscore.features.recent_rows import RecentRowsSpec  # noqa: E402
 from amlscore.features.redis_store import LogTrimmedError, RedisFeatureStore, TrimPolicy  # noqa: E402
 from amlscore.features.registry import customer_records, typed_customers  # noqa: E402
-from servers import redis_server  # noqa: E402
 from test_point_in_time_and_parity import assert_same_features  # noqa: E402
 
 _DAY_NS = 86_400 * 10**9
 _EVERY, _KEEP, _RETRY_H = 1000, 2, 36.0
 _SPEC = RecentRowsSpec(columns=("amount", "is_cash", "out_cnt_24h", "ip_customers_24h"), keep_ns=30 * _DAY_NS)
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    with redis_server() as url:
-        yield url
-
-
-@pytest.fixture()
-def fresh(redis_url):
-    import redis
-
-    redis.Redis.from_url(redis_url).flushall()
-    return redis_url
-
-
-@pytest.fixture(scope="module")
-def stream(small_bank):
-    customers, transactions = small_bank
-    return customers, ordered_transactions(transactions)
 
 
 def _worker(url: str, customers: pd.DataFrame, every: int, policy: TrimPolicy = TrimPolicy(
