@@ -15,7 +15,7 @@ Memory follows the window: rows older than ``keep_ns`` before the latest transac
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,14 @@ class RecentRows:
                 rows.popleft()
             if not rows:
                 del self._rows[cid]
+
+    def customers(self) -> list[str]:
+        """The customers with rows kept."""
+        return list(self._rows)
+
+    def rows_of(self, customer_id: str) -> Sequence[tuple[int, str | None, np.ndarray]]:
+        """One customer's kept rows ``(t_ns, counterparty_country, values)``, oldest first (empty when none)."""
+        return self._rows.get(customer_id, ())
 
     def events(self) -> Iterator[tuple[str, int, str | None, np.ndarray]]:
         """``(customer_id, t_ns, counterparty_country, values)`` of the rows inside the window, per customer in time order."""

@@ -18,7 +18,6 @@ scored as missing (conservatively), as :func:`amlscore.models.rules.rate_custome
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -26,62 +25,53 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amlscore.features.catalogue import FEATURE_NAMES
+from amlscore.features.recent_rows import RecentRows, RecentRowsSpec
 from amlscore.models.rules import RatingResult, RulesConfig, customer_behaviour, explain_rating, rate_customers
 from amlscore.models.rules.behaviour import BEHAVIOUR_FEATURES
 from amlscore.models.rules.explain import breakdown_text
 from amlscore.models.rules.transaction_rules import rule_features
 from amlscore.core.decision import json_safe
 
-_FEATURE_INDEX = {n: i for i, n in enumerate(FEATURE_NAMES)}
 _DAY_NS = 86_400 * 1_000_000_000
 
 
 class BehaviourLog:
     """Per customer, the feature values the rating reads, for the last ``keep_days`` days.
 
-    Rows older than ``keep_days`` before the latest transaction seen are dropped as new ones arrive,
-    so memory follows the window, not the history.
+    The rows are a :class:`~amlscore.features.recent_rows.RecentRows` of the rating's columns: rows older
+    than ``keep_days`` before the latest transaction seen are dropped as new ones arrive, so memory
+    follows the window, not the history.
     """
 
     def __init__(self, config: RulesConfig, keep_days: int | None = None) -> None:
-        self.columns: tuple[str, ...] = tuple(dict.fromkeys(BEHAVIOUR_FEATURES + rule_features(config)))
-        self._idx = np.array([_FEATURE_INDEX[c] for c in self.columns], dtype=np.int64)
-        self.keep_ns = int((keep_days if keep_days is not None else config.behaviour.lookback_days + 2) * _DAY_NS)
+        columns = tuple(dict.fromkeys(BEHAVIOUR_FEATURES + rule_features(config)))
+        keep_ns = int((keep_days if keep_days is not None else config.behaviour.lookback_days + 2) * _DAY_NS)
         self.utc_offset_hours = config.bank.utc_offset_hours
-        self._rows: dict[str, deque[tuple[int, str | None, np.ndarray]]] = {}
-        self.latest_ns: int | None = None
-        self._adds = 0
+        self.recent = RecentRows(RecentRowsSpec(columns, keep_ns))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.recent.spec.columns
+
+    @property
+    def keep_ns(self) -> int:
+        return self.recent.spec.keep_ns
+
+    @property
+    def latest_ns(self) -> int | None:
+        return self.recent.latest_ns
 
     def __len__(self) -> int:
-        return sum(len(d) for d in self._rows.values())
+        return len(self.recent)
 
     def add(self, customer_id: str, t_ns: int, counterparty_country: str | None, vector: np.ndarray) -> None:
-        """Keep one processed transaction's values."""
-        rows = self._rows.get(customer_id)
-        if rows is None:
-            rows = self._rows[customer_id] = deque()
-        rows.append((int(t_ns), counterparty_country, np.asarray(vector, dtype=np.float64)[self._idx].copy()))
-        if self.latest_ns is None or t_ns > self.latest_ns:
-            self.latest_ns = int(t_ns)
-        limit = self.latest_ns - self.keep_ns
-        while rows and rows[0][0] < limit:
-            rows.popleft()
-        self._adds += 1
-        if self._adds % 50_000 == 0:
-            self.prune()
+        """Keep one processed transaction's values (``vector`` in feature order)."""
+        self.recent.add({"customer_id": customer_id, "counterparty_country": counterparty_country}, t_ns,
+                        np.asarray(vector, dtype=np.float64))
 
     def prune(self) -> None:
         """Drop every row older than the window (customers that stopped transacting included)."""
-        if self.latest_ns is None:
-            return
-        limit = self.latest_ns - self.keep_ns
-        for cid in list(self._rows):
-            rows = self._rows[cid]
-            while rows and rows[0][0] < limit:
-                rows.popleft()
-            if not rows:
-                del self._rows[cid]
+        self.recent.prune()
 
     def as_of(self) -> date:
         """The rating date: the bank-clock day of the latest transaction, or today without any."""
@@ -92,13 +82,13 @@ class BehaviourLog:
 
     def frames(self, customer_ids: Iterable[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(feature rows, transactions) frames for :func:`amlscore.models.rules.customer_behaviour`."""
-        ids = list(self._rows) if customer_ids is None else [c for c in customer_ids if c in self._rows]
+        ids = self.recent.customers() if customer_ids is None else [c for c in customer_ids if self.recent.rows_of(c)]
         cust: list[str] = []
         ts: list[int] = []
         cps: list[str | None] = []
         vals: list[np.ndarray] = []
         for cid in ids:
-            for t, cp, v in self._rows[cid]:
+            for t, cp, v in self.recent.rows_of(cid):
                 cust.append(cid)
                 ts.append(t)
                 cps.append(cp)

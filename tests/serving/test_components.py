@@ -409,7 +409,8 @@ def test_the_engine_fills_the_rating_window_from_the_recent_events_only(tmp_path
                 expected.add(rec["customer_id"], t, rec.get("counterparty_country"), vec)
 
         def rows(log: BehaviourLog) -> dict[str, list[tuple[int, str | None, list[float]]]]:
-            return {c: [(t, cp, v.tolist()) for t, cp, v in d] for c, d in log._rows.items() if d}
+            return {c: [(t, cp, v.tolist()) for t, cp, v in log.recent.rows_of(c)] for c in log.recent.customers()
+                    if log.recent.rows_of(c)}
 
         assert len(expected) > 0 and rows(engine.behaviour) == rows(expected)
     finally:

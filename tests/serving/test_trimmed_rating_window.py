@@ -16,7 +16,8 @@ from servers import redis_server  # noqa: E402
 
 
 def _rows(log) -> dict[str, list[tuple[int, str | None, list[float]]]]:
-    return {c: [(t, cp, v.tolist()) for t, cp, v in d] for c, d in log._rows.items() if d}
+    return {c: [(t, cp, v.tolist()) for t, cp, v in log.recent.rows_of(c)] for c in log.recent.customers()
+            if log.recent.rows_of(c)}
 
 
 def test_a_restarted_engine_over_a_trimmed_store_has_the_whole_rating_window(tmp_path: Path, monkeypatch, caplog) -> None:
