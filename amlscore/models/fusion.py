@@ -20,8 +20,8 @@ reported; the anomaly score is the one component that can rank a kind of launder
 reported, and a floor keeps it in the score when the reports alone would set it to 0 (a
 constrained, informative prior on one weight, in the spirit of the hybrid supervised and
 unsupervised detectors of Carcillo et al. 2021, "Combining unsupervised and supervised learning
-in credit card fraud detection", Information Sciences 557). Being a logistic fit of the labels, it is Platt-calibrated by
-construction: on data like the validation period, a score ``s`` reads as a probability of
+in credit card fraud detection", Information Sciences 557). Being a logistic fit of the labels, it
+is Platt-calibrated by construction: on data like the validation period, a score ``s`` reads as a probability of
 ``s`` % that the transaction gets a suspicious report. (Reports are incomplete, so it is a
 probability of being *reported*, a lower bound on being laundering.)
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +119,8 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
     t0 = time.perf_counter()
     if config.features is not None:  # computed by another engine (Spark) for this data: checked, not recomputed
         features = read_feature_folder(config.features, dataset, params, data_fingerprint=loaded_fingerprint)
-        rule_score = rule_scores(features, rules_config)
     else:
-        features, rule_score = features_and_rules(dataset, params, rules_config,
-                                                  progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
+        features = build_features(dataset, params, progress=lambda s, f: progress("features", 0.05 + 0.45 * f))
     txns = dataset.transactions
     if not np.array_equal(features["txn_id"].astype(str).to_numpy(dtype=object),
                           txns["txn_id"].astype(str).to_numpy(dtype=object)):  # pragma: no cover - defensive
@@ -133,6 +130,7 @@ def prepare(config: TrainConfig, progress: ProgressFn = _noop, dataset: Dataset 
 
     t0 = time.perf_counter()
     progress("rules and labels", 0.5)
+    rule_score = rule_scores(features, rules_config)
     offset = params.bank_utc_offset_hours
     split = make_split(txns["timestamp"], fractions=config.fractions, valid_start=config.valid_start,
                        test_start=config.test_start, cutoff=config.cutoff, utc_offset_hours=offset)
@@ -154,10 +152,10 @@ def rule_scores(features: pd.DataFrame, rules_config: RulesConfig) -> np.ndarray
     return evaluate_rules(features, rules_config)["rule_score"].to_numpy(dtype=np.float64)
 
 
-def features_and_rules(dataset: Dataset, params: FeatureParams, rules_config: RulesConfig,
-                       progress: Callable[[str, float], None] | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+def features_and_rules(dataset: Dataset, params: FeatureParams,
+                       rules_config: RulesConfig) -> tuple[pd.DataFrame, np.ndarray]:
     """The feature rows of ``dataset`` (its reports feed the reported-neighbour features) and their rule scores."""
-    features = build_features(dataset, params, progress=progress)
+    features = build_features(dataset, params)
     return features, rule_scores(features, rules_config)
 
 
