@@ -23,8 +23,35 @@ import pytest
 _PG_BINS = [Path("/usr/lib/postgresql") / v / "bin" for v in ("17", "16", "15")]
 
 
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux: 32768 by default)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    """A loopback port free now, chosen below the kernel's ephemeral range.
+
+    A port the kernel picks with ``bind(0)`` is an ephemeral one: between closing the probe and the
+    server binding it, any outgoing connection (to PostgreSQL, Redis, the server under test) may take
+    it as its local port, and the server then fails with "Could not bind". Ports below the range are
+    never handed out that way.
+    """
+    import random
+
+    low = _ephemeral_low()
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # pragma: no cover - every probe taken
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 

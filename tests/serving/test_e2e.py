@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ import pytest
 
 from amlscore.features.catalogue import FEATURE_NAMES
 
+from servers import free_port
 from serving_helpers import ADMIN, CHANNEL, COMPLIANCE, KEYS, new_txn
 
 httpx = pytest.importorskip("httpx")
@@ -36,18 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Server:
     """``bentoml serve`` in a subprocess: start, wait until ready, stop (gracefully or by SIGKILL)."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
-        self.port = _free_port()
+        self.port = free_port()
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -47,7 +47,8 @@ from serving_helpers import CHANNEL, COMPLIANCE, KEYS
 httpx = pytest.importorskip("httpx")
 psutil = pytest.importorskip("psutil")
 
-from test_e2e import ROOT, Server, _free_port  # noqa: E402 - the same real server (start, wait ready, kill the whole tree)
+from servers import free_port  # noqa: E402
+from test_e2e import ROOT, Server  # noqa: E402 - the same real server (start, wait ready, kill the whole tree)
 
 pytestmark = pytest.mark.slow
 DEADLINE = 180.0  # seconds for anything the test waits for; generous: a loaded CI machine is slow, never wrong
@@ -263,7 +264,7 @@ def test_a_worker_left_running_by_a_kill_of_the_servers_group_keeps_the_state_fo
         if not left:
             pytest.skip("the worker died with its server's process group: nothing is left holding the state folder")
         assert httpx.get(f"{service.url}/readyz", timeout=DEADLINE).status_code == 200  # the orphan still serves
-        log, port = tmp_path / "second.log", _free_port()
+        log, port = tmp_path / "second.log", free_port()
         with open(log, "w") as out:
             second = subprocess.Popen(
                 [sys.executable, "-m", "bentoml", "serve", "amlscore.serving.service:AmlScoring", "--host", "127.0.0.1",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 
 from amlscore.training import tracking
+from servers import free_port
 
 # Loads the registered model in a fresh interpreter whose sys.path holds no folder with an amlscore package
 # (neither the source tree nor an editable install): only the model's own code/ can provide it.
@@ -63,16 +63,10 @@ def test_the_logged_model_carries_the_package(trained, tracking_uri, tmp_path):
     assert answer["scores"] == pytest.approx(expected)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_mlflow_models_serve_answers(trained, tracking_uri, tmp_path):
     tracking.set_alias(tracking.CHAMPION, trained.model_version)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = tracking_uri
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # as in an activated venv: uvicorn
