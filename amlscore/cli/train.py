@@ -114,6 +114,10 @@ def train(
                                                                   "deviation of the anomaly score moves the fused log-odds "
                                                                   "(0: the reports alone decide; docs/generalisation.md). "
                                                                   "Default: TrainConfig's.")] = None,
+    fusion_anomaly_gate: Annotated[Optional[float], typer.Option("--fusion-anomaly-gate", help="With a floor: apply it "
+                                                                 "only when the anomaly score alone ranks the bank's "
+                                                                 "reported rows with at least this ROC-AUC "
+                                                                 "(docs/generalisation.md). Default: TrainConfig's.")] = None,
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
@@ -128,8 +132,8 @@ def train(
                          target_alert_rate=target_alert_rate, target_precision=target_precision,
                          alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features,
                          anomaly_peer_config=anomaly_peer_config,
-                         **{k: v for k, v in (("anomaly_model", anomaly_model), ("fusion_anomaly_floor", fusion_anomaly_floor))
-                            if v is not None})
+                         **{k: v for k, v in (("anomaly_model", anomaly_model), ("fusion_anomaly_floor", fusion_anomaly_floor),
+                                                 ("fusion_anomaly_gate", fusion_anomaly_gate)) if v is not None})
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     with stage_progress("train", Console(stderr=True)) as report:

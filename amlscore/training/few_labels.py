@@ -35,7 +35,7 @@ from amlscore.models.pu import calibrate_subsampled, label_frequency, unlabelled
 from amlscore.models.supervised import SuspicionClassifier
 from amlscore.training.result import feature_matrix
 
-__all__ = ["FusionSample", "explain_fusion", "oof_fusion_sample", "time_blocks"]
+__all__ = ["FusionSample", "anomaly_evidence", "explain_fusion", "oof_fusion_sample", "time_blocks"]
 
 
 @dataclass
@@ -172,6 +172,25 @@ def oof_fusion_sample(feats: pd.DataFrame, rule_score: np.ndarray, detector: Any
     for chunk in np.array_split(np.arange(len(rows)), max(1, len(rows) // 200_000 + 1)):
         a[chunk] = detector.anomaly_score(feature_matrix(feats, rows[chunk]))
     return FusionSample(rows, rule_score[rows], p, a, y, w, len(blocks), pu_info), final
+
+
+def anomaly_evidence(anomaly_score: np.ndarray, y: np.ndarray, weight: np.ndarray) -> float:
+    """How well the anomaly score **alone** ranks the bank's reported rows: its weighted ROC-AUC
+    (reported against the rest; ``weight`` 0 drops a row, an unlabelled row weighs what it stands for).
+
+    The floor under the anomaly score's weight (:func:`amlscore.training.train.fusion_of`) rests on it:
+    the anomaly detector never saw a report, so ranking the reported kinds well is the evidence that
+    it ranks laundering in *this* bank, and so likely the kinds nobody reported. ROC-AUC, not PR-AUC:
+    it does not move with the share of rows reported, which differs from bank to bank. NaN when a
+    class has no weight.
+    """
+    from sklearn.metrics import roc_auc_score  # noqa: PLC0415
+
+    a, yv, w = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (anomaly_score, y, weight))
+    keep = w > 0
+    if len(np.unique(yv[keep])) < 2:
+        return float("nan")
+    return float(roc_auc_score(yv[keep], a[keep], sample_weight=w[keep]))
 
 
 def _weighted_log_loss(fusion: SuspicionFusion, z: tuple[np.ndarray, np.ndarray, np.ndarray], y: np.ndarray,

@@ -506,6 +506,9 @@ def run_cell(prep: Prepared, cell: Cell, config: TrainConfig, labelled: dict[Any
         metrics[f"customer_recall_1pct_{typ}"] = value
     for i, c in enumerate(diagnostics.get("fusion_coef", [])):
         metrics[f"fusion_weight_{i}"] = float(c)
+    floor = diagnostics.get("fusion", {}).get("anomaly_floor", {})
+    metrics["anomaly_evidence_roc_auc"] = floor.get("evidence_roc_auc", float("nan"))
+    metrics["anomaly_floor_applied"] = float(bool(floor.get("applied", False)))
     worst_name = min(per_typ, key=per_typ.get) if per_typ else ""
     diag = {"worst_typology": worst_name, "fusion": diagnostics.get("fusion", {}),
             "train_positives": diagnostics["train_positives_transaction"] + diagnostics["train_positives_period"],

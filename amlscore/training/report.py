@@ -124,7 +124,22 @@ def fusion_card_lines(info: dict[str, Any]) -> list[str]:
                 "labelled positives).")
     lines = ["## Fusion: each component's weight and why", head, ""]
     lines += [f"* {describe_component(c)}" for c in info.get("components", [])]
+    floor = info.get("anomaly_floor") or {}
+    if floor.get("floor"):
+        lines += ["", floor_card_line(floor)]
     return lines + [""]
+
+
+def floor_card_line(floor: dict[str, Any]) -> str:
+    """One sentence on whether the anomaly score's floor applied, and on what evidence."""
+    auc = floor.get("evidence_roc_auc", float("nan"))
+    seen = (f"the anomaly score alone ranks the bank's reported rows with a ROC-AUC of {auc:.3f}"
+            if auc == auc else "the reports left no way to tell how well the anomaly score alone ranks them")
+    if floor.get("gate") is None:
+        return f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) applies ungated; {seen}."
+    verdict = "applies" if floor.get("applied") else "does not apply"
+    return (f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) {verdict}: {seen}, "
+            f"against the bar of {floor['gate']:.3f} it needs.")
 
 
 def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:

@@ -78,6 +78,12 @@ class TrainConfig:
         (:class:`~amlscore.models.fusion.SuspicionFusion`'s ``min_log_odds_per_sd``). The reports
         only teach the fusion the typologies someone reported; the floor keeps the one component
         that can rank an unreported kind in the score. 0: the fit alone decides.
+    fusion_anomaly_gate : float in [0.5, 1) or None
+        With a floor: apply it only when the anomaly score alone ranks the bank's own reported rows
+        with a ROC-AUC of at least this (:func:`~amlscore.training.few_labels.anomaly_evidence`, on
+        the fusion's rows). A detector that ranks the reported kinds poorly in this bank is no
+        evidence for the unreported ones, and a floor would then only add noise. None: the floor
+        always applies.
     fusion_balance : bool
         Weigh the positives so that every reported customer counts the same in the fusion (one
         customer's long period report does not decide the weights).
@@ -125,6 +131,7 @@ class TrainConfig:
     anomaly_peer_config: Path | None = None
     fusion_c: float = 1.0
     fusion_anomaly_floor: float = 0.0
+    fusion_anomaly_gate: float | None = None
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3
@@ -150,6 +157,11 @@ class TrainConfig:
         if isinstance(floor, bool) or not isinstance(floor, (int, float)) or not 0 <= float(floor) <= 5:
             raise AmlError(f"The 'fusion_anomaly_floor' parameter must be a number in [0, 5] (log-odds per standard "
                            f"deviation of the anomaly score). Got {floor!r} instead.")
+        gate = self.fusion_anomaly_gate
+        if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float))
+                                 or not 0.5 <= float(gate) < 1):
+            raise AmlError(f"The 'fusion_anomaly_gate' parameter must be a ROC-AUC in [0.5, 1) or None. "
+                           f"Got {gate!r} instead.")
         if self.pu not in ("none", "elkan_noto"):
             raise AmlError(f"The 'pu' parameter must be 'none' or 'elkan_noto'. Got {self.pu!r} instead.")
         if self.pu != "none" and self.fusion_fit != "oof":

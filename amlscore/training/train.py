@@ -77,7 +77,7 @@ from amlscore.training.evaluate import (
     slice_labels,
 )
 from amlscore.training.feedback import feedback_files, merge_feedback
-from amlscore.training.few_labels import FusionSample, explain_fusion, oof_fusion_sample
+from amlscore.training.few_labels import FusionSample, anomaly_evidence, explain_fusion, oof_fusion_sample
 from amlscore.training.labels import bank_days, derive_labels, reported_customers
 from amlscore.training.result import (
     REGISTERED_MODEL_NAME,
@@ -282,8 +282,9 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     if config.fusion_fit == "oof":
         sample, pu_model, population = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
                                        np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
-        fusion = fusion_of(config).fit(sample.rule_score, sample.lgbm_probability,
-                                                        sample.anomaly_score, sample.y, sample_weight=sample.weight)
+        evidence = anomaly_evidence(sample.anomaly_score, sample.y, sample.weight * population)
+        fusion = fusion_of(config, evidence).fit(sample.rule_score, sample.lgbm_probability,
+                                                 sample.anomaly_score, sample.y, sample_weight=sample.weight)
         fusion_info.update(folds=sample.folds, rows=int(len(sample.rows)), positives=sample.positives,
                            components=explain_fusion(fusion, sample), **sample.pu)
         if pu_model is not None:
@@ -293,8 +294,10 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
             # (no alert at all on a later period of a small bank).
             clf = pu_model
     else:
-        fusion = fusion_of(config).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
+        evidence = anomaly_evidence(a_v, y_fuse[va_rows], w_fuse[va_rows])
+        fusion = fusion_of(config, evidence).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
         fusion_info.update(rows=int(len(va_rows)), positives=int((w_fuse[pos_va] > 0).sum()))
+    fusion_info["anomaly_floor"] = floor_decision(config, evidence)
     s_v = fusion.score(r_v, p_v, a_v)
     if config.fusion_fit == "oof":
         # the thresholds on the validation period's out-of-fold fused scores: the served LightGBM may be
@@ -353,9 +356,19 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     return model_set, diagnostics, timings
 
 
-def fusion_of(config: TrainConfig) -> SuspicionFusion:
-    """The unfitted fusion: ``config.fusion_c``, and the anomaly score's floor ``config.fusion_anomaly_floor``."""
-    floor = float(config.fusion_anomaly_floor)
+def floor_decision(config: TrainConfig, evidence: float) -> dict[str, Any]:
+    """Whether the anomaly score's floor applies: configured, and (with a gate) the anomaly score alone
+    ranks the bank's reported rows with a ROC-AUC ``evidence`` at or above ``config.fusion_anomaly_gate``."""
+    floor, gate = float(config.fusion_anomaly_floor), config.fusion_anomaly_gate
+    applied = floor > 0 and (gate is None or (np.isfinite(evidence) and evidence >= gate))
+    return {"floor": floor, "gate": gate, "evidence_roc_auc": float(evidence), "applied": bool(applied)}
+
+
+def fusion_of(config: TrainConfig, evidence: float = float("nan")) -> SuspicionFusion:
+    """The unfitted fusion: ``config.fusion_c``, and the anomaly score's floor ``config.fusion_anomaly_floor``
+    where :func:`floor_decision` applies it (``evidence``: the anomaly score's ROC-AUC on the reports)."""
+    decision = floor_decision(config, evidence)
+    floor = decision["floor"] if decision["applied"] else 0.0
     return SuspicionFusion(C=config.fusion_c, min_log_odds_per_sd=(0.0, 0.0, floor) if floor > 0 else None)
 
 
