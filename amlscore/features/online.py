@@ -43,8 +43,6 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from amlscore.contract.errors import AmlError
-from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, TXN_TYPES
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION, INTEGER_FEATURES, WINDOWS
 from amlscore.features.events import (
     _FC,
@@ -102,6 +100,13 @@ from amlscore.features.registry import (
 from amlscore.features.snapshots import SnapshotKeeper, StateIdentity
 from amlscore.features.recent_rows import RecentRows, RecentRowsSpec
 from amlscore.features.redis_store import LogTrimmedError, StateDivergedError
+from amlscore.features.txn_checks import (  # noqa: F401 - the errors are re-exported
+    BadTransactionError,
+    LateTransactionError,
+    check_record,
+    encode_record,
+    payload_digest,
+)
 from amlscore.features.store import (
     FeatureStore,
     MemoryFeatureStore,
@@ -112,8 +117,6 @@ log = logging.getLogger(__name__)
 
 WINDOW_NS = {name: seconds * 1_000_000_000 for name, seconds in WINDOWS.items()}
 _MAX_WINDOW_NS = max(WINDOW_NS.values())
-_REQUIRED = ("txn_id", "timestamp", "customer_id", "account_id", "direction", "amount", "channel", "txn_type",
-             "counterparty_type")
 _ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", "device_customers", ("24h", "7d")),
                    ("operator_id", "operator_customers", ("30d",)))
 # Transactions between periodic snapshots: a restart replays at most this many events. Pickling and
@@ -143,14 +146,6 @@ _GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle th
 _GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
 _REBUILD_TRIES = 3  # loads of a snapshot of the shared store before giving up (trimmed meanwhile each time)
 _IDCOMP_SPARE_IDS = 1024  # room for shared identifiers at the start (doubling when full)
-
-
-class BadTransactionError(AmlError):
-    """A transaction field is missing or has a value outside the contract."""
-
-
-class LateTransactionError(AmlError):
-    """A transaction is older than the latest one already processed for its customer."""
 
 
 class _CountedWindow:
@@ -605,7 +600,7 @@ class OnlineFeatureState:
 
     def update_vector(self, txn: Mapping[str, Any]) -> np.ndarray:
         """As :meth:`update`, returning the row as a float64 vector in :data:`FEATURE_NAMES` order."""
-        record, t = _check_record(txn)
+        record, t = check_record(txn)
         stored = self.store.get_features(record["txn_id"])
         if stored is not None:
             return stored
@@ -646,10 +641,10 @@ class OnlineFeatureState:
         """
         store = self.store
         try:
-            claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+            claim = store.claim(record, t, encode_record(record))  # type: ignore[attr-defined]
         except LogTrimmedError:  # nothing claimed: catch up through the snapshot, then claim
             self.rebuild()
-            claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+            claim = store.claim(record, t, encode_record(record))  # type: ignore[attr-defined]
         if claim.status == "late":
             raise LateTransactionError(
                 f"transaction {record['txn_id']!r} at {record['timestamp']} is older than customer "
@@ -750,15 +745,15 @@ class OnlineFeatureState:
         store = self.store
         if getattr(store, "shared", False):
             try:
-                seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+                seq = store.log_customers(encode_record(payload))  # type: ignore[attr-defined]
             except LogTrimmedError:  # nothing logged: catch up through the snapshot, then log
                 self.rebuild()
-                seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+                seq = store.log_customers(encode_record(payload))  # type: ignore[attr-defined]
             self.catch_up(seq - 1)
             self._upsert(changed)
             self._seq = seq
         else:
-            event_id = f"customers:{self._seq + 1}:{_payload_digest(payload)}"  # the events table's txn_id
+            event_id = f"customers:{self._seq + 1}:{payload_digest(payload)}"  # the events table's txn_id
             payload["_event_id"] = event_id
             self._upsert(changed)
             self._seq = store.append(event_id, payload, np.zeros(0))
@@ -1186,56 +1181,6 @@ class OnlineFeatureState:
             t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
             latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
         return latest
-
-
-_encode_record = __import__("json").JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-def _payload_digest(payload: Mapping[str, Any]) -> str:
-    import hashlib  # noqa: PLC0415
-
-    return hashlib.sha256(_encode_record(payload).encode()).hexdigest()[:16]
-
-
-
-_VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,
-               "counterparty_type": COUNTERPARTY_TYPES}
-
-
-def _check_record(txn: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    """Contract checks on one transaction; returns a clean copy (empty text as None) and its UTC time in ns."""
-    if not isinstance(txn, Mapping):
-        raise BadTransactionError(f"a transaction must be a mapping of contract fields; got {type(txn).__name__}")
-    record = {k: (None if (v is None or (isinstance(v, str) and v.strip() == "")) else v) for k, v in txn.items()}
-    missing = [f for f in _REQUIRED if record.get(f) is None]
-    if missing:
-        raise BadTransactionError(f"transaction {record.get('txn_id')!r} is missing required field(s): {', '.join(missing)}")
-    for field, allowed in _VALUE_SETS.items():
-        if record[field] not in allowed:
-            raise BadTransactionError(
-                f"The '{field}' field of transaction {record['txn_id']!r} must be one of {', '.join(allowed)}. "
-                f"Got {record[field]!r} instead."
-            )
-    try:
-        amount = float(record["amount"])
-    except (TypeError, ValueError):
-        raise BadTransactionError(
-            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
-        ) from None
-    if not math.isfinite(amount) or amount <= 0:
-        raise BadTransactionError(
-            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
-        )
-    try:
-        t_ns = timestamp_ns(record["timestamp"])
-    except (TypeError, ValueError):
-        raise BadTransactionError(
-            f"The 'timestamp' field of transaction {record['txn_id']!r} must be an ISO 8601 timestamp. "
-            f"Got {record['timestamp']!r} instead."
-        ) from None
-    for f in ("txn_id", "customer_id", "account_id"):
-        record[f] = str(record[f])
-    return record, t_ns
 
 
 _WARM_UP_KEY = "warm_up"  # the store's meta: "begun" from before the seed until the snapshot, then "done"
