@@ -70,28 +70,13 @@ from amlscore.features.finalize import (
     reactivation_flags,
     window_sum_values,
 )
-from amlscore.features.graph import (
-    F_OTHER,
-    GRAPH_FEATURES,
-    N_GRAPH,
-    PAYER_PEER_FEATURE,
-    GraphArrays,
-    graph_step,
-    report_times,
-)
-from amlscore.features.idcomp import F_LAST as IDCOMP_LAST
-from amlscore.features.idcomp import (
-    ID_COMPONENT_FEATURES,
-    N_IDCOMP,
-    IdCompArrays,
-    KycLinks,
-    idcomp_step,
-    members_room,
-    transaction_fields,
-    window_ns,
-)
+from amlscore.features.graph import GRAPH_FEATURES, PAYER_PEER_FEATURE, report_times
+from amlscore.features.idcomp import ID_COMPONENT_FEATURES
 from amlscore.features.offline import ordered_transactions
+from amlscore.features.online_graph import OnlineGraph
+from amlscore.features.online_idcomp import OnlineIdComponents
 from amlscore.features.params import FeatureParams, load_feature_params
+from amlscore.features.peer_days import PeerGroupDays
 from amlscore.features.registry import (
     DAY_NS,
     CustomerRegistry,
@@ -138,9 +123,7 @@ _GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np
 _IDCOMP_POS = np.array([FEATURE_INDEX[name] for name in ID_COMPONENT_FEATURES], dtype=np.int64)
 _PAYER_PEER_POS, _PAYER_SHARE_POS = FEATURE_INDEX[PAYER_PEER_FEATURE], FEATURE_INDEX["payer_indiv_share_30d"]
 _GRAPH_IDLE_NS = WINDOW_NS["30d"] + MAX_WINDOW_NS  # an outside account idle this long is forgotten
-_GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
 _REBUILD_TRIES = 3  # loads of a snapshot of the shared store before giving up (trimmed meanwhile each time)
-_IDCOMP_SPARE_IDS = 1024  # room for shared identifiers at the start (doubling when full)
 
 
 class OnlineFeatureState:
@@ -179,13 +162,6 @@ class OnlineFeatureState:
         self.customers = customers  # the table the registry indexes; upsert_customers changes both
         self._n_customers = len(self.registry.onboard_ns)
         self.set_reports(reports)
-        self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
-        self._last_cp_node = -1  # graph node of the counterparty of the transaction being counted
-        self._idcomp_row = np.empty(N_IDCOMP, dtype=np.float64)
-        self._idcomp_members = np.empty(members_room(self.params.id_components), dtype=np.int64)
-        self._idcomp_fields = transaction_fields(self.params.id_components)
-        self._idcomp_ids = np.full(max(len(self._idcomp_fields), 1), -1, dtype=np.int64)
-        self._idcomp_window, self._idcomp_growth = window_ns(self.params.id_components)
         if store is None:
             store = MemoryFeatureStore()
         elif isinstance(store, (str, Path)):
@@ -219,37 +195,17 @@ class OnlineFeatureState:
         self._entities: dict[tuple[str, str], dict[str, _CountedWindow]] = {
             (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
         }
-        self._peer_days: dict[int, dict[int, list[int]]] = {}
+        self._peers = PeerGroupDays(self.params.peer_lookback_days)
         # the counterparty graph (amlscore/features/graph.py): customers are nodes 0..n-1 (their
         # codes), outside accounts get the ids after them, reused once an account is forgotten
-        self._graph = GraphArrays.empty(self._n_customers + _GRAPH_SPARE_NODES)
-        self._outside: dict[str, int] = {}
-        self._outside_keys: dict[int, str] = {}  # node id -> key, for forgetting idle accounts
-        self._free_nodes: list[int] = []
-        self._next_node = self._n_customers
-        # payer -> payee pairs that stored an edge, for "first payment to this payee" (grows with the
-        # history, like each customer's set of counterparties)
-        self._pairs: set[tuple[str, str]] = set()
-        # components of shared identifiers (amlscore/features/idcomp.py): identifiers numbered as first
-        # seen, (field, value) -> number; numbers of identifiers idle beyond the window are reused
-        self._kyc = KycLinks.from_registry(self.registry, self.params.id_components)
-        self._idcomp = IdCompArrays.empty(self._n_customers, _IDCOMP_SPARE_IDS, self._kyc.n_keys,
-                                          self.params.id_components)
-        self._identifiers: dict[tuple[str, str], int] = {}
-        self._identifier_keys: dict[int, tuple[str, str]] = {}
-        self._free_identifiers: list[int] = []
-        self._next_identifier = 0
+        self._graph = OnlineGraph(self._n_customers)
+        # components of shared identifiers (amlscore/features/idcomp.py)
+        self._idcomp = OnlineIdComponents(self.params.id_components, self.registry, self._n_customers)
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
         self.recent = RecentRows(self._recent_spec) if self._recent_spec is not None else None
         self.recent_complete = True  # False when a snapshot restored did not carry them (see _restore)
-        # Derived caches, rebuilt on demand (not in snapshots), each bounded by customers or peer groups:
-        # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
-        self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
-        # peer group -> (day, its cash in fen and transaction count over the lookback days before it).
-        # (cash, transactions, outgoing fen, outgoing fen to individuals) per group, over the lookback
-        self._peer_cache: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
 
     def _state_blob(self) -> bytes:
         payload = {
@@ -260,21 +216,15 @@ class OnlineFeatureState:
             "latest_t": self._latest_t,
             "customers": self._customers,
             "entities": self._entities,
-            "peer_days": self._peer_days,
+            "peer_days": self._peers.days,
             # what the customer codes and peer-group numbers above stand for: a restore under another
             # customers table (customers added or changed) maps them to its own (_remap)
             "customer_ids": self.registry.customer_ids.tolist(),
             "peer_groups": list(self.registry.peer_group_names),
             "customers_table": self.customers,
             "recent_rows": self.recent,
-            # the nodes in use, not the arrays' spare room
-            "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
-                      "outside": self._outside,
-                      "outside_keys": self._outside_keys, "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
-            # the identifiers in use, not the arrays' spare room (the search's marks are scratch)
-            "idcomp": {"cust_ring": self._idcomp.cust_ring, "id_ring": self._idcomp.id_ring[: self._next_identifier],
-                       "identifiers": self._identifiers, "free": self._free_identifiers,
-                       "next": self._next_identifier},
+            "graph": self._graph.blob(),
+            "idcomp": self._idcomp.blob(),
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -290,14 +240,9 @@ class OnlineFeatureState:
         if payload is not None:
             self._customers = payload["customers"]
             self._entities = payload["entities"]
-            self._peer_days = payload["peer_days"]
-            graph = payload["graph"]
-            self._graph = GraphArrays(ring=graph["ring"], count=graph["count"])
-            self._graph.grow(len(graph["count"]) + _GRAPH_SPARE_NODES)
-            self._outside, self._free_nodes = graph["outside"], graph["free"]
-            self._outside_keys = graph["outside_keys"]
-            self._next_node, self._pairs = graph["next"], graph["pairs"]
-            self._restore_idcomp(payload["idcomp"])
+            self._peers.days = payload["peer_days"]
+            self._graph.restore(payload["graph"])
+            self._idcomp.restore(payload["idcomp"])
             self._seq = payload["seq"]
             self._latest_t = payload["latest_t"]
             self._adopt_customers(payload["customers_table"], payload["customer_ids"], payload["peer_groups"],
@@ -365,17 +310,6 @@ class OnlineFeatureState:
                     "behind the log's trim point; now at seq %d)", was, self._seq)
         if self.on_rebuilt is not None:
             self.on_rebuilt()
-
-    def _restore_idcomp(self, saved: dict[str, Any]) -> None:
-        """The components' state from a snapshot (under the snapshot's customer codes; _remap follows)."""
-        n_old = len(saved["cust_ring"])
-        arrays = IdCompArrays.empty(n_old, saved["next"] + _IDCOMP_SPARE_IDS, self._kyc.n_keys, self.params.id_components)
-        arrays.cust_ring = saved["cust_ring"]
-        arrays.id_ring[: saved["next"]] = saved["id_ring"]
-        self._idcomp = arrays
-        self._identifiers, self._free_identifiers = saved["identifiers"], saved["free"]
-        self._identifier_keys = {v: k for k, v in self._identifiers.items()}
-        self._next_identifier = saved["next"]
 
     def snapshot(self) -> None:
         """Write the whole state now, so a restart replays only what comes after; synchronous.
@@ -606,8 +540,7 @@ class OnlineFeatureState:
                 table = self.customers
         self.customers = table
         self.registry = CustomerRegistry.from_customers(table, self.params.bank_utc_offset_hours)
-        self._kyc = KycLinks.from_registry(self.registry, self.params.id_components)  # phones and agents may change
-        self._idcomp.kyc_mark = np.zeros(max(self._kyc.n_keys, 1), dtype=np.int64)
+        self._idcomp.adopt_registry(self.registry)
         self._remap(old_ids, old_groups)
 
     def _remap(self, old_ids: list[str], old_groups: list[str]) -> None:
@@ -617,7 +550,7 @@ class OnlineFeatureState:
         reg = self.registry
         new_n, old_n = len(reg.customer_ids), len(old_ids)
         if old_ids == reg.customer_ids.tolist() and old_groups == list(reg.peer_group_names):
-            self._n_customers = new_n
+            self._n_customers = self._graph.n_customers = new_n
             return
         cmap = np.empty(old_n, dtype=np.int64)
         for c, cid in enumerate(old_ids):
@@ -631,27 +564,10 @@ class OnlineFeatureState:
             for win in table.values():
                 win.events = deque((t, int(cmap[k])) for t, k in win.events)
                 win.counts = {int(cmap[k]): n for k, n in win.counts.items()}
-        group_of = {name: i for i, name in enumerate(reg.peer_group_names)}
-        self._peer_days = {group_of[old_groups[g]]: days for g, days in self._peer_days.items() if old_groups[g] in group_of}
-        # graph nodes: customers by code, outside accounts shifted past the customers
-        old_next = max(self._next_node, old_n)
-        node_map = np.concatenate([cmap, np.arange(old_n, old_next, dtype=np.int64) - old_n + new_n])
-        new_next = old_next - old_n + new_n
-        graph = GraphArrays.empty(new_next + _GRAPH_SPARE_NODES)
-        graph.ring[node_map] = self._graph.ring[:old_next]
-        graph.count[node_map] = self._graph.count[:old_next]
-        others = graph.ring[..., F_OTHER]
-        graph.ring[..., F_OTHER] = node_map[np.clip(others, 0, old_next - 1)]
-        self._graph = graph
-        shift = new_n - old_n
-        self._outside = {k: v + shift for k, v in self._outside.items()}
-        self._outside_keys = {v + shift: k for v, k in self._outside_keys.items()}
-        self._free_nodes = [v + shift for v in self._free_nodes]
-        self._next_node = new_next
-        self._idcomp = self._idcomp.remap_customers(cmap, new_n, self._kyc.n_keys)
+        self._peers.remap(old_groups, list(reg.peer_group_names))
+        self._graph.remap(cmap, new_n)  # customers by code, outside accounts shifted past the customers
+        self._idcomp.remap(cmap, new_n)
         self._n_customers = new_n
-        self._static.clear()
-        self._peer_cache.clear()
         self.set_reports(self._reports)
 
     def seed_history(self, transactions: pd.DataFrame) -> int:
@@ -697,7 +613,7 @@ class OnlineFeatureState:
             stored = has & ~(incoming & internal)
             cust_ids, keys = ids.to_numpy()[stored], cp.to_numpy()[stored]
             for inc, c_id, key in zip(incoming[stored].tolist(), cust_ids.tolist(), keys.tolist()):
-                self._pairs.add((key, c_id) if inc else (c_id, key))
+                self._graph.pairs.add((key, c_id) if inc else (c_id, key))
         for cust, t in last.items():
             state = self._customers[int(cust)] = _CustomerState()
             state.prev_t = int(t)
@@ -732,9 +648,9 @@ class OnlineFeatureState:
         is_in = record["direction"] == "in"
         day = (t_ns + self._offset_ns) // DAY_NS
         group = int(reg.peer_group[cust])
-        peer_cash, peer_cnt, _, _ = self._peer_before(group, day)
+        peer_cash, peer_cnt, _, _ = self._peers.before(group, day)
         prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
-                 *self._static_counts(cust, day), int(reg.is_corporate[cust]),
+                 *self._peers.static_counts(reg, cust, day), int(reg.is_corporate[cust]),
                  *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
 
         # the history-free facts and what they add to the window sums: the offline definitions
@@ -748,16 +664,17 @@ class OnlineFeatureState:
         ev[0, :N_FACTS] = facts[0]
         ev[0, N_FACTS:] = prims
         row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
-        row[_GRAPH_POS] = self._graph_features(record, cust, cp, is_in, t_ns, amount)
+        row[_GRAPH_POS] = self._graph.features(reg, record, cust, cp, is_in, t_ns, amount, self._report_ns,
+                                               self._first_report)
         row[_PAYER_PEER_POS] = self._payer_vs_peers(row[_PAYER_SHARE_POS], cust, is_in, day)
-        row[_IDCOMP_POS] = self._id_components(record, cust, t_ns)
+        row[_IDCOMP_POS] = self._idcomp.features(record, cust, t_ns, self._report_ns)
         state.n += 1
         state.prev_t = t_ns
         if is_in:
             state.last_in_t = t_ns
         out_fen = 0 if is_in else int(facts[0, _F_FEN])
         indiv_fen = out_fen if record["counterparty_type"] == "individual" else 0
-        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
+        self._peers.count(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
         self._maybe_sweep(t_ns)
         if self.recent is not None:
             self.recent.add(record, t_ns, row)
@@ -769,76 +686,6 @@ class OnlineFeatureState:
         self._report_ns = report_times(reports, self.registry.code_of, self._n_customers,
                                        self.params.bank_utc_offset_hours)
         self._first_report = int(self._report_ns.min())
-
-    def _node(self, key: str) -> int:
-        """The graph node of a counterparty key: a customer's code, else an outside account's id."""
-        code = self.registry.code_of.get(key)
-        if code is not None:
-            return code
-        node = self._outside.get(key)
-        if node is None:
-            if self._free_nodes:
-                node = self._free_nodes.pop()
-            else:
-                node = self._next_node
-                self._next_node += 1
-                self._graph.grow(self._next_node)
-            self._outside[key] = node
-            self._outside_keys[node] = key
-        return node
-
-    def _graph_features(self, record: Mapping[str, Any], cust: int, cp: str | None, is_in: bool, t: int,
-                        amount: float) -> np.ndarray:
-        """The transaction's graph features (:data:`GRAPH_FEATURES` order); its edge joins the graph."""
-        customer_id = record["customer_id"]
-        if cp is None:
-            node, payee_indiv, first, store = -1, False, False, False
-        else:
-            node = self._node(cp)
-            internal = node < self._n_customers
-            store = not (is_in and internal)  # a transfer inside the bank: its out leg stores the edge
-            if is_in:
-                payee_indiv = not bool(self.registry.is_corporate[cust])
-                pair = (cp, customer_id)
-            else:
-                payee_indiv = record["counterparty_type"] == "individual"
-                pair = (customer_id, cp)
-            first = pair not in self._pairs
-            if store:
-                self._pairs.add(pair)
-        self._last_cp_node = node
-        out = self._graph_row
-        graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
-                   int(np.rint(amount * 100)), payee_indiv, first, store, out)
-        return out
-
-    def _identifier(self, field: str, value: str) -> int:
-        """The number of a shared identifier (a field's value), given when first seen."""
-        key = (field, value)
-        number = self._identifiers.get(key)
-        if number is None:
-            if self._free_identifiers:
-                number = self._free_identifiers.pop()
-                self._idcomp.clear_identifier(number)
-            else:
-                number = self._next_identifier
-                self._next_identifier += 1
-                self._idcomp.grow_identifiers(self._next_identifier)
-            self._identifiers[key] = number
-            self._identifier_keys[number] = key
-        return number
-
-    def _id_components(self, record: Mapping[str, Any], cust: int, t: int) -> np.ndarray:
-        """The transaction's :data:`ID_COMPONENT_FEATURES`; its links join the components' state."""
-        ids = self._idcomp_ids
-        for j, field in enumerate(self._idcomp_fields):
-            value = record.get(field)
-            ids[j] = -1 if value is None or value == "" else self._identifier(field, str(value))
-        a, kyc, p = self._idcomp, self._kyc, self.params.id_components
-        idcomp_step(a.cust_ring, a.id_ring, a.cust_mark, a.id_mark, a.kyc_mark, a.stamp, kyc.key, kyc.since, kyc.ptr,
-                    kyc.member, kyc.member_since, self._report_ns, cust, ids, t, self._idcomp_window,
-                    self._idcomp_growth, p.hub_customers, p.max_size, self._idcomp_members, self._idcomp_row)
-        return self._idcomp_row
 
     def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
                          cp: str | None) -> list[int]:
@@ -858,66 +705,15 @@ class OnlineFeatureState:
                 counts.append(win.add_and_count(t, cust))
         return counts
 
-    def _static_counts(self, cust: int, day: int) -> tuple[int, int, int, int]:
-        """Peer-group size and other customers sharing the agent, phone and emergency phone.
-
-        They change only when a member of the group is onboarded, so each customer keeps its values
-        with the days they hold for: one entry per customer, whatever the history's length.
-        """
-        found = self._static.get(cust)
-        if found is not None and found[0] <= day < found[1]:
-            return found[2]
-        values, until = self.registry.static_counts(cust, day)
-        self._static[cust] = (day, until, values)
-        return values
-
     def _payer_vs_peers(self, share: float, cust: int, is_in: bool, day: int) -> float:
         """The payer's share of outflow to individuals minus its peer group's (NaN when the payer is
         not a customer of the bank or either share is undefined); see :func:`payer_vs_peers`."""
-        payer = self._last_cp_node if is_in else cust
+        payer = self._graph.last_cp_node if is_in else cust
         if payer < 0 or payer >= self._n_customers:
             return math.nan
-        _, _, out_fen, indiv_fen = self._peer_before(int(self.registry.peer_group[payer]), day)
+        _, _, out_fen, indiv_fen = self._peers.before(int(self.registry.peer_group[payer]), day)
         # payer_vs_peers for one row, in scalars: integers below 2**53 divide to the same float
         return share - indiv_fen / out_fen if out_fen > 0 else math.nan
-
-    def _peer_before(self, group: int, day: int) -> tuple[int, int, int, int]:
-        """The peer group's cash (fen), transaction count, outgoing fen and outgoing fen to
-        individuals over the lookback days before ``day``; cached per group for the day, as complete
-        days do not change."""
-        cached = self._peer_cache.get(group)
-        if cached is not None and cached[0] == day:
-            return cached[1]
-        totals = self._peer_totals(group, day)
-        self._peer_cache[group] = (day, totals)
-        return totals
-
-    def _count_peer_day(self, group: int, day: int, cash_fen: int, out_fen: int, indiv_fen: int) -> None:
-        """Add a transaction to its peer group's day."""
-        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0, 0, 0])
-        bucket[0] += cash_fen
-        bucket[1] += 1
-        bucket[2] += out_fen
-        bucket[3] += indiv_fen
-        cached = self._peer_cache.get(group)
-        if cached is not None and cached[0] - self.params.peer_lookback_days <= day < cached[0]:
-            del self._peer_cache[group]  # a transaction of an earlier day changed what the cache covers
-
-    def _peer_totals(self, group: int, day: int) -> tuple[int, int, int, int]:
-        days = self._peer_days.get(group)
-        if not days:
-            return 0, 0, 0, 0
-        cash = cnt = out = indiv = 0
-        for d in range(day - self.params.peer_lookback_days, day):
-            b = days.get(d)
-            if b is not None:
-                cash += b[0]
-                cnt += b[1]
-                out += b[2]
-                indiv += b[3]
-        for old in [d for d in days if d < day - self.params.peer_lookback_days - 1]:
-            del days[old]  # keep only the days a later transaction can still need
-        return cash, cnt, out, indiv
 
     def _maybe_sweep(self, t: int) -> None:
         """Forget shared-identifier windows idle for longer than their window plus the longest window, so
@@ -955,39 +751,17 @@ class OnlineFeatureState:
         # outside accounts of the graph idle for longer than the graph's longest window plus 90 days:
         # every edge still pointing at their id is older than any window, so the id can be reused.
         # Node ids in slices, their last edge times read at once.
-        lo, hi = self._n_customers, self._next_node
+        lo, hi = self._n_customers, self._graph.next_node
         for a in range(lo, hi, chunk):
-            nodes = np.arange(a, min(hi, a + chunk))
-            idle = nodes[self._graph_last_times(nodes) <= self._latest_t - _GRAPH_IDLE_NS]
-            for node in idle.tolist():
-                key = self._outside_keys.pop(node, None)
-                if key is not None:
-                    del self._outside[key]
-                    self._graph.clear(node)
-                    self._free_nodes.append(node)
+            self._graph.forget_idle(np.arange(a, min(hi, a + chunk)), self._latest_t - _GRAPH_IDLE_NS)
             yield
         # shared identifiers of the components idle for longer than their window plus 90 days: every link
         # to them is out of any window, so their numbers can be reused (idcomp.py: a link out of the
         # window is a free slot whatever it names)
-        idle_before = self._latest_t - self._idcomp_window - MAX_WINDOW_NS
-        for a in range(0, self._next_identifier, chunk):
-            numbers = np.arange(a, min(self._next_identifier, a + chunk))
-            last = self._idcomp.id_ring[numbers, :, IDCOMP_LAST].max(axis=1)
-            for number in numbers[last <= idle_before].tolist():
-                key = self._identifier_keys.pop(number, None)
-                if key is not None:
-                    del self._identifiers[key]
-                    self._free_identifiers.append(number)
+        idle_before = self._latest_t - self._idcomp.window - MAX_WINDOW_NS
+        for a in range(0, self._idcomp.next_identifier, chunk):
+            self._idcomp.forget_idle(a, a + chunk, idle_before)
             yield
-
-    def _graph_last_times(self, nodes: np.ndarray) -> np.ndarray:
-        """Time of each node's newest stored edge (0 when none)."""
-        ring, count = self._graph.ring, self._graph.count[nodes]
-        latest = np.zeros(len(nodes), dtype=np.int64)
-        for d in range(2):
-            t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
-            latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
-        return latest
 
 
 _WARM_UP_KEY = "warm_up"  # the store's meta: "begun" from before the seed until the snapshot, then "done"

@@ -42,9 +42,9 @@ def _stream(customers: pd.DataFrame, days: int, per_day: int, seed: int) -> list
 
 def _footprint(state: OnlineFeatureState) -> dict[str, int]:
     return {
-        "static cache": len(state._static),
-        "peer cache": len(state._peer_cache),
-        "peer days": sum(len(d) for d in state._peer_days.values()),
+        "static cache": len(state._peers.static),
+        "peer cache": len(state._peers.cache),
+        "peer days": sum(len(d) for d in state._peers.days.values()),
         "event buffers": sum(len(c.ts) for c in state._customers.values()),
         **{f"{field} {w}": len(table) for (field, w), table in state._entities.items()},
     }
@@ -91,9 +91,9 @@ def test_static_counts_follow_onboarding_days(small_bank):
         codes = np.full(len(days), cust)
         expected = np.stack([reg.peer_group_size(codes, days)]
                             + [reg.other_customers(kind, codes, days) for kind in ("agent", "phone", "emergency")], 1)
-        got = np.array([state._static_counts(cust, int(d)) for d in days])
+        got = np.array([state._peers.static_counts(reg, cust, int(d)) for d in days])
         np.testing.assert_array_equal(got, expected)
-    assert len(state._static) <= len(reg)
+    assert len(state._peers.static) <= len(reg)
 
 
 @pytest.mark.parametrize("events", [10, 3_000])
