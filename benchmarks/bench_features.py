@@ -267,7 +267,7 @@ def _footprint(state) -> dict[str, tuple[int, int]]:
                                 _deep_size([c.seen_cps for c in customers], seen)),
         "customer objects": (len(customers), _deep_size([state._customers], seen)),
     }
-    for (field, w), table in state._entities.items():
+    for (field, w), table in state._entities.tables.items():
         out[f"{field} {w} windows"] = (len(table), _deep_size([table], seen))
     comp = state._idcomp.arrays
     out["id components: customer and identifier slots"] = (

@@ -8,6 +8,14 @@ sums and maxima; counted deques for distinct counts. The facts come from the sam
 definitions as offline (:func:`amlscore.features.events.fact_rows`, :func:`amlscore.features.finalize.window_sum_values`)
 and the last step is the very kernel the offline path ends in (:func:`amlscore.features.finalize.finalize_rows`).
 
+:class:`OnlineFeatureState` holds the parts, each in its own module: the record checks and their errors
+(:mod:`~amlscore.features.txn_checks`), each customer's windows (:mod:`~amlscore.features.customer_window`),
+the windows of IPs, devices and operators (:mod:`~amlscore.features.entity_windows`), the peer groups'
+days (:mod:`~amlscore.features.peer_days`), the counterparty graph (:mod:`~amlscore.features.online_graph`)
+and the components of shared identifiers (:mod:`~amlscore.features.online_idcomp`). This module counts a
+transaction through them, logs it in the store, snapshots and restores the state, follows the customers
+table, and warms a state up (:func:`warm_up`, :func:`replay`).
+
 Handling of awkward input (documented in docs/features.md):
 
 * unknown customer: :class:`~features.registry.UnknownCustomerError`, nothing changes;
@@ -35,7 +43,6 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -49,6 +56,7 @@ from amlscore.features.customer_window import (  # noqa: F401 - snapshots unpick
     _CountedWindow,
     _CustomerState,
 )
+from amlscore.features.entity_windows import EntityWindows
 from amlscore.features.events import (
     _FC,
     N_FACTS,
@@ -102,8 +110,6 @@ from amlscore.features.store import (
 
 log = logging.getLogger(__name__)
 
-_ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", "device_customers", ("24h", "7d")),
-                   ("operator_id", "operator_customers", ("30d",)))
 # Transactions between periodic snapshots: a restart replays at most this many events. Pickling and
 # writing one takes 1-2 s at ~200k transactions of state: a forked child does it when it can, and the
 # request that forks pays only the fork (~20-30 ms at ~800 MB of RSS on the project VM).
@@ -192,9 +198,7 @@ class OnlineFeatureState:
     # -- state ------------------------------------------------------------------------------------
     def _reset_state(self) -> None:
         self._customers: dict[int, _CustomerState] = {}
-        self._entities: dict[tuple[str, str], dict[str, _CountedWindow]] = {
-            (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
-        }
+        self._entities = EntityWindows()
         self._peers = PeerGroupDays(self.params.peer_lookback_days)
         # the counterparty graph (amlscore/features/graph.py): customers are nodes 0..n-1 (their
         # codes), outside accounts get the ids after them, reused once an account is forgotten
@@ -215,7 +219,7 @@ class OnlineFeatureState:
             "seq": self._seq,
             "latest_t": self._latest_t,
             "customers": self._customers,
-            "entities": self._entities,
+            "entities": self._entities.tables,
             "peer_days": self._peers.days,
             # what the customer codes and peer-group numbers above stand for: a restore under another
             # customers table (customers added or changed) maps them to its own (_remap)
@@ -239,7 +243,7 @@ class OnlineFeatureState:
         payload = self.snapshots.newest(self.store.last_seq() if upto is None else upto)
         if payload is not None:
             self._customers = payload["customers"]
-            self._entities = payload["entities"]
+            self._entities.tables = payload["entities"]
             self._peers.days = payload["peer_days"]
             self._graph.restore(payload["graph"])
             self._idcomp.restore(payload["idcomp"])
@@ -560,10 +564,7 @@ class OnlineFeatureState:
                                            "table: customers can be added or changed, not removed")
             cmap[c] = code
         self._customers = {int(cmap[c]): st for c, st in self._customers.items()}
-        for table in self._entities.values():
-            for win in table.values():
-                win.events = deque((t, int(cmap[k])) for t, k in win.events)
-                win.counts = {int(cmap[k]): n for k, n in win.counts.items()}
+        self._entities.remap(cmap)
         self._peers.remap(old_groups, list(reg.peer_group_names))
         self._graph.remap(cmap, new_n)  # customers by code, outside accounts shifted past the customers
         self._idcomp.remap(cmap, new_n)
@@ -651,7 +652,9 @@ class OnlineFeatureState:
         peer_cash, peer_cnt, _, _ = self._peers.before(group, day)
         prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
                  *self._peers.static_counts(reg, cust, day), int(reg.is_corporate[cust]),
-                 *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
+                 # the distinct counts (DISTINCT_FEATURES): fan-in/out 7d and 30d, then customers per IP, device
+                 # and operator; the transaction is counted into their windows
+                 *self._entities.count(record, cust, t_ns, state.fan_counts(t_ns, is_in, cp))]
 
         # the history-free facts and what they add to the window sums: the offline definitions
         facts = np.empty((1, N_FACTS), dtype=np.int64)
@@ -687,24 +690,6 @@ class OnlineFeatureState:
                                        self.params.bank_utc_offset_hours)
         self._first_report = int(self._report_ns.min())
 
-    def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
-                         cp: str | None) -> list[int]:
-        """Count the transaction into the distinct-count windows; return them in :data:`DISTINCT_FEATURES`
-        order (fan-in/out 7d and 30d, then customers per IP, device and operator)."""
-        counts = state.fan_counts(t, is_in, cp)
-        for field, _, windows in _ENTITY_WINDOWS:
-            value = record.get(field) or None
-            for w in windows:
-                if value is None:
-                    counts.append(0)
-                    continue
-                table = self._entities[(field, w)]
-                win = table.get(value)
-                if win is None:
-                    win = table[value] = _CountedWindow(WINDOW_NS[w])
-                counts.append(win.add_and_count(t, cust))
-        return counts
-
     def _payer_vs_peers(self, share: float, cust: int, is_in: bool, day: int) -> float:
         """The payer's share of outflow to individuals minus its peer group's (NaN when the payer is
         not a customer of the bank or either share is undefined); see :func:`payer_vs_peers`."""
@@ -737,17 +722,8 @@ class OnlineFeatureState:
 
     def _sweep_pass(self) -> Iterator[None]:
         """One pass over the identifier tables, yielding after each slice of ~1/_SWEEP_STEPS of their keys."""
-        total = sum(len(table) for table in self._entities.values())
-        chunk = max(256, -(-total // _SWEEP_STEPS))
-        seen = 0
-        for (_, w), table in self._entities.items():
-            for key in list(table):  # the keys now: the table changes between slices
-                win = table.get(key)
-                if win is not None and (not win.events or win.events[-1][0] <= self._latest_t - WINDOW_NS[w] - MAX_WINDOW_NS):
-                    del table[key]
-                seen += 1
-                if seen % chunk == 0:
-                    yield
+        chunk = max(256, -(-self._entities.keys() // _SWEEP_STEPS))
+        yield from self._entities.forget_idle(lambda: self._latest_t, chunk)
         # outside accounts of the graph idle for longer than the graph's longest window plus 90 days:
         # every edge still pointing at their id is older than any window, so the id can be reused.
         # Node ids in slices, their last edge times read at once.

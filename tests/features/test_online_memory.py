@@ -46,7 +46,7 @@ def _footprint(state: OnlineFeatureState) -> dict[str, int]:
         "peer cache": len(state._peers.cache),
         "peer days": sum(len(d) for d in state._peers.days.values()),
         "event buffers": sum(len(c.ts) for c in state._customers.values()),
-        **{f"{field} {w}": len(table) for (field, w), table in state._entities.items()},
+        **{f"{field} {w}": len(table) for (field, w), table in state._entities.tables.items()},
     }
 
 
@@ -72,7 +72,7 @@ def test_memory_is_flat_once_the_windows_are_full(monkeypatch):
     # a customer keeps at most about twice the events of its 90-day window (plus the doubling slack)
     assert end["event buffers"] <= 4 * 90 * per_window_day + 128 * len(customers)
     # identifier windows idle for longer than their window plus 90 days are swept
-    for (field, w) in state._entities:
+    for (field, w) in state._entities.tables:
         bound = (online.WINDOW_NS[w] // 10**9 // DAY + 91) * per_window_day + online._SWEEP_EVERY
         assert end[f"{field} {w}"] <= bound, (field, w, end)
     # flat: the second half of the stream left nothing bigger behind than the first
