@@ -57,9 +57,7 @@ def check_record(txn: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
     try:
         amount = float(record["amount"])
     except (TypeError, ValueError):
-        raise BadTransactionError(
-            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
-        ) from None
+        amount = math.nan  # not a number: refused as one <= 0 is, with the same message
     if not math.isfinite(amount) or amount <= 0:
         raise BadTransactionError(
             f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
