@@ -200,10 +200,7 @@ class OnlineFeatureState:
         self._customers: dict[int, _CustomerState] = {}
         self._entities = EntityWindows()
         self._peers = PeerGroupDays(self.params.peer_lookback_days)
-        # the counterparty graph (amlscore/features/graph.py): customers are nodes 0..n-1 (their
-        # codes), outside accounts get the ids after them, reused once an account is forgotten
-        self._graph = OnlineGraph(self._n_customers)
-        # components of shared identifiers (amlscore/features/idcomp.py)
+        self._graph = OnlineGraph(self._n_customers)  # customers are nodes 0..n-1, outside accounts after them
         self._idcomp = OnlineIdComponents(self.params.id_components, self.registry, self._n_customers)
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
