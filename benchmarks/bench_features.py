@@ -267,15 +267,15 @@ def _footprint(state) -> dict[str, tuple[int, int]]:
                                 _deep_size([c.seen_cps for c in customers], seen)),
         "customer objects": (len(customers), _deep_size([state._customers], seen)),
     }
-    for (field, w), table in state._entities.items():
+    for (field, w), table in state._entities.tables.items():
         out[f"{field} {w} windows"] = (len(table), _deep_size([table], seen))
-    comp = state._idcomp
+    comp = state._idcomp.arrays
     out["id components: customer and identifier slots"] = (
-        state._next_identifier, comp.cust_ring.nbytes + comp.id_ring[: state._next_identifier].nbytes)
-    out["id components: identifier numbers"] = (len(state._identifiers), _deep_size([state._identifiers], seen))
-    out["peer-group days"] = (sum(len(d) for d in state._peer_days.values()), _deep_size([state._peer_days], seen))
-    out["caches (static, peer)"] = (len(state._static) + len(state._peer_cache),
-                                    _deep_size([state._static, state._peer_cache], seen))
+        state._idcomp.next_identifier, comp.cust_ring.nbytes + comp.id_ring[: state._idcomp.next_identifier].nbytes)
+    out["id components: identifier numbers"] = (len(state._idcomp.identifiers), _deep_size([state._idcomp.identifiers], seen))
+    out["peer-group days"] = (sum(len(d) for d in state._peers.days.values()), _deep_size([state._peers.days], seen))
+    out["caches (static, peer)"] = (len(state._peers.static) + len(state._peers.cache),
+                                    _deep_size([state._peers.static, state._peers.cache], seen))
     return out
 
 

@@ -8,6 +8,14 @@ sums and maxima; counted deques for distinct counts. The facts come from the sam
 definitions as offline (:func:`amlscore.features.events.fact_rows`, :func:`amlscore.features.finalize.window_sum_values`)
 and the last step is the very kernel the offline path ends in (:func:`amlscore.features.finalize.finalize_rows`).
 
+:class:`OnlineFeatureState` holds the parts, each in its own module: the record checks and their errors
+(:mod:`~amlscore.features.txn_checks`), each customer's windows (:mod:`~amlscore.features.customer_window`),
+the windows of IPs, devices and operators (:mod:`~amlscore.features.entity_windows`), the peer groups'
+days (:mod:`~amlscore.features.peer_days`), the counterparty graph (:mod:`~amlscore.features.online_graph`)
+and the components of shared identifiers (:mod:`~amlscore.features.online_idcomp`). This module counts a
+transaction through them, logs it in the store, snapshots and restores the state, follows the customers
+table, and warms a state up (:func:`warm_up`, :func:`replay`).
+
 Handling of awkward input (documented in docs/features.md):
 
 * unknown customer: :class:`~features.registry.UnknownCustomerError`, nothing changes;
@@ -35,21 +43,23 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
-from numba import njit
 
-from amlscore.contract.errors import AmlError
-from amlscore.contract.schema import CHANNELS, COUNTERPARTY_TYPES, DIRECTIONS, TXN_TYPES
-from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION, INTEGER_FEATURES, WINDOWS
+from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION, INTEGER_FEATURES
+from amlscore.features.customer_window import (  # noqa: F401 - snapshots unpickle both classes from here
+    MAX_WINDOW_NS,
+    WINDOW_NS,
+    _CountedWindow,
+    _CustomerState,
+)
+from amlscore.features.entity_windows import EntityWindows
 from amlscore.features.events import (
     _FC,
     N_FACTS,
-    WINDOW_SUMS,
     TextPredicates,
     counterparty_key,
     counterparty_keys,
@@ -62,36 +72,19 @@ from amlscore.features.events import (
 from amlscore.features.finalize import (
     DISTINCT_FEATURES,
     FEATURE_INDEX,
-    N_SUMS,
     PACKED_PRIMITIVES,
-    VELOCITY_WINDOWS,
     finalize_constants,
     finalize_rows,
     reactivation_flags,
     window_sum_values,
 )
-from amlscore.features.graph import (
-    F_OTHER,
-    GRAPH_FEATURES,
-    N_GRAPH,
-    PAYER_PEER_FEATURE,
-    GraphArrays,
-    graph_step,
-    report_times,
-)
-from amlscore.features.idcomp import F_LAST as IDCOMP_LAST
-from amlscore.features.idcomp import (
-    ID_COMPONENT_FEATURES,
-    N_IDCOMP,
-    IdCompArrays,
-    KycLinks,
-    idcomp_step,
-    members_room,
-    transaction_fields,
-    window_ns,
-)
+from amlscore.features.graph import GRAPH_FEATURES, PAYER_PEER_FEATURE, report_times
+from amlscore.features.idcomp import ID_COMPONENT_FEATURES
 from amlscore.features.offline import ordered_transactions
+from amlscore.features.online_graph import OnlineGraph
+from amlscore.features.online_idcomp import OnlineIdComponents
 from amlscore.features.params import FeatureParams, load_feature_params
+from amlscore.features.peer_days import PeerGroupDays
 from amlscore.features.registry import (
     DAY_NS,
     CustomerRegistry,
@@ -102,6 +95,13 @@ from amlscore.features.registry import (
 from amlscore.features.snapshots import SnapshotKeeper, StateIdentity
 from amlscore.features.recent_rows import RecentRows, RecentRowsSpec
 from amlscore.features.redis_store import LogTrimmedError, StateDivergedError
+from amlscore.features.txn_checks import (  # noqa: F401 - the errors are re-exported
+    BadTransactionError,
+    LateTransactionError,
+    check_record,
+    encode_record,
+    payload_digest,
+)
 from amlscore.features.store import (
     FeatureStore,
     MemoryFeatureStore,
@@ -110,20 +110,10 @@ from amlscore.features.store import (
 
 log = logging.getLogger(__name__)
 
-WINDOW_NS = {name: seconds * 1_000_000_000 for name, seconds in WINDOWS.items()}
-_MAX_WINDOW_NS = max(WINDOW_NS.values())
-_REQUIRED = ("txn_id", "timestamp", "customer_id", "account_id", "direction", "amount", "channel", "txn_type",
-             "counterparty_type")
-_ENTITY_WINDOWS = (("ip_address", "ip_customers", ("24h", "7d")), ("device_id", "device_customers", ("24h", "7d")),
-                   ("operator_id", "operator_customers", ("30d",)))
 # Transactions between periodic snapshots: a restart replays at most this many events. Pickling and
 # writing one takes 1-2 s at ~200k transactions of state: a forked child does it when it can, and the
 # request that forks pays only the fork (~20-30 ms at ~800 MB of RSS on the project VM).
 _SNAPSHOT_EVERY = 50_000
-_INITIAL_EVENTS = 8  # per customer; the buffers double when full of events still in the window
-_VELOCITY_NS = np.array([WINDOW_NS[w] for w in VELOCITY_WINDOWS], dtype=np.int64)  # == WINDOWS order
-_WINDOW_POS = {w: i for i, w in enumerate(VELOCITY_WINDOWS)}
-_SUM_WINDOW = np.array([_WINDOW_POS[w] for _, w in WINDOW_SUMS], dtype=np.int64)  # each sum's window
 _STATE_FORMAT = 5  # snapshots of another layout are ignored (the state is rebuilt from the events)
 CUSTOMERS_KEY = "_customers"  # a logged event that adds or changes customers (not a transaction)
 _SWEEP_EVERY = 10_000  # transactions per pass over the shared-identifier windows, forgetting idle ones
@@ -133,206 +123,13 @@ assert PACKED_PRIMITIVES == ("is_new_cp", "prev_t", "last_in_t", "onboard_ns", "
                              "peer_size", "agent_other", "phone_other", "emergency_other", "is_corporate",
                              *DISTINCT_FEATURES)
 assert DISTINCT_FEATURES[:4] == ("fan_in_7d", "fan_out_7d", "fan_in_30d", "fan_out_30d")
-assert tuple(VELOCITY_WINDOWS) == tuple(WINDOWS)
 _F_IS_CASH, _F_FEN = _FC["is_cash"], _FC["fen"]
 _INT_POSITIONS = np.array([i for i, n in enumerate(FEATURE_NAMES) if n in INTEGER_FEATURES])
 _GRAPH_POS = np.array([FEATURE_INDEX[name] for name in GRAPH_FEATURES], dtype=np.int64)
 _IDCOMP_POS = np.array([FEATURE_INDEX[name] for name in ID_COMPONENT_FEATURES], dtype=np.int64)
 _PAYER_PEER_POS, _PAYER_SHARE_POS = FEATURE_INDEX[PAYER_PEER_FEATURE], FEATURE_INDEX["payer_indiv_share_30d"]
-_GRAPH_IDLE_NS = WINDOW_NS["30d"] + _MAX_WINDOW_NS  # an outside account idle this long is forgotten
-_GRAPH_SPARE_NODES = 1024  # room for outside accounts beyond the customers at the start
+_GRAPH_IDLE_NS = WINDOW_NS["30d"] + MAX_WINDOW_NS  # an outside account idle this long is forgotten
 _REBUILD_TRIES = 3  # loads of a snapshot of the shared store before giving up (trimmed meanwhile each time)
-_IDCOMP_SPARE_IDS = 1024  # room for shared identifiers at the start (doubling when full)
-
-
-class BadTransactionError(AmlError):
-    """A transaction field is missing or has a value outside the contract."""
-
-
-class LateTransactionError(AmlError):
-    """A transaction is older than the latest one already processed for its customer."""
-
-
-class _CountedWindow:
-    """Distinct keys over a time window: a deque of (time, key) and a count per key."""
-
-    __slots__ = ("window", "events", "counts")
-
-    def __init__(self, window: int) -> None:
-        self.window = window
-        self.events: deque[tuple[int, Any]] = deque()
-        self.counts: dict[Any, int] = {}
-
-    def add_and_count(self, t: int, key: Any | None) -> int:
-        if key is not None:
-            self.events.append((t, key))
-            self.counts[key] = self.counts.get(key, 0) + 1
-        limit = t - self.window
-        events, counts = self.events, self.counts
-        while events and events[0][0] <= limit:
-            _, old = events.popleft()
-            c = counts[old] - 1
-            if c:
-                counts[old] = c
-            else:
-                del counts[old]
-        return len(counts)
-
-
-class _CustomerState:
-    """One customer's events within the longest window, and what was summed up to each.
-
-    Events ``head .. n-1`` are inside the 90-day window (``ts``, ``amount``, ``is_in``). Row ``e + 1``
-    of ``cum`` (integer window sums) and of ``sq_in``/``sq_out`` (sums of amount², added in the same
-    order as the offline running sums) holds the totals after event ``e``, so row ``e`` is the total
-    before it. Older rows are dropped once they are most of the buffer.
-    """
-
-    __slots__ = ("ts", "amount", "is_in", "cum", "sq_in", "sq_out", "n", "head", "fans", "seen_cps", "prev_t",
-                 "last_in_t")
-
-    def __init__(self) -> None:
-        self.ts = np.zeros(_INITIAL_EVENTS, dtype=np.int64)
-        self.amount = np.zeros(_INITIAL_EVENTS, dtype=np.float64)
-        self.is_in = np.zeros(_INITIAL_EVENTS, dtype=np.bool_)
-        self.cum = np.zeros((_INITIAL_EVENTS + 1, N_SUMS), dtype=np.int64)
-        self.sq_in = np.zeros(_INITIAL_EVENTS + 1, dtype=np.float64)
-        self.sq_out = np.zeros(_INITIAL_EVENTS + 1, dtype=np.float64)
-        self.n = 0
-        self.head = 0
-        self.fans = {(d, w): _CountedWindow(WINDOW_NS[w]) for d in ("in", "out") for w in ("7d", "30d")}
-        self.seen_cps: set[str] = set()
-        self.prev_t: int | None = None
-        self.last_in_t = -1
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Only the events still inside the window go into a snapshot, not the buffers' spare room."""
-        h, n = self.head, self.n
-        return {"ts": self.ts[h:n].copy(), "amount": self.amount[h:n].copy(), "is_in": self.is_in[h:n].copy(),
-                "cum": self.cum[h:n + 1].copy(), "sq_in": self.sq_in[h:n + 1].copy(), "sq_out": self.sq_out[h:n + 1].copy(),
-                "fans": self.fans, "seen_cps": self.seen_cps, "prev_t": self.prev_t, "last_in_t": self.last_in_t}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        kept = len(state["ts"])
-        size = max(_INITIAL_EVENTS, 2 * kept)
-        self.ts, self.amount, self.is_in = (_resized(state["ts"], size), _resized(state["amount"], size),
-                                            _resized(state["is_in"], size))
-        self.cum, self.sq_in, self.sq_out = (_resized(state["cum"], size + 1), _resized(state["sq_in"], size + 1),
-                                             _resized(state["sq_out"], size + 1))
-        self.n, self.head = kept, 0
-        self.fans, self.seen_cps = state["fans"], state["seen_cps"]
-        self.prev_t, self.last_in_t = state["prev_t"], state["last_in_t"]
-
-    def reseat(self) -> None:
-        """Keep only the events inside the window, in buffers of twice their number (as a restore does)."""
-        self.__setstate__(self.__getstate__())
-
-    def make_room(self) -> None:
-        """Room for one more event. When the buffers are full, the expired events are dropped if they
-        are at least a quarter of them, else the buffers double; and whenever the events inside the
-        window fill under an eighth of the buffers, the expired ones are dropped and the buffers halve
-        (as often as that stays true).
-
-        So a customer's buffers have room for 4/3 to 8 times the events inside its window: memory
-        follows the window, not the history; it grows only where a window grows, and a burst's room
-        comes back once the burst has left the window.
-        """
-        n, h, size = self.n, self.head, len(self.ts)
-        kept = n - h
-        oversized = h > 0 and size > _INITIAL_EVENTS and kept * 8 < size
-        if n < size and not oversized:
-            return
-        if not oversized and h * 4 < size:
-            self._resize(2 * size)
-            return
-        while size > _INITIAL_EVENTS and kept * 8 < size:
-            size //= 2
-        if size == len(self.ts):
-            self.ts[:kept] = self.ts[h:n]
-            self.amount[:kept] = self.amount[h:n]
-            self.is_in[:kept] = self.is_in[h:n]
-            self.cum[:kept + 1] = self.cum[h:n + 1]  # row h is the total before the oldest kept event
-            self.sq_in[:kept + 1] = self.sq_in[h:n + 1]
-            self.sq_out[:kept + 1] = self.sq_out[h:n + 1]
-        else:
-            self.ts, self.amount, self.is_in = (_resized(self.ts[h:n], size), _resized(self.amount[h:n], size),
-                                                _resized(self.is_in[h:n], size))
-            self.cum, self.sq_in, self.sq_out = (_resized(self.cum[h:n + 1], size + 1),
-                                                 _resized(self.sq_in[h:n + 1], size + 1),
-                                                 _resized(self.sq_out[h:n + 1], size + 1))
-        self.n, self.head = kept, 0
-
-    def _resize(self, size: int) -> None:
-        self.ts, self.amount, self.is_in = (_resized(self.ts, size), _resized(self.amount, size),
-                                            _resized(self.is_in, size))
-        self.cum, self.sq_in, self.sq_out = (_resized(self.cum, size + 1), _resized(self.sq_in, size + 1),
-                                             _resized(self.sq_out, size + 1))
-
-
-def _resized(arr: np.ndarray, rows: int) -> np.ndarray:
-    """``arr`` in a buffer of ``rows`` rows, the spare ones zeroed and touched now.
-
-    ``np.zeros`` would leave the spare rows as untouched pages that become resident only as events
-    fill them: the process's RSS would then creep up for a window's worth of transactions after
-    every start, which looks like a leak. Touched now, the RSS is what the state holds from the start.
-    """
-    out = np.empty((rows,) + arr.shape[1:], dtype=arr.dtype)
-    out[: len(arr)] = arr
-    out[len(arr):] = 0
-    return out
-
-
-@njit(cache=True)
-def _customer_step(ts: np.ndarray, amount: np.ndarray, is_in: np.ndarray, cum: np.ndarray, sq_in: np.ndarray,
-                   sq_out: np.ndarray, n: int, head: int, t: int, x: float, incoming: bool, values: np.ndarray,
-                   windows: np.ndarray, sum_window: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:  # pragma: no cover - compiled
-    """Append one event (time ``t``, amount ``x``, the window-sum ``values`` it adds) to a customer's
-    buffers as event ``n``; return its window sums (1, sums), sums of squares and maxima (1, 2 x windows:
-    incoming then outgoing) and the new ``head`` (first event inside the longest window).
-
-    Uses nothing but its arguments, so its compiled cache cannot go stale when other modules change.
-    """
-    k = values.shape[0]
-    n_windows = windows.shape[0]
-    ts[n] = t
-    amount[n] = x
-    is_in[n] = incoming
-    for c in range(k):
-        cum[n + 1, c] = cum[n, c] + values[c]
-    sq = x * x  # added in the same order as the offline running sums: the same float
-    sq_in[n + 1] = sq_in[n] + (sq if incoming else 0.0)
-    sq_out[n + 1] = sq_out[n] + (0.0 if incoming else sq)
-
-    h = head
-    while ts[h] <= t - windows[n_windows - 1]:  # the newest event is never expired
-        h += 1
-    starts = np.empty(n_windows, dtype=np.int64)
-    for w in range(n_windows):
-        starts[w] = h + np.searchsorted(ts[h:n + 1], t - windows[w], side="right")
-    sums = np.empty((1, k), dtype=np.int64)
-    for c in range(k):
-        sums[0, c] = cum[n + 1, c] - cum[starts[sum_window[c]], c]
-    sqs = np.empty((1, 2 * n_windows), dtype=np.float64)
-    mx = np.empty((1, 2 * n_windows), dtype=np.float64)
-    for w in range(n_windows):
-        sqs[0, w] = sq_in[n + 1] - sq_in[starts[w]]
-        sqs[0, n_windows + w] = sq_out[n + 1] - sq_out[starts[w]]
-    # windows are nested and end at t: one backward scan gives every window's maximum (0 when none;
-    # amounts are > 0)
-    m_in = 0.0
-    m_out = 0.0
-    j = n
-    for w in range(n_windows):
-        while j >= starts[w]:
-            if is_in[j]:
-                m_in = max(m_in, amount[j])
-            else:
-                m_out = max(m_out, amount[j])
-            j -= 1
-        mx[0, w] = m_in
-        mx[0, n_windows + w] = m_out
-    return sums, sqs, mx, h
 
 
 class OnlineFeatureState:
@@ -371,13 +168,6 @@ class OnlineFeatureState:
         self.customers = customers  # the table the registry indexes; upsert_customers changes both
         self._n_customers = len(self.registry.onboard_ns)
         self.set_reports(reports)
-        self._graph_row = np.empty(N_GRAPH, dtype=np.float64)
-        self._last_cp_node = -1  # graph node of the counterparty of the transaction being counted
-        self._idcomp_row = np.empty(N_IDCOMP, dtype=np.float64)
-        self._idcomp_members = np.empty(members_room(self.params.id_components), dtype=np.int64)
-        self._idcomp_fields = transaction_fields(self.params.id_components)
-        self._idcomp_ids = np.full(max(len(self._idcomp_fields), 1), -1, dtype=np.int64)
-        self._idcomp_window, self._idcomp_growth = window_ns(self.params.id_components)
         if store is None:
             store = MemoryFeatureStore()
         elif isinstance(store, (str, Path)):
@@ -408,40 +198,15 @@ class OnlineFeatureState:
     # -- state ------------------------------------------------------------------------------------
     def _reset_state(self) -> None:
         self._customers: dict[int, _CustomerState] = {}
-        self._entities: dict[tuple[str, str], dict[str, _CountedWindow]] = {
-            (field, w): {} for field, _, windows in _ENTITY_WINDOWS for w in windows
-        }
-        self._peer_days: dict[int, dict[int, list[int]]] = {}
-        # the counterparty graph (amlscore/features/graph.py): customers are nodes 0..n-1 (their
-        # codes), outside accounts get the ids after them, reused once an account is forgotten
-        self._graph = GraphArrays.empty(self._n_customers + _GRAPH_SPARE_NODES)
-        self._outside: dict[str, int] = {}
-        self._outside_keys: dict[int, str] = {}  # node id -> key, for forgetting idle accounts
-        self._free_nodes: list[int] = []
-        self._next_node = self._n_customers
-        # payer -> payee pairs that stored an edge, for "first payment to this payee" (grows with the
-        # history, like each customer's set of counterparties)
-        self._pairs: set[tuple[str, str]] = set()
-        # components of shared identifiers (amlscore/features/idcomp.py): identifiers numbered as first
-        # seen, (field, value) -> number; numbers of identifiers idle beyond the window are reused
-        self._kyc = KycLinks.from_registry(self.registry, self.params.id_components)
-        self._idcomp = IdCompArrays.empty(self._n_customers, _IDCOMP_SPARE_IDS, self._kyc.n_keys,
-                                          self.params.id_components)
-        self._identifiers: dict[tuple[str, str], int] = {}
-        self._identifier_keys: dict[int, tuple[str, str]] = {}
-        self._free_identifiers: list[int] = []
-        self._next_identifier = 0
+        self._entities = EntityWindows()
+        self._peers = PeerGroupDays(self.params.peer_lookback_days)
+        self._graph = OnlineGraph(self._n_customers)  # customers are nodes 0..n-1, outside accounts after them
+        self._idcomp = OnlineIdComponents(self.params.id_components, self.registry, self._n_customers)
         self._sweep = None  # a pass walks the tables it started on
         self._seq = 0
         self._latest_t = 0  # newest transaction time seen, for sweeping idle identifier windows
         self.recent = RecentRows(self._recent_spec) if self._recent_spec is not None else None
         self.recent_complete = True  # False when a snapshot restored did not carry them (see _restore)
-        # Derived caches, rebuilt on demand (not in snapshots), each bounded by customers or peer groups:
-        # customer -> (first day, day after the last, (peer size, agent/phone/emergency others)).
-        self._static: dict[int, tuple[int, int, tuple[int, int, int, int]]] = {}
-        # peer group -> (day, its cash in fen and transaction count over the lookback days before it).
-        # (cash, transactions, outgoing fen, outgoing fen to individuals) per group, over the lookback
-        self._peer_cache: dict[int, tuple[int, tuple[int, int, int, int]]] = {}
 
     def _state_blob(self) -> bytes:
         payload = {
@@ -451,22 +216,16 @@ class OnlineFeatureState:
             "seq": self._seq,
             "latest_t": self._latest_t,
             "customers": self._customers,
-            "entities": self._entities,
-            "peer_days": self._peer_days,
+            "entities": self._entities.tables,
+            "peer_days": self._peers.days,
             # what the customer codes and peer-group numbers above stand for: a restore under another
             # customers table (customers added or changed) maps them to its own (_remap)
             "customer_ids": self.registry.customer_ids.tolist(),
             "peer_groups": list(self.registry.peer_group_names),
             "customers_table": self.customers,
             "recent_rows": self.recent,
-            # the nodes in use, not the arrays' spare room
-            "graph": {"ring": self._graph.ring[: self._next_node], "count": self._graph.count[: self._next_node],
-                      "outside": self._outside,
-                      "outside_keys": self._outside_keys, "free": self._free_nodes, "next": self._next_node, "pairs": self._pairs},
-            # the identifiers in use, not the arrays' spare room (the search's marks are scratch)
-            "idcomp": {"cust_ring": self._idcomp.cust_ring, "id_ring": self._idcomp.id_ring[: self._next_identifier],
-                       "identifiers": self._identifiers, "free": self._free_identifiers,
-                       "next": self._next_identifier},
+            "graph": self._graph.blob(),
+            "idcomp": self._idcomp.blob(),
         }
         return pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -481,15 +240,10 @@ class OnlineFeatureState:
         payload = self.snapshots.newest(self.store.last_seq() if upto is None else upto)
         if payload is not None:
             self._customers = payload["customers"]
-            self._entities = payload["entities"]
-            self._peer_days = payload["peer_days"]
-            graph = payload["graph"]
-            self._graph = GraphArrays(ring=graph["ring"], count=graph["count"])
-            self._graph.grow(len(graph["count"]) + _GRAPH_SPARE_NODES)
-            self._outside, self._free_nodes = graph["outside"], graph["free"]
-            self._outside_keys = graph["outside_keys"]
-            self._next_node, self._pairs = graph["next"], graph["pairs"]
-            self._restore_idcomp(payload["idcomp"])
+            self._entities.tables = payload["entities"]
+            self._peers.days = payload["peer_days"]
+            self._graph.restore(payload["graph"])
+            self._idcomp.restore(payload["idcomp"])
             self._seq = payload["seq"]
             self._latest_t = payload["latest_t"]
             self._adopt_customers(payload["customers_table"], payload["customer_ids"], payload["peer_groups"],
@@ -558,17 +312,6 @@ class OnlineFeatureState:
         if self.on_rebuilt is not None:
             self.on_rebuilt()
 
-    def _restore_idcomp(self, saved: dict[str, Any]) -> None:
-        """The components' state from a snapshot (under the snapshot's customer codes; _remap follows)."""
-        n_old = len(saved["cust_ring"])
-        arrays = IdCompArrays.empty(n_old, saved["next"] + _IDCOMP_SPARE_IDS, self._kyc.n_keys, self.params.id_components)
-        arrays.cust_ring = saved["cust_ring"]
-        arrays.id_ring[: saved["next"]] = saved["id_ring"]
-        self._idcomp = arrays
-        self._identifiers, self._free_identifiers = saved["identifiers"], saved["free"]
-        self._identifier_keys = {v: k for k, v in self._identifiers.items()}
-        self._next_identifier = saved["next"]
-
     def snapshot(self) -> None:
         """Write the whole state now, so a restart replays only what comes after; synchronous.
 
@@ -605,7 +348,7 @@ class OnlineFeatureState:
 
     def update_vector(self, txn: Mapping[str, Any]) -> np.ndarray:
         """As :meth:`update`, returning the row as a float64 vector in :data:`FEATURE_NAMES` order."""
-        record, t = _check_record(txn)
+        record, t = check_record(txn)
         stored = self.store.get_features(record["txn_id"])
         if stored is not None:
             return stored
@@ -646,10 +389,10 @@ class OnlineFeatureState:
         """
         store = self.store
         try:
-            claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+            claim = store.claim(record, t, encode_record(record))  # type: ignore[attr-defined]
         except LogTrimmedError:  # nothing claimed: catch up through the snapshot, then claim
             self.rebuild()
-            claim = store.claim(record, t, _encode_record(record))  # type: ignore[attr-defined]
+            claim = store.claim(record, t, encode_record(record))  # type: ignore[attr-defined]
         if claim.status == "late":
             raise LateTransactionError(
                 f"transaction {record['txn_id']!r} at {record['timestamp']} is older than customer "
@@ -750,15 +493,15 @@ class OnlineFeatureState:
         store = self.store
         if getattr(store, "shared", False):
             try:
-                seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+                seq = store.log_customers(encode_record(payload))  # type: ignore[attr-defined]
             except LogTrimmedError:  # nothing logged: catch up through the snapshot, then log
                 self.rebuild()
-                seq = store.log_customers(_encode_record(payload))  # type: ignore[attr-defined]
+                seq = store.log_customers(encode_record(payload))  # type: ignore[attr-defined]
             self.catch_up(seq - 1)
             self._upsert(changed)
             self._seq = seq
         else:
-            event_id = f"customers:{self._seq + 1}:{_payload_digest(payload)}"  # the events table's txn_id
+            event_id = f"customers:{self._seq + 1}:{payload_digest(payload)}"  # the events table's txn_id
             payload["_event_id"] = event_id
             self._upsert(changed)
             self._seq = store.append(event_id, payload, np.zeros(0))
@@ -798,8 +541,7 @@ class OnlineFeatureState:
                 table = self.customers
         self.customers = table
         self.registry = CustomerRegistry.from_customers(table, self.params.bank_utc_offset_hours)
-        self._kyc = KycLinks.from_registry(self.registry, self.params.id_components)  # phones and agents may change
-        self._idcomp.kyc_mark = np.zeros(max(self._kyc.n_keys, 1), dtype=np.int64)
+        self._idcomp.adopt_registry(self.registry)
         self._remap(old_ids, old_groups)
 
     def _remap(self, old_ids: list[str], old_groups: list[str]) -> None:
@@ -809,7 +551,7 @@ class OnlineFeatureState:
         reg = self.registry
         new_n, old_n = len(reg.customer_ids), len(old_ids)
         if old_ids == reg.customer_ids.tolist() and old_groups == list(reg.peer_group_names):
-            self._n_customers = new_n
+            self._n_customers = self._graph.n_customers = new_n
             return
         cmap = np.empty(old_n, dtype=np.int64)
         for c, cid in enumerate(old_ids):
@@ -819,31 +561,11 @@ class OnlineFeatureState:
                                            "table: customers can be added or changed, not removed")
             cmap[c] = code
         self._customers = {int(cmap[c]): st for c, st in self._customers.items()}
-        for table in self._entities.values():
-            for win in table.values():
-                win.events = deque((t, int(cmap[k])) for t, k in win.events)
-                win.counts = {int(cmap[k]): n for k, n in win.counts.items()}
-        group_of = {name: i for i, name in enumerate(reg.peer_group_names)}
-        self._peer_days = {group_of[old_groups[g]]: days for g, days in self._peer_days.items() if old_groups[g] in group_of}
-        # graph nodes: customers by code, outside accounts shifted past the customers
-        old_next = max(self._next_node, old_n)
-        node_map = np.concatenate([cmap, np.arange(old_n, old_next, dtype=np.int64) - old_n + new_n])
-        new_next = old_next - old_n + new_n
-        graph = GraphArrays.empty(new_next + _GRAPH_SPARE_NODES)
-        graph.ring[node_map] = self._graph.ring[:old_next]
-        graph.count[node_map] = self._graph.count[:old_next]
-        others = graph.ring[..., F_OTHER]
-        graph.ring[..., F_OTHER] = node_map[np.clip(others, 0, old_next - 1)]
-        self._graph = graph
-        shift = new_n - old_n
-        self._outside = {k: v + shift for k, v in self._outside.items()}
-        self._outside_keys = {v + shift: k for v, k in self._outside_keys.items()}
-        self._free_nodes = [v + shift for v in self._free_nodes]
-        self._next_node = new_next
-        self._idcomp = self._idcomp.remap_customers(cmap, new_n, self._kyc.n_keys)
+        self._entities.remap(cmap)
+        self._peers.remap(old_groups, list(reg.peer_group_names))
+        self._graph.remap(cmap, new_n)  # customers by code, outside accounts shifted past the customers
+        self._idcomp.remap(cmap, new_n)
         self._n_customers = new_n
-        self._static.clear()
-        self._peer_cache.clear()
         self.set_reports(self._reports)
 
     def seed_history(self, transactions: pd.DataFrame) -> int:
@@ -889,7 +611,7 @@ class OnlineFeatureState:
             stored = has & ~(incoming & internal)
             cust_ids, keys = ids.to_numpy()[stored], cp.to_numpy()[stored]
             for inc, c_id, key in zip(incoming[stored].tolist(), cust_ids.tolist(), keys.tolist()):
-                self._pairs.add((key, c_id) if inc else (c_id, key))
+                self._graph.pairs.add((key, c_id) if inc else (c_id, key))
         for cust, t in last.items():
             state = self._customers[int(cust)] = _CustomerState()
             state.prev_t = int(t)
@@ -924,10 +646,12 @@ class OnlineFeatureState:
         is_in = record["direction"] == "in"
         day = (t_ns + self._offset_ns) // DAY_NS
         group = int(reg.peer_group[cust])
-        peer_cash, peer_cnt, _, _ = self._peer_before(group, day)
+        peer_cash, peer_cnt, _, _ = self._peers.before(group, day)
         prims = [int(is_new_cp), prev_t, state.last_in_t, onboard_ns, peer_cash, peer_cnt,
-                 *self._static_counts(cust, day), int(reg.is_corporate[cust]),
-                 *self._distinct_counts(state, record, cust, t_ns, is_in, cp)]
+                 *self._peers.static_counts(reg, cust, day), int(reg.is_corporate[cust]),
+                 # the distinct counts (DISTINCT_FEATURES): fan-in/out 7d and 30d, then customers per IP, device
+                 # and operator; the transaction is counted into their windows
+                 *self._entities.count(record, cust, t_ns, state.fan_counts(t_ns, is_in, cp))]
 
         # the history-free facts and what they add to the window sums: the offline definitions
         facts = np.empty((1, N_FACTS), dtype=np.int64)
@@ -935,24 +659,22 @@ class OnlineFeatureState:
         is_react = bool(reactivation_flags(t_ns, prev_t, self.params))
         values = window_sum_values(facts, np.array([is_new_cp]), np.array([is_react]))[0]
         amount = float(record["amount"])
-        state.make_room()
-        sums, sqs, mx, state.head = _customer_step(state.ts, state.amount, state.is_in, state.cum, state.sq_in,
-                                                   state.sq_out, state.n, state.head, t_ns, amount, is_in, values,
-                                                   _VELOCITY_NS, _SUM_WINDOW)
+        sums, sqs, mx = state.step(t_ns, amount, is_in, values)
         ev = np.empty((1, N_FACTS + len(prims)), dtype=np.int64)
         ev[0, :N_FACTS] = facts[0]
         ev[0, N_FACTS:] = prims
         row = finalize_rows(ev, np.array([[amount, reg.income[cust]]]), sums, sqs, mx, self._consts)[0]
-        row[_GRAPH_POS] = self._graph_features(record, cust, cp, is_in, t_ns, amount)
+        row[_GRAPH_POS] = self._graph.features(reg, record, cust, cp, is_in, t_ns, amount, self._report_ns,
+                                               self._first_report)
         row[_PAYER_PEER_POS] = self._payer_vs_peers(row[_PAYER_SHARE_POS], cust, is_in, day)
-        row[_IDCOMP_POS] = self._id_components(record, cust, t_ns)
+        row[_IDCOMP_POS] = self._idcomp.features(record, cust, t_ns, self._report_ns)
         state.n += 1
         state.prev_t = t_ns
         if is_in:
             state.last_in_t = t_ns
         out_fen = 0 if is_in else int(facts[0, _F_FEN])
         indiv_fen = out_fen if record["counterparty_type"] == "individual" else 0
-        self._count_peer_day(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
+        self._peers.count(group, day, int(facts[0, _F_FEN]) if facts[0, _F_IS_CASH] else 0, out_fen, indiv_fen)
         self._maybe_sweep(t_ns)
         if self.recent is not None:
             self.recent.add(record, t_ns, row)
@@ -965,157 +687,15 @@ class OnlineFeatureState:
                                        self.params.bank_utc_offset_hours)
         self._first_report = int(self._report_ns.min())
 
-    def _node(self, key: str) -> int:
-        """The graph node of a counterparty key: a customer's code, else an outside account's id."""
-        code = self.registry.code_of.get(key)
-        if code is not None:
-            return code
-        node = self._outside.get(key)
-        if node is None:
-            if self._free_nodes:
-                node = self._free_nodes.pop()
-            else:
-                node = self._next_node
-                self._next_node += 1
-                self._graph.grow(self._next_node)
-            self._outside[key] = node
-            self._outside_keys[node] = key
-        return node
-
-    def _graph_features(self, record: Mapping[str, Any], cust: int, cp: str | None, is_in: bool, t: int,
-                        amount: float) -> np.ndarray:
-        """The transaction's graph features (:data:`GRAPH_FEATURES` order); its edge joins the graph."""
-        customer_id = record["customer_id"]
-        if cp is None:
-            node, payee_indiv, first, store = -1, False, False, False
-        else:
-            node = self._node(cp)
-            internal = node < self._n_customers
-            store = not (is_in and internal)  # a transfer inside the bank: its out leg stores the edge
-            if is_in:
-                payee_indiv = not bool(self.registry.is_corporate[cust])
-                pair = (cp, customer_id)
-            else:
-                payee_indiv = record["counterparty_type"] == "individual"
-                pair = (customer_id, cp)
-            first = pair not in self._pairs
-            if store:
-                self._pairs.add(pair)
-        self._last_cp_node = node
-        out = self._graph_row
-        graph_step(self._graph.ring, self._graph.count, self._report_ns, self._first_report, cust, node, is_in, t,
-                   int(np.rint(amount * 100)), payee_indiv, first, store, out)
-        return out
-
-    def _identifier(self, field: str, value: str) -> int:
-        """The number of a shared identifier (a field's value), given when first seen."""
-        key = (field, value)
-        number = self._identifiers.get(key)
-        if number is None:
-            if self._free_identifiers:
-                number = self._free_identifiers.pop()
-                self._idcomp.clear_identifier(number)
-            else:
-                number = self._next_identifier
-                self._next_identifier += 1
-                self._idcomp.grow_identifiers(self._next_identifier)
-            self._identifiers[key] = number
-            self._identifier_keys[number] = key
-        return number
-
-    def _id_components(self, record: Mapping[str, Any], cust: int, t: int) -> np.ndarray:
-        """The transaction's :data:`ID_COMPONENT_FEATURES`; its links join the components' state."""
-        ids = self._idcomp_ids
-        for j, field in enumerate(self._idcomp_fields):
-            value = record.get(field)
-            ids[j] = -1 if value is None or value == "" else self._identifier(field, str(value))
-        a, kyc, p = self._idcomp, self._kyc, self.params.id_components
-        idcomp_step(a.cust_ring, a.id_ring, a.cust_mark, a.id_mark, a.kyc_mark, a.stamp, kyc.key, kyc.since, kyc.ptr,
-                    kyc.member, kyc.member_since, self._report_ns, cust, ids, t, self._idcomp_window,
-                    self._idcomp_growth, p.hub_customers, p.max_size, self._idcomp_members, self._idcomp_row)
-        return self._idcomp_row
-
-    def _distinct_counts(self, state: _CustomerState, record: Mapping[str, Any], cust: int, t: int, is_in: bool,
-                         cp: str | None) -> list[int]:
-        """Count the transaction into the distinct-count windows; return them in :data:`DISTINCT_FEATURES`
-        order (fan-in/out 7d and 30d, then customers per IP, device and operator)."""
-        fans = state.fans
-        key_in, key_out = (cp, None) if is_in else (None, cp)
-        counts = [fans[("in", "7d")].add_and_count(t, key_in), fans[("out", "7d")].add_and_count(t, key_out),
-                  fans[("in", "30d")].add_and_count(t, key_in), fans[("out", "30d")].add_and_count(t, key_out)]
-        for field, _, windows in _ENTITY_WINDOWS:
-            value = record.get(field) or None
-            for w in windows:
-                if value is None:
-                    counts.append(0)
-                    continue
-                table = self._entities[(field, w)]
-                win = table.get(value)
-                if win is None:
-                    win = table[value] = _CountedWindow(WINDOW_NS[w])
-                counts.append(win.add_and_count(t, cust))
-        return counts
-
-    def _static_counts(self, cust: int, day: int) -> tuple[int, int, int, int]:
-        """Peer-group size and other customers sharing the agent, phone and emergency phone.
-
-        They change only when a member of the group is onboarded, so each customer keeps its values
-        with the days they hold for: one entry per customer, whatever the history's length.
-        """
-        found = self._static.get(cust)
-        if found is not None and found[0] <= day < found[1]:
-            return found[2]
-        values, until = self.registry.static_counts(cust, day)
-        self._static[cust] = (day, until, values)
-        return values
-
     def _payer_vs_peers(self, share: float, cust: int, is_in: bool, day: int) -> float:
         """The payer's share of outflow to individuals minus its peer group's (NaN when the payer is
         not a customer of the bank or either share is undefined); see :func:`payer_vs_peers`."""
-        payer = self._last_cp_node if is_in else cust
+        payer = self._graph.last_cp_node if is_in else cust
         if payer < 0 or payer >= self._n_customers:
             return math.nan
-        _, _, out_fen, indiv_fen = self._peer_before(int(self.registry.peer_group[payer]), day)
+        _, _, out_fen, indiv_fen = self._peers.before(int(self.registry.peer_group[payer]), day)
         # payer_vs_peers for one row, in scalars: integers below 2**53 divide to the same float
         return share - indiv_fen / out_fen if out_fen > 0 else math.nan
-
-    def _peer_before(self, group: int, day: int) -> tuple[int, int, int, int]:
-        """The peer group's cash (fen), transaction count, outgoing fen and outgoing fen to
-        individuals over the lookback days before ``day``; cached per group for the day, as complete
-        days do not change."""
-        cached = self._peer_cache.get(group)
-        if cached is not None and cached[0] == day:
-            return cached[1]
-        totals = self._peer_totals(group, day)
-        self._peer_cache[group] = (day, totals)
-        return totals
-
-    def _count_peer_day(self, group: int, day: int, cash_fen: int, out_fen: int, indiv_fen: int) -> None:
-        """Add a transaction to its peer group's day."""
-        bucket = self._peer_days.setdefault(group, {}).setdefault(day, [0, 0, 0, 0])
-        bucket[0] += cash_fen
-        bucket[1] += 1
-        bucket[2] += out_fen
-        bucket[3] += indiv_fen
-        cached = self._peer_cache.get(group)
-        if cached is not None and cached[0] - self.params.peer_lookback_days <= day < cached[0]:
-            del self._peer_cache[group]  # a transaction of an earlier day changed what the cache covers
-
-    def _peer_totals(self, group: int, day: int) -> tuple[int, int, int, int]:
-        days = self._peer_days.get(group)
-        if not days:
-            return 0, 0, 0, 0
-        cash = cnt = out = indiv = 0
-        for d in range(day - self.params.peer_lookback_days, day):
-            b = days.get(d)
-            if b is not None:
-                cash += b[0]
-                cnt += b[1]
-                out += b[2]
-                indiv += b[3]
-        for old in [d for d in days if d < day - self.params.peer_lookback_days - 1]:
-            del days[old]  # keep only the days a later transaction can still need
-        return cash, cnt, out, indiv
 
     def _maybe_sweep(self, t: int) -> None:
         """Forget shared-identifier windows idle for longer than their window plus the longest window, so
@@ -1139,103 +719,22 @@ class OnlineFeatureState:
 
     def _sweep_pass(self) -> Iterator[None]:
         """One pass over the identifier tables, yielding after each slice of ~1/_SWEEP_STEPS of their keys."""
-        total = sum(len(table) for table in self._entities.values())
-        chunk = max(256, -(-total // _SWEEP_STEPS))
-        seen = 0
-        for (_, w), table in self._entities.items():
-            for key in list(table):  # the keys now: the table changes between slices
-                win = table.get(key)
-                if win is not None and (not win.events or win.events[-1][0] <= self._latest_t - WINDOW_NS[w] - _MAX_WINDOW_NS):
-                    del table[key]
-                seen += 1
-                if seen % chunk == 0:
-                    yield
+        chunk = max(256, -(-self._entities.keys() // _SWEEP_STEPS))
+        yield from self._entities.forget_idle(lambda: self._latest_t, chunk)
         # outside accounts of the graph idle for longer than the graph's longest window plus 90 days:
         # every edge still pointing at their id is older than any window, so the id can be reused.
         # Node ids in slices, their last edge times read at once.
-        lo, hi = self._n_customers, self._next_node
+        lo, hi = self._n_customers, self._graph.next_node
         for a in range(lo, hi, chunk):
-            nodes = np.arange(a, min(hi, a + chunk))
-            idle = nodes[self._graph_last_times(nodes) <= self._latest_t - _GRAPH_IDLE_NS]
-            for node in idle.tolist():
-                key = self._outside_keys.pop(node, None)
-                if key is not None:
-                    del self._outside[key]
-                    self._graph.clear(node)
-                    self._free_nodes.append(node)
+            self._graph.forget_idle(np.arange(a, min(hi, a + chunk)), self._latest_t - _GRAPH_IDLE_NS)
             yield
         # shared identifiers of the components idle for longer than their window plus 90 days: every link
         # to them is out of any window, so their numbers can be reused (idcomp.py: a link out of the
         # window is a free slot whatever it names)
-        idle_before = self._latest_t - self._idcomp_window - _MAX_WINDOW_NS
-        for a in range(0, self._next_identifier, chunk):
-            numbers = np.arange(a, min(self._next_identifier, a + chunk))
-            last = self._idcomp.id_ring[numbers, :, IDCOMP_LAST].max(axis=1)
-            for number in numbers[last <= idle_before].tolist():
-                key = self._identifier_keys.pop(number, None)
-                if key is not None:
-                    del self._identifiers[key]
-                    self._free_identifiers.append(number)
+        idle_before = self._latest_t - self._idcomp.window - MAX_WINDOW_NS
+        for a in range(0, self._idcomp.next_identifier, chunk):
+            self._idcomp.forget_idle(a, a + chunk, idle_before)
             yield
-
-    def _graph_last_times(self, nodes: np.ndarray) -> np.ndarray:
-        """Time of each node's newest stored edge (0 when none)."""
-        ring, count = self._graph.ring, self._graph.count[nodes]
-        latest = np.zeros(len(nodes), dtype=np.int64)
-        for d in range(2):
-            t = ring[nodes, d, (count[:, d] - 1) % ring.shape[2], 1]
-            latest = np.maximum(latest, np.where(count[:, d] > 0, t, 0))
-        return latest
-
-
-_encode_record = __import__("json").JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-def _payload_digest(payload: Mapping[str, Any]) -> str:
-    import hashlib  # noqa: PLC0415
-
-    return hashlib.sha256(_encode_record(payload).encode()).hexdigest()[:16]
-
-
-
-_VALUE_SETS = {"direction": DIRECTIONS, "channel": CHANNELS, "txn_type": TXN_TYPES,
-               "counterparty_type": COUNTERPARTY_TYPES}
-
-
-def _check_record(txn: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
-    """Contract checks on one transaction; returns a clean copy (empty text as None) and its UTC time in ns."""
-    if not isinstance(txn, Mapping):
-        raise BadTransactionError(f"a transaction must be a mapping of contract fields; got {type(txn).__name__}")
-    record = {k: (None if (v is None or (isinstance(v, str) and v.strip() == "")) else v) for k, v in txn.items()}
-    missing = [f for f in _REQUIRED if record.get(f) is None]
-    if missing:
-        raise BadTransactionError(f"transaction {record.get('txn_id')!r} is missing required field(s): {', '.join(missing)}")
-    for field, allowed in _VALUE_SETS.items():
-        if record[field] not in allowed:
-            raise BadTransactionError(
-                f"The '{field}' field of transaction {record['txn_id']!r} must be one of {', '.join(allowed)}. "
-                f"Got {record[field]!r} instead."
-            )
-    try:
-        amount = float(record["amount"])
-    except (TypeError, ValueError):
-        raise BadTransactionError(
-            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
-        ) from None
-    if not math.isfinite(amount) or amount <= 0:
-        raise BadTransactionError(
-            f"The 'amount' field of transaction {record['txn_id']!r} must be a number > 0. Got {record['amount']!r} instead."
-        )
-    try:
-        t_ns = timestamp_ns(record["timestamp"])
-    except (TypeError, ValueError):
-        raise BadTransactionError(
-            f"The 'timestamp' field of transaction {record['txn_id']!r} must be an ISO 8601 timestamp. "
-            f"Got {record['timestamp']!r} instead."
-        ) from None
-    for f in ("txn_id", "customer_id", "account_id"):
-        record[f] = str(record[f])
-    return record, t_ns
 
 
 _WARM_UP_KEY = "warm_up"  # the store's meta: "begun" from before the seed until the snapshot, then "done"

@@ -41,7 +41,8 @@ import pandas as pd
 from amlscore.contract import load_dataset, report_data_warnings
 from amlscore.features.catalogue import FEATURE_NAMES, FEATURE_SET_VERSION
 from amlscore.features.events import timestamp_ns
-from amlscore.features.online import BadTransactionError, LateTransactionError, OnlineFeatureState, warm_up
+from amlscore.features.online import OnlineFeatureState, warm_up
+from amlscore.features.txn_checks import BadTransactionError, LateTransactionError
 from amlscore.features.registry import UnknownCustomerError
 from amlscore.models.rules import explain_rules, score_transaction_rules
 from amlscore.serving import words

@@ -200,10 +200,10 @@ def test_online_graph_parity_with_reports_and_replays_counted_once(small_bank):
     for i, record in enumerate(records):
         got.append(state.update_vector(record))
         if i % 500 == 0 and i:  # a replayed transaction returns its row and changes nothing
-            counts = state._graph.count.copy()
+            counts = state._graph.arrays.count.copy()
             again = state.update_vector(records[i - 1])
             np.testing.assert_array_equal(again, got[i - 1])
-            np.testing.assert_array_equal(state._graph.count, counts)
+            np.testing.assert_array_equal(state._graph.arrays.count, counts)
     assert_same_features(expected, np.array(got))
     # the history exercises the graph, not just zeros
     for name in ("cp_fan_in_7d", "gather_scatter_7d", "payer_new_indiv_payees_30d", "reported_cps_30d",
@@ -234,7 +234,7 @@ def test_forgotten_outside_accounts_free_their_ids_without_changing_a_feature(mo
     got = replay(state, txns)
     assert_same_features(expected, got)
     n_outside = int(pd.Series(txns["counterparty_account"]).dropna().nunique())
-    assert state._next_node - state._n_customers < n_outside  # ids were reused
+    assert state._graph.next_node - state._graph.n_customers < n_outside  # ids were reused
 
 
 def test_the_payer_against_its_peer_group():

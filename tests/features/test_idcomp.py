@@ -212,7 +212,7 @@ def test_online_parity_with_reports_and_forgotten_identifiers(monkeypatch):
     got = replay(state, txns)
     assert_same_features(expected, got)
     assert offline["id_component_size"].max() > 2
-    assert state._free_identifiers or state._next_identifier < len(set(ips[has_ip]))  # numbers were reused
+    assert state._idcomp.free or state._idcomp.next_identifier < len(set(ips[has_ip]))  # numbers were reused
 
 
 @pytest.mark.parametrize("bad, message", [

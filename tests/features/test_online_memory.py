@@ -42,11 +42,11 @@ def _stream(customers: pd.DataFrame, days: int, per_day: int, seed: int) -> list
 
 def _footprint(state: OnlineFeatureState) -> dict[str, int]:
     return {
-        "static cache": len(state._static),
-        "peer cache": len(state._peer_cache),
-        "peer days": sum(len(d) for d in state._peer_days.values()),
+        "static cache": len(state._peers.static),
+        "peer cache": len(state._peers.cache),
+        "peer days": sum(len(d) for d in state._peers.days.values()),
         "event buffers": sum(len(c.ts) for c in state._customers.values()),
-        **{f"{field} {w}": len(table) for (field, w), table in state._entities.items()},
+        **{f"{field} {w}": len(table) for (field, w), table in state._entities.tables.items()},
     }
 
 
@@ -72,7 +72,7 @@ def test_memory_is_flat_once_the_windows_are_full(monkeypatch):
     # a customer keeps at most about twice the events of its 90-day window (plus the doubling slack)
     assert end["event buffers"] <= 4 * 90 * per_window_day + 128 * len(customers)
     # identifier windows idle for longer than their window plus 90 days are swept
-    for (field, w) in state._entities:
+    for (field, w) in state._entities.tables:
         bound = (online.WINDOW_NS[w] // 10**9 // DAY + 91) * per_window_day + online._SWEEP_EVERY
         assert end[f"{field} {w}"] <= bound, (field, w, end)
     # flat: the second half of the stream left nothing bigger behind than the first
@@ -91,9 +91,9 @@ def test_static_counts_follow_onboarding_days(small_bank):
         codes = np.full(len(days), cust)
         expected = np.stack([reg.peer_group_size(codes, days)]
                             + [reg.other_customers(kind, codes, days) for kind in ("agent", "phone", "emergency")], 1)
-        got = np.array([state._static_counts(cust, int(d)) for d in days])
+        got = np.array([state._peers.static_counts(reg, cust, int(d)) for d in days])
         np.testing.assert_array_equal(got, expected)
-    assert len(state._static) <= len(reg)
+    assert len(state._peers.static) <= len(reg)
 
 
 @pytest.mark.parametrize("events", [10, 3_000])
