@@ -67,7 +67,8 @@ class TrainConfig:
         Parameter overrides for :class:`SuspicionClassifier` / :class:`BehaviourAnomalyDetector`.
     anomaly_model : {"bank", "peer_group"}
         The anomaly component: the IsolationForest against the whole bank (``bank``) or against each
-        row's peer group (``peer_group``, :mod:`amlscore.models.peer_anomaly`).
+        row's peer group (``peer_group``, :mod:`amlscore.models.peer_anomaly`; the default since the
+        gated floor, docs/generalisation.md).
     anomaly_peer_config : Path or None
         With ``peer_group``: its configuration file (None: ``amlscore/models/config/peer_anomaly.yaml``),
         validated when the configuration is made.
@@ -77,13 +78,15 @@ class TrainConfig:
         The least the fusion lets one standard deviation of the anomaly score move the log-odds
         (:class:`~amlscore.models.fusion.SuspicionFusion`'s ``min_log_odds_per_sd``). The reports
         only teach the fusion the typologies someone reported; the floor keeps the one component
-        that can rank an unreported kind in the score. 0: the fit alone decides.
+        that can rank an unreported kind in the score. 0: the fit alone decides. Default 1.0, a round
+        value set before it was measured (docs/generalisation.md, "The anomaly floor").
     fusion_anomaly_gate : float in [0.5, 1) or None
         With a floor: apply it only when the anomaly score alone ranks the bank's own reported rows
         with a ROC-AUC of at least this (:func:`~amlscore.training.few_labels.anomaly_evidence`, on
         the fusion's rows). A detector that ranks the reported kinds poorly in this bank is no
         evidence for the unreported ones, and a floor would then only add noise. None: the floor
-        always applies.
+        always applies. Default 0.85, chosen on tuning banks (seeds 4-6 and the default data) by
+        ``benchmarks/choose_anomaly_gate.py`` and judged on others (docs/generalisation.md).
     fusion_balance : bool
         Weigh the positives so that every reported customer counts the same in the fusion (one
         customer's long period report does not decide the weights).
@@ -127,11 +130,11 @@ class TrainConfig:
     anomaly_fit_rows: int = 200_000
     lgbm: dict = field(default_factory=dict)
     anomaly: dict = field(default_factory=dict)
-    anomaly_model: str = "bank"
+    anomaly_model: str = "peer_group"
     anomaly_peer_config: Path | None = None
     fusion_c: float = 1.0
-    fusion_anomaly_floor: float = 0.0
-    fusion_anomaly_gate: float | None = None
+    fusion_anomaly_floor: float = 1.0
+    fusion_anomaly_gate: float | None = 0.85
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3

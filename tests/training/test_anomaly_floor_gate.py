@@ -40,7 +40,7 @@ def test_the_gate_decides_whether_the_floor_reaches_the_fusion(tmp_path, gate, e
 
 
 def test_without_a_floor_the_gate_changes_nothing(tmp_path):
-    config = TrainConfig(data=tmp_path, fusion_anomaly_gate=0.6)
+    config = TrainConfig(data=tmp_path, fusion_anomaly_floor=0.0, fusion_anomaly_gate=0.6)
     assert floor_decision(config, 0.99)["applied"] is False
     assert fusion_of(config, 0.99).min_log_odds_per_sd is None
 
@@ -64,7 +64,7 @@ def test_the_model_card_says_whether_the_floor_applied_and_why():
 
 
 def test_training_applies_the_floor_only_above_the_bar(bank_dir):
-    ungated = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, **FAST)
+    ungated = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, fusion_anomaly_gate=None, **FAST)
     first = train(ungated)
     decision = first.diagnostics["fusion"]["anomaly_floor"]
     evidence = decision["evidence_roc_auc"]

@@ -24,7 +24,7 @@ def test_anomaly_model_settings_are_checked(tmp_path):
     with pytest.raises(PeerAnomalyConfigError, match="'min_group_rows' key in peer.yaml"):
         TrainConfig(data=tmp_path, anomaly_model="peer_group", anomaly_peer_config=str(bad))
     # the bank-wide component does not read the file
-    assert TrainConfig(data=tmp_path, anomaly_peer_config=bad).anomaly_model == "bank"
+    assert TrainConfig(data=tmp_path, anomaly_model="bank", anomaly_peer_config=bad).anomaly_model == "bank"
 
 
 def test_the_detector_follows_the_configuration_file_and_the_overrides(tmp_path):
@@ -34,7 +34,8 @@ def test_the_detector_follows_the_configuration_file_and_the_overrides(tmp_path)
                                        anomaly={"n_estimators": 30, "shrinkage_rows": 20}))
     assert isinstance(det, PeerGroupAnomalyDetector)
     assert (det.min_group_rows, det.shrinkage_rows, det.n_estimators, det.random_state) == (50, 20, 30, 5)
-    assert type(anomaly_detector(TrainConfig(data=tmp_path))) is BehaviourAnomalyDetector
+    assert type(anomaly_detector(TrainConfig(data=tmp_path, anomaly_model="bank"))) is BehaviourAnomalyDetector
+    assert type(anomaly_detector(TrainConfig(data=tmp_path))) is PeerGroupAnomalyDetector  # the default
 
 
 def test_training_fits_saves_and_describes_the_peer_group_component(bank_dir, tmp_path):
