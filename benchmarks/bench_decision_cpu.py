@@ -70,10 +70,7 @@ def _data(work: Path, args: argparse.Namespace) -> tuple[Path, list[dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=600)
-    parser.add_argument("--days", type=int, default=100)
-    parser.add_argument("--warm-up-days", type=int, default=91)
-    parser.add_argument("--seed", type=int, default=42)
+    sc.bank_arguments(parser)
     parser.add_argument("--rate", type=float, default=100)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--reps", type=int, default=3)
