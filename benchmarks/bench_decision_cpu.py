@@ -24,6 +24,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -94,10 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     data, load = _data(work, args)
     tracking_uri = args.tracking_uri or bs.train_model(work, data)
     phases: list[dict[str, Any]] = []
-    with ExitStack() as stack:
+    # the lock, once taken, is held until the service and the servers are stopped (the service's
+    # shutdown writes a snapshot): what follows the measurement must not land in another's
+    with ExitStack() as held, ExitStack() as stack:
         redis_url = stack.enter_context(redis_server())
         pg_url = stack.enter_context(postgres_server())
-        state = Path(stack.enter_context(__import__("tempfile").TemporaryDirectory(dir=work))) / "state"
+        state = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=work))) / "state"
         write_keys_file(state / "api_keys.yaml", bs.KEYS)
         env = {**os.environ, "AML_DATA_DIR": str(data), "AML_STATE_DIR": str(state),
                "AML_WARM_UP_DAYS": str(args.warm_up_days), "MLFLOW_TRACKING_URI": tracking_uri,
@@ -118,31 +121,31 @@ def main(argv: list[str] | None = None) -> int:
             comp = {"Authorization": "Bearer bench-compliance-key"}
             stream = bs.Stream(load, args.warm_up_days)
             bs.open_phase("warm", base, comp, stream, 5, 20, {"explain": True}, rss)
-            with _locked(args.lock):
-                for k in range(args.reps):
-                    spy = None
-                    if args.py_spy is not None and k == 0:
-                        worker = next(iter(sc._cpu_by_process(proc.pid)["workers"]))
-                        spy = subprocess.Popen([_py_spy(), "record", "-o", str(args.py_spy), "--format", "speedscope",
-                                                "-r", "200", "-p", str(worker), "-d", str(int(args.seconds) + 2)],
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                        time.sleep(1.0)
-                    before = sc._cpu_by_process(proc.pid)
-                    phase = bs.open_phase(f"explained @{args.rate:g} #{k + 1}", base, comp, stream, args.seconds,
-                                          args.rate, {"explain": True}, rss)
-                    after = sc._cpu_by_process(proc.pid)
-                    n = max(phase["requests"], 1)
-                    worker_ms = sum(after["workers"][p] - before["workers"].get(p, 0.0) for p in after["workers"]) * 1000 / n
-                    row = {"phase": phase["phase"], "requests": phase["requests"], "errors": phase["errors"],
-                           "p50_ms": phase["p50_ms"], "p99_ms": phase["p99_ms"],
-                           "worker_cpu_ms_per_decision": round(worker_ms, 3),
-                           "redis_cpu_ms_per_decision": round((after["redis"] - before["redis"]) * 1000 / n, 3),
-                           "postgres_cpu_ms_per_decision": round((after["postgres"] - before["postgres"]) * 1000 / n, 3),
-                           "load_average_1m": phase["load_average_1m"], "with_profiler": spy is not None}
-                    if spy is not None:
-                        spy.wait()
-                    phases.append(row)
-                    print(json.dumps(row), flush=True)
+            held.enter_context(_locked(args.lock))
+            for k in range(args.reps):
+                spy = None
+                if args.py_spy is not None and k == 0:
+                    worker = next(iter(sc._cpu_by_process(proc.pid)["workers"]))
+                    spy = subprocess.Popen([_py_spy(), "record", "-o", str(args.py_spy), "--format", "speedscope",
+                                            "-r", "200", "-p", str(worker), "-d", str(int(args.seconds) + 2)],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)
+                before = sc._cpu_by_process(proc.pid)
+                phase = bs.open_phase(f"explained @{args.rate:g} #{k + 1}", base, comp, stream, args.seconds,
+                                      args.rate, {"explain": True}, rss)
+                after = sc._cpu_by_process(proc.pid)
+                n = max(phase["requests"], 1)
+                worker_ms = sum(after["workers"][p] - before["workers"].get(p, 0.0) for p in after["workers"]) * 1000 / n
+                row = {"phase": phase["phase"], "requests": phase["requests"], "errors": phase["errors"],
+                       "p50_ms": phase["p50_ms"], "p99_ms": phase["p99_ms"],
+                       "worker_cpu_ms_per_decision": round(worker_ms, 3),
+                       "redis_cpu_ms_per_decision": round((after["redis"] - before["redis"]) * 1000 / n, 3),
+                       "postgres_cpu_ms_per_decision": round((after["postgres"] - before["postgres"]) * 1000 / n, 3),
+                       "load_average_1m": phase["load_average_1m"], "with_profiler": spy is not None}
+                if spy is not None:
+                    spy.wait()
+                phases.append(row)
+                print(json.dumps(row), flush=True)
         finally:
             if rss is not None:
                 rss.stop()
