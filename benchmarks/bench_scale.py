@@ -169,12 +169,18 @@ def run_service(name: str, args: argparse.Namespace, work: Path, data: Path, loa
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bank_arguments(parser: argparse.ArgumentParser) -> None:
+    """The synthetic bank's options (``--customers``, ``--days``, ``--warm-up-days``, ``--seed``), also
+    ``benchmarks/bench_decision_cpu.py``'s."""
     parser.add_argument("--customers", type=int, default=600)
     parser.add_argument("--days", type=int, default=100)
     parser.add_argument("--warm-up-days", type=int, default=91)
     parser.add_argument("--seed", type=int, default=42)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    bank_arguments(parser)
     parser.add_argument("--rate", type=float, default=100, help="Requests per second of the explained phase.")
     parser.add_argument("--seconds", type=float, default=30, help="Duration of the explained phase.")
     parser.add_argument("--ladder", default="100,140,180,220,260,300,350,400",

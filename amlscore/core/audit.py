@@ -347,7 +347,16 @@ class GroupCommitLog:
         """The decision recorded (or being committed) for a txn_id, or None."""
         with self._cond:
             item = self._pending.get(txn_id)
-        return item[0] if item is not None else self._one("txn_id", txn_id)
+        if item is not None:
+            return item[0]
+        if self._surely_absent(txn_id):
+            return None
+        return self._one("txn_id", txn_id)
+
+    def _surely_absent(self, txn_id: str) -> bool:
+        """True when a cheaper query than :meth:`_one` tells that ``txn_id`` has no decision (every new
+        transaction asks); False when it has one or that query could not answer (then :meth:`_one` does)."""
+        return False
 
     def by_txns(self, txn_ids: list[str]) -> dict[str, AuditRecord]:
         """The decisions recorded (or being committed) for any of ``txn_ids`` (one query per 500 ids), by txn_id."""

@@ -16,6 +16,7 @@ layer above can import it.
 
 from __future__ import annotations
 
+import functools
 import re
 
 _WINDOW = {
@@ -118,8 +119,14 @@ CHANNEL_WORDS = {
 _WIN_RE = "(" + "|".join(_WINDOW) + ")"
 
 
+@functools.lru_cache(maxsize=4096)
 def short_label_pair(name: str) -> tuple[str, str] | None:
-    """``(English, Chinese)`` short label of a catalogue feature, or None when the name is not one."""
+    """``(English, Chinese)`` short label of a catalogue feature, or None when the name is not one.
+
+    Cached (a pure function of the name; the catalogue has 156 features): every explained decision
+    labels its top contributions and anomaly shares in this way, and the regular expressions cost
+    ~0.1 ms a decision.
+    """
     if name in _FIXED:
         return _FIXED[name]
     m = re.fullmatch(rf"(in|out)_(cnt|sum|mean|max|std)_{_WIN_RE}", name)

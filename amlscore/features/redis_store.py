@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -277,6 +278,70 @@ def _redis_client(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10, health_check_interval=30)
 
 
+class _Direct:
+    """The per-transaction commands (the row's ``HGET``, the claim and the row's ``PUT``) on one connection
+    of the client's pool kept for them, without the client's per-call layers.
+
+    ``redis-py`` takes a connection from its pool, wraps the call in its retry policy, and goes
+    through the script object and its command wrappers for every call: about 10-14 µs of CPU per
+    command, three commands per transaction (``benchmarks/bench_decision_cpu.py``). Here the command
+    is packed, sent and its reply read on the kept connection (the same parser, the same health check
+    and the same reply: neither command has a reply callback in the client). The library's call
+    (``fallback``) answers instead, as before, when the connection fails (it is dropped: the library
+    reconnects and retries as it always did), when the server does not know the script (the library
+    loads it), in a forked process, and when another thread is using the connection.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._conn: Any = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self.fallbacks = 0  # calls the client answered instead
+
+    def call(self, fallback: Any, *command: Any) -> Any:
+        """The reply to ``command`` (``"EVALSHA", sha, ...``, ``"HGET", ...``), or ``fallback()``'s."""
+        if os.getpid() != self._pid or not self._lock.acquire(blocking=False):
+            self.fallbacks += 1
+            return fallback()
+        try:
+            conn = self._conn
+            if conn is None:
+                conn = self._conn = self._client.connection_pool.get_connection()
+            conn.send_packed_command(conn.pack_command(*command))
+            return conn.read_response()
+        except _NoScript:
+            self.fallbacks += 1
+            return fallback()
+        except (_ConnectionError, _TimeoutError):
+            self._drop()
+            self.fallbacks += 1
+            return fallback()
+        finally:
+            self._lock.release()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.disconnect()
+            finally:
+                self._client.connection_pool.release(conn)
+
+    def close(self) -> None:
+        if os.getpid() == self._pid:
+            with self._lock:
+                self._drop()
+
+
+try:  # the exceptions _Direct falls back on (the package is a dependency; imported lazily by _redis_client)
+    from redis.exceptions import ConnectionError as _ConnectionError  # noqa: A004
+    from redis.exceptions import NoScriptError as _NoScript
+    from redis.exceptions import TimeoutError as _TimeoutError  # noqa: A004
+except ImportError:  # pragma: no cover - _redis_client says what is missing
+    _ConnectionError = _NoScript = _TimeoutError = type("_Never", (Exception,), {})  # type: ignore[misc,assignment]
+
+
 def _keys() -> dict[str, str]:
     k = _NS_KEY
     return {"seq": f"{k}:seq", "log": f"{k}:log", "txn": f"{k}:txn", "last": f"{k}:last", "feat": f"{k}:feat",
@@ -288,12 +353,14 @@ class RedisFeatureStore:
 
     ``shared`` tells the state to claim each transaction before computing it (see the module text).
     ``url`` is ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS). ``trim`` says what is
-    kept (:class:`TrimPolicy`; the default trims).
+    kept (:class:`TrimPolicy`; the default trims). ``direct`` sends the three commands of every
+    transaction on a connection kept for them (:class:`_Direct`); ``False``: through the client's calls.
     """
 
     shared = True
 
-    def __init__(self, url: str, *, keep_rows: int = 20_000, trim: TrimPolicy | None = None) -> None:
+    def __init__(self, url: str, *, keep_rows: int = 20_000, trim: TrimPolicy | None = None,
+                 direct: bool = True) -> None:
         self.url = url
         self.trim = trim if trim is not None else TrimPolicy()
         self._r = _redis_client(url)
@@ -307,6 +374,8 @@ class RedisFeatureStore:
         self._seed = self._r.register_script(_SEED_LAST)
         self._log_customers = self._r.register_script(_LOG_CUSTOMERS)
         self._put_row = self._r.register_script(_PUT_ROW)
+        self._direct = _Direct(self._r)  # the claim and the row's HGET and PUT (``direct=False``: by the client)
+        self.direct = direct
         # rows this replica computed for transactions other workers claimed: what a sent-again
         # transaction gets when its first worker died before storing its row
         self._rows: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -354,9 +423,9 @@ class RedisFeatureStore:
         """
         k = self.keys
         after = self._handed
-        status, seq, latest, *logged = self._claim(
-            keys=[k["seq"], k["log"], k["txn"], k["last"], k["meta"], k["tq"]],
-            args=[record["txn_id"], record["customer_id"], str(t_ns), payload, after, _BATCH])
+        keys = [k["seq"], k["log"], k["txn"], k["last"], k["meta"], k["tq"]]
+        args = [record["txn_id"], record["customer_id"], str(t_ns), payload, after, _BATCH]
+        status, seq, latest, *logged = self._script(self._claim, keys, args)
         if status == 1:
             return Claim("seen", int(seq), None)
         if status == 2:
@@ -424,8 +493,14 @@ class RedisFeatureStore:
 
     def put_features(self, txn_id: str, features: np.ndarray) -> None:
         """Store the row of a claimed transaction (unless the trim has dropped its txn id meanwhile)."""
-        self._put_row(keys=[self.keys["txn"], self.keys["feat"]],
-                      args=[txn_id, np.ascontiguousarray(features, dtype=np.float64).tobytes()])
+        self._script(self._put_row, [self.keys["txn"], self.keys["feat"]],
+                     [txn_id, np.ascontiguousarray(features, dtype=np.float64).tobytes()])
+
+    def _script(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script: on the kept connection (:class:`_Direct`), else by the client."""
+        if not self.direct:
+            return script(keys=keys, args=args)
+        return self._direct.call(lambda: script(keys=keys, args=args), "EVALSHA", script.sha, len(keys), *keys, *args)
 
     def remember_row(self, txn_id: str, features: np.ndarray) -> None:
         """Keep the row this replica computed for a transaction another worker claimed (bounded)."""
@@ -448,7 +523,9 @@ class RedisFeatureStore:
 
     # -- the FeatureStore protocol ------------------------------------------------------------------
     def get_features(self, txn_id: str) -> np.ndarray | None:
-        raw = self._r.hget(self.keys["feat"], txn_id)
+        key = self.keys["feat"]
+        raw = self._direct.call(lambda: self._r.hget(key, txn_id), "HGET", key, txn_id) if self.direct \
+            else self._r.hget(key, txn_id)
         return None if raw is None else np.frombuffer(raw, dtype=np.float64).copy()
 
     def append(self, txn_id: str, record: Mapping[str, Any], features: np.ndarray) -> int:  # pragma: no cover
@@ -526,6 +603,7 @@ class RedisFeatureStore:
         return int(self._r.xlen(self.keys["log"]))
 
     def close(self) -> None:
+        self._direct.close()
         self._r.close()
 
 

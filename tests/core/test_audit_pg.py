@@ -276,3 +276,27 @@ def test_a_group_with_a_decision_already_recorded_commits_the_others(pg):
     report = verify_chain_pg(pg)
     assert report.intact, report.broken
     assert report.rows["decisions"] == 4
+
+
+def test_the_replay_check_answers_as_the_full_query(pg):
+    """``by_txn`` asks a prepared ``SELECT 1`` through libpq first (the replay check of every new
+    transaction); what it answers is what the full query answers: None for an unknown txn_id, the
+    recorded decision (read by psycopg) for a known one, also when the cheap query cannot answer."""
+    log = PostgresAuditLog(pg)
+    try:
+        log.append([_record(i, "r") for i in range(3)])
+        assert log.by_txn("Tnever") is None and log._absent_prepared
+        assert log._surely_absent("Tnever") and not log._surely_absent("Tr1")
+        got = log.by_txn("Tr1")
+        assert got is not None and got.request_id == "Rr0001" and got.input == {"txn_id": "Tr1", "amount": 11.0}
+        again = log._one("txn_id", "Tr1")
+        assert (got.seq, got.chain_hash, got.decision) == (again.seq, again.chain_hash, again.decision)
+        np.testing.assert_array_equal(got.features, again.features)
+        # a NUL (which libpq would cut the parameter at) and a failing statement go to the full query
+        assert not log._surely_absent("Tr1\x00x")
+        log._ABSENT = b"no_such_statement"
+        log._absent_prepared = True
+        assert not log._surely_absent("Tnever")
+        assert log.by_txn("Tnever") is None and log.by_txn("Tr2").request_id == "Rr0002"
+    finally:
+        log.close()

@@ -204,3 +204,68 @@ def test_a_snapshot_replaces_only_an_older_one_and_leaves_one_blob(fresh):
     store.save_snapshot(9, b"nine")
     assert store.latest_snapshot() == (9, b"nine")
     assert client.hget(store.keys["snap"], "blob") is None
+
+
+# -- the per-transaction commands on a kept connection (redis_store._Direct) and the client's calls ------
+def test_the_kept_connection_and_the_clients_calls_give_the_same_rows_and_replies(stream, fresh):
+    """The three commands of every transaction (the row's HGET, the claim, the row's PUT) sent on the
+    kept connection give what the client's calls give (``direct=False``, the fallback): the same
+    rows, claims and stored rows, with two workers taking turns."""
+    import redis
+
+    customers, txns = stream
+    head = txns.head(200)
+    records = list(transaction_records(head))
+    expected = replay(OnlineFeatureState(customers), head)
+    for direct in (True, False):
+        redis.Redis.from_url(fresh).flushall()
+        a = OnlineFeatureState(customers, store=RedisFeatureStore(fresh, direct=direct), snapshot_every=0)
+        b = OnlineFeatureState(customers, store=RedisFeatureStore(fresh, direct=direct), snapshot_every=0)
+        got = np.array([(a if i % 3 else b).update_vector(r) for i, r in enumerate(records)])
+        assert_same_features(expected, got)
+        np.testing.assert_array_equal(a.store.get_features(records[7]["txn_id"]), got[7])
+        assert a.store.get_features("never-sent") is None
+        assert a.store.seq_now() == len(records) == a.store.count()
+        assert (a.store._direct._conn is not None) == direct  # the kept connection was used, or never taken
+        a.close()
+        b.close()
+
+
+def test_the_kept_connection_falls_back_on_the_clients_call(stream, fresh):
+    """A killed connection, a server that lost its scripts and a connection busy in another thread:
+    each call is answered by the client's own call (reconnecting, loading the script), and nothing is
+    lost or counted twice."""
+    import redis
+
+    customers, txns = stream
+    head = txns.head(60)
+    records = list(transaction_records(head))
+    expected = replay(OnlineFeatureState(customers), head)
+    a = OnlineFeatureState(customers, store=RedisFeatureStore(fresh), snapshot_every=0)
+    admin = redis.Redis.from_url(fresh)
+    got = np.empty_like(expected)
+    direct = a.store._direct
+    fell_back = []
+    for i, record in enumerate(records):
+        before = direct.fallbacks
+        if i == 10:  # the server closes the worker's connections, the kept one too
+            for c in admin.client_list():
+                if int(c["id"]) != admin.client_id():
+                    admin.client_kill_filter(_id=c["id"])
+        if i == 20:  # the server forgot the scripts (a restart without them, SCRIPT FLUSH)
+            admin.script_flush()
+        if i == 30:  # another thread holds the kept connection: the client's call answers
+            direct._lock.acquire()
+        got[i] = a.update_vector(record)
+        if i == 30:
+            direct._lock.release()
+        if direct.fallbacks > before:
+            fell_back.append(i)
+    # each time the client answered, and only then (and at the first claim when the server did not know
+    # the script yet: the client loads it)
+    assert [i for i in fell_back if i] == [10, 20, 30]
+    assert_same_features(expected, got)
+    assert a.store.seq_now() == len(records) == a.store.count()
+    np.testing.assert_array_equal(a.store.get_features(records[-1]["txn_id"]), got[-1])
+    assert a.store._direct._conn is not None  # a new kept connection after the killed one
+    a.close()
