@@ -34,8 +34,11 @@ def model_set_dir(bank_dir, tmp_path_factory) -> Path:
 
     # The fusion fitted on the validation period, which gives the rule score a weight here: the backtests
     # of a rules change need one (the default out-of-fold fusion may weigh the rule score 0, and a rules
-    # change then moves no fused alert, which the backtest reports as such).
-    result = train(TrainConfig(data=bank_dir, seed=0, fusion_fit="valid", pu="none", fusion_refit=False, **FAST))
+    # change then moves no fused alert, which the backtest reports as such). The bank-wide anomaly score
+    # without a floor, as before the gated floor became the default: with it, this small bank's anomaly
+    # score takes the alerts the structuring rule decided, and raising the rule's threshold removes none.
+    result = train(TrainConfig(data=bank_dir, seed=0, fusion_fit="valid", pu="none", fusion_refit=False,
+                               anomaly_model="bank", fusion_anomaly_floor=0.0, **FAST))
     assert result.model_set.fusion.coef_[0] > 0, "the fixture's fusion gives the rule score no weight"
     folder = tmp_path_factory.mktemp("models") / "model_set"
     result.model_set.save(folder)
