@@ -44,3 +44,20 @@ def trained(bank_dir, tracking_uri):
 
     config = TrainConfig(data=bank_dir, seed=0, **FAST)
     return train_and_register(config, experiment="tests")
+
+
+@pytest.fixture
+def train_command_configs(monkeypatch) -> list:
+    """The ``TrainConfig`` of each ``amlscore train`` call the test makes; every call stops with an error
+    before any data is read."""
+    import amlscore.training.pipeline as pipeline
+    from amlscore.contract.errors import AmlError
+
+    seen: list = []
+
+    def fake_training(config, report, experiment):
+        seen.append(config)
+        raise AmlError("stopped by the test")
+
+    monkeypatch.setattr(pipeline, "train_and_register", fake_training)
+    return seen

@@ -80,18 +80,10 @@ def test_training_applies_the_floor_only_above_the_bar(bank_dir):
     assert "does not apply" in model_card_md(second, gated)
 
 
-def test_the_train_command_passes_the_gate_on(tmp_path, monkeypatch, capsys):
-    import amlscore.training.pipeline as pipeline
+def test_the_train_command_passes_the_gate_on(tmp_path, train_command_configs, capsys):
     from amlscore.cli import run
 
-    seen = []
-
-    def fake_training(config, report, experiment):  # stop before any data is read
-        seen.append(config)
-        raise AmlError("stopped by the test")
-
-    monkeypatch.setattr(pipeline, "train_and_register", fake_training)
     assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-floor", "1", "--fusion-anomaly-gate", "0.85"]) != 0
-    assert (seen[-1].fusion_anomaly_floor, seen[-1].fusion_anomaly_gate) == (1.0, 0.85)
+    assert (train_command_configs[-1].fusion_anomaly_floor, train_command_configs[-1].fusion_anomaly_gate) == (1.0, 0.85)
     assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-gate", "1.5"]) == 2
     assert "'fusion_anomaly_gate' parameter must be a ROC-AUC" in capsys.readouterr().err

@@ -56,34 +56,20 @@ def test_training_fits_saves_and_describes_the_peer_group_component(bank_dir, tm
                                   result.model_set.score_vector(X).suspicion_score)
 
 
-def test_the_train_command_passes_the_anomaly_model_on(tmp_path, monkeypatch, capsys):
-    import amlscore.training.pipeline as pipeline
+def test_the_train_command_passes_the_anomaly_model_on(tmp_path, train_command_configs, capsys):
     from amlscore.cli import run
 
-    seen = {}
-
-    def fake_training(config, report, experiment):  # stop before any data is read
-        seen["config"] = config
-        raise AmlError("stopped by the test")
-
-    monkeypatch.setattr(pipeline, "train_and_register", fake_training)
     assert run(["train", "--data", str(tmp_path), "--anomaly-model", "peer_group"]) != 0
-    assert seen["config"].anomaly_model == "peer_group"
+    assert train_command_configs[-1].anomaly_model == "peer_group"
     assert run(["train", "--data", str(tmp_path), "--anomaly-model", "peers"]) == 2
     assert "'anomaly_model' parameter must be 'bank' or 'peer_group'" in capsys.readouterr().err
 
 
-def test_the_train_command_passes_the_fusion_floor_on_and_defaults_to_train_config(tmp_path, monkeypatch, capsys):
-    import amlscore.training.pipeline as pipeline
+def test_the_train_command_passes_the_fusion_floor_on_and_defaults_to_train_config(tmp_path, train_command_configs,
+                                                                                   capsys):
     from amlscore.cli import run
 
-    seen = []
-
-    def fake_training(config, report, experiment):  # stop before any data is read
-        seen.append(config)
-        raise AmlError("stopped by the test")
-
-    monkeypatch.setattr(pipeline, "train_and_register", fake_training)
+    seen = train_command_configs
     assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-floor", "0.75"]) != 0
     assert seen[-1].fusion_anomaly_floor == 0.75
     assert run(["train", "--data", str(tmp_path)]) != 0
