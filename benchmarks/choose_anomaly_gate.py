@@ -20,9 +20,14 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 def paired_cells(folder: Path, without: str, with_: str) -> pd.DataFrame:
@@ -32,13 +37,53 @@ def paired_cells(folder: Path, without: str, with_: str) -> pd.DataFrame:
     floor = cells[cells["config"] == with_].copy()
     base["key"] = base["cell"].str.removesuffix(f"_{without}")
     floor["key"] = floor["cell"].str.removesuffix(f"_{with_}")
-    cols = ["key", "anomaly_evidence_roc_auc", "pr_auc", "customer_recall_at_1pct", "recall_at_1pct"]
-    pair = base[cols].merge(floor[cols[:1] + cols[2:]], on="key", suffixes=("", "_floor"), validate="one_to_one")
+    cols = ["key", "anomaly_evidence_roc_auc", "pr_auc", "customer_recall_at_1pct", "recall_at_1pct", "customers",
+            "days", "seed", "variant", "label_share", "leave_out"]
+    pair = base[cols].merge(floor[cols[:1] + cols[2:5]], on="key", suffixes=("", "_floor"), validate="one_to_one")
     if len(pair) != len(base) or len(pair) != len(floor):
         raise SystemExit(f"{folder}: the cells of {without!r} and {with_!r} do not pair up")
     pair["pr_auc_gain"] = pair["pr_auc_floor"] - pair["pr_auc"]
     pair["customers_gain"] = pair["customer_recall_at_1pct_floor"] - pair["customer_recall_at_1pct"]
     return pair
+
+
+@lru_cache(maxsize=4)
+def _bank(folder: Path):
+    from amlscore.contract.load import load_dataset
+    from amlscore.features.params import load_feature_params
+    from amlscore.training.evaluate import read_ground_truth
+    from amlscore.training.split import make_split
+
+    dataset = load_dataset(folder)
+    split = make_split(dataset.transactions["timestamp"],
+                       utc_offset_hours=load_feature_params(None).bank_utc_offset_hours)
+    return dataset.reports, read_ground_truth(folder), split.label_cutoff("valid")
+
+
+def reported_at_valid_cutoff(cache: Path, row: pd.Series) -> int:
+    """Customers with a suspicious report at the validation cut-off in a cell's kept reports: what the
+    training counts for ``fusion_anomaly_max_reported`` (computed again from the cached bank, for cells run
+    before the count was recorded)."""
+    from amlscore.training.labels import reported_customers
+    from amlscore.training.protocol import subsample_reports
+
+    folder = cache / f"c{int(row['customers'])}_d{int(row['days'])}_s{int(row['seed'])}_{row['variant']}"
+    reports, truth, cutoff = _bank(folder)
+    leave_out = row["leave_out"] if isinstance(row["leave_out"], str) and row["leave_out"] else None
+    left = frozenset(truth.loc[truth["typology"] == leave_out, "customer_id"].astype(str)) if leave_out else frozenset()
+    kept = subsample_reports(reports, float(row["label_share"]), int(row["seed"]), leave_out_customers=left)
+    return len(reported_customers(kept, cutoff))
+
+
+def choose_count_bar(pairs: pd.DataFrame) -> int | None:
+    """The geometric mean of the largest reported-customer count among cells where the floor raised PR-AUC
+    and the smallest among cells where it lowered it, rounded to a multiple of 10; None when they overlap
+    (the count does not separate them) or one side is empty."""
+    helped = pairs.loc[pairs["pr_auc_gain"] > 0, "reported_customers"]
+    hurt = pairs.loc[pairs["pr_auc_gain"] <= 0, "reported_customers"]
+    if helped.empty or hurt.empty or helped.max() >= hurt.min():
+        return None
+    return int(round(math.sqrt(helped.max() * hurt.min()) / 10.0)) * 10
 
 
 def choose_bar(pairs: pd.DataFrame) -> float:
@@ -54,14 +99,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("folders", nargs="+", type=Path, help="protocol result folders (cells.csv)")
     ap.add_argument("--without", default="peer", help="the configuration without the floor")
     ap.add_argument("--with", dest="with_", default="peer_floor", help="the configuration with the floor")
+    ap.add_argument("--cache", type=Path, help="the protocol's bank cache: also count each cell's reported "
+                    "customers and choose the count's bar (fusion_anomaly_max_reported)")
     args = ap.parse_args(argv)
     pairs = pd.concat([paired_cells(f, args.without, args.with_) for f in args.folders], ignore_index=True)
     pairs = pairs.sort_values("anomaly_evidence_roc_auc")
-    show = pairs[["key", "anomaly_evidence_roc_auc", "pr_auc", "pr_auc_floor", "pr_auc_gain",
-                  "customer_recall_at_1pct", "customer_recall_at_1pct_floor", "customers_gain"]]
+    columns = ["key", "anomaly_evidence_roc_auc", "pr_auc", "pr_auc_floor", "pr_auc_gain",
+               "customer_recall_at_1pct", "customer_recall_at_1pct_floor", "customers_gain"]
+    if args.cache is not None:
+        pairs["reported_customers"] = [reported_at_valid_cutoff(args.cache, row) for _, row in pairs.iterrows()]
+        pairs = pairs.sort_values("reported_customers")
+        columns.insert(1, "reported_customers")
+    show = pairs[columns]
     print("| " + " | ".join(show.columns) + " |\n|" + "---|" * len(show.columns))
     for row in show.itertuples(index=False):
-        print("| " + " | ".join(v if isinstance(v, str) else f"{v:.3f}" for v in row) + " |")
+        print("| " + " | ".join(v if isinstance(v, str) else str(v) if isinstance(v, int) else f"{v:.3f}"
+                                for v in row) + " |")
     bar = choose_bar(pairs)
     hurt = pairs[(pairs["pr_auc_gain"] <= 0) & (pairs["anomaly_evidence_roc_auc"] >= bar)]
     print(f"\nfloor raised PR-AUC in {int((pairs['pr_auc_gain'] > 0).sum())} of {len(pairs)} cells "
@@ -69,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bar (lowest evidence where the floor helped, rounded down to 0.05): {bar:.2f}")
     if len(hurt):
         print(f"cells above the bar where the floor did not help: {', '.join(hurt['key'])}")
+    if args.cache is not None:
+        count_bar = choose_count_bar(pairs)
+        print("count bar (geometric mean of the most reported customers where the floor helped and the fewest "
+              f"where it did not, rounded to 10): {count_bar if count_bar is not None else 'none: they overlap'}")
     return 0
 
 

@@ -118,6 +118,10 @@ def train(
                                                                  "only when the anomaly score alone ranks the bank's "
                                                                  "reported rows with at least this ROC-AUC "
                                                                  "(docs/generalisation.md). Default: TrainConfig's.")] = None,
+    fusion_anomaly_max_reported: Annotated[Optional[int], typer.Option("--fusion-anomaly-max-reported", help="With a "
+                                                                       "floor: apply it only while fewer customers than "
+                                                                       "this are reported (docs/generalisation.md). "
+                                                                       "Default: TrainConfig's.")] = None,
 ) -> None:
     """Train a model set, log it to MLflow and register it as @challenger."""
     from amlscore.training.train import TrainConfig  # noqa: PLC0415
@@ -133,7 +137,9 @@ def train(
                          alert_policy=alert_policy, n_jobs=n_jobs, feedback=tuple(feedback or ()), features=features,
                          anomaly_peer_config=anomaly_peer_config,
                          **{k: v for k, v in (("anomaly_model", anomaly_model), ("fusion_anomaly_floor", fusion_anomaly_floor),
-                                                 ("fusion_anomaly_gate", fusion_anomaly_gate)) if v is not None})
+                                                 ("fusion_anomaly_gate", fusion_anomaly_gate),
+                                                 ("fusion_anomaly_max_reported", fusion_anomaly_max_reported))
+                            if v is not None})
     console = Console(highlight=False, soft_wrap=True)
     start = time.perf_counter()
     with stage_progress("train", Console(stderr=True)) as report:

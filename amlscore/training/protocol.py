@@ -509,6 +509,7 @@ def run_cell(prep: Prepared, cell: Cell, config: TrainConfig, labelled: dict[Any
     floor = diagnostics.get("fusion", {}).get("anomaly_floor", {})
     metrics["anomaly_evidence_roc_auc"] = floor.get("evidence_roc_auc", float("nan"))
     metrics["anomaly_floor_applied"] = float(bool(floor.get("applied", False)))
+    metrics["reported_customers_at_valid_cutoff"] = float(floor.get("reported_customers", float("nan")))
     metrics["pu_label_frequency"] = float(diagnostics.get("fusion", {}).get("label_frequency", float("nan")))
     worst_name = min(per_typ, key=per_typ.get) if per_typ else ""
     diag = {"worst_typology": worst_name, "fusion": diagnostics.get("fusion", {}),

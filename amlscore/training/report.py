@@ -135,11 +135,15 @@ def floor_card_line(floor: dict[str, Any]) -> str:
     auc = floor.get("evidence_roc_auc", float("nan"))
     seen = (f"the anomaly score alone ranks the bank's reported rows with a ROC-AUC of {auc:.3f}"
             if auc == auc else "the reports left no way to tell how well the anomaly score alone ranks them")
+    most = floor.get("max_reported")
+    count = (f"; {floor.get('reported_customers', 0):,} customers reported, against the {most:,} from which "
+             "the fit's own weights are trusted" if most is not None else "")
     if floor.get("gate") is None:
-        return f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) applies ungated; {seen}."
+        verdict = "applies ungated" if floor.get("applied") else "does not apply"
+        return f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) {verdict}; {seen}{count}."
     verdict = "applies" if floor.get("applied") else "does not apply"
     return (f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) {verdict}: {seen}, "
-            f"against the bar of {floor['gate']:.3f} it needs.")
+            f"against the bar of {floor['gate']:.3f} it needs{count}.")
 
 
 def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:

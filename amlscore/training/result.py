@@ -87,6 +87,11 @@ class TrainConfig:
         evidence for the unreported ones, and a floor would then only add noise. None: the floor
         always applies. Default 0.85, chosen on tuning banks (seeds 4-6 and the default data) by
         ``benchmarks/choose_anomaly_gate.py`` and judged on others (docs/generalisation.md).
+    fusion_anomaly_max_reported : int >= 1 or None
+        With a floor: apply it only while fewer customers than this have a suspicious report at the
+        validation cut-off. The floor stands in for the typologies the reports miss, which matters
+        while they are few; with many reported customers the fit's own weights are the better
+        judge (on 10,000-customer banks the floor cost ranking and customers caught). None: no limit.
     fusion_balance : bool
         Weigh the positives so that every reported customer counts the same in the fusion (one
         customer's long period report does not decide the weights).
@@ -135,6 +140,7 @@ class TrainConfig:
     fusion_c: float = 1.0
     fusion_anomaly_floor: float = 1.0
     fusion_anomaly_gate: float | None = 0.85
+    fusion_anomaly_max_reported: int | None = None
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3
@@ -165,6 +171,10 @@ class TrainConfig:
                                  or not 0.5 <= float(gate) < 1):
             raise AmlError(f"The 'fusion_anomaly_gate' parameter must be a ROC-AUC in [0.5, 1) or None. "
                            f"Got {gate!r} instead.")
+        most = self.fusion_anomaly_max_reported
+        if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+            raise AmlError(f"The 'fusion_anomaly_max_reported' parameter must be a whole number >= 1 or None. "
+                           f"Got {most!r} instead.")
         if self.pu not in ("none", "elkan_noto"):
             raise AmlError(f"The 'pu' parameter must be 'none' or 'elkan_noto'. Got {self.pu!r} instead.")
         if self.pu != "none" and self.fusion_fit != "oof":

@@ -279,11 +279,12 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
         w_fuse[pos_va] = counts.mean() / counts.reindex(cust).to_numpy()
     w_fuse[np.setdiff1d(pos_bag_va, keep_bag_va)] = 0.0
     fusion_info: dict[str, Any] = {"fit": config.fusion_fit, "pu": config.pu}
+    n_reported = len(reported_customers(prep.dataset.reports, prep.split.label_cutoff("valid")))
     if config.fusion_fit == "oof":
         sample, pu_model, population = _oof_sample(prep, config, rng, det, lgbm_params, int(clf.best_iteration_),
                                        np.concatenate([pos_txn_tr, keep_bag_tr]), keep_bag_va)
         evidence = anomaly_evidence(sample.anomaly_score, sample.y, sample.weight * population)
-        fusion = fusion_of(config, evidence).fit(sample.rule_score, sample.lgbm_probability,
+        fusion = fusion_of(config, evidence, n_reported).fit(sample.rule_score, sample.lgbm_probability,
                                                  sample.anomaly_score, sample.y, sample_weight=sample.weight)
         fusion_info.update(folds=sample.folds, rows=int(len(sample.rows)), positives=sample.positives,
                            components=explain_fusion(fusion, sample), **sample.pu)
@@ -295,9 +296,9 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
             clf = pu_model
     else:
         evidence = anomaly_evidence(a_v, y_fuse[va_rows], w_fuse[va_rows])
-        fusion = fusion_of(config, evidence).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
+        fusion = fusion_of(config, evidence, n_reported).fit(r_v, p_v, a_v, y_fuse[va_rows], sample_weight=w_fuse[va_rows])
         fusion_info.update(rows=int(len(va_rows)), positives=int((w_fuse[pos_va] > 0).sum()))
-    fusion_info["anomaly_floor"] = floor_decision(config, evidence)
+    fusion_info["anomaly_floor"] = floor_decision(config, evidence, n_reported)
     s_v = fusion.score(r_v, p_v, a_v)
     if config.fusion_fit == "oof":
         # the thresholds on the validation period's out-of-fold fused scores: the served LightGBM may be
@@ -356,18 +357,22 @@ def fit_model_set(prep: Prepared, config: TrainConfig, progress: ProgressFn = _n
     return model_set, diagnostics, timings
 
 
-def floor_decision(config: TrainConfig, evidence: float) -> dict[str, Any]:
-    """Whether the anomaly score's floor applies: configured, and (with a gate) the anomaly score alone
-    ranks the bank's reported rows with a ROC-AUC ``evidence`` at or above ``config.fusion_anomaly_gate``."""
-    floor, gate = float(config.fusion_anomaly_floor), config.fusion_anomaly_gate
-    applied = floor > 0 and (gate is None or (np.isfinite(evidence) and evidence >= gate))
-    return {"floor": floor, "gate": gate, "evidence_roc_auc": float(evidence), "applied": bool(applied)}
+def floor_decision(config: TrainConfig, evidence: float, reported: int = 0) -> dict[str, Any]:
+    """Whether the anomaly score's floor applies: configured; (with a gate) the anomaly score alone ranks
+    the bank's reported rows with a ROC-AUC ``evidence`` at or above ``config.fusion_anomaly_gate``; and
+    fewer than ``config.fusion_anomaly_max_reported`` customers are ``reported``."""
+    floor, gate, most = float(config.fusion_anomaly_floor), config.fusion_anomaly_gate, config.fusion_anomaly_max_reported
+    applied = (floor > 0 and (gate is None or (np.isfinite(evidence) and evidence >= gate))
+               and (most is None or reported < most))
+    return {"floor": floor, "gate": gate, "evidence_roc_auc": float(evidence), "max_reported": most,
+            "reported_customers": int(reported), "applied": bool(applied)}
 
 
-def fusion_of(config: TrainConfig, evidence: float = float("nan")) -> SuspicionFusion:
+def fusion_of(config: TrainConfig, evidence: float = float("nan"), reported: int = 0) -> SuspicionFusion:
     """The unfitted fusion: ``config.fusion_c``, and the anomaly score's floor ``config.fusion_anomaly_floor``
-    where :func:`floor_decision` applies it (``evidence``: the anomaly score's ROC-AUC on the reports)."""
-    decision = floor_decision(config, evidence)
+    where :func:`floor_decision` applies it (``evidence``: the anomaly score's ROC-AUC on the reports;
+    ``reported``: customers with a suspicious report at the validation cut-off)."""
+    decision = floor_decision(config, evidence, reported)
     floor = decision["floor"] if decision["applied"] else 0.0
     return SuspicionFusion(C=config.fusion_c, min_log_odds_per_sd=(0.0, 0.0, floor) if floor > 0 else None)
 

@@ -39,6 +39,23 @@ def test_the_gate_decides_whether_the_floor_reaches_the_fusion(tmp_path, gate, e
     assert fusion_of(config, evidence).min_log_odds_per_sd == ((0.0, 0.0, 1.0) if applied else None)
 
 
+@pytest.mark.parametrize("most, reported, applied", [(None, 10_000, True), (120, 119, True), (120, 120, False)])
+def test_the_floor_stops_once_enough_customers_are_reported(tmp_path, most, reported, applied):
+    config = TrainConfig(data=tmp_path, fusion_anomaly_floor=1.0, fusion_anomaly_gate=0.8,
+                         fusion_anomaly_max_reported=most)
+    decision = floor_decision(config, 0.9, reported)
+    assert decision["applied"] is applied and decision["reported_customers"] == reported
+    assert fusion_of(config, 0.9, reported).min_log_odds_per_sd == ((0.0, 0.0, 1.0) if applied else None)
+    # the evidence gate still has its say below the count
+    assert floor_decision(config, 0.7, 1)["applied"] is False
+
+
+@pytest.mark.parametrize("most", [0, -5, 2.5, True])
+def test_a_count_that_is_not_a_whole_number_of_customers_is_refused(tmp_path, most):
+    with pytest.raises(AmlError, match=r"'fusion_anomaly_max_reported' parameter must be a whole number >= 1 or None"):
+        TrainConfig(data=tmp_path, fusion_anomaly_max_reported=most)
+
+
 def test_without_a_floor_the_gate_changes_nothing(tmp_path):
     config = TrainConfig(data=tmp_path, fusion_anomaly_floor=0.0, fusion_anomaly_gate=0.6)
     assert floor_decision(config, 0.99)["applied"] is False
@@ -61,6 +78,11 @@ def test_the_model_card_says_whether_the_floor_applied_and_why():
                                                        "applied": False}})
     assert any("does not apply" in line and "0.700" in line for line in off)
     assert not any("floor" in line for line in fusion_card_lines({**base, "anomaly_floor": {"floor": 0.0}}))
+    many = fusion_card_lines({**base, "anomaly_floor": {"floor": 1.0, "gate": 0.8, "evidence_roc_auc": 0.91,
+                                                        "max_reported": 150, "reported_customers": 1_204,
+                                                        "applied": False}})
+    assert any("does not apply" in line and "1,204 customers reported, against the 150 from which the fit's own "
+               "weights are trusted" in line for line in many)
 
 
 def test_training_applies_the_floor_only_above_the_bar(bank_dir):
@@ -85,5 +107,7 @@ def test_the_train_command_passes_the_gate_on(tmp_path, train_command_configs, c
 
     assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-floor", "1", "--fusion-anomaly-gate", "0.85"]) != 0
     assert (train_command_configs[-1].fusion_anomaly_floor, train_command_configs[-1].fusion_anomaly_gate) == (1.0, 0.85)
+    assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-max-reported", "150"]) != 0
+    assert train_command_configs[-1].fusion_anomaly_max_reported == 150
     assert run(["train", "--data", str(tmp_path), "--fusion-anomaly-gate", "1.5"]) == 2
     assert "'fusion_anomaly_gate' parameter must be a ROC-AUC" in capsys.readouterr().err
