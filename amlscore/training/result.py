@@ -92,6 +92,8 @@ class TrainConfig:
         validation cut-off. The floor stands in for the typologies the reports miss, which matters
         while they are few; with many reported customers the fit's own weights are the better
         judge (on 10,000-customer banks the floor cost ranking and customers caught). None: no limit.
+        Default 40, chosen on the tuning banks by ``benchmarks/choose_anomaly_gate.py --cache`` (the floor
+        helped with 19-30 reported customers and hurt with 61-66).
     fusion_balance : bool
         Weigh the positives so that every reported customer counts the same in the fusion (one
         customer's long period report does not decide the weights).
@@ -140,7 +142,7 @@ class TrainConfig:
     fusion_c: float = 1.0
     fusion_anomaly_floor: float = 1.0
     fusion_anomaly_gate: float | None = 0.85
-    fusion_anomaly_max_reported: int | None = None
+    fusion_anomaly_max_reported: int | None = 40
     fusion_balance: bool = True
     fusion_fit: str = "oof"
     fusion_folds: int = 3

@@ -86,20 +86,30 @@ def test_the_model_card_says_whether_the_floor_applied_and_why():
 
 
 def test_training_applies_the_floor_only_above_the_bar(bank_dir):
-    ungated = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, fusion_anomaly_gate=None, **FAST)
+    ungated = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, fusion_anomaly_gate=None,
+                          fusion_anomaly_max_reported=None, **FAST)
     first = train(ungated)
     decision = first.diagnostics["fusion"]["anomaly_floor"]
     evidence = decision["evidence_roc_auc"]
-    assert decision["applied"] and 0.5 < evidence < 0.99
+    assert decision["applied"] and 0.5 < evidence < 0.99 and decision["reported_customers"] > 0
     assert list(first.model_set.fusion.min_log_odds_per_sd) == [0.0, 0.0, 1.0]
     assert "applies ungated" in model_card_md(first, ungated)
 
-    gated = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, fusion_anomaly_gate=evidence + 0.005, **FAST)
+    gated = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, fusion_anomaly_gate=evidence + 0.005,
+                        fusion_anomaly_max_reported=None, **FAST)
     second = train(gated)
     decision = second.diagnostics["fusion"]["anomaly_floor"]
     assert not decision["applied"] and decision["evidence_roc_auc"] == pytest.approx(evidence)
     assert second.model_set.fusion.min_log_odds_per_sd is None
     assert "does not apply" in model_card_md(second, gated)
+
+    reported = first.diagnostics["fusion"]["anomaly_floor"]["reported_customers"]
+    counted = TrainConfig(data=bank_dir, seed=0, fusion_anomaly_floor=1.0, fusion_anomaly_gate=None,
+                          fusion_anomaly_max_reported=reported, **FAST)
+    third = train(counted)
+    assert not third.diagnostics["fusion"]["anomaly_floor"]["applied"]
+    assert third.model_set.fusion.min_log_odds_per_sd is None
+    assert f"{reported:,} customers reported, against the {reported:,}" in model_card_md(third, counted)
 
 
 def test_the_train_command_passes_the_gate_on(tmp_path, train_command_configs, capsys):
