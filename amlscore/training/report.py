@@ -131,19 +131,20 @@ def fusion_card_lines(info: dict[str, Any]) -> list[str]:
 
 
 def floor_card_line(floor: dict[str, Any]) -> str:
-    """One sentence on whether the anomaly score's floor applied, and on what evidence."""
-    auc = floor.get("evidence_roc_auc", float("nan"))
+    """One sentence on whether the anomaly score's floor applied, and on which evidence."""
+    auc, gate, most = floor.get("evidence_roc_auc", float("nan")), floor.get("gate"), floor.get("max_reported")
     seen = (f"the anomaly score alone ranks the bank's reported rows with a ROC-AUC of {auc:.3f}"
             if auc == auc else "the reports left no way to tell how well the anomaly score alone ranks them")
-    most = floor.get("max_reported")
-    count = (f"; {floor.get('reported_customers', 0):,} customers reported, against the {most:,} from which "
-             "the fit's own weights are trusted" if most is not None else "")
-    if floor.get("gate") is None:
-        verdict = "applies ungated" if floor.get("applied") else "does not apply"
-        return f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) {verdict}; {seen}{count}."
+    if gate is not None:
+        seen += f" (the bar is {gate:.3f}: {'met' if auc == auc and auc >= gate else 'not met'})"
+    if most is not None:
+        reported = int(floor.get("reported_customers", 0))
+        seen += (f"; {reported:,} customers are reported (the floor stops at {most:,}, from where the fit's own "
+                 f"weights are trusted: {'under' if reported < most else 'reached'})")
     verdict = "applies" if floor.get("applied") else "does not apply"
-    return (f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) {verdict}: {seen}, "
-            f"against the bar of {floor['gate']:.3f} it needs{count}.")
+    if gate is None and most is None and floor.get("applied"):
+        verdict = "applies ungated"
+    return f"The anomaly score's floor ({floor['floor']:g} log-odds per standard deviation) {verdict}: {seen}."
 
 
 def model_card_md(result: "TrainResult", config: "TrainConfig") -> str:

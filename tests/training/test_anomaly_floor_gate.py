@@ -73,16 +73,16 @@ def test_the_model_card_says_whether_the_floor_applied_and_why():
     held = fusion_card_lines({**base, "anomaly_floor": {"floor": 1.0, "gate": 0.8, "evidence_roc_auc": 0.91,
                                                         "applied": True}})
     assert any("floor (1 log-odds per standard deviation) applies: the anomaly score alone ranks the bank's "
-               "reported rows with a ROC-AUC of 0.910, against the bar of 0.800" in line for line in held)
+               "reported rows with a ROC-AUC of 0.910 (the bar is 0.800: met)" in line for line in held)
     off = fusion_card_lines({**base, "anomaly_floor": {"floor": 1.0, "gate": 0.8, "evidence_roc_auc": 0.7,
                                                        "applied": False}})
-    assert any("does not apply" in line and "0.700" in line for line in off)
+    assert any("does not apply" in line and "0.700 (the bar is 0.800: not met)" in line for line in off)
     assert not any("floor" in line for line in fusion_card_lines({**base, "anomaly_floor": {"floor": 0.0}}))
     many = fusion_card_lines({**base, "anomaly_floor": {"floor": 1.0, "gate": 0.8, "evidence_roc_auc": 0.91,
                                                         "max_reported": 150, "reported_customers": 1_204,
                                                         "applied": False}})
-    assert any("does not apply" in line and "1,204 customers reported, against the 150 from which the fit's own "
-               "weights are trusted" in line for line in many)
+    assert any("does not apply" in line and "(the bar is 0.800: met); 1,204 customers are reported (the floor "
+               "stops at 150, from where the fit's own weights are trusted: reached)" in line for line in many)
 
 
 def test_training_applies_the_floor_only_above_the_bar(bank_dir):
@@ -109,7 +109,7 @@ def test_training_applies_the_floor_only_above_the_bar(bank_dir):
     third = train(counted)
     assert not third.diagnostics["fusion"]["anomaly_floor"]["applied"]
     assert third.model_set.fusion.min_log_odds_per_sd is None
-    assert f"{reported:,} customers reported, against the {reported:,}" in model_card_md(third, counted)
+    assert f"{reported:,} customers are reported (the floor stops at {reported:,}" in model_card_md(third, counted)
 
 
 def test_the_train_command_passes_the_gate_on(tmp_path, train_command_configs, capsys):
