@@ -73,17 +73,21 @@ def test_notebooks_define_no_logic():
                 assert "def " not in cell.source and "class " not in cell.source and "lambda" not in cell.source, name
 
 
-def test_model_developer_notebook_runs(setup):
-    nb = execute("model_developer.ipynb", setup)
-    text = outputs(nb)
+@pytest.fixture(scope="module")
+def developed(setup) -> nbformat.NotebookNode:
+    """The model-developer notebook, run once: the compliance notebook opens the champion it trains, and
+    pytest-randomly may run that test first."""
+    return execute("model_developer.ipynb", setup)
+
+
+def test_model_developer_notebook_runs(setup, developed):
+    text = outputs(developed)
     assert "test_pr_auc" in text
     assert 'class="chart chart-waterfall"' in text
     assert (Path(setup["AML_DATA_DIR"]) / "transactions.parquet").is_file()
 
 
-def test_compliance_notebook_runs(setup):
-    if not (Path(setup["AML_DATA_DIR"]) / "transactions.parquet").is_file():
-        pytest.skip("needs the bank and runs of the model-developer notebook")
+def test_compliance_notebook_runs(setup, developed):
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=setup["MLFLOW_TRACKING_URI"], registry_uri=setup["MLFLOW_TRACKING_URI"])
